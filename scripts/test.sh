@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: formatting, lints for native and wasm32, unit and integration
+# tests (SQLite and PostgreSQL), and the browser end-to-end tests in headless Chromium.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$CONFAB_ROOT"
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+step "tools"
+scripts/bootstrap.sh test
+
+step "services"
+scripts/services.sh
+
+step "formatting"
+cargo fmt --all --check
+
+step "lints (native)"
+cargo clippy --workspace --all-targets --features confab-server/browser-tests --locked -- -D warnings
+
+step "lints (wasm32)"
+cargo clippy -p confab-app -p confab-shared --target wasm32-unknown-unknown --locked -- -D warnings
+
+step "building the app for the browser tests"
+cargo leptos build
+
+step "tests"
+cargo test --workspace --features confab-server/browser-tests --locked

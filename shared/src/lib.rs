@@ -1,0 +1,12 @@
+//! Confab's wire protocol, shared by the server and the browser app so the two cannot disagree.
+//!
+//! - [`native`]: the JSON envelope spoken at `/ws` (`{"type": ...}`), contract 000 plus the
+//!   extensions documented in `PROTOCOL.md`.
+//! - [`limits`]: every limit a client must respect, so the app validates exactly as the
+//!   server does.
+//!
+//! This crate carries serde types only; it compiles for `wasm32-unknown-unknown` and native
+//! and depends on nothing server-side.
+
+pub mod limits;
+pub mod native;
