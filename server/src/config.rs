@@ -1,0 +1,94 @@
+//! Configuration: every option is a command-line flag and a `CONFAB_*` environment variable.
+//! The README's configuration table lists them all; keep the two in step.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::Parser;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "confab-server",
+    version,
+    about = "Confab real-time rooms server"
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "CONFAB_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// Directory for the embedded database and generated secrets.
+    #[arg(long, env = "CONFAB_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Database: `sqlite://PATH` or `postgres://...`. Default: `confab.db` in the data
+    /// directory.
+    #[arg(long, env = "CONFAB_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Secret for HS256 tokens (the guest tokens Confab issues and any HS256 JWT it accepts).
+    /// Default: a random secret generated once and kept in the data directory.
+    #[arg(long, env = "CONFAB_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// When set, tokens must carry this `iss` (Confab's own guest tokens excepted).
+    #[arg(long, env = "CONFAB_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// JWKS with the public keys of RS256/ES256 tokens: a file path or an http(s) URL.
+    #[arg(long, env = "CONFAB_JWKS")]
+    pub jwks: Option<String>,
+
+    /// Lifetime of guest tokens from `POST /api/auth/guest`, in seconds.
+    #[arg(long, env = "CONFAB_GUEST_TOKEN_TTL", default_value_t = 24 * 60 * 60)]
+    pub guest_token_ttl_secs: u64,
+
+    /// Messages a connection may send per second, on average.
+    #[arg(long, env = "CONFAB_MESSAGE_RATE", default_value_t = 20.0)]
+    pub message_rate: f64,
+
+    /// Messages a connection may send in a burst above the average rate.
+    #[arg(long, env = "CONFAB_MESSAGE_BURST", default_value_t = 40)]
+    pub message_burst: u32,
+
+    /// Events queued for one connection before it counts as too slow and is closed (1013).
+    #[arg(long, env = "CONFAB_OUTBOUND_QUEUE", default_value_t = 1024)]
+    pub outbound_queue: usize,
+
+    /// Log filter, in `tracing-subscriber`'s `EnvFilter` syntax.
+    #[arg(long, env = "CONFAB_LOG", default_value = "info")]
+    pub log: String,
+
+    /// The built app (`cargo leptos build --release` writes it to `target/site`).
+    #[arg(long, env = "CONFAB_SITE_DIR", default_value = "target/site")]
+    pub site_dir: PathBuf,
+}
+
+/// The HS256 secret of [`Config::for_tests`].
+pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret!";
+
+impl Config {
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| crate::store::default_url(&self.data_dir))
+    }
+
+    /// The configuration a test server uses: port 0 on loopback, everything in `data_dir`.
+    pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            database_url: None,
+            jwt_secret: Some(TEST_JWT_SECRET.into()),
+            jwt_issuer: None,
+            jwks: None,
+            guest_token_ttl_secs: 3600,
+            message_rate: 20.0,
+            message_burst: 40,
+            outbound_queue: 1024,
+            log: "warn".into(),
+            site_dir: PathBuf::from("/nonexistent-site"),
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! Why the core refused a request. The `Display` text is safe to send to a client, except
+//! for `Internal`, which says only "internal error" (the cause is logged).
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("not authenticated")]
+    NotSignedIn,
+    #[error("room not found")]
+    RoomNotFound,
+    #[error("room is full")]
+    RoomFull,
+    #[error("not a member of this room")]
+    NotAMember,
+    #[error("the game has already started")]
+    AlreadyPlaying,
+    #[error("too many rooms: the limit is {0}")]
+    TooManyRooms(usize),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("internal error")]
+    Internal(#[from] StoreError),
+}
+
+pub type CoreResult<T> = Result<T, CoreError>;
+
+impl CoreError {
+    pub fn invalid(text: impl Into<String>) -> Self {
+        Self::Invalid(text.into())
+    }
+
+    /// Logs the cause of an internal error; dialects call this before rendering one.
+    pub fn log_if_internal(&self) {
+        if let Self::Internal(cause) = self {
+            tracing::error!(error = %cause.0, "storage failed");
+        }
+    }
+}

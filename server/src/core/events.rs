@@ -1,0 +1,39 @@
+//! What the core tells connections: events, addressed to a topic.
+
+use super::model::{Member, Message, Profile, Room};
+
+/// Who an event is for. Connections subscribe to topics; fan-out delivers by topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Everyone subscribed to a room.
+    Room(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A stored chat message.
+    Message(Message),
+    MemberJoined {
+        room_key: String,
+        member: Member,
+    },
+    MemberLeft {
+        room_key: String,
+        user_id: String,
+    },
+    Typing {
+        room_key: String,
+        user: Profile,
+        typing: bool,
+    },
+    GameStarted(Room),
+}
+
+/// An event on its way to the subscribers of a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub topic: Topic,
+    pub event: Event,
+    /// Not delivered to this user's connections (e.g. their own typing indicator).
+    pub skip_user: Option<String>,
+}

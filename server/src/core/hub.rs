@@ -1,0 +1,206 @@
+//! This node's connections and their subscriptions, and delivery to them.
+//!
+//! Every connection has a bounded mailbox. Delivery never waits: a full mailbox means the
+//! connection cannot keep up, so it is flagged as overflowed and its dialect closes it,
+//! rather than memory growing or the room stalling behind it.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, RwLock},
+};
+
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    events::{Delivery, Topic},
+    model::Profile,
+};
+
+/// Identifies a connection on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+#[derive(Clone)]
+struct Mailbox {
+    queue: mpsc::Sender<Arc<Delivery>>,
+    overflowed: CancellationToken,
+}
+
+struct ConnEntry {
+    mailbox: Mailbox,
+    user: Option<Profile>,
+    topics: HashSet<Topic>,
+}
+
+#[derive(Default)]
+struct Registry {
+    conns: HashMap<ConnId, ConnEntry>,
+    /// Topic → its subscribers, each with the user id they were signed in as.
+    topics: HashMap<Topic, HashMap<ConnId, (Option<String>, Mailbox)>>,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    registry: RwLock<Registry>,
+}
+
+/// The receiving end of a connection's mailbox.
+pub struct Inbox {
+    pub queue: mpsc::Receiver<Arc<Delivery>>,
+    /// Cancelled when a delivery found the mailbox full.
+    pub overflowed: CancellationToken,
+}
+
+impl Hub {
+    pub fn add(&self, conn: ConnId, capacity: usize) -> Inbox {
+        let (queue, receiver) = mpsc::channel(capacity);
+        let overflowed = CancellationToken::new();
+        let mailbox = Mailbox {
+            queue,
+            overflowed: overflowed.clone(),
+        };
+        self.write().conns.insert(
+            conn,
+            ConnEntry {
+                mailbox,
+                user: None,
+                topics: HashSet::new(),
+            },
+        );
+        Inbox {
+            queue: receiver,
+            overflowed,
+        }
+    }
+
+    pub fn remove(&self, conn: ConnId) {
+        let mut registry = self.write();
+        if let Some(entry) = registry.conns.remove(&conn) {
+            for topic in entry.topics {
+                registry.unsubscribe_topic(conn, &topic);
+            }
+        }
+    }
+
+    pub fn user(&self, conn: ConnId) -> Option<Profile> {
+        self.read()
+            .conns
+            .get(&conn)
+            .and_then(|entry| entry.user.clone())
+    }
+
+    /// Sets who the connection is signed in as, dropping its subscriptions; returns who it
+    /// was before.
+    pub fn set_user(&self, conn: ConnId, user: Option<Profile>) -> Option<Profile> {
+        let mut registry = self.write();
+        let entry = registry.conns.get_mut(&conn)?;
+        let previous = std::mem::replace(&mut entry.user, user);
+        let topics = std::mem::take(&mut entry.topics);
+        for topic in topics {
+            registry.unsubscribe_topic(conn, &topic);
+        }
+        previous
+    }
+
+    /// Subscribes the connection to `topic`; `false` when it already has `limit` topics.
+    pub fn subscribe(&self, conn: ConnId, topic: Topic, limit: usize) -> bool {
+        let mut registry = self.write();
+        let Some(entry) = registry.conns.get_mut(&conn) else {
+            return true;
+        };
+        if entry.topics.contains(&topic) {
+            return true;
+        }
+        if entry.topics.len() >= limit {
+            return false;
+        }
+        entry.topics.insert(topic.clone());
+        let subscriber = (
+            entry.user.as_ref().map(|u| u.user_id.clone()),
+            entry.mailbox.clone(),
+        );
+        registry
+            .topics
+            .entry(topic)
+            .or_default()
+            .insert(conn, subscriber);
+        true
+    }
+
+    pub fn unsubscribe(&self, conn: ConnId, topic: &Topic) {
+        let mut registry = self.write();
+        if let Some(entry) = registry.conns.get_mut(&conn) {
+            entry.topics.remove(topic);
+        }
+        registry.unsubscribe_topic(conn, topic);
+    }
+
+    /// Unsubscribes every connection of `user_id` from `topic`.
+    pub fn unsubscribe_user(&self, user_id: &str, topic: &Topic) {
+        let mut registry = self.write();
+        let conns: Vec<ConnId> = registry
+            .topics
+            .get(topic)
+            .map(|subs| {
+                subs.iter()
+                    .filter(|(_, (user, _))| user.as_deref() == Some(user_id))
+                    .map(|(conn, _)| *conn)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for conn in conns {
+            if let Some(entry) = registry.conns.get_mut(&conn) {
+                entry.topics.remove(topic);
+            }
+            registry.unsubscribe_topic(conn, topic);
+        }
+    }
+
+    pub fn is_subscribed(&self, conn: ConnId, topic: &Topic) -> bool {
+        self.read()
+            .conns
+            .get(&conn)
+            .is_some_and(|entry| entry.topics.contains(topic))
+    }
+
+    /// Hands `delivery` to every local subscriber of its topic, without waiting.
+    pub fn deliver(&self, delivery: &Arc<Delivery>) {
+        let registry = self.read();
+        let Some(subscribers) = registry.topics.get(&delivery.topic) else {
+            return;
+        };
+        for (user, mailbox) in subscribers.values() {
+            if delivery.skip_user.is_some() && user.as_deref() == delivery.skip_user.as_deref() {
+                continue;
+            }
+            match mailbox.queue.try_send(Arc::clone(delivery)) {
+                Ok(()) | Err(TrySendError::Closed(_)) => {}
+                Err(TrySendError::Full(_)) => mailbox.overflowed.cancel(),
+            }
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
+        self.registry
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Registry> {
+        self.registry
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Registry {
+    fn unsubscribe_topic(&mut self, conn: ConnId, topic: &Topic) {
+        if let Some(subscribers) = self.topics.get_mut(topic) {
+            subscribers.remove(&conn);
+            if subscribers.is_empty() {
+                self.topics.remove(topic);
+            }
+        }
+    }
+}

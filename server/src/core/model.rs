@@ -1,0 +1,124 @@
+//! The core's data: what rooms, members and messages are, independent of any wire format.
+
+/// A user as the core knows them. Filled from token claims, kept in storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub user_id: String,
+    pub username: String,
+    /// Empty when unknown.
+    pub image_url: String,
+    /// Empty when unknown.
+    pub email: String,
+}
+
+/// Whether a room waits for players or is in a game.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Lobby,
+    Playing,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lobby => "lobby",
+            Self::Playing => "playing",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "lobby" => Some(Self::Lobby),
+            "playing" => Some(Self::Playing),
+            _ => None,
+        }
+    }
+}
+
+/// A stored room. `key` is the identity every dialect uses: a game-room code, a UUID or a
+/// free-form name, all in one namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    pub key: String,
+    /// A display name; empty for rooms created without one.
+    pub name: String,
+    pub room_type: String,
+    pub max_users: u32,
+    pub member_count: u32,
+    pub phase: Phase,
+    pub host_id: String,
+    /// The game state `start` stored: an opaque document the core does not read.
+    pub game_state: Option<String>,
+    pub created_at_ms: i64,
+    /// The sequence number of the newest message, 0 when there is none.
+    pub last_seq: u64,
+}
+
+/// A room to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRoom {
+    pub key: String,
+    pub name: String,
+    pub room_type: String,
+    pub max_users: u32,
+    pub host_id: String,
+    pub created_at_ms: i64,
+}
+
+/// A room member, with whether they have a connection open now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub profile: Profile,
+    pub joined_at_ms: i64,
+    pub online: bool,
+}
+
+/// What kind of content a message carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Text,
+    /// The body is an image URL.
+    Image,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Image => "image",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "text" => Some(Self::Text),
+            "image" => Some(Self::Image),
+            _ => None,
+        }
+    }
+}
+
+/// A message to store; the store gives it its sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub id: String,
+    pub room_key: String,
+    pub sender: Profile,
+    pub body: String,
+    pub kind: MessageKind,
+    pub created_at_ms: i64,
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: String,
+    pub room_key: String,
+    /// Position in the room, from 1, without gaps.
+    pub seq: u64,
+    /// The sender as they were when they sent it (email is not kept per message).
+    pub sender: Profile,
+    pub body: String,
+    pub kind: MessageKind,
+    pub created_at_ms: i64,
+}

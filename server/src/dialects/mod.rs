@@ -1,0 +1,12 @@
+//! The wire dialects. Each one decodes its wire format into calls on the core and renders the
+//! core's events back; none of them holds room logic of its own.
+
+pub mod native;
+
+use axum::Router;
+
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().merge(native::routes())
+}

@@ -1,0 +1,375 @@
+//! The native envelope at `/ws`: contract 000 and its extensions, typed by `confab_shared`.
+//!
+//! One task per connection reads frames, calls the core, and writes replies and the events
+//! the core delivers to the connection's inbox. `PROTOCOL.md` documents the behaviour,
+//! including the close codes used here.
+
+mod render;
+
+use std::time::Duration;
+
+use axum::{
+    extract::{
+        ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
+        State,
+    },
+    response::Response,
+    routing::get,
+    Router,
+};
+use confab_shared::{
+    limits::MAX_FRAME_BYTES,
+    native::{decode_client, ClientMessage, RoomStateView, ServerMessage},
+};
+use futures_util::{stream::SplitSink, SinkExt, StreamExt};
+use tokio::time::Instant;
+
+use crate::{
+    auth::{AuthError, Identity, EXPIRY_LEEWAY_SECS},
+    core::{model::MessageKind, now_ms, Connection, Core, CoreError, IfMissing, RoomSpec},
+    ratelimit::Bucket,
+    AppState,
+};
+
+/// Bytes tungstenite reads at a time. Its default (128 KiB) is zero-filled before every
+/// read, which costs most of a busy server's CPU and 128 KiB per idle connection.
+pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Close code for a connection whose outbound queue overflowed: it cannot keep up. It may
+/// reconnect and resume from the last sequence number it saw.
+pub const CLOSE_TOO_SLOW: u16 = close_code::AGAIN;
+
+/// Events written per flush at most, so one busy connection cannot starve its reads.
+const MAX_BATCH: usize = 64;
+
+/// How long a closing handshake may wait on a peer that stopped reading.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/ws", get(upgrade))
+}
+
+async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    ws.read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| {
+            let tracked = state.clone();
+            async move { tracked.spawn_connection(serve(socket, state)) }
+        })
+}
+
+type Sink = SplitSink<WebSocket, Message>;
+
+struct Session {
+    state: AppState,
+    conn: Connection,
+    identity: Option<Identity>,
+    limiter: Bucket,
+}
+
+/// One connection: frames in, replies and room events out, until either side closes or
+/// the server stops.
+async fn serve(socket: WebSocket, state: AppState) {
+    let (mut sink, mut stream) = socket.split();
+    let (conn, mut inbox) = state.core().connect();
+    let config = state.config();
+    let limiter = Bucket::new(config.message_burst, config.message_rate);
+    let mut session = Session {
+        state: state.clone(),
+        conn,
+        identity: None,
+        limiter,
+    };
+    let shutdown = state.shutdown_token().clone();
+    loop {
+        let expiry = session.expiry();
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                send_close(&mut sink, close_code::AWAY, "server shutting down").await;
+                return;
+            }
+            () = inbox.overflowed.cancelled() => {
+                send_close(&mut sink, CLOSE_TOO_SLOW, "too slow: outbound queue full").await;
+                return;
+            }
+            () = sleep_until(expiry) => {
+                session.expire();
+                let reply = ServerMessage::AuthError { error: AuthError::Expired.to_string() };
+                if send_all(&mut sink, [reply]).await.is_err() {
+                    return;
+                }
+            }
+            delivery = inbox.queue.recv() => {
+                let Some(delivery) = delivery else { return };
+                let mut batch = vec![render::event(&delivery.event)];
+                while batch.len() < MAX_BATCH {
+                    match inbox.queue.try_recv() {
+                        Ok(delivery) => batch.push(render::event(&delivery.event)),
+                        Err(_) => break,
+                    }
+                }
+                if send_all(&mut sink, batch).await.is_err() {
+                    return;
+                }
+            }
+            frame = stream.next() => {
+                let replies = match frame {
+                    Some(Ok(Message::Text(text))) => session.handle_text(&text).await,
+                    Some(Ok(Message::Binary(_))) => vec![error("binary frames are not supported; send JSON text")],
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None => return,
+                    Some(Err(err)) => {
+                        // The only read errors that leave the socket writable are size limits.
+                        tracing::debug!(%err, "websocket read failed");
+                        send_close(&mut sink, close_code::SIZE, "message too big").await;
+                        return;
+                    }
+                };
+                if send_all(&mut sink, replies).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn send_all(
+    sink: &mut Sink,
+    messages: impl IntoIterator<Item = ServerMessage>,
+) -> Result<(), axum::Error> {
+    for message in messages {
+        sink.feed(Message::Text(Utf8Bytes::from(message.to_json())))
+            .await?;
+    }
+    sink.flush().await
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Session {
+    fn core(&self) -> &Core {
+        self.state.core()
+    }
+
+    /// When the session's token expires (with the verifier's leeway).
+    fn expiry(&self) -> Option<Instant> {
+        let identity = self.identity.as_ref()?;
+        let left_ms = (identity.expires_at + i64::try_from(EXPIRY_LEEWAY_SECS).unwrap_or(0)) * 1000
+            - now_ms();
+        Some(Instant::now() + Duration::from_millis(u64::try_from(left_ms).unwrap_or(0)))
+    }
+
+    fn expire(&mut self) {
+        self.identity = None;
+        self.core().sign_out(&self.conn);
+    }
+
+    async fn handle_text(&mut self, text: &str) -> Vec<ServerMessage> {
+        if !self.limiter.try_take(std::time::Instant::now()) {
+            return vec![error("rate limit exceeded; slow down")];
+        }
+        match decode_client(text) {
+            Ok(message) => self.handle(message).await,
+            Err(err) => vec![error(&err.to_string())],
+        }
+    }
+
+    async fn handle(&mut self, message: ClientMessage) -> Vec<ServerMessage> {
+        match message {
+            ClientMessage::Auth { user_id, token } => self.authenticate(user_id, &token).await,
+            ClientMessage::Ping => vec![self.current_state().await],
+            ClientMessage::RoomState { code: None } => vec![self.current_state().await],
+            ClientMessage::RoomState { code: Some(code) } => {
+                let core = self.core();
+                room_reply(
+                    &code,
+                    core.room(&self.conn, &code).await.map(|room| {
+                        vec![ServerMessage::RoomState {
+                            room: RoomStateView::Room(render::room(&room)),
+                        }]
+                    }),
+                )
+            }
+            ClientMessage::RoomCreate {
+                room_type,
+                max_users,
+            } => {
+                let spec = RoomSpec {
+                    key: None,
+                    name: String::new(),
+                    room_type,
+                    max_users,
+                };
+                room_reply(
+                    "",
+                    self.core().create_room(&self.conn, spec).await.map(|room| {
+                        vec![ServerMessage::RoomCreated {
+                            room: render::room(&room),
+                        }]
+                    }),
+                )
+            }
+            ClientMessage::RoomJoin { code } => {
+                let joined = self
+                    .core()
+                    .join_room(&self.conn, &code, IfMissing::Refuse)
+                    .await;
+                room_reply(
+                    &code,
+                    joined.map(|joined| {
+                        vec![
+                            ServerMessage::RoomJoined {
+                                room: render::room(&joined.room),
+                                users: joined.members.iter().map(render::member).collect(),
+                            },
+                            ServerMessage::RoomHistory {
+                                code: code.clone(),
+                                messages: joined.history.iter().map(render::message).collect(),
+                            },
+                        ]
+                    }),
+                )
+            }
+            ClientMessage::RoomLeave { code } => {
+                let left = self.core().leave_room(&self.conn, &code).await;
+                room_reply(
+                    &code,
+                    left.map(|()| vec![ServerMessage::RoomLeft { code: code.clone() }]),
+                )
+            }
+            ClientMessage::RoomChat { code, message } => {
+                // The sender sees its message in the broadcast, like everyone else.
+                let posted = self
+                    .core()
+                    .post_message(&self.conn, &code, &message, MessageKind::Text)
+                    .await;
+                room_reply(&code, posted.map(|_| Vec::new()))
+            }
+            ClientMessage::RoomStart { code, game_state } => {
+                let started = self
+                    .core()
+                    .start_game(&self.conn, &code, &game_state.to_string())
+                    .await;
+                room_reply(&code, started.map(|_| Vec::new()))
+            }
+            ClientMessage::RoomTyping { code, typing } => room_reply(
+                &code,
+                self.core()
+                    .set_typing(&self.conn, &code, typing)
+                    .await
+                    .map(|()| Vec::new()),
+            ),
+            ClientMessage::RoomHistory { code, after_seq } => {
+                let history = self
+                    .core()
+                    .history_after(&self.conn, &code, after_seq)
+                    .await;
+                room_reply(
+                    &code,
+                    history.map(|messages| {
+                        vec![ServerMessage::RoomHistory {
+                            code: code.clone(),
+                            messages: messages.iter().map(render::message).collect(),
+                        }]
+                    }),
+                )
+            }
+        }
+    }
+
+    async fn authenticate(&mut self, user_id: Option<String>, token: &str) -> Vec<ServerMessage> {
+        let verified =
+            self.state
+                .verifier()
+                .verify(token)
+                .await
+                .and_then(|identity| match user_id {
+                    Some(claimed) if claimed != identity.profile.user_id => {
+                        Err(AuthError::UserMismatch)
+                    }
+                    _ => Ok(identity),
+                });
+        let identity = match verified {
+            Ok(identity) => identity,
+            Err(err) => {
+                return vec![ServerMessage::AuthError {
+                    error: err.to_string(),
+                }]
+            }
+        };
+        let core = self.core().clone();
+        if let Err(err) = core.sign_in(&self.conn, identity.profile.clone()).await {
+            return vec![ServerMessage::AuthError {
+                error: client_text(&err),
+            }];
+        }
+        // A reconnecting member receives their rooms again without re-joining.
+        if let Err(err) = core.resubscribe(&self.conn).await {
+            err.log_if_internal();
+        }
+        let ok = ServerMessage::AuthOk {
+            user_id: identity.profile.user_id.clone(),
+            username: identity.profile.username.clone(),
+            image_url: identity.profile.image_url.clone(),
+            issuer: identity.issuer.clone(),
+            exp: identity.expires_at,
+        };
+        self.identity = Some(identity);
+        vec![ok, self.current_state().await]
+    }
+
+    /// `room:state` for the caller's current room; the lobby when signed out or in no room.
+    async fn current_state(&self) -> ServerMessage {
+        let lobby = ServerMessage::RoomState {
+            room: RoomStateView::lobby(),
+        };
+        if self.identity.is_none() {
+            return lobby;
+        }
+        match self.core().current_room(&self.conn).await {
+            Ok(Some(room)) => ServerMessage::RoomState {
+                room: RoomStateView::Room(render::room(&room)),
+            },
+            Ok(None) => lobby,
+            Err(err) => room_error(None, &err),
+        }
+    }
+}
+
+/// The replies of a room action, or its `room:error`.
+fn room_reply(code: &str, result: Result<Vec<ServerMessage>, CoreError>) -> Vec<ServerMessage> {
+    result.unwrap_or_else(|err| vec![room_error(Some(code).filter(|c| !c.is_empty()), &err)])
+}
+
+fn room_error(code: Option<&str>, err: &CoreError) -> ServerMessage {
+    ServerMessage::RoomError {
+        error: client_text(err),
+        code: code.map(str::to_owned),
+    }
+}
+
+fn client_text(err: &CoreError) -> String {
+    err.log_if_internal();
+    err.to_string()
+}
+
+fn error(text: &str) -> ServerMessage {
+    ServerMessage::Error {
+        error: text.to_owned(),
+    }
+}
+
+/// Sends a close frame, giving up after [`CLOSE_TIMEOUT`] on a peer that does not read.
+async fn send_close(sink: &mut Sink, code: u16, reason: &'static str) {
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }));
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(frame)).await;
+}

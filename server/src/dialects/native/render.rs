@@ -1,0 +1,83 @@
+//! Core values → the native envelope.
+
+use confab_shared::native::{self as wire, ChatMessage, RoomPhase, RoomUser, ServerMessage};
+use serde_json::Value;
+
+use crate::core::{
+    events::Event,
+    model::{Member, Message, Phase, Room},
+};
+
+pub fn room(room: &Room) -> wire::Room {
+    wire::Room {
+        code: room.key.clone(),
+        room_type: room.room_type.clone(),
+        max_users: room.max_users,
+        state: match room.phase {
+            Phase::Lobby => RoomPhase::Lobby,
+            Phase::Playing => RoomPhase::Playing,
+        },
+        host_id: room.host_id.clone(),
+        // Stored from a JSON value by this dialect or another; a document that is not JSON
+        // is passed on as a string rather than lost.
+        game_state: room
+            .game_state
+            .as_deref()
+            .map(|text| {
+                serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+            })
+            .unwrap_or(Value::Null),
+        created_at: room.created_at_ms / 1000,
+        last_seq: room.last_seq,
+    }
+}
+
+pub fn member(member: &Member) -> RoomUser {
+    RoomUser {
+        user_id: member.profile.user_id.clone(),
+        username: member.profile.username.clone(),
+        image_url: member.profile.image_url.clone(),
+        online: member.online,
+    }
+}
+
+pub fn message(message: &Message) -> ChatMessage {
+    ChatMessage {
+        code: message.room_key.clone(),
+        from: message.sender.user_id.clone(),
+        message: message.body.clone(),
+        ts: message.created_at_ms / 1000,
+        username: message.sender.username.clone(),
+        image_url: message.sender.image_url.clone(),
+        id: message.id.clone(),
+        seq: message.seq,
+    }
+}
+
+pub fn event(event: &Event) -> ServerMessage {
+    match event {
+        Event::Message(m) => ServerMessage::RoomChat(message(m)),
+        Event::MemberJoined {
+            room_key,
+            member: m,
+        } => ServerMessage::RoomUserJoined {
+            code: room_key.clone(),
+            user: member(m),
+        },
+        Event::MemberLeft { room_key, user_id } => ServerMessage::RoomUserLeft {
+            code: room_key.clone(),
+            user_id: user_id.clone(),
+        },
+        Event::Typing {
+            room_key,
+            user,
+            typing,
+        } => ServerMessage::RoomTyping {
+            code: room_key.clone(),
+            user_id: user.user_id.clone(),
+            username: user.username.clone(),
+            typing: *typing,
+        },
+        Event::GameStarted(r) => ServerMessage::RoomStarted { room: room(r) },
+    }
+}

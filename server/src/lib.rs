@@ -1,0 +1,180 @@
+//! Confab's server. `ARCHITECTURE.md` at the repository root is the map; in short:
+//!
+//! - [`dialects`] turn each wire format into calls on the core and render its events back;
+//! - [`http`] holds the plain HTTP routes and the static site;
+//! - [`Server`] ties them to a listener and shuts them down gracefully.
+
+pub mod auth;
+pub mod config;
+pub mod core;
+pub mod dialects;
+pub mod fanout;
+pub mod http;
+pub mod ratelimit;
+pub mod store;
+pub mod telemetry;
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::Context;
+use axum::Router;
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    auth::{guest, JwksSource, Verifier},
+    config::Config,
+    core::{Core, CoreSettings},
+    ratelimit::KeyedLimiter,
+};
+
+/// How long shutdown waits for open connections to close before giving up on them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<AppStateInner>,
+}
+
+struct AppStateInner {
+    config: Config,
+    core: Core,
+    verifier: Verifier,
+    guest_limiter: KeyedLimiter<IpAddr>,
+    /// Cancelled when the server shuts down; every long-lived connection watches it.
+    shutdown: CancellationToken,
+    /// Tracks connection tasks so shutdown can wait for their close frames to go out.
+    connections: TaskTracker,
+}
+
+impl AppState {
+    async fn new(config: Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+        let store = store::open(&config.database_url()).await?;
+        let settings = CoreSettings {
+            mailbox_capacity: config.outbound_queue,
+            ..CoreSettings::default()
+        };
+        let secret = auth::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
+        let verifier = Verifier::new(
+            &secret,
+            config.jwt_issuer.clone(),
+            config.jwks.as_deref().map(JwksSource::parse),
+        );
+        Ok(Self {
+            inner: Arc::new(AppStateInner {
+                core: Core::new(store, settings),
+                verifier,
+                guest_limiter: KeyedLimiter::per_minute(
+                    guest::GUEST_TOKENS_BURST,
+                    guest::GUEST_TOKENS_PER_MINUTE,
+                ),
+                config,
+                shutdown: CancellationToken::new(),
+                connections: TaskTracker::new(),
+            }),
+        })
+    }
+
+    pub fn core(&self) -> &Core {
+        &self.inner.core
+    }
+
+    pub fn verifier(&self) -> &Verifier {
+        &self.inner.verifier
+    }
+
+    pub fn guest_limiter(&self) -> &KeyedLimiter<IpAddr> {
+        &self.inner.guest_limiter
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    /// Runs a connection's task so that shutdown waits for it.
+    pub fn spawn_connection<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.inner.connections.spawn(task);
+    }
+}
+
+/// Every route: the dialects, the HTTP API and the static site.
+pub fn router(state: AppState) -> Router {
+    http::routes(&state.inner.config.site_dir)
+        .merge(dialects::routes())
+        .with_state(state)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    state: AppState,
+    serve: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Binds `config.addr` and starts serving in the background.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.addr))?;
+        let addr = listener.local_addr()?;
+        http::site::warn_if_missing(&config.site_dir);
+        let state = AppState::new(config).await?;
+        let app = router(state.clone());
+        let token = state.inner.shutdown.clone();
+        let serve = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+        });
+        Ok(Self { addr, state, serve })
+    }
+
+    /// The address it listens on (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, closes every open WebSocket with 1001 and waits (up to
+    /// [`SHUTDOWN_GRACE`]) for them to go.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let inner = &self.state.inner;
+        inner.shutdown.cancel();
+        inner.connections.close();
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            let served = self.serve.await;
+            inner.connections.wait().await;
+            served
+        })
+        .await;
+        match drained {
+            Ok(served) => served?.context("server failed")?,
+            Err(_) => {
+                tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; dropping them")
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,86 @@
+//! Storage: one small interface, implemented once in SQL for SQLite and PostgreSQL
+//! ([`sql::SqlStore`]). The same test suite runs against both.
+
+mod sql;
+
+use std::{path::Path, sync::Arc};
+
+use async_trait::async_trait;
+
+pub use sql::SqlStore;
+
+use crate::core::model::{Member, Message, NewMessage, NewRoom, Profile, Room};
+
+/// A storage failure. Never shown to clients: dialects log it and answer "internal error".
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct StoreError(#[from] pub anyhow::Error);
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        Self(err.into())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The outcome of adding a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddMember {
+    Added,
+    AlreadyMember,
+    Full,
+    NoSuchRoom,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates or updates a profile (the username and avatar caches of contract 000).
+    async fn upsert_profile(&self, profile: &Profile, now_ms: i64) -> StoreResult<()>;
+    async fn profile(&self, user_id: &str) -> StoreResult<Option<Profile>>;
+
+    /// Creates a room; `false` when a room with that key exists already.
+    async fn create_room(&self, room: &NewRoom) -> StoreResult<bool>;
+    async fn room(&self, key: &str) -> StoreResult<Option<Room>>;
+    /// Marks a room as playing with `game_state`; `None` when there is no such room.
+    async fn start_game(&self, key: &str, game_state: &str) -> StoreResult<Option<Room>>;
+
+    /// Adds a member unless the room is full, atomically.
+    async fn add_member(&self, key: &str, user_id: &str, now_ms: i64) -> StoreResult<AddMember>;
+    /// Removes a member; `false` when they were not one.
+    async fn remove_member(&self, key: &str, user_id: &str) -> StoreResult<bool>;
+    async fn is_member(&self, key: &str, user_id: &str) -> StoreResult<bool>;
+    /// Members in the order they joined (`online` is always false: presence is not stored).
+    async fn members(&self, key: &str) -> StoreResult<Vec<Member>>;
+    /// The keys of the rooms `user_id` is a member of, most recently joined first.
+    async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>>;
+
+    /// Stores a message with the room's next sequence number; `None` when there is no such
+    /// room.
+    async fn append_message(&self, message: &NewMessage) -> StoreResult<Option<Message>>;
+    /// The newest `limit` messages, oldest first.
+    async fn recent_messages(&self, key: &str, limit: usize) -> StoreResult<Vec<Message>>;
+    /// Up to `limit` messages with a sequence number above `after_seq`, oldest first.
+    async fn messages_after(
+        &self,
+        key: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>>;
+}
+
+/// Opens the database `url` names (`sqlite://…` or `postgres://…`) and migrates it.
+pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(SqlStore::<sqlx::Postgres>::connect(url).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqlStore::<sqlx::Sqlite>::connect(url).await?))
+    } else {
+        anyhow::bail!("unsupported database URL (expected sqlite://… or postgres://…)")
+    }
+}
+
+/// The default database: `confab.db` in the data directory.
+pub fn default_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("confab.db").display())
+}

@@ -1,0 +1,379 @@
+//! The SQL store. The schema and every statement are written in the subset SQLite and
+//! PostgreSQL share (`$N` parameters, `ON CONFLICT`, `RETURNING`), and one body of code,
+//! expanded once per database by `impl_store!`, runs them.
+//!
+//! Atomicity without database-specific locking: "join unless full" and "next sequence
+//! number" are single conditional `UPDATE … RETURNING` statements on the room's row, which
+//! both databases serialise per row.
+
+use std::{str::FromStr, time::Duration};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use sqlx::{
+    postgres::{PgPoolOptions, PgRow},
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
+    Database, Pool, Postgres, Row, Sqlite,
+};
+
+use super::{AddMember, Store, StoreError, StoreResult};
+use crate::core::model::{Member, Message, MessageKind, NewMessage, NewRoom, Phase, Profile, Room};
+
+/// How long a query waits for a free connection (or, on SQLite, for the write lock).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections per pool. SQLite has one writer whatever this is; readers run alongside (WAL).
+const SQLITE_POOL_SIZE: u32 = 8;
+const POSTGRES_POOL_SIZE: u32 = 16;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub struct SqlStore<DB: Database> {
+    pool: Pool<DB>,
+}
+
+impl SqlStore<Sqlite> {
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .context("invalid SQLite URL")?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(ACQUIRE_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(SQLITE_POOL_SIZE)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .context("cannot open the SQLite database")?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .context("cannot migrate the SQLite database")?;
+        Ok(Self { pool })
+    }
+}
+
+impl SqlStore<Postgres> {
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(POSTGRES_POOL_SIZE)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await
+            .context("cannot connect to PostgreSQL")?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .context("cannot migrate the PostgreSQL database")?;
+        Ok(Self { pool })
+    }
+}
+
+const ROOM_COLUMNS: &str =
+    "id, name, room_type, max_users, member_count, phase, host_id, game_state, created_at, last_seq";
+const MESSAGE_COLUMNS: &str =
+    "id, room_id, seq, user_id, username, image_url, body, kind, created_at";
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError(anyhow::anyhow!("corrupt row: {what}"))
+}
+
+fn to_u32(value: i64, what: &str) -> StoreResult<u32> {
+    u32::try_from(value).map_err(|_| corrupt(what))
+}
+
+fn to_u64(value: i64, what: &str) -> StoreResult<u64> {
+    u64::try_from(value).map_err(|_| corrupt(what))
+}
+
+fn to_i64(value: u64) -> i64 {
+    // Sequence numbers and limits come from this process and stay far below i64::MAX.
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+macro_rules! impl_store {
+    ($db:ty, $row:ty) => {
+        impl SqlStore<$db> {
+            fn room_from_row(row: &$row) -> StoreResult<Room> {
+                let phase: String = row.try_get("phase")?;
+                Ok(Room {
+                    key: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    room_type: row.try_get("room_type")?,
+                    max_users: to_u32(row.try_get("max_users")?, "max_users")?,
+                    member_count: to_u32(row.try_get("member_count")?, "member_count")?,
+                    phase: Phase::parse(&phase).ok_or_else(|| corrupt("phase"))?,
+                    host_id: row.try_get("host_id")?,
+                    game_state: row.try_get("game_state")?,
+                    created_at_ms: row.try_get("created_at")?,
+                    last_seq: to_u64(row.try_get("last_seq")?, "last_seq")?,
+                })
+            }
+
+            fn message_from_row(row: &$row) -> StoreResult<Message> {
+                let kind: String = row.try_get("kind")?;
+                Ok(Message {
+                    id: row.try_get("id")?,
+                    room_key: row.try_get("room_id")?,
+                    seq: to_u64(row.try_get("seq")?, "seq")?,
+                    sender: Profile {
+                        user_id: row.try_get("user_id")?,
+                        username: row.try_get("username")?,
+                        image_url: row.try_get("image_url")?,
+                        email: String::new(),
+                    },
+                    body: row.try_get("body")?,
+                    kind: MessageKind::parse(&kind).ok_or_else(|| corrupt("kind"))?,
+                    created_at_ms: row.try_get("created_at")?,
+                })
+            }
+        }
+
+        #[async_trait]
+        impl Store for SqlStore<$db> {
+            async fn upsert_profile(&self, profile: &Profile, now_ms: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO profiles (user_id, username, image_url, email, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (user_id) DO UPDATE SET username = excluded.username, \
+                     image_url = excluded.image_url, email = excluded.email, \
+                     updated_at = excluded.updated_at",
+                )
+                .bind(&profile.user_id)
+                .bind(&profile.username)
+                .bind(&profile.image_url)
+                .bind(&profile.email)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn profile(&self, user_id: &str) -> StoreResult<Option<Profile>> {
+                let row = sqlx::query(
+                    "SELECT user_id, username, image_url, email FROM profiles WHERE user_id = $1",
+                )
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|row| {
+                    Ok(Profile {
+                        user_id: row.try_get("user_id")?,
+                        username: row.try_get("username")?,
+                        image_url: row.try_get("image_url")?,
+                        email: row.try_get("email")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn create_room(&self, room: &NewRoom) -> StoreResult<bool> {
+                let created = sqlx::query(
+                    "INSERT INTO rooms (id, name, room_type, max_users, phase, host_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(&room.key)
+                .bind(&room.name)
+                .bind(&room.room_type)
+                .bind(i64::from(room.max_users))
+                .bind(Phase::Lobby.as_str())
+                .bind(&room.host_id)
+                .bind(room.created_at_ms)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(created == 1)
+            }
+
+            async fn room(&self, key: &str) -> StoreResult<Option<Room>> {
+                let row = sqlx::query(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1"))
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(Self::room_from_row).transpose()
+            }
+
+            async fn start_game(&self, key: &str, game_state: &str) -> StoreResult<Option<Room>> {
+                let row = sqlx::query(&format!(
+                    "UPDATE rooms SET phase = $2, game_state = $3 WHERE id = $1 RETURNING {ROOM_COLUMNS}"
+                ))
+                .bind(key)
+                .bind(Phase::Playing.as_str())
+                .bind(game_state)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(Self::room_from_row).transpose()
+            }
+
+            async fn add_member(&self, key: &str, user_id: &str, now_ms: i64) -> StoreResult<AddMember> {
+                if self.is_member(key, user_id).await? {
+                    return Ok(AddMember::AlreadyMember);
+                }
+                let mut tx = self.pool.begin().await?;
+                let seat = sqlx::query(
+                    "UPDATE rooms SET member_count = member_count + 1 \
+                     WHERE id = $1 AND member_count < max_users RETURNING id",
+                )
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if seat.is_none() {
+                    drop(tx);
+                    let exists = self.room(key).await?.is_some();
+                    return Ok(if exists { AddMember::Full } else { AddMember::NoSuchRoom });
+                }
+                let inserted = sqlx::query(
+                    "INSERT INTO memberships (room_id, user_id, joined_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (room_id, user_id) DO NOTHING",
+                )
+                .bind(key)
+                .bind(user_id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    // A concurrent join of the same user won; give the seat back.
+                    tx.rollback().await?;
+                    return Ok(AddMember::AlreadyMember);
+                }
+                tx.commit().await?;
+                Ok(AddMember::Added)
+            }
+
+            async fn remove_member(&self, key: &str, user_id: &str) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let removed = sqlx::query("DELETE FROM memberships WHERE room_id = $1 AND user_id = $2")
+                    .bind(key)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if removed == 1 {
+                    sqlx::query("UPDATE rooms SET member_count = member_count - 1 WHERE id = $1")
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(removed == 1)
+            }
+
+            async fn is_member(&self, key: &str, user_id: &str) -> StoreResult<bool> {
+                let row = sqlx::query("SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2")
+                    .bind(key)
+                    .bind(user_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.is_some())
+            }
+
+            async fn members(&self, key: &str) -> StoreResult<Vec<Member>> {
+                let rows = sqlx::query(
+                    "SELECT m.user_id, m.joined_at, COALESCE(p.username, m.user_id) AS username, \
+                     COALESCE(p.image_url, '') AS image_url, COALESCE(p.email, '') AS email \
+                     FROM memberships m LEFT JOIN profiles p ON p.user_id = m.user_id \
+                     WHERE m.room_id = $1 ORDER BY m.joined_at, m.user_id",
+                )
+                .bind(key)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(Member {
+                            profile: Profile {
+                                user_id: row.try_get("user_id")?,
+                                username: row.try_get("username")?,
+                                image_url: row.try_get("image_url")?,
+                                email: row.try_get("email")?,
+                            },
+                            joined_at_ms: row.try_get("joined_at")?,
+                            online: false,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
+                let rows = sqlx::query(
+                    "SELECT room_id FROM memberships WHERE user_id = $1 \
+                     ORDER BY joined_at DESC, room_id",
+                )
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|row| Ok(row.try_get("room_id")?)).collect()
+            }
+
+            async fn append_message(&self, message: &NewMessage) -> StoreResult<Option<Message>> {
+                let mut tx = self.pool.begin().await?;
+                let Some(row) =
+                    sqlx::query("UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
+                        .bind(&message.room_key)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                else {
+                    return Ok(None);
+                };
+                let seq: i64 = row.try_get("last_seq")?;
+                sqlx::query(
+                    "INSERT INTO messages (id, room_id, seq, user_id, username, image_url, body, kind, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&message.id)
+                .bind(&message.room_key)
+                .bind(seq)
+                .bind(&message.sender.user_id)
+                .bind(&message.sender.username)
+                .bind(&message.sender.image_url)
+                .bind(&message.body)
+                .bind(message.kind.as_str())
+                .bind(message.created_at_ms)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(Some(Message {
+                    id: message.id.clone(),
+                    room_key: message.room_key.clone(),
+                    seq: to_u64(seq, "seq")?,
+                    sender: Profile { email: String::new(), ..message.sender.clone() },
+                    body: message.body.clone(),
+                    kind: message.kind,
+                    created_at_ms: message.created_at_ms,
+                }))
+            }
+
+            async fn recent_messages(&self, key: &str, limit: usize) -> StoreResult<Vec<Message>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 ORDER BY seq DESC LIMIT $2"
+                ))
+                .bind(key)
+                .bind(to_i64(limit as u64))
+                .fetch_all(&self.pool)
+                .await?;
+                let mut messages = rows.iter().map(Self::message_from_row).collect::<StoreResult<Vec<_>>>()?;
+                messages.reverse();
+                Ok(messages)
+            }
+
+            async fn messages_after(&self, key: &str, after_seq: u64, limit: usize) -> StoreResult<Vec<Message>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 \
+                     ORDER BY seq LIMIT $3"
+                ))
+                .bind(key)
+                .bind(to_i64(after_seq))
+                .bind(to_i64(limit as u64))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::message_from_row).collect()
+            }
+        }
+    };
+}
+
+impl_store!(Sqlite, SqliteRow);
+impl_store!(Postgres, PgRow);

@@ -1,0 +1,186 @@
+//! Drives a real headless Chromium through chromedriver. Every wait has a timeout, so a
+//! broken server fails a test instead of hanging it.
+
+use std::{
+    path::PathBuf,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use fantoccini::{error::CmdError, Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+/// How long a test waits for something to appear on screen.
+pub const SCREEN_WAIT: Duration = Duration::from_secs(10);
+
+/// The built app. `scripts/test.sh` builds it with cargo-leptos before the tests run.
+pub fn site_dir() -> PathBuf {
+    let dir = std::env::var_os("CONFAB_TEST_SITE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site")));
+    assert!(
+        dir.join("shell.html").is_file(),
+        "no built app in {}: run `cargo leptos build` first (scripts/test.sh does)",
+        dir.display()
+    );
+    dir
+}
+
+/// A chromedriver process on a free port, killed on drop.
+pub struct Chromedriver {
+    _child: Child,
+    port: u16,
+}
+
+impl Chromedriver {
+    pub async fn start() -> Self {
+        let port = free_port();
+        let child =
+            Command::new(std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()))
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("chromedriver runs (scripts/bootstrap.sh test installs it)");
+        let deadline = Instant::now() + SCREEN_WAIT;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self {
+            _child: child,
+            port,
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One browser window with a profile of its own.
+pub struct Browser {
+    client: Client,
+    _profile: tempfile::TempDir,
+}
+
+#[derive(Debug)]
+pub enum WaitError {
+    /// Nothing matched within the time allowed.
+    TimedOut {
+        selector: String,
+        waited: Duration,
+    },
+    Browser(CmdError),
+}
+
+impl std::fmt::Display for WaitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TimedOut { selector, waited } => {
+                write!(
+                    f,
+                    "nothing with text matched {selector:?} within {waited:?}"
+                )
+            }
+            Self::Browser(err) => write!(f, "the browser failed: {err}"),
+        }
+    }
+}
+
+impl Browser {
+    pub async fn open(driver: &Chromedriver) -> Self {
+        let profile = tempfile::tempdir().unwrap();
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            },
+        });
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities.as_object().unwrap().clone())
+            .connect(&format!("http://127.0.0.1:{}", driver.port))
+            .await
+            .expect("chromium starts under chromedriver");
+        Self {
+            client,
+            _profile: profile,
+        }
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.client.goto(url).await.expect("page loads");
+    }
+
+    /// The text of the first element matching `selector`, once one exists and its text is
+    /// not empty; `WaitError::TimedOut` after `timeout`.
+    pub async fn wait_for_text(
+        &self,
+        selector: &str,
+        timeout: Duration,
+    ) -> Result<String, WaitError> {
+        let started = Instant::now();
+        loop {
+            match self.client.find(Locator::Css(selector)).await {
+                Ok(element) => {
+                    let text = element.text().await.map_err(WaitError::Browser)?;
+                    if !text.is_empty() {
+                        return Ok(text);
+                    }
+                }
+                Err(err) if err.is_no_such_element() => {}
+                Err(err) => return Err(WaitError::Browser(err)),
+            }
+            if started.elapsed() >= timeout {
+                return Err(WaitError::TimedOut {
+                    selector: selector.to_owned(),
+                    waited: started.elapsed(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The page's visible text.
+    pub async fn body_text(&self) -> String {
+        self.client
+            .find(Locator::Css("body"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Saves a screenshot under `target/screenshots/` (a build artifact, not committed).
+    pub async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        let dir = PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/screenshots"
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}

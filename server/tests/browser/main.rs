@@ -1,0 +1,69 @@
+//! End-to-end tests in headless Chromium against the real server and the built app.
+
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use axum::{extract::ws::WebSocketUpgrade, routing::get, Router};
+use confab_server::{config::Config, http::site, Server};
+use futures_util::StreamExt;
+use harness::{site_dir, Browser, Chromedriver, WaitError, SCREEN_WAIT};
+
+async fn spawn_app_serving_site() -> (Server, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(data.path());
+    config.site_dir = site_dir();
+    (Server::start(config).await.expect("server starts"), data)
+}
+
+#[tokio::test]
+async fn the_app_shows_the_servers_answer_to_its_ping() {
+    let (server, _data) = spawn_app_serving_site().await;
+    let driver = Chromedriver::start().await;
+    let browser = Browser::open(&driver).await;
+    browser.goto(&format!("http://{}/", server.addr())).await;
+
+    let state = browser
+        .wait_for_text("[data-testid=room-state]", SCREEN_WAIT)
+        .await;
+    browser.screenshot("first-ping").await;
+    assert_eq!(state.unwrap_or_else(|err| panic!("{err}")), "lobby");
+    assert!(browser.body_text().await.contains("Connected"));
+    browser.close().await;
+    server.shutdown().await.unwrap();
+}
+
+/// A server whose `/ws` accepts connections and never answers: the test's wait must end in a
+/// timeout error, not hang, and the page must still say it is connecting.
+#[tokio::test]
+async fn a_server_that_never_answers_makes_the_wait_fail_not_hang() {
+    let silent_ws = Router::new().route(
+        "/ws",
+        get(|ws: WebSocketUpgrade| async {
+            ws.on_upgrade(|mut socket| async move { while socket.next().await.is_some() {} })
+        }),
+    );
+    let app = site::serve(silent_ws, &site_dir());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let driver = Chromedriver::start().await;
+    let browser = Browser::open(&driver).await;
+    browser.goto(&format!("http://{addr}/")).await;
+    let allowed = Duration::from_secs(2);
+    let started = Instant::now();
+    let outcome = browser
+        .wait_for_text("[data-testid=room-state]", allowed)
+        .await;
+    match outcome {
+        Err(WaitError::TimedOut { waited, .. }) => assert!(waited >= allowed),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < allowed + Duration::from_secs(3),
+        "the wait overran"
+    );
+    assert!(browser.body_text().await.contains("Connecting"));
+    browser.close().await;
+}

@@ -1,0 +1,208 @@
+//! Test helpers: a real server on a free port with its own data directory, and a real
+//! WebSocket client.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+pub mod db;
+pub mod tokens;
+
+use std::{net::SocketAddr, time::Duration};
+
+use confab_server::{config::Config, Server};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::{
+    tungstenite::{protocol::CloseFrame, Message},
+    MaybeTlsStream, WebSocketStream,
+};
+
+/// How long a test waits for anything before failing.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub use db::Backend;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub config: Config,
+    pub backend: Backend,
+    server: Option<Server>,
+    _data_dir: tempfile::TempDir,
+}
+
+/// Starts a server on 127.0.0.1:0 with a fresh data directory and SQLite database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], after `configure` has adjusted the configuration.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_on_with(Backend::Sqlite, configure).await
+}
+
+/// A server on a fresh database of `backend`.
+pub async fn spawn_app_on(backend: Backend) -> TestApp {
+    spawn_app_on_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_on_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::for_tests(data_dir.path());
+    config.database_url = Some(db::fresh_database_url(backend, data_dir.path()).await);
+    configure(&mut config);
+    let server = Server::start(config.clone()).await.expect("server starts");
+    TestApp {
+        addr: server.addr(),
+        config,
+        backend,
+        server: Some(server),
+        _data_dir: data_dir,
+    }
+}
+
+impl TestApp {
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    pub async fn ws(&self) -> WsClient {
+        WsClient::connect(&self.ws_url("/ws")).await
+    }
+
+    /// A connected client signed in as `user_id` (named after it), past `auth:ok` and the
+    /// `room:state` that follows it.
+    pub async fn user(&self, user_id: &str) -> WsClient {
+        let mut ws = self.ws().await;
+        ws.send_json(
+            serde_json::json!({"type": "auth", "token": tokens::token_for(user_id, user_id)}),
+        )
+        .await;
+        let ok = ws.recv_json().await;
+        assert_eq!(ok["type"], "auth:ok", "{ok}");
+        assert_eq!(ws.recv_json().await["type"], "room:state");
+        ws
+    }
+
+    /// Stops the server and starts a new one on the same data directory and database.
+    pub async fn restart(mut self) -> Self {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+        let server = Server::start(self.config.clone())
+            .await
+            .expect("server restarts");
+        self.addr = server.addr();
+        self.server = Some(server);
+        self
+    }
+
+    /// Shuts the server down gracefully, waits for it, and drops its database.
+    pub async fn shutdown(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+        if let Some(url) = &self.config.database_url {
+            db::drop_database(self.backend, url).await;
+        }
+    }
+}
+
+pub type Stream = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket client whose reads time out instead of hanging a test.
+pub struct WsClient {
+    pub stream: Stream,
+}
+
+/// What a read saw.
+#[derive(Debug)]
+pub enum Received {
+    Json(Value),
+    Closed(Option<CloseFrame>),
+}
+
+impl WsClient {
+    pub async fn connect(url: &str) -> Self {
+        let (stream, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect timed out")
+            .expect("websocket connects");
+        Self { stream }
+    }
+
+    pub async fn send_json(&mut self, value: Value) {
+        self.send_text(&value.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream.send(Message::text(text)).await.expect("send");
+    }
+
+    /// The next text message as JSON, or the close frame. Panics after [`WAIT`].
+    pub async fn receive(&mut self) -> Received {
+        self.receive_within(WAIT).await
+    }
+
+    /// The next text message, waiting up to `wait`.
+    pub async fn recv_json_within(&mut self, wait: Duration) -> Value {
+        match self.receive_within(wait).await {
+            Received::Json(value) => value,
+            Received::Closed(frame) => panic!("socket closed: {frame:?}"),
+        }
+    }
+
+    async fn receive_within(&mut self, wait: Duration) -> Received {
+        loop {
+            let frame = tokio::time::timeout(wait, self.stream.next())
+                .await
+                .expect("timed out waiting for a message");
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    return Received::Json(serde_json::from_str(&text).expect("server sent JSON"))
+                }
+                Some(Ok(Message::Close(frame))) => return Received::Closed(frame),
+                Some(Ok(_)) => continue,
+                Some(Err(err)) => panic!("websocket error: {err}"),
+                None => return Received::Closed(None),
+            }
+        }
+    }
+
+    /// The next text message; panics if the socket closed instead.
+    pub async fn recv_json(&mut self) -> Value {
+        match self.receive().await {
+            Received::Json(value) => value,
+            Received::Closed(frame) => panic!("socket closed: {frame:?}"),
+        }
+    }
+
+    /// Reads until a message of `type` arrives, skipping others; returns it.
+    pub async fn recv_type(&mut self, kind: &str) -> Value {
+        loop {
+            let value = self.recv_json().await;
+            if value["type"] == kind {
+                return value;
+            }
+        }
+    }
+
+    /// The close code the server sends next (skipping any messages before it).
+    pub async fn recv_close_code(&mut self) -> u16 {
+        loop {
+            match self.receive().await {
+                Received::Json(_) => continue,
+                Received::Closed(Some(frame)) => return frame.code.into(),
+                Received::Closed(None) => panic!("closed without a close frame"),
+            }
+        }
+    }
+
+    /// Asserts nothing arrives for `quiet`.
+    pub async fn assert_silent_for(&mut self, quiet: Duration) {
+        if let Ok(frame) = tokio::time::timeout(quiet, self.stream.next()).await {
+            panic!("expected silence, got {frame:?}");
+        }
+    }
+}

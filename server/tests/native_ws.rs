@@ -1,0 +1,618 @@
+//! Contract 000 at `/ws`, end to end with real WebSocket clients, on SQLite and PostgreSQL.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{spawn_app_on, spawn_app_on_with, tokens, Backend, WsClient};
+use confab_shared::limits::{is_room_code, DEFAULT_MAX_USERS, MAX_CHAT_CHARS, MAX_USERS_CAP};
+use serde_json::{json, Value};
+
+/// Creates a room as `ws` and returns its code.
+async fn create_room(ws: &mut WsClient, max_users: Option<u32>) -> String {
+    let mut request = json!({"type": "room:create", "roomType": "trivia"});
+    if let Some(max) = max_users {
+        request["maxUsers"] = json!(max);
+    }
+    ws.send_json(request).await;
+    let created = ws.recv_json().await;
+    assert_eq!(created["type"], "room:created", "{created}");
+    created["room"]["code"].as_str().unwrap().to_owned()
+}
+
+/// Joins `code` as `ws`, returning `room:joined` (and checking `room:history` follows).
+async fn join(ws: &mut WsClient, code: &str) -> (Value, Value) {
+    ws.send_json(json!({"type": "room:join", "code": code}))
+        .await;
+    let joined = ws.recv_json().await;
+    assert_eq!(joined["type"], "room:joined", "{joined}");
+    let history = ws.recv_json().await;
+    assert_eq!(history["type"], "room:history", "{history}");
+    (joined, history)
+}
+
+async fn chat(ws: &mut WsClient, code: &str, message: &str) {
+    ws.send_json(json!({"type": "room:chat", "code": code, "message": message}))
+        .await;
+}
+
+async fn expect_room_error(ws: &mut WsClient, contains: &str) -> Value {
+    let reply = ws.recv_json().await;
+    assert_eq!(reply["type"], "room:error", "{reply}");
+    let text = reply["error"].as_str().unwrap();
+    assert!(text.contains(contains), "expected {contains:?} in {text:?}");
+    reply
+}
+
+async fn auth_ok_echoes_the_claims(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let mut ws = app.ws().await;
+    let exp = tokens::now_secs() + 600;
+    // Fallback claim names: `name` for the username, `picture` for the avatar.
+    let token = tokens::hs256(
+        json!({"sub": "u1", "name": "Ana", "picture": "https://img/a.png",
+                                     "iss": "https://issuer.example", "exp": exp}),
+    );
+    ws.send_json(json!({"type": "auth", "userId": "u1", "token": token}))
+        .await;
+    assert_eq!(
+        ws.recv_json().await,
+        json!({"type": "auth:ok", "userId": "u1", "username": "Ana", "imageUrl": "https://img/a.png",
+               "issuer": "https://issuer.example", "exp": exp})
+    );
+    // Then the current room state: the lobby, as the user is in no room.
+    assert_eq!(
+        ws.recv_json().await,
+        json!({"type": "room:state", "room": {"state": "lobby"}})
+    );
+
+    // Missing profile claims are empty strings.
+    let mut bare = app.ws().await;
+    bare.send_json(
+        json!({"type": "auth", "token": tokens::hs256(json!({"sub": "u2", "exp": exp}))}),
+    )
+    .await;
+    let ok = bare.recv_json().await;
+    assert_eq!(
+        (
+            ok["username"].as_str(),
+            ok["imageUrl"].as_str(),
+            ok["issuer"].as_str()
+        ),
+        (Some(""), Some(""), Some(""))
+    );
+    app.shutdown().await;
+}
+
+async fn bad_tokens_get_auth_error_and_the_socket_stays_usable(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let mut ws = app.ws().await;
+    let now = tokens::now_secs();
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"sub": "u1", "exp": now + 600}),
+        &jsonwebtoken::EncodingKey::from_secret(b"some-other-secret-some-other-secret"),
+    )
+    .unwrap();
+    for (token, user_id, expected) in [
+        ("not-a-jwt".to_owned(), None, "invalid token"),
+        (forged, None, "invalid token"),
+        (
+            tokens::hs256(json!({"sub": "u1", "exp": now - 60})),
+            None,
+            "token expired",
+        ),
+        (
+            tokens::hs256(json!({"exp": now + 60})),
+            None,
+            "invalid token",
+        ),
+        (
+            tokens::token_for("u1", "Ana"),
+            Some("someone-else"),
+            "userId does not match",
+        ),
+    ] {
+        let mut request = json!({"type": "auth", "token": token});
+        if let Some(user_id) = user_id {
+            request["userId"] = json!(user_id);
+        }
+        ws.send_json(request).await;
+        let reply = ws.recv_json().await;
+        assert_eq!(reply["type"], "auth:error", "{reply}");
+        assert!(
+            reply["error"].as_str().unwrap().contains(expected),
+            "{reply}"
+        );
+    }
+    // Still unauthenticated, still usable.
+    ws.send_json(json!({"type": "room:create", "roomType": "trivia"}))
+        .await;
+    expect_room_error(&mut ws, "not authenticated").await;
+    ws.send_json(json!({"type": "ping"})).await;
+    assert_eq!(
+        ws.recv_json().await,
+        json!({"type": "room:state", "room": {"state": "lobby"}})
+    );
+    app.shutdown().await;
+}
+
+async fn a_configured_issuer_is_enforced(backend: Backend) {
+    let app = spawn_app_on_with(backend, |c| {
+        c.jwt_issuer = Some("https://issuer.example".into())
+    })
+    .await;
+    let mut ws = app.ws().await;
+    let wrong = tokens::hs256(
+        json!({"sub": "u1", "iss": "https://evil.example", "exp": tokens::now_secs() + 60}),
+    );
+    ws.send_json(json!({"type": "auth", "token": wrong})).await;
+    assert_eq!(
+        ws.recv_json().await,
+        json!({"type": "auth:error", "error": "token issuer not accepted"})
+    );
+    ws.send_json(json!({"type": "auth", "token": tokens::token_for("u1", "Ana")}))
+        .await;
+    assert_eq!(ws.recv_json().await["type"], "auth:ok");
+    app.shutdown().await;
+}
+
+async fn room_create_validates_and_makes_the_creator_a_member(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let mut ws = app.user("host").await;
+    ws.send_json(json!({"type": "room:create", "roomType": "trivia"}))
+        .await;
+    let created = ws.recv_json().await;
+    assert_eq!(created["type"], "room:created");
+    let room = &created["room"];
+    assert!(is_room_code(room["code"].as_str().unwrap()), "{room}");
+    assert_eq!(room["maxUsers"], DEFAULT_MAX_USERS);
+    assert_eq!(
+        (
+            room["state"].as_str(),
+            room["hostId"].as_str(),
+            room["roomType"].as_str()
+        ),
+        (Some("lobby"), Some("host"), Some("trivia"))
+    );
+    assert_eq!(room["gameState"], Value::Null);
+
+    for max in [0, MAX_USERS_CAP + 1] {
+        ws.send_json(json!({"type": "room:create", "roomType": "trivia", "maxUsers": max}))
+            .await;
+        expect_room_error(&mut ws, "maxUsers").await;
+    }
+    ws.send_json(json!({"type": "room:create", "roomType": "trivia", "maxUsers": MAX_USERS_CAP}))
+        .await;
+    assert_eq!(ws.recv_json().await["room"]["maxUsers"], MAX_USERS_CAP);
+    ws.send_json(json!({"type": "room:create", "roomType": "  "}))
+        .await;
+    expect_room_error(&mut ws, "roomType").await;
+
+    // The creator is a member: the room's state is theirs to read.
+    let code = room["code"].as_str().unwrap();
+    ws.send_json(json!({"type": "room:state", "code": code}))
+        .await;
+    assert_eq!(ws.recv_json().await["room"]["code"], code);
+    app.shutdown().await;
+}
+
+async fn join_gives_members_and_history_and_tells_the_others(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let mut host = app.user("host").await;
+    let code = create_room(&mut host, Some(2)).await;
+    chat(&mut host, &code, "before you came").await;
+    host.recv_type("room:chat").await;
+
+    let mut guest = app.user("guest").await;
+    let (joined, history) = join(&mut guest, &code).await;
+    let users: Vec<&str> = joined["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["userId"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["host", "guest"]);
+    assert_eq!(joined["users"][0]["username"], "host");
+    assert_eq!(
+        joined["users"][0]["imageUrl"],
+        "https://img.example/host.png"
+    );
+    assert_eq!(joined["users"][0]["online"], true);
+    assert_eq!(history["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(history["messages"][0]["message"], "before you came");
+
+    let announced = host.recv_json().await;
+    assert_eq!(announced["type"], "room:user_joined");
+    assert_eq!(
+        (
+            announced["code"].as_str(),
+            announced["user"]["userId"].as_str()
+        ),
+        (Some(code.as_str()), Some("guest"))
+    );
+
+    // Joining twice is harmless and announces nothing.
+    join(&mut guest, &code).await;
+    host.assert_silent_for(Duration::from_millis(200)).await;
+
+    // Unknown and full rooms are refused.
+    guest
+        .send_json(json!({"type": "room:join", "code": "ZZZZ99"}))
+        .await;
+    assert_eq!(
+        expect_room_error(&mut guest, "room not found").await["code"],
+        "ZZZZ99"
+    );
+    let mut third = app.user("third").await;
+    third
+        .send_json(json!({"type": "room:join", "code": code}))
+        .await;
+    expect_room_error(&mut third, "room is full").await;
+    app.shutdown().await;
+}
+
+async fn chat_is_trimmed_stored_and_broadcast_to_every_member(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let mut ana = app.user("ana").await;
+    let code = create_room(&mut ana, None).await;
+    let mut ben = app.user("ben").await;
+    join(&mut ben, &code).await;
+    ana.recv_type("room:user_joined").await;
+
+    chat(&mut ana, &code, "  hello ben \n").await;
+    for ws in [&mut ana, &mut ben] {
+        let message = ws.recv_json().await;
+        assert_eq!(message["type"], "room:chat");
+        assert_eq!(message["message"], "hello ben");
+        assert_eq!(
+            (
+                message["code"].as_str(),
+                message["from"].as_str(),
+                message["username"].as_str()
+            ),
+            (Some(code.as_str()), Some("ana"), Some("ana"))
+        );
+        assert_eq!(message["imageUrl"], "https://img.example/ana.png");
+        assert_eq!(message["seq"], 1);
+        assert!(
+            (message["ts"].as_i64().unwrap() - tokens::now_secs()).abs() <= 5,
+            "ts is Unix seconds: {message}"
+        );
+    }
+
+    // Length limits, at the edge.
+    chat(&mut ben, &code, &"x".repeat(MAX_CHAT_CHARS)).await;
+    assert_eq!(ben.recv_json().await["seq"], 2);
+    assert_eq!(ana.recv_json().await["seq"], 2);
+    chat(&mut ben, &code, &"x".repeat(MAX_CHAT_CHARS + 1)).await;
+    expect_room_error(&mut ben, "limit is 1000").await;
+    chat(&mut ben, &code, "   ").await;
+    expect_room_error(&mut ben, "empty").await;
+    ana.assert_silent_for(Duration::from_millis(200)).await;
+    app.shutdown().await;
+}
+
+async fn non_members_can_do_nothing_in_a_room(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let mut member = app.user("member").await;
+    let code = create_room(&mut member, None).await;
+    let mut outsider = app.user("outsider").await;
+    for request in [
+        json!({"type": "room:chat", "code": code, "message": "let me in"}),
+        json!({"type": "room:state", "code": code}),
+        json!({"type": "room:start", "code": code, "gameState": {}}),
+        json!({"type": "room:typing", "code": code, "typing": true}),
+        json!({"type": "room:history", "code": code, "afterSeq": 0}),
+        json!({"type": "room:leave", "code": code}),
+    ] {
+        outsider.send_json(request.clone()).await;
+        expect_room_error(&mut outsider, "not a member").await;
+    }
+    member.assert_silent_for(Duration::from_millis(200)).await;
+    app.shutdown().await;
+}
+
+async fn start_stores_the_game_state_and_tells_every_member(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let mut ana = app.user("ana").await;
+    let code = create_room(&mut ana, None).await;
+    let mut ben = app.user("ben").await;
+    join(&mut ben, &code).await;
+    ana.recv_type("room:user_joined").await;
+
+    let game_state = json!({"round": 1, "deck": ["a", "b"], "scores": {"ana": 0}});
+    ben.send_json(json!({"type": "room:start", "code": code, "gameState": game_state}))
+        .await;
+    for ws in [&mut ana, &mut ben] {
+        let started = ws.recv_json().await;
+        assert_eq!(started["type"], "room:started");
+        assert_eq!(started["room"]["state"], "playing");
+        assert_eq!(started["room"]["gameState"], game_state);
+    }
+    ana.send_json(json!({"type": "room:state", "code": code}))
+        .await;
+    assert_eq!(ana.recv_json().await["room"]["gameState"], game_state);
+    ana.send_json(json!({"type": "room:start", "code": code, "gameState": {}}))
+        .await;
+    expect_room_error(&mut ana, "already started").await;
+    app.shutdown().await;
+}
+
+async fn leave_ends_membership_and_tells_the_rest(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let mut ana = app.user("ana").await;
+    let code = create_room(&mut ana, None).await;
+    let mut ben = app.user("ben").await;
+    join(&mut ben, &code).await;
+    ana.recv_type("room:user_joined").await;
+
+    ben.send_json(json!({"type": "room:leave", "code": code}))
+        .await;
+    assert_eq!(
+        ben.recv_json().await,
+        json!({"type": "room:left", "code": code})
+    );
+    assert_eq!(
+        ana.recv_json().await,
+        json!({"type": "room:user_left", "code": code, "userId": "ben"})
+    );
+
+    chat(&mut ana, &code, "ben is gone").await;
+    ana.recv_type("room:chat").await;
+    ben.assert_silent_for(Duration::from_millis(200)).await;
+    ben.send_json(json!({"type": "room:leave", "code": code}))
+        .await;
+    expect_room_error(&mut ben, "not a member").await;
+    app.shutdown().await;
+}
+
+async fn room_state_and_ping_show_the_callers_room(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let mut ana = app.user("ana").await;
+    ana.send_json(json!({"type": "room:state"})).await;
+    assert_eq!(
+        ana.recv_json().await,
+        json!({"type": "room:state", "room": {"state": "lobby"}})
+    );
+    let code = create_room(&mut ana, Some(3)).await;
+    for request in [
+        json!({"type": "room:state"}),
+        json!({"type": "ping"}),
+        json!({"type": "room:state", "code": code}),
+    ] {
+        ana.send_json(request).await;
+        let state = ana.recv_json().await;
+        assert_eq!(state["type"], "room:state");
+        assert_eq!(
+            (
+                state["room"]["code"].as_str(),
+                state["room"]["maxUsers"].as_u64()
+            ),
+            (Some(code.as_str()), Some(3))
+        );
+    }
+    // A new connection of the same user gets the room pushed right after auth.
+    let mut again = app.ws().await;
+    again
+        .send_json(json!({"type": "auth", "token": tokens::token_for("ana", "ana")}))
+        .await;
+    assert_eq!(again.recv_json().await["type"], "auth:ok");
+    assert_eq!(again.recv_json().await["room"]["code"], code);
+    app.shutdown().await;
+}
+
+async fn typing_reaches_only_the_others_and_stops(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let mut ana = app.user("ana").await;
+    let code = create_room(&mut ana, None).await;
+    let mut ben = app.user("ben").await;
+    join(&mut ben, &code).await;
+    ana.recv_type("room:user_joined").await;
+
+    ana.send_json(json!({"type": "room:typing", "code": code, "typing": true}))
+        .await;
+    assert_eq!(
+        ben.recv_json().await,
+        json!({"type": "room:typing", "code": code, "userId": "ana", "username": "ana", "typing": true})
+    );
+    ana.send_json(json!({"type": "room:typing", "code": code, "typing": false}))
+        .await;
+    assert_eq!(ben.recv_json().await["typing"], false);
+    ana.assert_silent_for(Duration::from_millis(200)).await;
+
+    // Sending a message ends the indicator too.
+    ana.send_json(json!({"type": "room:typing", "code": code, "typing": true}))
+        .await;
+    assert_eq!(ben.recv_json().await["typing"], true);
+    chat(&mut ana, &code, "done typing").await;
+    assert_eq!(ben.recv_json().await["typing"], false);
+    assert_eq!(ben.recv_json().await["type"], "room:chat");
+    app.shutdown().await;
+}
+
+async fn typing_expires_by_itself(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let mut ana = app.user("ana").await;
+    let code = create_room(&mut ana, None).await;
+    let mut ben = app.user("ben").await;
+    join(&mut ben, &code).await;
+    ana.recv_type("room:user_joined").await;
+
+    ana.send_json(json!({"type": "room:typing", "code": code, "typing": true}))
+        .await;
+    let started = std::time::Instant::now();
+    assert_eq!(ben.recv_json().await["typing"], true);
+    // Nothing within the TTL (5 s), then the stop.
+    let stop = ben.recv_json_within(Duration::from_secs(8)).await;
+    assert_eq!(stop["typing"], false);
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_millis(4_900) && after < Duration::from_millis(6_500),
+        "expired after {after:?}"
+    );
+    app.shutdown().await;
+}
+
+async fn history_after_a_sequence_number_resumes_without_gaps(backend: Backend) {
+    let app = spawn_app_on_with(backend, |c| c.message_rate = 1000.0).await;
+    let mut ana = app.user("ana").await;
+    let code = create_room(&mut ana, None).await;
+    for i in 1..=5 {
+        chat(&mut ana, &code, &format!("m{i}")).await;
+        ana.recv_type("room:chat").await;
+    }
+    ana.send_json(json!({"type": "room:history", "code": code, "afterSeq": 2}))
+        .await;
+    let history = ana.recv_json().await;
+    assert_eq!(history["type"], "room:history");
+    let seqs: Vec<u64> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [3, 4, 5]);
+    assert_eq!(history["messages"][0]["message"], "m3");
+    app.shutdown().await;
+}
+
+async fn rooms_and_history_survive_a_restart(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let mut ana = app.user("ana").await;
+    let code = create_room(&mut ana, None).await;
+    chat(&mut ana, &code, "remember me").await;
+    ana.recv_type("room:chat").await;
+    ana.send_json(json!({"type": "room:start", "code": code, "gameState": {"round": 7}}))
+        .await;
+    ana.recv_type("room:started").await;
+
+    let app = app.restart().await;
+    // Still a member after reconnecting: the room and its history are there.
+    let mut ana = app.ws().await;
+    ana.send_json(json!({"type": "auth", "token": tokens::token_for("ana", "ana")}))
+        .await;
+    ana.recv_type("auth:ok").await;
+    let state = ana.recv_json().await;
+    assert_eq!(
+        (
+            state["room"]["code"].as_str(),
+            state["room"]["state"].as_str()
+        ),
+        (Some(code.as_str()), Some("playing"))
+    );
+    assert_eq!(state["room"]["gameState"], json!({"round": 7}));
+    let (_, history) = join(&mut ana, &code).await;
+    assert_eq!(history["messages"][0]["message"], "remember me");
+    // And a reconnected member receives the room again without re-joining.
+    let mut ben = app.user("ben").await;
+    join(&mut ben, &code).await;
+    assert_eq!(
+        ana.recv_type("room:user_joined").await["user"]["userId"],
+        "ben"
+    );
+    app.shutdown().await;
+}
+
+async fn a_session_ends_when_its_token_expires(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let mut ws = app.ws().await;
+    let token = tokens::hs256(json!({"sub": "brief", "exp": tokens::now_secs() + 1}));
+    ws.send_json(json!({"type": "auth", "token": token})).await;
+    ws.recv_type("auth:ok").await;
+    ws.recv_type("room:state").await;
+    // exp + the 2 s leeway: within about three seconds the socket is told.
+    let expired = ws.recv_json_within(Duration::from_secs(5)).await;
+    assert_eq!(
+        expired,
+        json!({"type": "auth:error", "error": "token expired"})
+    );
+    ws.send_json(json!({"type": "room:create", "roomType": "trivia"}))
+        .await;
+    expect_room_error(&mut ws, "not authenticated").await;
+    app.shutdown().await;
+}
+
+async fn a_client_that_sends_too_fast_is_told_and_kept(backend: Backend) {
+    let app = spawn_app_on_with(backend, |c| {
+        c.message_burst = 5;
+        c.message_rate = 0.5;
+    })
+    .await;
+    let mut ws = app.ws().await;
+    for _ in 0..5 {
+        ws.send_json(json!({"type": "ping"})).await;
+        assert_eq!(ws.recv_json().await["type"], "room:state");
+    }
+    ws.send_json(json!({"type": "ping"})).await;
+    assert_eq!(
+        ws.recv_json().await,
+        json!({"type": "error", "error": "rate limit exceeded; slow down"})
+    );
+    app.shutdown().await;
+}
+
+async fn a_client_that_cannot_keep_up_is_closed_with_1013(backend: Backend) {
+    let app = spawn_app_on_with(backend, |c| {
+        c.outbound_queue = 8;
+        c.message_rate = 100_000.0;
+        c.message_burst = 100_000;
+    })
+    .await;
+    let mut sender = app.user("sender").await;
+    let code = create_room(&mut sender, None).await;
+    let mut slow = app.user("slow").await;
+    join(&mut slow, &code).await;
+    sender.recv_type("room:user_joined").await;
+
+    // The slow client stops reading; the sender floods the room until the slow client's
+    // socket buffers and then its queue fill up.
+    let body = "y".repeat(MAX_CHAT_CHARS);
+    let flood = tokio::spawn(async move {
+        for _ in 0..4000 {
+            chat(&mut sender, &code, &body).await;
+            sender.recv_type("room:chat").await;
+        }
+        sender
+    });
+    let sender = flood.await.unwrap();
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), slow.recv_close_code())
+            .await
+            .unwrap(),
+        1013
+    );
+    drop(sender);
+    app.shutdown().await;
+}
+
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test] async fn $case() { super::$case(super::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test] async fn $case() { super::$case(super::Backend::Postgres).await } )*
+        }
+    };
+}
+
+on_both_backends!(
+    auth_ok_echoes_the_claims,
+    bad_tokens_get_auth_error_and_the_socket_stays_usable,
+    a_configured_issuer_is_enforced,
+    room_create_validates_and_makes_the_creator_a_member,
+    join_gives_members_and_history_and_tells_the_others,
+    chat_is_trimmed_stored_and_broadcast_to_every_member,
+    non_members_can_do_nothing_in_a_room,
+    start_stores_the_game_state_and_tells_every_member,
+    leave_ends_membership_and_tells_the_rest,
+    room_state_and_ping_show_the_callers_room,
+    typing_reaches_only_the_others_and_stops,
+    typing_expires_by_itself,
+    history_after_a_sequence_number_resumes_without_gaps,
+    rooms_and_history_survive_a_restart,
+    a_session_ends_when_its_token_expires,
+    a_client_that_sends_too_fast_is_told_and_kept,
+    a_client_that_cannot_keep_up_is_closed_with_1013,
+);

@@ -1,0 +1,316 @@
+//! One storage suite, run against SQLite and PostgreSQL.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::db::{drop_database, fresh_database_url, Backend};
+use confab_server::{
+    core::model::{MessageKind, NewMessage, NewRoom, Phase, Profile},
+    store::{self, AddMember, Store},
+};
+
+struct TestStore {
+    store: Arc<dyn Store>,
+    url: String,
+    backend: Backend,
+    _dir: tempfile::TempDir,
+}
+
+impl TestStore {
+    async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = fresh_database_url(backend, dir.path()).await;
+        let store = store::open(&url).await.expect("store opens");
+        Self {
+            store,
+            url,
+            backend,
+            _dir: dir,
+        }
+    }
+
+    async fn reopen(&self) -> Arc<dyn Store> {
+        store::open(&self.url).await.expect("store reopens")
+    }
+
+    async fn finish(self) {
+        drop(self.store);
+        drop_database(self.backend, &self.url).await;
+    }
+}
+
+fn profile(user_id: &str) -> Profile {
+    Profile {
+        user_id: user_id.into(),
+        username: format!("name-{user_id}"),
+        image_url: format!("https://img.example/{user_id}.png"),
+        email: format!("{user_id}@example.com"),
+    }
+}
+
+fn new_room(key: &str, max_users: u32) -> NewRoom {
+    NewRoom {
+        key: key.into(),
+        name: String::new(),
+        room_type: "trivia".into(),
+        max_users,
+        host_id: "host".into(),
+        created_at_ms: 1_700_000_000_000,
+    }
+}
+
+fn new_message(room_key: &str, body: &str) -> NewMessage {
+    NewMessage {
+        id: uuid::Uuid::new_v4().to_string(),
+        room_key: room_key.into(),
+        sender: profile("u1"),
+        body: body.into(),
+        kind: MessageKind::Text,
+        created_at_ms: 1_700_000_000_500,
+    }
+}
+
+async fn profiles_are_upserted(t: &TestStore) {
+    let s = &t.store;
+    assert_eq!(s.profile("u1").await.unwrap(), None);
+    s.upsert_profile(&profile("u1"), 1).await.unwrap();
+    assert_eq!(s.profile("u1").await.unwrap(), Some(profile("u1")));
+    let renamed = Profile {
+        username: "Ana".into(),
+        ..profile("u1")
+    };
+    s.upsert_profile(&renamed, 2).await.unwrap();
+    assert_eq!(s.profile("u1").await.unwrap(), Some(renamed));
+}
+
+async fn rooms_are_created_once_and_read_back(t: &TestStore) {
+    let s = &t.store;
+    assert!(s.create_room(&new_room("ABC234", 4)).await.unwrap());
+    assert!(
+        !s.create_room(&new_room("ABC234", 9)).await.unwrap(),
+        "a second create with the same key fails"
+    );
+    let room = s.room("ABC234").await.unwrap().unwrap();
+    assert_eq!(
+        (room.key.as_str(), room.max_users, room.phase, room.last_seq),
+        ("ABC234", 4, Phase::Lobby, 0)
+    );
+    assert_eq!(room.game_state, None);
+    assert_eq!(s.room("NOPE22").await.unwrap(), None);
+
+    let started = s
+        .start_game("ABC234", r#"{"round":1}"#)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(started.phase, Phase::Playing);
+    assert_eq!(started.game_state.as_deref(), Some(r#"{"round":1}"#));
+    assert_eq!(s.start_game("NOPE22", "{}").await.unwrap(), None);
+}
+
+async fn membership_respects_capacity(t: &TestStore) {
+    let s = &t.store;
+    s.create_room(&new_room("ROOM22", 2)).await.unwrap();
+    assert_eq!(
+        s.add_member("ROOM22", "a", 1).await.unwrap(),
+        AddMember::Added
+    );
+    assert_eq!(
+        s.add_member("ROOM22", "a", 2).await.unwrap(),
+        AddMember::AlreadyMember
+    );
+    assert_eq!(
+        s.add_member("ROOM22", "b", 3).await.unwrap(),
+        AddMember::Added
+    );
+    assert_eq!(
+        s.add_member("ROOM22", "c", 4).await.unwrap(),
+        AddMember::Full
+    );
+    assert_eq!(
+        s.add_member("NOPE22", "a", 5).await.unwrap(),
+        AddMember::NoSuchRoom
+    );
+    assert!(s.is_member("ROOM22", "b").await.unwrap());
+    assert!(!s.is_member("ROOM22", "c").await.unwrap());
+
+    let members: Vec<_> = s
+        .members("ROOM22")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.profile.user_id)
+        .collect();
+    assert_eq!(members, ["a", "b"]);
+    assert!(s.remove_member("ROOM22", "a").await.unwrap());
+    assert!(!s.remove_member("ROOM22", "a").await.unwrap());
+    assert_eq!(s.room("ROOM22").await.unwrap().unwrap().member_count, 1);
+    assert_eq!(
+        s.add_member("ROOM22", "c", 6).await.unwrap(),
+        AddMember::Added,
+        "a freed seat can be taken"
+    );
+}
+
+async fn racing_joins_never_overfill_a_room(t: &TestStore) {
+    t.store.create_room(&new_room("RACE22", 5)).await.unwrap();
+    let joins = (0..25).map(|i| {
+        let store = Arc::clone(&t.store);
+        tokio::spawn(async move {
+            store
+                .add_member("RACE22", &format!("user{i}"), i)
+                .await
+                .unwrap()
+        })
+    });
+    let outcomes = futures_util::future::join_all(joins).await;
+    let added = outcomes
+        .iter()
+        .filter(|o| *o.as_ref().unwrap() == AddMember::Added)
+        .count();
+    assert_eq!(added, 5);
+    assert_eq!(t.store.members("RACE22").await.unwrap().len(), 5);
+    assert_eq!(
+        t.store.room("RACE22").await.unwrap().unwrap().member_count,
+        5
+    );
+}
+
+async fn rooms_of_lists_most_recent_first(t: &TestStore) {
+    let s = &t.store;
+    for key in ["AAAA22", "BBBB22", "CCCC22"] {
+        s.create_room(&new_room(key, 4)).await.unwrap();
+    }
+    s.add_member("BBBB22", "u", 10).await.unwrap();
+    s.add_member("AAAA22", "u", 20).await.unwrap();
+    s.add_member("CCCC22", "someone-else", 30).await.unwrap();
+    assert_eq!(s.rooms_of("u").await.unwrap(), ["AAAA22", "BBBB22"]);
+    assert!(s.rooms_of("nobody").await.unwrap().is_empty());
+}
+
+async fn messages_get_gapless_sequence_numbers_under_concurrency(t: &TestStore) {
+    t.store.create_room(&new_room("SEQS22", 4)).await.unwrap();
+    let appends = (0..40).map(|i| {
+        let store = Arc::clone(&t.store);
+        tokio::spawn(async move {
+            store
+                .append_message(&new_message("SEQS22", &format!("m{i}")))
+                .await
+                .unwrap()
+        })
+    });
+    let mut seqs: Vec<u64> = futures_util::future::join_all(appends)
+        .await
+        .into_iter()
+        .map(|stored| stored.unwrap().unwrap().seq)
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
+    assert_eq!(t.store.room("SEQS22").await.unwrap().unwrap().last_seq, 40);
+    assert_eq!(
+        t.store
+            .append_message(&new_message("NOPE22", "x"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn history_reads_are_ordered_and_bounded(t: &TestStore) {
+    let s = &t.store;
+    s.create_room(&new_room("HIST22", 4)).await.unwrap();
+    s.create_room(&new_room("OTHR22", 4)).await.unwrap();
+    for i in 1..=60 {
+        s.append_message(&new_message("HIST22", &format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    s.append_message(&new_message("OTHR22", "elsewhere"))
+        .await
+        .unwrap();
+
+    let recent = s.recent_messages("HIST22", 50).await.unwrap();
+    assert_eq!(recent.len(), 50);
+    assert_eq!((recent[0].seq, recent[0].body.as_str()), (11, "m11"));
+    assert_eq!((recent[49].seq, recent[49].body.as_str()), (60, "m60"));
+    assert_eq!(recent[0].sender.username, "name-u1");
+
+    let after = s.messages_after("HIST22", 55, 50).await.unwrap();
+    assert_eq!(
+        after.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [56, 57, 58, 59, 60]
+    );
+    assert_eq!(
+        s.messages_after("HIST22", 0, 3)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.seq)
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert!(s.messages_after("HIST22", 60, 50).await.unwrap().is_empty());
+}
+
+async fn everything_survives_reopening(t: &TestStore) {
+    let s = &t.store;
+    s.upsert_profile(&profile("u1"), 1).await.unwrap();
+    s.create_room(&new_room("KEEP22", 4)).await.unwrap();
+    s.add_member("KEEP22", "u1", 1).await.unwrap();
+    s.append_message(&new_message("KEEP22", "still here"))
+        .await
+        .unwrap();
+
+    let reopened = t.reopen().await;
+    assert_eq!(reopened.profile("u1").await.unwrap(), Some(profile("u1")));
+    assert!(reopened.is_member("KEEP22", "u1").await.unwrap());
+    let history = reopened.recent_messages("KEEP22", 50).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].body, "still here");
+    assert_eq!(
+        reopened
+            .append_message(&new_message("KEEP22", "next"))
+            .await
+            .unwrap()
+            .unwrap()
+            .seq,
+        2
+    );
+}
+
+macro_rules! storage_suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let t = super::TestStore::new(super::Backend::Sqlite).await;
+                    super::$case(&t).await;
+                    t.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let t = super::TestStore::new(super::Backend::Postgres).await;
+                    super::$case(&t).await;
+                    t.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+storage_suite!(
+    profiles_are_upserted,
+    rooms_are_created_once_and_read_back,
+    membership_respects_capacity,
+    racing_joins_never_overfill_a_room,
+    rooms_of_lists_most_recent_first,
+    messages_get_gapless_sequence_numbers_under_concurrency,
+    history_reads_are_ordered_and_bounded,
+    everything_survives_reopening,
+);
