@@ -38,6 +38,11 @@ pub struct Config {
     #[arg(long, env = "CONFAB_JWKS")]
     pub jwks: Option<String>,
 
+    /// Least seconds between two fetches of the JWKS (a token with an unknown `kid` triggers
+    /// one).
+    #[arg(long, env = "CONFAB_JWKS_REFRESH", default_value_t = 30)]
+    pub jwks_refresh_secs: u64,
+
     /// Lifetime of guest tokens from `POST /api/auth/guest`, in seconds.
     #[arg(long, env = "CONFAB_GUEST_TOKEN_TTL", default_value_t = 24 * 60 * 60)]
     pub guest_token_ttl_secs: u64,
@@ -83,6 +88,7 @@ impl Config {
             jwt_secret: Some(TEST_JWT_SECRET.into()),
             jwt_issuer: None,
             jwks: None,
+            jwks_refresh_secs: 30,
             guest_token_ttl_secs: 3600,
             message_rate: 20.0,
             message_burst: 40,

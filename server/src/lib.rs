@@ -70,6 +70,7 @@ impl AppState {
             &secret,
             config.jwt_issuer.clone(),
             config.jwks.as_deref().map(JwksSource::parse),
+            Duration::from_secs(config.jwks_refresh_secs),
         );
         Ok(Self {
             inner: Arc::new(AppStateInner {

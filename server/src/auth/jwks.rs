@@ -1,6 +1,6 @@
 //! Public keys from a JWKS document (a file or a URL), cached and fetched again when a token
 //! names a key id the cache does not have (the issuer rotated its keys), at most once per
-//! [`MIN_REFRESH`].
+//! refresh interval (`CONFAB_JWKS_REFRESH`, 30 s by default).
 
 use std::{
     collections::HashMap,
@@ -11,8 +11,6 @@ use std::{
 use jsonwebtoken::{jwk::JwkSet, Algorithm, DecodingKey};
 use tokio::sync::Mutex;
 
-/// The least time between two fetches of the key set.
-pub const MIN_REFRESH: Duration = Duration::from_secs(30);
 /// How long a fetch from a URL may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -35,6 +33,7 @@ impl JwksSource {
 
 pub struct Jwks {
     source: JwksSource,
+    min_refresh: Duration,
     cache: Mutex<Cache>,
 }
 
@@ -45,9 +44,11 @@ struct Cache {
 }
 
 impl Jwks {
-    pub fn new(source: JwksSource) -> Self {
+    /// Keys from `source`, fetched at most once per `min_refresh`.
+    pub fn new(source: JwksSource, min_refresh: Duration) -> Self {
         Self {
             source,
+            min_refresh,
             cache: Mutex::default(),
         }
     }
@@ -57,7 +58,7 @@ impl Jwks {
         let mut cache = self.cache.lock().await;
         let stale = cache
             .fetched_at
-            .is_none_or(|at| at.elapsed() >= MIN_REFRESH);
+            .is_none_or(|at| at.elapsed() >= self.min_refresh);
         if !cache.keys.contains_key(kid) && stale {
             match self.fetch().await {
                 Ok(keys) => cache.keys = keys,

@@ -8,7 +8,7 @@
 pub mod guest;
 mod jwks;
 
-use std::path::Path;
+use std::{path::Path, time::Duration};
 
 use anyhow::Context;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, EncodingKey, Validation};
@@ -95,12 +95,18 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    pub fn new(secret: &[u8], issuer: Option<String>, jwks: Option<JwksSource>) -> Self {
+    /// `jwks` keys are fetched again at most once per `jwks_refresh`.
+    pub fn new(
+        secret: &[u8],
+        issuer: Option<String>,
+        jwks: Option<JwksSource>,
+        jwks_refresh: Duration,
+    ) -> Self {
         Self {
             secret: DecodingKey::from_secret(secret),
             encoding: EncodingKey::from_secret(secret),
             issuer,
-            jwks: jwks.map(jwks::Jwks::new),
+            jwks: jwks.map(|source| jwks::Jwks::new(source, jwks_refresh)),
         }
     }
 
