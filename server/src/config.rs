@@ -48,15 +48,17 @@ pub struct Config {
     pub guest_token_ttl_secs: u64,
 
     /// Messages a connection may send per second, on average.
-    #[arg(long, env = "CONFAB_MESSAGE_RATE", default_value_t = 20.0)]
+    #[arg(long, env = "CONFAB_MESSAGE_RATE", default_value_t = 20.0, value_parser = positive_rate)]
     pub message_rate: f64,
 
     /// Messages a connection may send in a burst above the average rate.
-    #[arg(long, env = "CONFAB_MESSAGE_BURST", default_value_t = 40)]
+    #[arg(long, env = "CONFAB_MESSAGE_BURST", default_value_t = 40,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub message_burst: u32,
 
     /// Events queued for one connection before it counts as too slow and is closed (1013).
-    #[arg(long, env = "CONFAB_OUTBOUND_QUEUE", default_value_t = 1024)]
+    #[arg(long, env = "CONFAB_OUTBOUND_QUEUE", default_value_t = 1024,
+          value_parser = queue_len)]
     pub outbound_queue: usize,
 
     /// Log filter, in `tracing-subscriber`'s `EnvFilter` syntax.
@@ -96,5 +98,24 @@ impl Config {
             log: "warn".into(),
             site_dir: PathBuf::from("/nonexistent-site"),
         }
+    }
+}
+
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err("expected a positive number of messages per second".into()),
+    }
+}
+
+/// The longest outbound queue accepted.
+pub const MAX_OUTBOUND_QUEUE: usize = 1_000_000;
+
+fn queue_len(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(len) if (1..=MAX_OUTBOUND_QUEUE).contains(&len) => Ok(len),
+        _ => Err(format!(
+            "expected a queue length from 1 to {MAX_OUTBOUND_QUEUE}"
+        )),
     }
 }

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// Keys a [`KeyedLimiter`] tracks at most; past it, idle (full) buckets are forgotten.
+/// Keys a [`KeyedLimiter`] tracks at most; past it, the least recently used is forgotten.
 pub const MAX_TRACKED_KEYS: usize = 65_536;
 
 /// Up to `burst` actions at once, refilled at `per_second`.
@@ -46,11 +46,6 @@ impl Bucket {
         self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
         self.updated = now;
     }
-
-    fn is_full(&mut self, now: Instant) -> bool {
-        self.refill(now);
-        self.tokens >= self.burst
-    }
 }
 
 /// A bucket per key, with a bounded number of keys.
@@ -77,15 +72,32 @@ impl<K: Eq + Hash + Clone> KeyedLimiter<K> {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if buckets.len() >= MAX_TRACKED_KEYS && !buckets.contains_key(key) {
-            buckets.retain(|_, bucket| !bucket.is_full(now));
-            if buckets.len() >= MAX_TRACKED_KEYS {
-                return false;
+            // Forgetting the stalest bucket hands that key a fresh burst; refusing instead
+            // would let one client that rotates addresses lock everyone else out.
+            if let Some(stalest) = buckets
+                .iter()
+                .min_by_key(|(_, bucket)| bucket.updated)
+                .map(|(k, _)| k.clone())
+            {
+                buckets.remove(&stalest);
             }
         }
         buckets
             .entry(key.clone())
             .or_insert_with(|| Bucket::new(self.burst, self.per_second))
             .try_take(now)
+    }
+}
+
+/// The key for rate limiting a client address: the address itself for IPv4, its /64 network
+/// for IPv6 (one subscriber commonly holds a whole /64).
+pub fn client_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V4(_) => ip,
+        std::net::IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            std::net::IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
     }
 }
 
@@ -101,6 +113,17 @@ mod tests {
         assert!(!bucket.try_take(start));
         assert!(bucket.try_take(start + Duration::from_millis(500)));
         assert!(!bucket.try_take(start + Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64_bit_network() {
+        let a: std::net::IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: std::net::IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: std::net::IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(other));
+        let v4: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(client_key(v4), v4);
     }
 
     #[test]

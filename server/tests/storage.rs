@@ -106,6 +106,20 @@ async fn rooms_are_created_once_and_read_back(t: &TestStore) {
         .unwrap();
     assert_eq!(started.phase, Phase::Playing);
     assert_eq!(started.game_state.as_deref(), Some(r#"{"round":1}"#));
+    assert_eq!(
+        s.start_game("ABC234", r#"{"round":2}"#).await.unwrap(),
+        None,
+        "a playing room does not start again"
+    );
+    assert_eq!(
+        s.room("ABC234")
+            .await
+            .unwrap()
+            .unwrap()
+            .game_state
+            .as_deref(),
+        Some(r#"{"round":1}"#)
+    );
     assert_eq!(s.start_game("NOPE22", "{}").await.unwrap(), None);
 }
 

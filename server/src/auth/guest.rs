@@ -8,9 +8,12 @@ use axum::{
     extract::{rejection::JsonRejection, ConnectInfo, State},
     Json,
 };
-use confab_shared::limits;
+use confab_shared::{
+    api::{GuestRequest, GuestResponse},
+    limits,
+};
 use jsonwebtoken::{encode, Header};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::GUEST_ISSUER;
 use crate::{core::now_ms, http::error::ApiError, AppState};
@@ -18,23 +21,6 @@ use crate::{core::now_ms, http::error::ApiError, AppState};
 /// Guest tokens one IP address may get at once, and per minute on average.
 pub const GUEST_TOKENS_BURST: u32 = 10;
 pub const GUEST_TOKENS_PER_MINUTE: u32 = 10;
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GuestRequest {
-    pub username: String,
-    #[serde(default)]
-    pub image_url: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GuestResponse {
-    pub token: String,
-    pub user_id: String,
-    /// Unix seconds.
-    pub exp: i64,
-}
 
 #[derive(Serialize)]
 struct GuestClaims<'a> {
@@ -51,7 +37,10 @@ pub async fn issue(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Result<Json<GuestRequest>, JsonRejection>,
 ) -> Result<Json<GuestResponse>, ApiError> {
-    if !state.guest_limiter().try_take(&peer.ip()) {
+    if !state
+        .guest_limiter()
+        .try_take(&crate::ratelimit::client_key(peer.ip()))
+    {
         return Err(ApiError::RateLimited);
     }
     let Json(request) = request?;

@@ -5,6 +5,7 @@
 use std::{
     collections::HashMap,
     path::PathBuf,
+    sync::RwLock,
     time::{Duration, Instant},
 };
 
@@ -31,10 +32,18 @@ impl JwksSource {
     }
 }
 
+/// How long fetched keys are trusted before the set is fetched again, so a key the issuer
+/// removed stops being accepted.
+pub const MAX_KEY_AGE: Duration = Duration::from_secs(60 * 60);
+
 pub struct Jwks {
     source: JwksSource,
     min_refresh: Duration,
-    cache: Mutex<Cache>,
+    /// Read on every verification; written only after a fetch.
+    cache: RwLock<Cache>,
+    /// Held while fetching, so one fetch runs at a time and lookups of cached keys never
+    /// wait for the network.
+    fetching: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -43,33 +52,71 @@ struct Cache {
     fetched_at: Option<Instant>,
 }
 
+impl Cache {
+    fn lookup(&self, kid: &str, alg: Algorithm) -> Option<DecodingKey> {
+        let (key_alg, key) = self.keys.get(kid)?;
+        key_alg
+            .is_none_or(|key_alg| key_alg == alg)
+            .then(|| key.clone())
+    }
+
+    fn fresh(&self) -> bool {
+        self.fetched_at.is_some_and(|at| at.elapsed() < MAX_KEY_AGE)
+    }
+
+    fn may_refetch(&self, min_refresh: Duration) -> bool {
+        self.fetched_at.is_none_or(|at| at.elapsed() >= min_refresh)
+    }
+}
+
 impl Jwks {
     /// Keys from `source`, fetched at most once per `min_refresh`.
     pub fn new(source: JwksSource, min_refresh: Duration) -> Self {
         Self {
             source,
             min_refresh,
-            cache: Mutex::default(),
+            cache: RwLock::default(),
+            fetching: Mutex::new(()),
         }
     }
 
     /// The key `kid`, if the key set has it for `alg`.
     pub async fn key(&self, kid: &str, alg: Algorithm) -> Option<DecodingKey> {
-        let mut cache = self.cache.lock().await;
-        let stale = cache
-            .fetched_at
-            .is_none_or(|at| at.elapsed() >= self.min_refresh);
-        if !cache.keys.contains_key(kid) && stale {
-            match self.fetch().await {
+        {
+            let cache = self.read();
+            if cache.fresh() {
+                if let Some(key) = cache.lookup(kid, alg) {
+                    return Some(key);
+                }
+            }
+            if !cache.may_refetch(self.min_refresh) && cache.fresh() {
+                return None;
+            }
+        }
+        let _fetching = self.fetching.lock().await;
+        // Another lookup may have fetched while this one waited.
+        if let Some(key) = self.read().lookup(kid, alg).filter(|_| self.read().fresh()) {
+            return Some(key);
+        }
+        if self.read().may_refetch(self.min_refresh) || !self.read().fresh() {
+            let fetched = self.fetch().await;
+            let mut cache = self
+                .cache
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match fetched {
                 Ok(keys) => cache.keys = keys,
                 Err(err) => tracing::warn!(error = %err, "cannot load the JWKS"),
             }
             cache.fetched_at = Some(Instant::now());
         }
-        let (key_alg, key) = cache.keys.get(kid)?;
-        key_alg
-            .is_none_or(|key_alg| key_alg == alg)
-            .then(|| key.clone())
+        self.read().lookup(kid, alg)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
+        self.cache
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     async fn fetch(&self) -> anyhow::Result<HashMap<String, (Option<Algorithm>, DecodingKey)>> {

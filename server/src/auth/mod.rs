@@ -11,6 +11,7 @@ mod jwks;
 use std::{path::Path, time::Duration};
 
 use anyhow::Context;
+use confab_shared::limits;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, EncodingKey, Validation};
 use serde::Deserialize;
 
@@ -46,6 +47,26 @@ pub enum AuthError {
     UserMismatch,
 }
 
+/// Longest email kept from a token, in characters.
+const MAX_EMAIL_CHARS: usize = 254;
+
+/// Names from identity providers are shown to everyone: trimmed, without control
+/// characters, and cut to the display-name limit.
+fn sanitize_username(name: &str) -> String {
+    name.trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(limits::MAX_USERNAME_CHARS)
+        .collect()
+}
+
+/// An avatar URL others' browsers will load: `http(s)` only, bounded, no control characters.
+pub fn is_safe_image_url(url: &str) -> bool {
+    url.len() <= limits::MAX_IMAGE_URL_BYTES
+        && (url.starts_with("https://") || url.starts_with("http://"))
+        && !url.chars().any(char::is_control)
+}
+
 /// The claims Confab reads. Profile fields fall back across the names identity providers
 /// use for them.
 #[derive(Debug, Deserialize)]
@@ -70,15 +91,26 @@ struct Claims {
 
 impl Claims {
     fn into_identity(self) -> Identity {
+        let username = self
+            .username
+            .or(self.name)
+            .or(self.preferred_username)
+            .unwrap_or_default();
+        let image_url = self.image_url.or(self.picture).unwrap_or_default();
+        let email = self.email.unwrap_or_default();
         Identity {
             profile: Profile {
-                username: self
-                    .username
-                    .or(self.name)
-                    .or(self.preferred_username)
-                    .unwrap_or_default(),
-                image_url: self.image_url.or(self.picture).unwrap_or_default(),
-                email: self.email.unwrap_or_default(),
+                username: sanitize_username(&username),
+                image_url: if is_safe_image_url(&image_url) {
+                    image_url
+                } else {
+                    String::new()
+                },
+                email: email
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_EMAIL_CHARS)
+                    .collect(),
                 user_id: self.sub,
             },
             issuer: self.iss.unwrap_or_default(),
@@ -153,35 +185,55 @@ impl Verifier {
     }
 }
 
+/// The least length of an HS256 secret, configured or kept on disk.
+pub const MIN_SECRET_BYTES: usize = 32;
+
 /// The HS256 secret: the configured one, else one generated on first start and kept in the
 /// data directory so tokens survive restarts.
 pub fn load_or_create_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     if let Some(secret) = configured {
         anyhow::ensure!(
-            secret.len() >= 32,
-            "CONFAB_JWT_SECRET must be at least 32 bytes"
+            secret.len() >= MIN_SECRET_BYTES,
+            "CONFAB_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes"
         );
         return Ok(secret.as_bytes().to_vec());
     }
     let path = data_dir.join("jwt-secret");
-    if let Ok(secret) = std::fs::read_to_string(&path) {
-        return Ok(secret.trim().as_bytes().to_vec());
+    match std::fs::read_to_string(&path) {
+        Ok(secret) => {
+            let secret = secret.trim();
+            anyhow::ensure!(
+                secret.len() >= MIN_SECRET_BYTES,
+                "{} holds a secret shorter than {MIN_SECRET_BYTES} bytes; delete it to generate a new one",
+                path.display()
+            );
+            return Ok(secret.as_bytes().to_vec());
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
     }
     let secret: String = {
         use rand::Rng;
         let bytes: [u8; 32] = rand::rng().random();
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     };
-    write_private(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+    write_private_atomically(&path, &secret)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     tracing::info!(path = %path.display(), "generated a token secret");
     Ok(secret.into_bytes())
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+/// Writes `contents` to a private temporary file and renames it into place, so a crash never
+/// leaves a partial secret behind.
+fn write_private_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
+    let temporary = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(contents.as_bytes())
+    let mut file = options.open(&temporary)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
 }

@@ -5,7 +5,7 @@
 //! rather than memory growing or the room stalling behind it.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{Arc, RwLock},
 };
 
@@ -30,7 +30,9 @@ struct Mailbox {
 struct ConnEntry {
     mailbox: Mailbox,
     user: Option<Profile>,
-    topics: HashSet<Topic>,
+    /// Subscribed topics, each with when it was last used (a counter), for eviction.
+    topics: HashMap<Topic, u64>,
+    clock: u64,
 }
 
 #[derive(Default)]
@@ -65,7 +67,8 @@ impl Hub {
             ConnEntry {
                 mailbox,
                 user: None,
-                topics: HashSet::new(),
+                topics: HashMap::new(),
+                clock: 0,
             },
         );
         Inbox {
@@ -77,7 +80,7 @@ impl Hub {
     pub fn remove(&self, conn: ConnId) {
         let mut registry = self.write();
         if let Some(entry) = registry.conns.remove(&conn) {
-            for topic in entry.topics {
+            for topic in entry.topics.into_keys() {
                 registry.unsubscribe_topic(conn, &topic);
             }
         }
@@ -97,25 +100,36 @@ impl Hub {
         let entry = registry.conns.get_mut(&conn)?;
         let previous = std::mem::replace(&mut entry.user, user);
         let topics = std::mem::take(&mut entry.topics);
-        for topic in topics {
+        for topic in topics.into_keys() {
             registry.unsubscribe_topic(conn, &topic);
         }
         previous
     }
 
-    /// Subscribes the connection to `topic`; `false` when it already has `limit` topics.
-    pub fn subscribe(&self, conn: ConnId, topic: Topic, limit: usize) -> bool {
+    /// Subscribes the connection to `topic` (or marks it used). A connection holds at most
+    /// `limit` topics: past it, the least recently used one is dropped and returned.
+    pub fn subscribe(&self, conn: ConnId, topic: Topic, limit: usize) -> Option<Topic> {
         let mut registry = self.write();
-        let Some(entry) = registry.conns.get_mut(&conn) else {
-            return true;
+        let entry = registry.conns.get_mut(&conn)?;
+        entry.clock += 1;
+        let now = entry.clock;
+        if let Some(used) = entry.topics.get_mut(&topic) {
+            *used = now;
+            return None;
+        }
+        let evicted = if entry.topics.len() >= limit.max(1) {
+            let oldest = entry
+                .topics
+                .iter()
+                .min_by_key(|(_, used)| **used)
+                .map(|(topic, _)| topic.clone());
+            oldest.inspect(|oldest| {
+                entry.topics.remove(oldest);
+            })
+        } else {
+            None
         };
-        if entry.topics.contains(&topic) {
-            return true;
-        }
-        if entry.topics.len() >= limit {
-            return false;
-        }
-        entry.topics.insert(topic.clone());
+        entry.topics.insert(topic.clone(), now);
         let subscriber = (
             entry.user.as_ref().map(|u| u.user_id.clone()),
             entry.mailbox.clone(),
@@ -125,7 +139,10 @@ impl Hub {
             .entry(topic)
             .or_default()
             .insert(conn, subscriber);
-        true
+        if let Some(evicted) = &evicted {
+            registry.unsubscribe_topic(conn, evicted);
+        }
+        evicted
     }
 
     pub fn unsubscribe(&self, conn: ConnId, topic: &Topic) {
@@ -161,7 +178,7 @@ impl Hub {
         self.read()
             .conns
             .get(&conn)
-            .is_some_and(|entry| entry.topics.contains(topic))
+            .is_some_and(|entry| entry.topics.contains_key(topic))
     }
 
     /// Hands `delivery` to every local subscriber of its topic, without waiting.

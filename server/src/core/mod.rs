@@ -32,7 +32,8 @@ use crate::{
 
 /// Longest room key (code, UUID or name), in characters.
 pub const MAX_ROOM_KEY_CHARS: usize = 128;
-/// Rooms one connection may be subscribed to at once.
+/// Rooms one connection receives at once; past it, the least recently used one is dropped
+/// (acting in a room subscribes to it again).
 pub const MAX_ROOMS_PER_CONNECTION: usize = 100;
 /// Rooms one user may be a member of at once.
 pub const MAX_ROOMS_PER_USER: usize = 200;
@@ -221,14 +222,14 @@ impl Core {
         let room_type = spec.room_type.trim();
         if room_type.is_empty() || room_type.chars().count() > limits::MAX_ROOM_TYPE_CHARS {
             return Err(CoreError::invalid(format!(
-                "roomType must be 1 to {} characters",
+                "room type must be 1 to {} characters",
                 limits::MAX_ROOM_TYPE_CHARS
             )));
         }
         let max_users = spec.max_users.unwrap_or(limits::DEFAULT_MAX_USERS);
         if !(1..=limits::MAX_USERS_CAP).contains(&max_users) {
             return Err(CoreError::invalid(format!(
-                "maxUsers must be between 1 and {}",
+                "the maximum number of users must be between 1 and {}",
                 limits::MAX_USERS_CAP
             )));
         }
@@ -291,11 +292,11 @@ impl Core {
                 outcome = store.add_member(key, &user.user_id, now_ms()).await?;
             }
         }
-        if outcome == AddMember::Added {
-            if let Err(err) = self.check_room_quota(&user.user_id).await {
-                store.remove_member(key, &user.user_id).await?;
-                return Err(err);
-            }
+        if outcome == AddMember::Added
+            && store.rooms_of(&user.user_id).await?.len() > MAX_ROOMS_PER_USER
+        {
+            store.remove_member(key, &user.user_id).await?;
+            return Err(CoreError::TooManyRooms(MAX_ROOMS_PER_USER));
         }
         match outcome {
             AddMember::NoSuchRoom => return Err(CoreError::RoomNotFound),
@@ -303,13 +304,7 @@ impl Core {
             AddMember::Added | AddMember::AlreadyMember => {}
         }
         let topic = Topic::Room(key.to_owned());
-        if !self
-            .inner
-            .hub
-            .subscribe(conn.id, topic.clone(), MAX_ROOMS_PER_CONNECTION)
-        {
-            return Err(CoreError::TooManyRooms(MAX_ROOMS_PER_CONNECTION));
-        }
+        self.subscribe_member(conn, key, &user.user_id).await?;
         let room = store.room(key).await?.ok_or(CoreError::RoomNotFound)?;
         let members = self.members(key).await?;
         let history = store.recent_messages(key, limits::HISTORY_LEN).await?;
@@ -346,12 +341,20 @@ impl Core {
     pub async fn resubscribe(&self, conn: &Connection) -> CoreResult<Vec<String>> {
         let user = self.signed_in(conn)?;
         let keys = self.inner.store.rooms_of(&user.user_id).await?;
-        for key in keys.iter().take(MAX_ROOMS_PER_CONNECTION) {
+        // Oldest first, so the most recently joined rooms are the last evicted.
+        for key in keys.iter().take(MAX_ROOMS_PER_CONNECTION).rev() {
             self.inner
                 .hub
                 .subscribe(conn.id, Topic::Room(key.clone()), MAX_ROOMS_PER_CONNECTION);
         }
-        Ok(keys)
+        // A leave that raced the subscriptions must not leave this connection receiving.
+        let still = self.inner.store.rooms_of(&user.user_id).await?;
+        for key in keys.iter().filter(|key| !still.contains(key)) {
+            self.inner
+                .hub
+                .unsubscribe(conn.id, &Topic::Room(key.clone()));
+        }
+        Ok(still)
     }
 
     /// Ends the user's membership; all their connections stop receiving the room.
@@ -429,14 +432,36 @@ impl Core {
     async fn act_in(&self, conn: &Connection, key: &str) -> CoreResult<(Profile, Room)> {
         let user = self.signed_in(conn)?;
         let room = self.require_member(key, &user.user_id).await?;
-        if !self.inner.hub.subscribe(
-            conn.id,
-            Topic::Room(key.to_owned()),
-            MAX_ROOMS_PER_CONNECTION,
-        ) {
-            return Err(CoreError::TooManyRooms(MAX_ROOMS_PER_CONNECTION));
+        let topic = Topic::Room(key.to_owned());
+        if self.inner.hub.is_subscribed(conn.id, &topic) {
+            // Marks it used, so it is the last to be evicted.
+            self.inner
+                .hub
+                .subscribe(conn.id, topic, MAX_ROOMS_PER_CONNECTION);
+        } else {
+            self.subscribe_member(conn, key, &user.user_id).await?;
         }
         Ok((user, room))
+    }
+
+    /// Subscribes the connection to a room its user is a member of, then checks the
+    /// membership again: a leave (from another connection) between the first check and the
+    /// subscription would otherwise leave a non-member receiving the room.
+    async fn subscribe_member(
+        &self,
+        conn: &Connection,
+        key: &str,
+        user_id: &str,
+    ) -> CoreResult<()> {
+        let topic = Topic::Room(key.to_owned());
+        self.inner
+            .hub
+            .subscribe(conn.id, topic.clone(), MAX_ROOMS_PER_CONNECTION);
+        if !self.inner.store.is_member(key, user_id).await? {
+            self.inner.hub.unsubscribe(conn.id, &topic);
+            return Err(CoreError::NotAMember);
+        }
+        Ok(())
     }
 
     /// Validates, stores and then broadcasts a chat message. The sender's typing indicator
@@ -519,16 +544,17 @@ impl Core {
         }
         if game_state.len() > limits::MAX_GAME_STATE_BYTES {
             return Err(CoreError::invalid(format!(
-                "gameState is larger than {} bytes",
+                "the game state is larger than {} bytes",
                 limits::MAX_GAME_STATE_BYTES
             )));
         }
+        // The store starts only a room still in the lobby: of two racing starts, one wins.
         let room = self
             .inner
             .store
             .start_game(key, game_state)
             .await?
-            .ok_or(CoreError::RoomNotFound)?;
+            .ok_or(CoreError::AlreadyPlaying)?;
         self.publish(
             Topic::Room(key.to_owned()),
             Event::GameStarted(room.clone()),

@@ -8,7 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use serde_json::json;
+use confab_shared::api::{ApiErrorBody, ApiErrorDetail};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -39,11 +39,11 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %cause, "request failed");
         }
         let (status, code) = self.status_and_code();
-        (
-            status,
-            Json(json!({"error": {"code": code, "message": self.to_string()}})),
-        )
-            .into_response()
+        let error = ApiErrorDetail {
+            code: code.into(),
+            message: self.to_string(),
+        };
+        (status, Json(ApiErrorBody { error })).into_response()
     }
 }
 

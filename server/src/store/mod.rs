@@ -42,7 +42,8 @@ pub trait Store: Send + Sync + 'static {
     /// Creates a room; `false` when a room with that key exists already.
     async fn create_room(&self, room: &NewRoom) -> StoreResult<bool>;
     async fn room(&self, key: &str) -> StoreResult<Option<Room>>;
-    /// Marks a room as playing with `game_state`; `None` when there is no such room.
+    /// Marks a room in the lobby as playing with `game_state`; `None` when there is no such
+    /// room or it is playing already.
     async fn start_game(&self, key: &str, game_state: &str) -> StoreResult<Option<Room>>;
 
     /// Adds a member unless the room is full, atomically.

@@ -198,11 +198,13 @@ macro_rules! impl_store {
 
             async fn start_game(&self, key: &str, game_state: &str) -> StoreResult<Option<Room>> {
                 let row = sqlx::query(&format!(
-                    "UPDATE rooms SET phase = $2, game_state = $3 WHERE id = $1 RETURNING {ROOM_COLUMNS}"
+                    "UPDATE rooms SET phase = $2, game_state = $3 WHERE id = $1 AND phase = $4 \
+                     RETURNING {ROOM_COLUMNS}"
                 ))
                 .bind(key)
                 .bind(Phase::Playing.as_str())
                 .bind(game_state)
+                .bind(Phase::Lobby.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
                 row.as_ref().map(Self::room_from_row).transpose()

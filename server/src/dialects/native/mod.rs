@@ -22,11 +22,15 @@ use confab_shared::{
     native::{decode_client, ClientMessage, RoomStateView, ServerMessage},
 };
 use futures_util::{stream::SplitSink, SinkExt, StreamExt};
-use tokio::time::Instant;
+use std::sync::Arc;
+use tokio::{sync::mpsc, time::Instant};
 
 use crate::{
     auth::{AuthError, Identity, EXPIRY_LEEWAY_SECS},
-    core::{model::MessageKind, now_ms, Connection, Core, CoreError, IfMissing, RoomSpec},
+    core::{
+        events::Delivery, model::MessageKind, now_ms, Connection, Core, CoreError, IfMissing,
+        RoomSpec,
+    },
     ratelimit::Bucket,
     AppState,
 };
@@ -44,6 +48,14 @@ const MAX_BATCH: usize = 64;
 
 /// How long a closing handshake may wait on a peer that stopped reading.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long one write may wait on a peer that stopped reading before the connection is
+/// dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The furthest ahead a session's expiry timer is set; tokens valid for longer are checked
+/// again when it fires.
+const MAX_EXPIRY_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/ws", get(upgrade))
@@ -82,26 +94,21 @@ async fn serve(socket: WebSocket, state: AppState) {
         limiter,
     };
     let shutdown = state.shutdown_token().clone();
-    loop {
+    let overflowed = inbox.overflowed.clone();
+    let stop = loop {
         let expiry = session.expiry();
-        tokio::select! {
-            () = shutdown.cancelled() => {
-                send_close(&mut sink, close_code::AWAY, "server shutting down").await;
-                return;
-            }
-            () = inbox.overflowed.cancelled() => {
-                send_close(&mut sink, CLOSE_TOO_SLOW, "too slow: outbound queue full").await;
-                return;
-            }
+        let replies = tokio::select! {
+            () = shutdown.cancelled() => break Stop::Close(close_code::AWAY, "server shutting down"),
+            () = overflowed.cancelled() => break Stop::Close(CLOSE_TOO_SLOW, "too slow: outbound queue full"),
             () = sleep_until(expiry) => {
-                session.expire();
-                let reply = ServerMessage::AuthError { error: AuthError::Expired.to_string() };
-                if send_all(&mut sink, [reply]).await.is_err() {
-                    return;
+                if !session.expired() {
+                    continue;
                 }
+                session.sign_out(&mut inbox.queue);
+                vec![ServerMessage::AuthError { error: AuthError::Expired.to_string() }]
             }
             delivery = inbox.queue.recv() => {
-                let Some(delivery) = delivery else { return };
+                let Some(delivery) = delivery else { break Stop::Gone };
                 let mut batch = vec![render::event(&delivery.event)];
                 while batch.len() < MAX_BATCH {
                     match inbox.queue.try_recv() {
@@ -109,35 +116,57 @@ async fn serve(socket: WebSocket, state: AppState) {
                         Err(_) => break,
                     }
                 }
-                if send_all(&mut sink, batch).await.is_err() {
-                    return;
+                batch
+            }
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(text))) => session.handle_text(&text, &mut inbox.queue).await,
+                Some(Ok(Message::Binary(_))) => session.refuse_binary(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(_))) | None => break Stop::Gone,
+                Some(Err(err)) => break if is_too_big(err) {
+                    Stop::Close(close_code::SIZE, "message too big")
+                } else {
+                    Stop::Gone
+                },
+            },
+        };
+        // A peer that stops reading must not pin this task: the write races the shutdown,
+        // the overflow flag and a deadline.
+        tokio::select! {
+            written = tokio::time::timeout(WRITE_TIMEOUT, send_all(&mut sink, replies)) => {
+                if !matches!(written, Ok(Ok(()))) {
+                    break Stop::Gone;
                 }
             }
-            frame = stream.next() => {
-                let replies = match frame {
-                    Some(Ok(Message::Text(text))) => session.handle_text(&text).await,
-                    Some(Ok(Message::Binary(_))) => vec![error("binary frames are not supported; send JSON text")],
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_))) | None => return,
-                    Some(Err(err)) => {
-                        // The only read errors that leave the socket writable are size limits.
-                        tracing::debug!(%err, "websocket read failed");
-                        send_close(&mut sink, close_code::SIZE, "message too big").await;
-                        return;
-                    }
-                };
-                if send_all(&mut sink, replies).await.is_err() {
-                    return;
-                }
-            }
+            () = shutdown.cancelled() => break Stop::Close(close_code::AWAY, "server shutting down"),
+            () = overflowed.cancelled() => break Stop::Close(CLOSE_TOO_SLOW, "too slow: outbound queue full"),
         }
+    };
+    if let Stop::Close(code, reason) = stop {
+        send_close(&mut sink, code, reason).await;
     }
 }
 
-async fn send_all(
-    sink: &mut Sink,
-    messages: impl IntoIterator<Item = ServerMessage>,
-) -> Result<(), axum::Error> {
+/// Why a connection's loop ended.
+enum Stop {
+    /// The peer went away or the socket failed: nothing more to send.
+    Gone,
+    /// Close with this code and reason.
+    Close(u16, &'static str),
+}
+
+/// Whether a read failed because a frame or message was over the size limit (the one read
+/// error after which the socket can still carry a close frame).
+fn is_too_big(err: axum::Error) -> bool {
+    err.into_inner()
+        .downcast_ref::<tungstenite::Error>()
+        .is_some_and(|err| matches!(err, tungstenite::Error::Capacity(_)))
+}
+
+async fn send_all(sink: &mut Sink, messages: Vec<ServerMessage>) -> Result<(), axum::Error> {
+    if messages.is_empty() {
+        return Ok(());
+    }
     for message in messages {
         sink.feed(Message::Text(Utf8Bytes::from(message.to_json())))
             .await?;
@@ -157,32 +186,64 @@ impl Session {
         self.state.core()
     }
 
-    /// When the session's token expires (with the verifier's leeway).
+    /// When the session's token expires (with the verifier's leeway), or when to look again
+    /// for a token that lasts longer than [`MAX_EXPIRY_WAIT`].
     fn expiry(&self) -> Option<Instant> {
-        let identity = self.identity.as_ref()?;
-        let left_ms = (identity.expires_at + i64::try_from(EXPIRY_LEEWAY_SECS).unwrap_or(0)) * 1000
-            - now_ms();
-        Some(Instant::now() + Duration::from_millis(u64::try_from(left_ms).unwrap_or(0)))
+        let ends_ms = self.expires_at_secs()?.saturating_mul(1000);
+        let left =
+            Duration::from_millis(u64::try_from(ends_ms.saturating_sub(now_ms())).unwrap_or(0));
+        Some(Instant::now() + left.min(MAX_EXPIRY_WAIT))
     }
 
-    fn expire(&mut self) {
+    /// `exp` plus the leeway, in Unix seconds.
+    fn expires_at_secs(&self) -> Option<i64> {
+        let leeway = i64::try_from(EXPIRY_LEEWAY_SECS).unwrap_or(0);
+        Some(self.identity.as_ref()?.expires_at.saturating_add(leeway))
+    }
+
+    /// Whether the session's token has expired (the timer fires early for long-lived tokens).
+    fn expired(&self) -> bool {
+        self.expires_at_secs()
+            .is_some_and(|ends| ends <= now_ms() / 1000)
+    }
+
+    /// Drops the identity, its subscriptions and any of its events still queued.
+    fn sign_out(&mut self, queue: &mut mpsc::Receiver<Arc<Delivery>>) {
         self.identity = None;
         self.core().sign_out(&self.conn);
+        while queue.try_recv().is_ok() {}
     }
 
-    async fn handle_text(&mut self, text: &str) -> Vec<ServerMessage> {
+    fn refuse_binary(&mut self) -> Vec<ServerMessage> {
+        if !self.limiter.try_take(std::time::Instant::now()) {
+            return vec![error("rate limit exceeded; slow down")];
+        }
+        vec![error("binary frames are not supported; send JSON text")]
+    }
+
+    async fn handle_text(
+        &mut self,
+        text: &str,
+        queue: &mut mpsc::Receiver<Arc<Delivery>>,
+    ) -> Vec<ServerMessage> {
         if !self.limiter.try_take(std::time::Instant::now()) {
             return vec![error("rate limit exceeded; slow down")];
         }
         match decode_client(text) {
-            Ok(message) => self.handle(message).await,
+            Ok(message) => self.handle(message, queue).await,
             Err(err) => vec![error(&err.to_string())],
         }
     }
 
-    async fn handle(&mut self, message: ClientMessage) -> Vec<ServerMessage> {
+    async fn handle(
+        &mut self,
+        message: ClientMessage,
+        queue: &mut mpsc::Receiver<Arc<Delivery>>,
+    ) -> Vec<ServerMessage> {
         match message {
-            ClientMessage::Auth { user_id, token } => self.authenticate(user_id, &token).await,
+            ClientMessage::Auth { user_id, token } => {
+                self.authenticate(user_id, &token, queue).await
+            }
             ClientMessage::Ping => vec![self.current_state().await],
             ClientMessage::RoomState { code: None } => vec![self.current_state().await],
             ClientMessage::RoomState { code: Some(code) } => {
@@ -283,7 +344,12 @@ impl Session {
         }
     }
 
-    async fn authenticate(&mut self, user_id: Option<String>, token: &str) -> Vec<ServerMessage> {
+    async fn authenticate(
+        &mut self,
+        user_id: Option<String>,
+        token: &str,
+        queue: &mut mpsc::Receiver<Arc<Delivery>>,
+    ) -> Vec<ServerMessage> {
         let verified =
             self.state
                 .verifier()
@@ -303,6 +369,8 @@ impl Session {
                 }]
             }
         };
+        // Events of the previous identity still queued must not reach the new one.
+        self.sign_out(queue);
         let core = self.core().clone();
         if let Err(err) = core.sign_in(&self.conn, identity.profile.clone()).await {
             return vec![ServerMessage::AuthError {
