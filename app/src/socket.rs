@@ -1,39 +1,54 @@
-//! A typed WebSocket to the server that served the page.
+//! The app's WebSocket to `/ws`: typed by `confab_shared`, with an outbox any component can
+//! send through while one task reads.
 
 use confab_shared::native::{decode_server, ClientMessage, ServerMessage};
-use futures::{SinkExt, StreamExt};
+use futures::{channel::mpsc, SinkExt, StreamExt};
 use gloo_net::websocket::{futures::WebSocket, Message};
 
-pub struct Socket {
-    inner: WebSocket,
+/// Sends messages on the socket; cheap to clone.
+#[derive(Clone)]
+pub struct Outbox(mpsc::UnboundedSender<ClientMessage>);
+
+impl Outbox {
+    pub fn send(&self, message: ClientMessage) {
+        // A closed socket drops the message; the connection state already says so.
+        let _ = self.0.unbounded_send(message);
+    }
 }
 
-impl Socket {
-    /// Opens `path` (e.g. `/ws`) on the page's own host, `wss:` when the page is `https:`.
-    pub fn open(path: &str) -> Result<Self, String> {
-        let url = same_origin_ws_url(path)?;
-        let inner = WebSocket::open(&url).map_err(|e| format!("cannot open {url}: {e}"))?;
-        Ok(Self { inner })
-    }
-
-    pub async fn send(&mut self, message: &ClientMessage) -> Result<(), String> {
-        self.inner
-            .send(Message::Text(message.to_json()))
-            .await
-            .map_err(|e| format!("send failed: {e}"))
-    }
-
-    /// The next server message; an error if the socket closed or sent something unreadable.
-    pub async fn next(&mut self) -> Result<ServerMessage, String> {
-        match self.inner.next().await {
-            Some(Ok(Message::Text(text))) => {
-                decode_server(&text).map_err(|e| format!("unreadable message from the server: {e}"))
+/// Opens `path` on the page's own host and runs it: `on_message` sees every server message,
+/// `on_closed` the reason when it ends.
+pub fn open(
+    path: &str,
+    mut on_message: impl FnMut(ServerMessage) + 'static,
+    on_closed: impl FnOnce(String) + 'static,
+) -> Result<Outbox, String> {
+    let url = same_origin_ws_url(path)?;
+    let socket = WebSocket::open(&url).map_err(|e| format!("cannot open {url}: {e}"))?;
+    let (mut sink, mut stream) = socket.split();
+    let (outbox, mut queue) = mpsc::unbounded::<ClientMessage>();
+    leptos::task::spawn_local(async move {
+        while let Some(message) = queue.next().await {
+            if sink.send(Message::Text(message.to_json())).await.is_err() {
+                break;
             }
-            Some(Ok(Message::Bytes(_))) => Err("unexpected binary message".into()),
-            Some(Err(e)) => Err(format!("connection lost: {e}")),
-            None => Err("connection closed".into()),
         }
-    }
+    });
+    leptos::task::spawn_local(async move {
+        let reason = loop {
+            match stream.next().await {
+                Some(Ok(Message::Text(text))) => match decode_server(&text) {
+                    Ok(message) => on_message(message),
+                    Err(e) => break format!("unreadable message from the server: {e}"),
+                },
+                Some(Ok(Message::Bytes(_))) => break "unexpected binary message".to_owned(),
+                Some(Err(e)) => break format!("connection lost: {e}"),
+                None => break "connection closed".to_owned(),
+            }
+        };
+        on_closed(reason);
+    });
+    Ok(Outbox(outbox))
 }
 
 fn same_origin_ws_url(path: &str) -> Result<String, String> {

@@ -2,11 +2,13 @@
 //!
 //! - [`native`]: the JSON envelope spoken at `/ws` (`{"type": ...}`), contract 000 plus the
 //!   extensions documented in `PROTOCOL.md`.
+//! - [`api`]: the JSON bodies of the HTTP API.
 //! - [`limits`]: every limit a client must respect, so the app validates exactly as the
 //!   server does.
 //!
 //! This crate carries serde types only; it compiles for `wasm32-unknown-unknown` and native
 //! and depends on nothing server-side.
 
+pub mod api;
 pub mod limits;
 pub mod native;

@@ -158,6 +158,40 @@ impl Browser {
         }
     }
 
+    /// Types `text` into the input matching `selector`.
+    pub async fn fill(&self, selector: &str, text: &str) {
+        let input = self
+            .client
+            .wait()
+            .at_most(SCREEN_WAIT)
+            .for_element(Locator::Css(selector))
+            .await
+            .expect("input appears");
+        input.clear().await.unwrap();
+        input.send_keys(text).await.unwrap();
+    }
+
+    /// Clicks the element matching `selector`, once it exists.
+    pub async fn click(&self, selector: &str) {
+        let element = self
+            .client
+            .wait()
+            .at_most(SCREEN_WAIT)
+            .for_element(Locator::Css(selector))
+            .await
+            .expect("element appears");
+        element.click().await.unwrap();
+    }
+
+    pub async fn refresh(&self) {
+        self.client.refresh().await.unwrap();
+    }
+
+    /// Whether an element matches `selector` now.
+    pub async fn exists(&self, selector: &str) -> bool {
+        self.client.find(Locator::Css(selector)).await.is_ok()
+    }
+
     /// The page's visible text.
     pub async fn body_text(&self) -> String {
         self.client

@@ -67,3 +67,53 @@ async fn a_server_that_never_answers_makes_the_wait_fail_not_hang() {
     assert!(browser.body_text().await.contains("Connecting"));
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_person_signs_in_as_a_guest_is_remembered_and_signs_out() {
+    let (server, _data) = spawn_app_serving_site().await;
+    let driver = Chromedriver::start().await;
+    let browser = Browser::open(&driver).await;
+    browser.goto(&format!("http://{}/", server.addr())).await;
+
+    // The server's own validation message is shown where the person typed.
+    browser.fill("#display-name", "   ").await;
+    browser.click("form.sign-in button[type=submit]").await;
+    let refused = browser
+        .wait_for_text("[data-testid=sign-in-error]", SCREEN_WAIT)
+        .await;
+    assert_eq!(
+        refused.unwrap_or_else(|err| panic!("{err}")),
+        "username is empty"
+    );
+
+    browser.fill("#display-name", "Ana").await;
+    browser
+        .fill("#avatar-url", "https://img.example/ana.png")
+        .await;
+    browser.click("form.sign-in button[type=submit]").await;
+    let name = browser
+        .wait_for_text("[data-testid=signed-in-as]", SCREEN_WAIT)
+        .await;
+    assert_eq!(name.unwrap_or_else(|err| panic!("{err}")), "Ana");
+    browser.screenshot("signed-in").await;
+    assert!(
+        !browser.exists("form.sign-in").await,
+        "the form goes once signed in"
+    );
+
+    // Remembered across a reload: the stored token signs the new socket in.
+    browser.refresh().await;
+    let name = browser
+        .wait_for_text("[data-testid=signed-in-as]", SCREEN_WAIT)
+        .await;
+    assert_eq!(name.unwrap_or_else(|err| panic!("{err}")), "Ana");
+
+    browser.click(".user-chip button").await;
+    browser
+        .wait_for_text("form.sign-in h2", SCREEN_WAIT)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert!(!browser.exists("[data-testid=signed-in-as]").await);
+    browser.close().await;
+    server.shutdown().await.unwrap();
+}
