@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{spawn_app_on, spawn_app_on_with, tokens, Backend, WsClient};
+use common::{spawn_app_on, spawn_app_on_with, tokens, Backend, TestApp, WsClient};
 use confab_shared::limits::{is_room_code, DEFAULT_MAX_USERS, MAX_CHAT_CHARS, MAX_USERS_CAP};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -30,6 +30,16 @@ async fn join(ws: &mut WsClient, code: &str) -> (Value, Value) {
     let history = ws.recv_json().await;
     assert_eq!(history["type"], "room:history", "{history}");
     (joined, history)
+}
+
+/// Ana creates a room, Ben joins it, and Ana has seen him arrive.
+async fn ana_and_ben_in_a_room(app: &TestApp) -> (WsClient, WsClient, String) {
+    let mut ana = app.user("ana").await;
+    let code = create_room(&mut ana, None).await;
+    let mut ben = app.user("ben").await;
+    join(&mut ben, &code).await;
+    ana.recv_type("room:user_joined").await;
+    (ana, ben, code)
 }
 
 async fn chat(ws: &mut WsClient, code: &str, message: &str) {
@@ -255,11 +265,7 @@ async fn join_gives_members_and_history_and_tells_the_others(backend: Backend) {
 
 async fn chat_is_trimmed_stored_and_broadcast_to_every_member(backend: Backend) {
     let app = spawn_app_on(backend).await;
-    let mut ana = app.user("ana").await;
-    let code = create_room(&mut ana, None).await;
-    let mut ben = app.user("ben").await;
-    join(&mut ben, &code).await;
-    ana.recv_type("room:user_joined").await;
+    let (mut ana, mut ben, code) = ana_and_ben_in_a_room(&app).await;
 
     chat(&mut ana, &code, "  hello ben \n").await;
     for ws in [&mut ana, &mut ben] {
@@ -316,11 +322,7 @@ async fn non_members_can_do_nothing_in_a_room(backend: Backend) {
 
 async fn start_stores_the_game_state_and_tells_every_member(backend: Backend) {
     let app = spawn_app_on(backend).await;
-    let mut ana = app.user("ana").await;
-    let code = create_room(&mut ana, None).await;
-    let mut ben = app.user("ben").await;
-    join(&mut ben, &code).await;
-    ana.recv_type("room:user_joined").await;
+    let (mut ana, mut ben, code) = ana_and_ben_in_a_room(&app).await;
 
     let game_state = json!({"round": 1, "deck": ["a", "b"], "scores": {"ana": 0}});
     ben.send_json(json!({"type": "room:start", "code": code, "gameState": game_state}))
@@ -342,11 +344,7 @@ async fn start_stores_the_game_state_and_tells_every_member(backend: Backend) {
 
 async fn leave_ends_membership_and_tells_the_rest(backend: Backend) {
     let app = spawn_app_on(backend).await;
-    let mut ana = app.user("ana").await;
-    let code = create_room(&mut ana, None).await;
-    let mut ben = app.user("ben").await;
-    join(&mut ben, &code).await;
-    ana.recv_type("room:user_joined").await;
+    let (mut ana, mut ben, code) = ana_and_ben_in_a_room(&app).await;
 
     ben.send_json(json!({"type": "room:leave", "code": code}))
         .await;
@@ -405,11 +403,7 @@ async fn room_state_and_ping_show_the_callers_room(backend: Backend) {
 
 async fn typing_reaches_only_the_others_and_stops(backend: Backend) {
     let app = spawn_app_on(backend).await;
-    let mut ana = app.user("ana").await;
-    let code = create_room(&mut ana, None).await;
-    let mut ben = app.user("ben").await;
-    join(&mut ben, &code).await;
-    ana.recv_type("room:user_joined").await;
+    let (mut ana, mut ben, code) = ana_and_ben_in_a_room(&app).await;
 
     ana.send_json(json!({"type": "room:typing", "code": code, "typing": true}))
         .await;
@@ -434,11 +428,7 @@ async fn typing_reaches_only_the_others_and_stops(backend: Backend) {
 
 async fn typing_expires_by_itself(backend: Backend) {
     let app = spawn_app_on(backend).await;
-    let mut ana = app.user("ana").await;
-    let code = create_room(&mut ana, None).await;
-    let mut ben = app.user("ben").await;
-    join(&mut ben, &code).await;
-    ana.recv_type("room:user_joined").await;
+    let (mut ana, mut ben, code) = ana_and_ben_in_a_room(&app).await;
 
     ana.send_json(json!({"type": "room:typing", "code": code, "typing": true}))
         .await;
