@@ -43,6 +43,10 @@ pub struct Config {
     #[arg(long, env = "CONFAB_JWKS_REFRESH", default_value_t = 30)]
     pub jwks_refresh_secs: u64,
 
+    /// Seconds a `/qf/auth/ws-token` token can be used to open a `/qf` socket.
+    #[arg(long, env = "CONFAB_WS_TOKEN_TTL", default_value_t = crate::auth::ws_token::DEFAULT_TTL_SECS)]
+    pub ws_token_ttl_secs: u64,
+
     /// Lifetime of guest tokens from `POST /api/auth/guest`, in seconds.
     #[arg(long, env = "CONFAB_GUEST_TOKEN_TTL", default_value_t = 24 * 60 * 60)]
     pub guest_token_ttl_secs: u64,
@@ -91,6 +95,7 @@ impl Config {
             jwt_issuer: None,
             jwks: None,
             jwks_refresh_secs: 30,
+            ws_token_ttl_secs: crate::auth::ws_token::DEFAULT_TTL_SECS,
             guest_token_ttl_secs: 3600,
             message_rate: 20.0,
             message_burst: 40,

@@ -26,7 +26,7 @@ use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    auth::{guest, JwksSource, Verifier},
+    auth::{guest, ws_token::WsTokens, JwksSource, Verifier},
     config::Config,
     core::{Core, CoreSettings},
     ratelimit::KeyedLimiter,
@@ -45,6 +45,7 @@ struct AppStateInner {
     config: Config,
     core: Core,
     verifier: Verifier,
+    ws_tokens: WsTokens,
     guest_limiter: KeyedLimiter<IpAddr>,
     /// Cancelled when the server shuts down; every long-lived connection watches it.
     shutdown: CancellationToken,
@@ -76,6 +77,7 @@ impl AppState {
             inner: Arc::new(AppStateInner {
                 core: Core::new(store, settings),
                 verifier,
+                ws_tokens: WsTokens::new(&secret, config.ws_token_ttl_secs),
                 guest_limiter: KeyedLimiter::per_minute(
                     guest::GUEST_TOKENS_BURST,
                     guest::GUEST_TOKENS_PER_MINUTE,
@@ -93,6 +95,10 @@ impl AppState {
 
     pub fn verifier(&self) -> &Verifier {
         &self.inner.verifier
+    }
+
+    pub fn ws_tokens(&self) -> &WsTokens {
+        &self.inner.ws_tokens
     }
 
     pub fn guest_limiter(&self) -> &KeyedLimiter<IpAddr> {

@@ -35,3 +35,12 @@ pub struct ApiErrorDetail {
     /// For people.
     pub message: String,
 }
+
+/// The answer to `GET /qf/auth/ws-token` (contract 003).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct WsTokenResponse {
+    /// Opens `/qf/*` sockets as `?token=…`; not accepted anywhere else.
+    pub token: String,
+    /// Seconds the token can be used to open a socket.
+    pub expires_in: u64,
+}

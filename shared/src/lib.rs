@@ -3,6 +3,7 @@
 //! - [`native`]: the JSON envelope spoken at `/ws` (`{"type": ...}`), contract 000 plus the
 //!   extensions documented in `PROTOCOL.md`.
 //! - [`api`]: the JSON bodies of the HTTP API.
+//! - [`channels`]: the messages of the `/qf/*` sockets (contract 003).
 //! - [`limits`]: every limit a client must respect, so the app validates exactly as the
 //!   server does.
 //!
@@ -10,5 +11,6 @@
 //! and depends on nothing server-side.
 
 pub mod api;
+pub mod channels;
 pub mod limits;
 pub mod native;

@@ -7,6 +7,7 @@
 
 pub mod guest;
 mod jwks;
+pub mod ws_token;
 
 use std::{path::Path, time::Duration};
 

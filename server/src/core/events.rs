@@ -7,6 +7,8 @@ use super::model::{Member, Message, Profile, Room};
 pub enum Topic {
     /// Everyone subscribed to a room.
     Room(String),
+    /// Everyone watching who is online.
+    Presence,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +29,8 @@ pub enum Event {
         typing: bool,
     },
     GameStarted(Room),
+    /// Someone came online or went offline; [`super::Core::online_users`] has the list.
+    PresenceChanged,
 }
 
 /// An event on its way to the subscribers of a topic.

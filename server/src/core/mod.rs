@@ -182,7 +182,9 @@ impl Core {
     pub async fn sign_in(&self, conn: &Connection, profile: Profile) -> CoreResult<()> {
         self.inner.store.upsert_profile(&profile, now_ms()).await?;
         self.sign_out(conn);
-        self.inner.presence.arrive(&profile.user_id);
+        if self.inner.presence.arrive(&profile) {
+            self.publish(Topic::Presence, Event::PresenceChanged, None);
+        }
         self.inner.hub.set_user(conn.id, Some(profile));
         Ok(())
     }
@@ -190,7 +192,9 @@ impl Core {
     /// Signs the connection out: no identity, no subscriptions.
     pub fn sign_out(&self, conn: &Connection) {
         if let Some(previous) = self.inner.hub.set_user(conn.id, None) {
-            self.inner.presence.depart(&previous.user_id);
+            if self.inner.presence.depart(&previous.user_id) {
+                self.publish(Topic::Presence, Event::PresenceChanged, None);
+            }
         }
     }
 
@@ -201,6 +205,20 @@ impl Core {
 
     pub fn is_online(&self, user_id: &str) -> bool {
         self.inner.presence.is_online(user_id)
+    }
+
+    /// Everyone online now (signed in on any connection, in any dialect), by name.
+    pub fn online_users(&self) -> Vec<Profile> {
+        self.inner.presence.online()
+    }
+
+    /// Delivers [`Event::PresenceChanged`] to this signed-in connection from now on.
+    pub fn watch_presence(&self, conn: &Connection) -> CoreResult<()> {
+        self.signed_in(conn)?;
+        self.inner
+            .hub
+            .subscribe(conn.id, Topic::Presence, MAX_ROOMS_PER_CONNECTION + 1);
+        Ok(())
     }
 
     fn signed_in(&self, conn: &Connection) -> CoreResult<Profile> {

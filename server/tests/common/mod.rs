@@ -153,7 +153,8 @@ impl WsClient {
         }
     }
 
-    async fn receive_within(&mut self, wait: Duration) -> Received {
+    /// The next message or the close, waiting up to `wait`.
+    pub async fn receive_within(&mut self, wait: Duration) -> Received {
         loop {
             let frame = tokio::time::timeout(wait, self.stream.next())
                 .await

@@ -6,24 +6,22 @@
 
 mod render;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     extract::{
-        ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
+        ws::{Message, WebSocket, WebSocketUpgrade},
         State,
     },
     response::Response,
     routing::get,
     Router,
 };
-use confab_shared::{
-    limits::MAX_FRAME_BYTES,
-    native::{decode_client, ClientMessage, RoomStateView, ServerMessage},
-};
-use futures_util::{stream::SplitSink, SinkExt, StreamExt};
-use std::sync::Arc;
+use confab_shared::native::{decode_client, ClientMessage, RoomStateView, ServerMessage};
+use futures_util::StreamExt;
 use tokio::{sync::mpsc, time::Instant};
+
+use super::plain_ws::{self, Stop};
 
 use crate::{
     auth::{AuthError, Identity, EXPIRY_LEEWAY_SECS},
@@ -35,23 +33,8 @@ use crate::{
     AppState,
 };
 
-/// Bytes tungstenite reads at a time. Its default (128 KiB) is zero-filled before every
-/// read, which costs most of a busy server's CPU and 128 KiB per idle connection.
-pub const READ_BUFFER_BYTES: usize = 4 * 1024;
-
-/// Close code for a connection whose outbound queue overflowed: it cannot keep up. It may
-/// reconnect and resume from the last sequence number it saw.
-pub const CLOSE_TOO_SLOW: u16 = close_code::AGAIN;
-
 /// Events written per flush at most, so one busy connection cannot starve its reads.
 const MAX_BATCH: usize = 64;
-
-/// How long a closing handshake may wait on a peer that stopped reading.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// How long one write may wait on a peer that stopped reading before the connection is
-/// dropped.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The furthest ahead a session's expiry timer is set; tokens valid for longer are checked
 /// again when it fires.
@@ -62,16 +45,11 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    ws.read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| {
-            let tracked = state.clone();
-            async move { tracked.spawn_connection(serve(socket, state)) }
-        })
+    plain_ws::configure(ws).on_upgrade(move |socket| {
+        let tracked = state.clone();
+        async move { tracked.spawn_connection(serve(socket, state)) }
+    })
 }
-
-type Sink = SplitSink<WebSocket, Message>;
 
 struct Session {
     state: AppState,
@@ -98,9 +76,9 @@ async fn serve(socket: WebSocket, state: AppState) {
     let stop = loop {
         let expiry = session.expiry();
         let replies = tokio::select! {
-            () = shutdown.cancelled() => break Stop::Close(close_code::AWAY, "server shutting down"),
-            () = overflowed.cancelled() => break Stop::Close(CLOSE_TOO_SLOW, "too slow: outbound queue full"),
-            () = sleep_until(expiry) => {
+            () = shutdown.cancelled() => break Stop::SHUTDOWN,
+            () = overflowed.cancelled() => break Stop::TOO_SLOW,
+            () = plain_ws::sleep_until(expiry) => {
                 if !session.expired() {
                     continue;
                 }
@@ -109,10 +87,10 @@ async fn serve(socket: WebSocket, state: AppState) {
             }
             delivery = inbox.queue.recv() => {
                 let Some(delivery) = delivery else { break Stop::Gone };
-                let mut batch = vec![render::event(&delivery.event)];
+                let mut batch: Vec<ServerMessage> = render::event(&delivery.event).into_iter().collect();
                 while batch.len() < MAX_BATCH {
                     match inbox.queue.try_recv() {
-                        Ok(delivery) => batch.push(render::event(&delivery.event)),
+                        Ok(delivery) => batch.extend(render::event(&delivery.event)),
                         Err(_) => break,
                     }
                 }
@@ -123,62 +101,15 @@ async fn serve(socket: WebSocket, state: AppState) {
                 Some(Ok(Message::Binary(_))) => session.refuse_binary(),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(Message::Close(_))) | None => break Stop::Gone,
-                Some(Err(err)) => break if is_too_big(err) {
-                    Stop::Close(close_code::SIZE, "message too big")
-                } else {
-                    Stop::Gone
-                },
+                Some(Err(err)) => break Stop::after_read_error(err),
             },
         };
-        // A peer that stops reading must not pin this task: the write races the shutdown,
-        // the overflow flag and a deadline.
-        tokio::select! {
-            written = tokio::time::timeout(WRITE_TIMEOUT, send_all(&mut sink, replies)) => {
-                if !matches!(written, Ok(Ok(()))) {
-                    break Stop::Gone;
-                }
-            }
-            () = shutdown.cancelled() => break Stop::Close(close_code::AWAY, "server shutting down"),
-            () = overflowed.cancelled() => break Stop::Close(CLOSE_TOO_SLOW, "too slow: outbound queue full"),
+        let frames = replies.iter().map(ServerMessage::to_json).collect();
+        if let Err(stop) = plain_ws::write(&mut sink, frames, &shutdown, &overflowed).await {
+            break stop;
         }
     };
-    if let Stop::Close(code, reason) = stop {
-        send_close(&mut sink, code, reason).await;
-    }
-}
-
-/// Why a connection's loop ended.
-enum Stop {
-    /// The peer went away or the socket failed: nothing more to send.
-    Gone,
-    /// Close with this code and reason.
-    Close(u16, &'static str),
-}
-
-/// Whether a read failed because a frame or message was over the size limit (the one read
-/// error after which the socket can still carry a close frame).
-fn is_too_big(err: axum::Error) -> bool {
-    err.into_inner()
-        .downcast_ref::<tungstenite::Error>()
-        .is_some_and(|err| matches!(err, tungstenite::Error::Capacity(_)))
-}
-
-async fn send_all(sink: &mut Sink, messages: Vec<ServerMessage>) -> Result<(), axum::Error> {
-    if messages.is_empty() {
-        return Ok(());
-    }
-    for message in messages {
-        sink.feed(Message::Text(Utf8Bytes::from(message.to_json())))
-            .await?;
-    }
-    sink.flush().await
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
+    plain_ws::finish(&mut sink, stop).await;
 }
 
 impl Session {
@@ -431,13 +362,4 @@ fn error(text: &str) -> ServerMessage {
     ServerMessage::Error {
         error: text.to_owned(),
     }
-}
-
-/// Sends a close frame, giving up after [`CLOSE_TIMEOUT`] on a peer that does not read.
-async fn send_close(sink: &mut Sink, code: u16, reason: &'static str) {
-    let frame = Message::Close(Some(CloseFrame {
-        code,
-        reason: Utf8Bytes::from_static(reason),
-    }));
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(frame)).await;
 }

@@ -54,8 +54,9 @@ pub fn message(message: &Message) -> ChatMessage {
     }
 }
 
-pub fn event(event: &Event) -> ServerMessage {
-    match event {
+/// The event as this dialect shows it; `None` for events `/ws` clients are not sent.
+pub fn event(event: &Event) -> Option<ServerMessage> {
+    Some(match event {
         Event::Message(m) => ServerMessage::RoomChat(message(m)),
         Event::MemberJoined {
             room_key,
@@ -79,5 +80,6 @@ pub fn event(event: &Event) -> ServerMessage {
             typing: *typing,
         },
         Event::GameStarted(r) => ServerMessage::RoomStarted { room: room(r) },
-    }
+        Event::PresenceChanged => return None,
+    })
 }

@@ -1,0 +1,132 @@
+//! Contract 003's channels under `/qf`: the short-lived token endpoint, and the sockets that
+//! take its tokens. `PROTOCOL.md` has the close codes.
+//!
+//! Every socket checks its token before anything else: a missing, invalid or expired one
+//! closes with 1008, so an unauthenticated caller learns nothing more. A socket also closes
+//! with 1008 when the session its token came from expires.
+
+pub mod online;
+
+use axum::{
+    extract::{ws::close_code, Query, State},
+    http::{header, HeaderMap},
+    routing::get,
+    Json, Router,
+};
+use confab_shared::api::WsTokenResponse;
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::plain_ws::Stop;
+use crate::{
+    auth::ws_token::WsTokenError,
+    core::{hub::Inbox, now_ms, Connection},
+    http::error::ApiError,
+    AppState,
+};
+
+/// The cookie that may carry the caller's JWT instead of an `Authorization` header.
+pub const SESSION_COOKIE: &str = "confab_token";
+/// The cookie that may carry a `/qf` token instead of the `token` query parameter.
+pub const WS_TOKEN_COOKIE: &str = "confab_ws_token";
+
+/// The close for a socket whose session (the JWT behind its token) has expired.
+pub const SESSION_EXPIRED: Stop = Stop::Close(close_code::POLICY, "token expired");
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/qf/auth/ws-token", get(ws_token))
+        .route("/qf/users/online/ws", get(online::socket))
+        .route("/qf/users/online", get(online::list))
+}
+
+/// The `token` query parameter of a `/qf` socket.
+#[derive(Debug, Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+/// The socket's token: the query parameter, else the [`WS_TOKEN_COOKIE`] cookie.
+fn ws_token_from(query: &Query<TokenQuery>, headers: &HeaderMap) -> Option<String> {
+    query
+        .token
+        .clone()
+        .or_else(|| cookie(headers, WS_TOKEN_COOKIE).map(str::to_owned))
+}
+
+/// Checks a socket's token and signs a new core connection in with it: the connection, its
+/// inbox, and when its session ends. A bad token gives the 1008 close to send.
+async fn authenticate_socket(
+    state: &AppState,
+    token: Option<&str>,
+) -> Result<(Connection, Inbox, Instant), Stop> {
+    let now_secs = now_ms() / 1000;
+    let grant = state.ws_tokens().verify(token, now_secs).map_err(|err| {
+        Stop::Close(
+            close_code::POLICY,
+            match err {
+                WsTokenError::Missing => "missing token",
+                WsTokenError::Invalid => "invalid token",
+                WsTokenError::Expired => "token expired",
+            },
+        )
+    })?;
+    let core = state.core();
+    let (conn, inbox) = core.connect();
+    if let Err(err) = core.sign_in(&conn, grant.profile).await {
+        err.log_if_internal();
+        return Err(Stop::Close(close_code::ERROR, "internal error"));
+    }
+    let left = u64::try_from(grant.session_exp.saturating_sub(now_secs)).unwrap_or(0);
+    let session_end =
+        Instant::now() + std::time::Duration::from_secs(left.min(MAX_SESSION_WAIT_SECS));
+    Ok((conn, inbox, session_end))
+}
+
+/// Sessions longer than this (a year) are treated as ending then, keeping timers in range.
+const MAX_SESSION_WAIT_SECS: u64 = 365 * 24 * 60 * 60;
+
+/// The caller's JWT: `Authorization: Bearer`, else the [`SESSION_COOKIE`] cookie.
+fn jwt_from_headers(headers: &HeaderMap) -> Option<&str> {
+    bearer_token(headers).or_else(|| cookie(headers, SESSION_COOKIE))
+}
+
+/// `GET /qf/auth/ws-token`: exchanges the caller's JWT (an `Authorization: Bearer` header, or
+/// the [`SESSION_COOKIE`] cookie) for a token that opens `/qf` sockets.
+async fn ws_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<WsTokenResponse>, ApiError> {
+    let jwt = jwt_from_headers(&headers).ok_or(ApiError::Unauthorized)?;
+    let identity = state
+        .verifier()
+        .verify(jwt)
+        .await
+        .map_err(|_| ApiError::Unauthorized)?;
+    let tokens = state.ws_tokens();
+    Ok(Json(WsTokenResponse {
+        token: tokens.issue(&identity, now_ms() / 1000),
+        expires_in: tokens.ttl_secs(),
+    }))
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_empty())
+}
