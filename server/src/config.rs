@@ -65,6 +65,11 @@ pub struct Config {
           value_parser = queue_len)]
     pub outbound_queue: usize,
 
+    /// Service key other backends present to publish (`POST /api/notifications`). Unset:
+    /// publishing is off.
+    #[arg(long, env = "CONFAB_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
     /// Log filter, in `tracing-subscriber`'s `EnvFilter` syntax.
     #[arg(long, env = "CONFAB_LOG", default_value = "info")]
     pub log: String,
@@ -73,6 +78,9 @@ pub struct Config {
     #[arg(long, env = "CONFAB_SITE_DIR", default_value = "target/site")]
     pub site_dir: PathBuf,
 }
+
+/// The service key of [`Config::for_tests`].
+pub const TEST_API_KEY: &str = "test-service-key-0123456789";
 
 /// The HS256 secret of [`Config::for_tests`].
 pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret!";
@@ -97,6 +105,7 @@ impl Config {
             jwks_refresh_secs: 30,
             ws_token_ttl_secs: crate::auth::ws_token::DEFAULT_TTL_SECS,
             guest_token_ttl_secs: 3600,
+            api_key: Some(TEST_API_KEY.into()),
             message_rate: 20.0,
             message_burst: 40,
             outbound_queue: 1024,

@@ -32,6 +32,10 @@ use crate::{
     ratelimit::KeyedLimiter,
 };
 
+/// Pings one user may send at once, and per minute on average.
+pub const PINGS_BURST: u32 = 5;
+pub const PINGS_PER_MINUTE: u32 = 10;
+
 /// How long shutdown waits for open connections to close before giving up on them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -47,6 +51,8 @@ struct AppStateInner {
     verifier: Verifier,
     ws_tokens: WsTokens,
     guest_limiter: KeyedLimiter<IpAddr>,
+    /// Pings per sending user.
+    ping_limiter: KeyedLimiter<String>,
     /// Cancelled when the server shuts down; every long-lived connection watches it.
     shutdown: CancellationToken,
     /// Tracks connection tasks so shutdown can wait for their close frames to go out.
@@ -82,6 +88,7 @@ impl AppState {
                     guest::GUEST_TOKENS_BURST,
                     guest::GUEST_TOKENS_PER_MINUTE,
                 ),
+                ping_limiter: KeyedLimiter::per_minute(PINGS_BURST, PINGS_PER_MINUTE),
                 config,
                 shutdown: CancellationToken::new(),
                 connections: TaskTracker::new(),
@@ -99,6 +106,10 @@ impl AppState {
 
     pub fn ws_tokens(&self) -> &WsTokens {
         &self.inner.ws_tokens
+    }
+
+    pub fn ping_limiter(&self) -> &KeyedLimiter<String> {
+        &self.inner.ping_limiter
     }
 
     pub fn guest_limiter(&self) -> &KeyedLimiter<IpAddr> {

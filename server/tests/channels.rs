@@ -1,4 +1,5 @@
-//! Contract 003's channels: the short-lived token endpoint and the online-users channel.
+//! Contract 003's channels: the short-lived token endpoint, online users, notifications and
+//! pings, and the notification API.
 
 mod common;
 
@@ -286,6 +287,335 @@ async fn a_channel_socket_closes_with_1008_when_its_session_expires() {
         started.elapsed() <= std::time::Duration::from_secs(4),
         "closed after {:?}",
         started.elapsed()
+    );
+    app.shutdown().await;
+}
+
+/// `user_id`'s notification socket.
+async fn notification_socket(app: &TestApp, user_id: &str) -> WsClient {
+    let token = qf_token(app, user_id).await;
+    WsClient::connect(&app.ws_url(&format!("/qf/notifications/ws?token={token}"))).await
+}
+
+async fn publish(app: &TestApp, key: Option<&str>, body: Value) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(app.http_url("/api/notifications"))
+        .json(&body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    request.send().await.unwrap()
+}
+
+const KEY: &str = confab_server::config::TEST_API_KEY;
+
+fn round_result(user_id: &str) -> Value {
+    json!({"userId": user_id, "notificationType": "round_result", "actorUsername": "host",
+           "action": "finished", "recipientRole": "player", "phraseText": "You won round 3",
+           "data": {"round": 3}})
+}
+
+#[tokio::test]
+async fn a_published_notification_reaches_every_open_socket_of_its_user_only() {
+    let app = spawn_app_with(|_| {}).await;
+    let mut tab_1 = notification_socket(&app, "ana").await;
+    let mut tab_2 = notification_socket(&app, "ana").await;
+    let mut ben = notification_socket(&app, "ben").await;
+    // Published before or after the sockets subscribe, it arrives once: live, or from the
+    // backlog read right after subscribing.
+
+    let response = publish(&app, Some(KEY), round_result("ana")).await;
+    assert_eq!(response.status(), 201);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for tab in [&mut tab_1, &mut tab_2] {
+        let message = tab.recv_json().await;
+        assert_eq!(message["type"], "notification");
+        assert_eq!(message["id"], id.as_str());
+        assert_eq!(
+            (
+                message["notification_type"].as_str(),
+                message["actor_username"].as_str(),
+                message["action"].as_str(),
+                message["recipient_role"].as_str(),
+                message["phrase_text"].as_str()
+            ),
+            (
+                Some("round_result"),
+                Some("host"),
+                Some("finished"),
+                Some("player"),
+                Some("You won round 3")
+            )
+        );
+        assert!(message["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+    ben.assert_silent_for(std::time::Duration::from_millis(300))
+        .await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn notifications_made_while_offline_arrive_on_connect_once() {
+    let app = spawn_app_with(|_| {}).await;
+    for phrase in ["first", "second"] {
+        let mut body = round_result("ana");
+        body["phraseText"] = json!(phrase);
+        assert_eq!(publish(&app, Some(KEY), body).await.status(), 201);
+    }
+    let mut ana = notification_socket(&app, "ana").await;
+    assert_eq!(ana.recv_json().await["phrase_text"], "first");
+    assert_eq!(ana.recv_json().await["phrase_text"], "second");
+    drop(ana);
+    // Delivered once: the next connection starts empty.
+    let mut again = notification_socket(&app, "ana").await;
+    again
+        .assert_silent_for(std::time::Duration::from_millis(400))
+        .await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_app_lists_notifications_and_marks_them_read() {
+    let app = spawn_app_with(|_| {}).await;
+    let body = json!({"userId": "ana", "type": "success", "title": "Saved", "message": "Your deck is saved"});
+    let id = publish(&app, Some(KEY), body)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = reqwest::Client::new();
+    let list = |who: &str| {
+        client
+            .get(app.http_url("/api/notifications"))
+            .bearer_auth(tokens::token_for(who, who))
+            .send()
+    };
+    let listed: Value = list("ana").await.unwrap().json().await.unwrap();
+    let entry = &listed["notifications"][0];
+    assert_eq!(
+        (
+            entry["id"].as_str(),
+            entry["type"].as_str(),
+            entry["title"].as_str()
+        ),
+        (Some(id.as_str()), Some("success"), Some("Saved"))
+    );
+    // Each shape is filled from the other.
+    assert_eq!(
+        (
+            entry["phraseText"].as_str(),
+            entry["notificationType"].as_str()
+        ),
+        (Some("Your deck is saved"), Some("success"))
+    );
+    assert_eq!(entry["read"], false);
+
+    let mark = |who: &str, id: &str| {
+        client
+            .post(app.http_url(&format!("/api/notifications/{id}/read")))
+            .bearer_auth(tokens::token_for(who, who))
+            .send()
+    };
+    assert_eq!(mark("ben", &id).await.unwrap().status(), 404, "not Ben's");
+    assert_eq!(mark("ana", &id).await.unwrap().status(), 204);
+    assert_eq!(
+        list("ana").await.unwrap().json::<Value>().await.unwrap()["notifications"][0]["read"],
+        true
+    );
+    assert_eq!(
+        list("ben").await.unwrap().json::<Value>().await.unwrap()["notifications"],
+        json!([])
+    );
+    assert_eq!(
+        client
+            .get(app.http_url("/api/notifications"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn publishing_needs_the_service_key_and_valid_input() {
+    let app = spawn_app_with(|_| {}).await;
+    assert_eq!(publish(&app, None, round_result("ana")).await.status(), 401);
+    assert_eq!(
+        publish(&app, Some("wrong-key"), round_result("ana"))
+            .await
+            .status(),
+        401
+    );
+    // A user's JWT is not the service key.
+    assert_eq!(
+        publish(
+            &app,
+            Some(&tokens::token_for("ana", "ana")),
+            round_result("ana")
+        )
+        .await
+        .status(),
+        401
+    );
+    let with_header = reqwest::Client::new()
+        .post(app.http_url("/api/notifications"))
+        .header("x-api-key", KEY)
+        .json(&round_result("ana"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_header.status(), 201);
+
+    for (body, expected) in [
+        (json!({"userId": "", "message": "x"}), "userId is required"),
+        (
+            json!({"userId": "ana"}),
+            "message or phraseText is required",
+        ),
+        (
+            json!({"userId": "ana", "message": "x", "type": "urgent"}),
+            "type must be",
+        ),
+        (
+            json!({"userId": "ana", "message": "x".repeat(2001)}),
+            "longer than 2000",
+        ),
+        (
+            json!({"userId": "ana", "message": "x", "data": {"blob": "y".repeat(17_000)}}),
+            "data is larger",
+        ),
+        (
+            json!({"userId": "ana", "message": "x", "colour": "red"}),
+            "unknown field",
+        ),
+        (json!({"message": "x"}), "missing field"),
+    ] {
+        let response = publish(&app, Some(KEY), body.clone()).await;
+        assert!(response.status().is_client_error(), "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(expected),
+            "{body}: {error}"
+        );
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn publishing_is_off_without_a_configured_key() {
+    let app = spawn_app_with(|c| c.api_key = None).await;
+    let response = publish(&app, Some(KEY), round_result("ana")).await;
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["code"],
+        "forbidden"
+    );
+    app.shutdown().await;
+}
+
+/// Polls the REST online list until `user_id` is on it (pings reach only online users).
+async fn wait_until_online(app: &TestApp, user_id: &str) {
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        let listed: Value = reqwest::Client::new()
+            .get(app.http_url("/qf/users/online"))
+            .bearer_auth(tokens::token_for("observer", "observer"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if user_ids(&listed).iter().any(|id| id == user_id) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{user_id} never came online"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn ping_user(
+    app: &TestApp,
+    from: &str,
+    username: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(app.http_url(&format!("/qf/users/online/{username}/ping")))
+        .bearer_auth(tokens::token_for(from, from));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_ping_reaches_an_online_users_notification_socket() {
+    let app = spawn_app_with(|_| {}).await;
+    let mut ben = notification_socket(&app, "ben").await;
+    wait_until_online(&app, "ben").await;
+    let response = ping_user(
+        &app,
+        "ana",
+        "ben",
+        Some(json!({"join_url": "https://play.example/party/ABC234"})),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["delivered_to"], 1);
+    let ping = ben.recv_json().await;
+    assert_eq!(
+        (ping["type"].as_str(), ping["from_username"].as_str()),
+        (Some("ping"), Some("ana"))
+    );
+    assert_eq!(ping["join_url"], "https://play.example/party/ABC234");
+
+    // Without a body, no link; to nobody online, 404; a bad link, 400.
+    assert_eq!(ping_user(&app, "ana", "ben", None).await.status(), 200);
+    let plain = ben.recv_json().await;
+    assert!(plain.get("join_url").is_none(), "{plain}");
+    assert_eq!(ping_user(&app, "ana", "nobody", None).await.status(), 404);
+    assert_eq!(
+        ping_user(
+            &app,
+            "ana",
+            "ben",
+            Some(json!({"join_url": "javascript:x"}))
+        )
+        .await
+        .status(),
+        400
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn pings_are_rate_limited_per_sender() {
+    let app = spawn_app_with(|_| {}).await;
+    let _ben = notification_socket(&app, "ben").await;
+    wait_until_online(&app, "ben").await;
+    for _ in 0..confab_server::PINGS_BURST {
+        assert_eq!(ping_user(&app, "ana", "ben", None).await.status(), 200);
+    }
+    assert_eq!(ping_user(&app, "ana", "ben", None).await.status(), 429);
+    assert_eq!(
+        ping_user(&app, "carl", "ben", None).await.status(),
+        200,
+        "another sender has their own budget"
     );
     app.shutdown().await;
 }

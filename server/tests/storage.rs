@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use common::db::{drop_database, fresh_database_url, Backend};
 use confab_server::{
-    core::model::{MessageKind, NewMessage, NewRoom, Phase, Profile},
+    core::model::{Level, MessageKind, NewMessage, NewRoom, Notification, Phase, Profile},
     store::{self, AddMember, Store},
 };
 
@@ -293,6 +293,65 @@ async fn everything_survives_reopening(t: &TestStore) {
     );
 }
 
+fn notification(id: &str, user_id: &str, at: i64) -> Notification {
+    Notification {
+        id: id.into(),
+        user_id: user_id.into(),
+        level: Level::Warning,
+        title: "Round over".into(),
+        message: "You won".into(),
+        notification_type: "round_result".into(),
+        actor_username: "host".into(),
+        action: "finished".into(),
+        recipient_role: "player".into(),
+        phrase_text: "You won".into(),
+        data: Some(r#"{"round":3}"#.into()),
+        created_at_ms: at,
+        read: false,
+    }
+}
+
+async fn notifications_track_delivery_and_read_state(t: &TestStore) {
+    let s = &t.store;
+    for (id, user, at) in [("n1", "ana", 10), ("n2", "ana", 20), ("n3", "ben", 15)] {
+        s.insert_notification(&notification(id, user, at))
+            .await
+            .unwrap();
+    }
+    let undelivered: Vec<String> = s
+        .undelivered_notifications("ana", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(undelivered, ["n1", "n2"], "oldest first, only Ana's");
+    s.mark_delivered("n1", 30).await.unwrap();
+    let undelivered = s.undelivered_notifications("ana", 10).await.unwrap();
+    assert_eq!(undelivered.len(), 1);
+    assert_eq!(
+        undelivered[0],
+        notification("n2", "ana", 20),
+        "every field round-trips"
+    );
+
+    assert!(s.mark_read("ana", "n1", 40).await.unwrap());
+    assert!(
+        !s.mark_read("ben", "n1", 40).await.unwrap(),
+        "only the owner marks it read"
+    );
+    assert!(!s.mark_read("ana", "nope", 40).await.unwrap());
+    let listed = s.notifications_of("ana", 10).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|n| (n.id.as_str(), n.read))
+            .collect::<Vec<_>>(),
+        [("n2", false), ("n1", true)]
+    );
+    assert_eq!(s.notifications_of("ana", 1).await.unwrap().len(), 1);
+}
+
 macro_rules! storage_suite {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -327,4 +386,5 @@ storage_suite!(
     messages_get_gapless_sequence_numbers_under_concurrency,
     history_reads_are_ordered_and_bounded,
     everything_survives_reopening,
+    notifications_track_delivery_and_read_state,
 );

@@ -44,3 +44,77 @@ pub struct WsTokenResponse {
     /// Seconds the token can be used to open a socket.
     pub expires_in: u64,
 }
+
+/// `POST /api/notifications` (other backends, with the service key): a notification for one
+/// user. Either shape may be given, contract 002's (`type`, `title`, `message`, `data`) or
+/// contract 003's (`notificationType`, `actorUsername`, `action`, `recipientRole`,
+/// `phraseText`); missing fields are filled from the other shape.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PublishNotification {
+    pub user_id: String,
+    /// `info` (default), `success`, `warning` or `error`.
+    #[serde(default, rename = "type")]
+    pub level: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub data: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    pub notification_type: Option<String>,
+    #[serde(default)]
+    pub actor_username: Option<String>,
+    #[serde(default)]
+    pub action: Option<String>,
+    #[serde(default)]
+    pub recipient_role: Option<String>,
+    #[serde(default)]
+    pub phrase_text: Option<String>,
+}
+
+/// The answer to `POST /api/notifications`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub id: String,
+}
+
+/// A notification as `GET /api/notifications` lists it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationView {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub level: String,
+    pub title: String,
+    pub message: String,
+    pub notification_type: String,
+    pub actor_username: String,
+    pub action: String,
+    pub recipient_role: String,
+    pub phrase_text: String,
+    pub data: Option<serde_json::Value>,
+    /// ISO 8601 UTC.
+    pub timestamp: String,
+    pub read: bool,
+}
+
+/// `GET /api/notifications`: the caller's newest notifications, newest first.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct NotificationList {
+    pub notifications: Vec<NotificationView>,
+}
+
+/// `POST /qf/users/online/{username}/ping`, body optional.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct PingRequest {
+    #[serde(default)]
+    pub join_url: Option<String>,
+}
+
+/// The answer to a ping: how many online users by that name it reached.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct PingResult {
+    pub delivered_to: usize,
+}

@@ -11,6 +11,30 @@ pub enum ChannelMessage {
     /// `/qf/users/online/ws`: everyone online, on connect and after every change (bursts
     /// coalesced).
     OnlineUsersUpdate(OnlineUsersUpdate),
+    /// `/qf/notifications/ws`: a notification for this user.
+    Notification(ChannelNotification),
+    /// `/qf/notifications/ws`: a direct ping or party invitation.
+    Ping(ChannelPing),
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ChannelNotification {
+    /// Confab's notification id (for marking it read); beyond the contract's fields.
+    pub id: String,
+    pub notification_type: String,
+    pub actor_username: String,
+    pub action: String,
+    pub recipient_role: String,
+    pub phrase_text: String,
+    pub timestamp: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ChannelPing {
+    pub from_username: String,
+    pub timestamp: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_url: Option<String>,
 }
 
 /// The online-users snapshot; `GET /qf/users/online` answers the same shape.

@@ -9,6 +9,8 @@ pub enum CoreError {
     NotSignedIn,
     #[error("room not found")]
     RoomNotFound,
+    #[error("not found")]
+    NotFound,
     #[error("room is full")]
     RoomFull,
     #[error("not a member of this room")]

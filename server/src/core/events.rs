@@ -1,6 +1,6 @@
 //! What the core tells connections: events, addressed to a topic.
 
-use super::model::{Member, Message, Profile, Room};
+use super::model::{Member, Message, Notification, Profile, Room};
 
 /// Who an event is for. Connections subscribe to topics; fan-out delivers by topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -9,6 +9,8 @@ pub enum Topic {
     Room(String),
     /// Everyone watching who is online.
     Presence,
+    /// Every notification socket of one user.
+    User(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +33,14 @@ pub enum Event {
     GameStarted(Room),
     /// Someone came online or went offline; [`super::Core::online_users`] has the list.
     PresenceChanged,
+    /// A stored notification for the topic's user.
+    Notification(Notification),
+    /// A direct ping (an invitation, a nudge) for the topic's user; not stored.
+    Ping {
+        from_username: String,
+        join_url: Option<String>,
+        at_ms: i64,
+    },
 }
 
 /// An event on its way to the subscribers of a topic.

@@ -122,3 +122,52 @@ pub struct Message {
     pub kind: MessageKind,
     pub created_at_ms: i64,
 }
+
+/// How a notification presents itself (contract 002's `type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Success,
+    Warning,
+    Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Success => "success",
+            Self::Warning => "warning",
+            Self::Error => "error",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "info" => Some(Self::Info),
+            "success" => Some(Self::Success),
+            "warning" => Some(Self::Warning),
+            "error" => Some(Self::Error),
+            _ => None,
+        }
+    }
+}
+
+/// A notification to one user, carrying what every dialect shows of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub id: String,
+    pub user_id: String,
+    pub level: Level,
+    pub title: String,
+    pub message: String,
+    pub notification_type: String,
+    pub actor_username: String,
+    pub action: String,
+    pub recipient_role: String,
+    pub phrase_text: String,
+    /// Extra data for the receiving app: an opaque document the core does not read.
+    pub data: Option<String>,
+    pub created_at_ms: i64,
+    pub read: bool,
+}

@@ -1,6 +1,8 @@
 //! Plain HTTP: health, and the static site with its fallback for client-side routes.
 
+pub mod caller;
 pub mod error;
+pub mod notifications;
 pub mod site;
 
 use std::path::Path;
@@ -15,7 +17,15 @@ use crate::AppState;
 pub fn routes(site_dir: &Path) -> Router<AppState> {
     let api = Router::new()
         .route("/healthz", get(healthz))
-        .route("/api/auth/guest", post(crate::auth::guest::issue));
+        .route("/api/auth/guest", post(crate::auth::guest::issue))
+        .route(
+            "/api/notifications",
+            get(notifications::list).post(notifications::publish),
+        )
+        .route(
+            "/api/notifications/{id}/read",
+            post(notifications::mark_read),
+        );
     site::serve(api, site_dir)
 }
 

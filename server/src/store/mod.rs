@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 pub use sql::SqlStore;
 
-use crate::core::model::{Member, Message, NewMessage, NewRoom, Profile, Room};
+use crate::core::model::{Member, Message, NewMessage, NewRoom, Notification, Profile, Room};
 
 /// A storage failure. Never shown to clients: dialects log it and answer "internal error".
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,20 @@ pub trait Store: Send + Sync + 'static {
         after_seq: u64,
         limit: usize,
     ) -> StoreResult<Vec<Message>>;
+
+    async fn insert_notification(&self, notification: &Notification) -> StoreResult<()>;
+    /// The user's notifications no socket has been sent yet, oldest first, at most `limit`.
+    async fn undelivered_notifications(
+        &self,
+        user_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<Notification>>;
+    async fn mark_delivered(&self, id: &str, now_ms: i64) -> StoreResult<()>;
+    /// The user's newest `limit` notifications, newest first.
+    async fn notifications_of(&self, user_id: &str, limit: usize)
+        -> StoreResult<Vec<Notification>>;
+    /// Marks the user's notification `id` read; `false` when they have no such notification.
+    async fn mark_read(&self, user_id: &str, id: &str, now_ms: i64) -> StoreResult<bool>;
 }
 
 /// Opens the database `url` names (`sqlite://…` or `postgres://…`) and migrates it.

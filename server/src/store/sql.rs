@@ -19,7 +19,9 @@ use sqlx::{
 };
 
 use super::{AddMember, Store, StoreError, StoreResult};
-use crate::core::model::{Member, Message, MessageKind, NewMessage, NewRoom, Phase, Profile, Room};
+use crate::core::model::{
+    Level, Member, Message, MessageKind, NewMessage, NewRoom, Notification, Phase, Profile, Room,
+};
 
 /// How long a query waits for a free connection (or, on SQLite, for the write lock).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -74,6 +76,9 @@ impl SqlStore<Postgres> {
 
 const ROOM_COLUMNS: &str =
     "id, name, room_type, max_users, member_count, phase, host_id, game_state, created_at, last_seq";
+const NOTIFICATION_COLUMNS: &str =
+    "id, user_id, level, title, message, notification_type, actor_username, \
+     action, recipient_role, phrase_text, data, created_at, read_at";
 const MESSAGE_COLUMNS: &str =
     "id, room_id, seq, user_id, username, image_url, body, kind, created_at";
 
@@ -110,6 +115,26 @@ macro_rules! impl_store {
                     game_state: row.try_get("game_state")?,
                     created_at_ms: row.try_get("created_at")?,
                     last_seq: to_u64(row.try_get("last_seq")?, "last_seq")?,
+                })
+            }
+
+            fn notification_from_row(row: &$row) -> StoreResult<Notification> {
+                let level: String = row.try_get("level")?;
+                let read_at: Option<i64> = row.try_get("read_at")?;
+                Ok(Notification {
+                    id: row.try_get("id")?,
+                    user_id: row.try_get("user_id")?,
+                    level: Level::parse(&level).ok_or_else(|| corrupt("level"))?,
+                    title: row.try_get("title")?,
+                    message: row.try_get("message")?,
+                    notification_type: row.try_get("notification_type")?,
+                    actor_username: row.try_get("actor_username")?,
+                    action: row.try_get("action")?,
+                    recipient_role: row.try_get("recipient_role")?,
+                    phrase_text: row.try_get("phrase_text")?,
+                    data: row.try_get("data")?,
+                    created_at_ms: row.try_get("created_at")?,
+                    read: read_at.is_some(),
                 })
             }
 
@@ -372,6 +397,75 @@ macro_rules! impl_store {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map(Self::message_from_row).collect()
+            }
+
+            async fn insert_notification(&self, n: &Notification) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO notifications (id, user_id, level, title, message, notification_type, \
+                     actor_username, action, recipient_role, phrase_text, data, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(&n.id)
+                .bind(&n.user_id)
+                .bind(n.level.as_str())
+                .bind(&n.title)
+                .bind(&n.message)
+                .bind(&n.notification_type)
+                .bind(&n.actor_username)
+                .bind(&n.action)
+                .bind(&n.recipient_role)
+                .bind(&n.phrase_text)
+                .bind(&n.data)
+                .bind(n.created_at_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn undelivered_notifications(&self, user_id: &str, limit: usize) -> StoreResult<Vec<Notification>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {NOTIFICATION_COLUMNS} FROM notifications \
+                     WHERE user_id = $1 AND delivered_at IS NULL ORDER BY created_at, id LIMIT $2"
+                ))
+                .bind(user_id)
+                .bind(to_i64(limit as u64))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::notification_from_row).collect()
+            }
+
+            async fn mark_delivered(&self, id: &str, now_ms: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE notifications SET delivered_at = $2 WHERE id = $1 AND delivered_at IS NULL")
+                    .bind(id)
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn notifications_of(&self, user_id: &str, limit: usize) -> StoreResult<Vec<Notification>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE user_id = $1 \
+                     ORDER BY created_at DESC, id DESC LIMIT $2"
+                ))
+                .bind(user_id)
+                .bind(to_i64(limit as u64))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::notification_from_row).collect()
+            }
+
+            async fn mark_read(&self, user_id: &str, id: &str, now_ms: i64) -> StoreResult<bool> {
+                let found = sqlx::query(
+                    "UPDATE notifications SET read_at = COALESCE(read_at, $3) WHERE id = $1 AND user_id = $2",
+                )
+                .bind(id)
+                .bind(user_id)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(found == 1)
             }
         }
     };

@@ -5,11 +5,12 @@
 //! closes with 1008, so an unauthenticated caller learns nothing more. A socket also closes
 //! with 1008 when the session its token came from expires.
 
+pub mod notifications;
 pub mod online;
 
 use axum::{
     extract::{ws::close_code, Query, State},
-    http::{header, HeaderMap},
+    http::HeaderMap,
     routing::get,
     Json, Router,
 };
@@ -21,12 +22,13 @@ use super::plain_ws::Stop;
 use crate::{
     auth::ws_token::WsTokenError,
     core::{hub::Inbox, now_ms, Connection},
-    http::error::ApiError,
+    http::{
+        caller::{cookie, identify},
+        error::ApiError,
+    },
     AppState,
 };
 
-/// The cookie that may carry the caller's JWT instead of an `Authorization` header.
-pub const SESSION_COOKIE: &str = "confab_token";
 /// The cookie that may carry a `/qf` token instead of the `token` query parameter.
 pub const WS_TOKEN_COOKIE: &str = "confab_ws_token";
 
@@ -38,6 +40,11 @@ pub fn routes() -> Router<AppState> {
         .route("/qf/auth/ws-token", get(ws_token))
         .route("/qf/users/online/ws", get(online::socket))
         .route("/qf/users/online", get(online::list))
+        .route(
+            "/qf/users/online/{username}/ping",
+            axum::routing::post(notifications::ping),
+        )
+        .route("/qf/notifications/ws", get(notifications::socket))
 }
 
 /// The `token` query parameter of a `/qf` socket.
@@ -86,47 +93,16 @@ async fn authenticate_socket(
 /// Sessions longer than this (a year) are treated as ending then, keeping timers in range.
 const MAX_SESSION_WAIT_SECS: u64 = 365 * 24 * 60 * 60;
 
-/// The caller's JWT: `Authorization: Bearer`, else the [`SESSION_COOKIE`] cookie.
-fn jwt_from_headers(headers: &HeaderMap) -> Option<&str> {
-    bearer_token(headers).or_else(|| cookie(headers, SESSION_COOKIE))
-}
-
 /// `GET /qf/auth/ws-token`: exchanges the caller's JWT (an `Authorization: Bearer` header, or
-/// the [`SESSION_COOKIE`] cookie) for a token that opens `/qf` sockets.
+/// the session cookie) for a token that opens `/qf` sockets.
 async fn ws_token(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<WsTokenResponse>, ApiError> {
-    let jwt = jwt_from_headers(&headers).ok_or(ApiError::Unauthorized)?;
-    let identity = state
-        .verifier()
-        .verify(jwt)
-        .await
-        .map_err(|_| ApiError::Unauthorized)?;
+    let identity = identify(&state, &headers).await?;
     let tokens = state.ws_tokens();
     Ok(Json(WsTokenResponse {
         token: tokens.issue(&identity, now_ms() / 1000),
         expires_in: tokens.ttl_secs(),
     }))
-}
-
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
-        .filter(|value| !value.is_empty())
 }

@@ -14,7 +14,7 @@ use confab_shared::channels::{ChannelMessage, OnlineUser, OnlineUsersUpdate};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use super::{authenticate_socket, jwt_from_headers, ws_token_from, TokenQuery};
+use super::{authenticate_socket, ws_token_from, TokenQuery};
 use crate::{
     core::{events::Event, now_ms, Core},
     dialects::{
@@ -123,11 +123,6 @@ pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<OnlineUsersUpdate>, ApiError> {
-    let jwt = jwt_from_headers(&headers).ok_or(ApiError::Unauthorized)?;
-    state
-        .verifier()
-        .verify(jwt)
-        .await
-        .map_err(|_| ApiError::Unauthorized)?;
+    crate::http::caller::identify(&state, &headers).await?;
     Ok(Json(snapshot(state.core())))
 }

@@ -80,6 +80,6 @@ pub fn event(event: &Event) -> Option<ServerMessage> {
             typing: *typing,
         },
         Event::GameStarted(r) => ServerMessage::RoomStarted { room: room(r) },
-        Event::PresenceChanged => return None,
+        Event::PresenceChanged | Event::Notification(_) | Event::Ping { .. } => return None,
     })
 }

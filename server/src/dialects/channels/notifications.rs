@@ -1,0 +1,179 @@
+//! `/qf/notifications/ws`: a user's notifications and pings, and
+//! `POST /qf/users/online/{username}/ping`.
+//!
+//! Offline delivery: a notification is stored first; every notification socket of its user
+//! that is open gets it at once. One created while none was open is sent, oldest first, when
+//! the user's next notification socket connects. Either way it is then marked delivered and
+//! not sent on connect again (it stays listed in `GET /api/notifications` with its read
+//! state). Pings are not stored: they reach the sockets open at the time.
+
+use std::collections::HashSet;
+
+use axum::{
+    extract::{rejection::JsonRejection, ws::Message, Path, Query, State, WebSocketUpgrade},
+    http::HeaderMap,
+    response::Response,
+    Json,
+};
+use confab_shared::{
+    api::{PingRequest, PingResult},
+    channels::{ChannelMessage, ChannelNotification, ChannelPing},
+};
+use futures_util::StreamExt;
+
+use super::{authenticate_socket, ws_token_from, TokenQuery};
+use crate::{
+    auth::is_safe_image_url,
+    core::{events::Event, model::Notification},
+    dialects::{
+        plain_ws::{self, Stop},
+        timefmt::iso8601_millis,
+    },
+    http::{caller::identify, error::ApiError},
+    AppState,
+};
+
+pub async fn socket(
+    ws: WebSocketUpgrade,
+    query: Query<TokenQuery>,
+    headers: HeaderMap,
+    State(state): State<AppState>,
+) -> Response {
+    let token = ws_token_from(&query, &headers);
+    plain_ws::configure(ws).on_upgrade(move |socket| {
+        let tracked = state.clone();
+        async move { tracked.spawn_connection(serve(socket, state, token)) }
+    })
+}
+
+async fn serve(socket: axum::extract::ws::WebSocket, state: AppState, token: Option<String>) {
+    let (mut sink, mut stream) = socket.split();
+    let (conn, mut inbox, session_end) = match authenticate_socket(&state, token.as_deref()).await {
+        Ok(authenticated) => authenticated,
+        Err(stop) => return plain_ws::finish(&mut sink, stop).await,
+    };
+    let core = state.core();
+    // Subscribe before reading the backlog, so nothing published in between is missed;
+    // what arrives both ways is sent once.
+    let backlog = match core.watch_notifications(&conn) {
+        Ok(()) => core.undelivered_notifications(&conn).await,
+        Err(err) => Err(err),
+    };
+    let backlog = match backlog {
+        Ok(backlog) => backlog,
+        Err(err) => {
+            err.log_if_internal();
+            return plain_ws::finish(
+                &mut sink,
+                Stop::Close(axum::extract::ws::close_code::ERROR, "internal error"),
+            )
+            .await;
+        }
+    };
+    let from_backlog: HashSet<String> = backlog.iter().map(|n| n.id.clone()).collect();
+    let mut frames = Vec::new();
+    for notification in &backlog {
+        frames.push(notification_frame(notification));
+        mark_delivered(&state, &notification.id).await;
+    }
+    let shutdown = state.shutdown_token().clone();
+    let overflowed = inbox.overflowed.clone();
+    let stop = loop {
+        if let Err(stop) = plain_ws::write(
+            &mut sink,
+            std::mem::take(&mut frames),
+            &shutdown,
+            &overflowed,
+        )
+        .await
+        {
+            break stop;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break Stop::SHUTDOWN,
+            () = overflowed.cancelled() => break Stop::TOO_SLOW,
+            () = tokio::time::sleep_until(session_end) => break super::SESSION_EXPIRED,
+            delivery = inbox.queue.recv() => match delivery.as_deref().map(|d| &d.event) {
+                Some(Event::Notification(notification)) => {
+                    if !from_backlog.contains(&notification.id) {
+                        frames.push(notification_frame(notification));
+                        mark_delivered(&state, &notification.id).await;
+                    }
+                }
+                Some(Event::Ping { from_username, join_url, at_ms }) => frames.push(message_frame(ChannelMessage::Ping(ChannelPing {
+                    from_username: from_username.clone(),
+                    timestamp: iso8601_millis(*at_ms),
+                    join_url: join_url.clone(),
+                }))),
+                Some(_) => {}
+                None => break Stop::Gone,
+            },
+            frame = stream.next() => match frame {
+                // The channel is server to client; anything a client sends is ignored.
+                Some(Ok(Message::Close(_))) | None => break Stop::Gone,
+                Some(Ok(_)) => {}
+                Some(Err(err)) => break Stop::after_read_error(err),
+            },
+        }
+    };
+    plain_ws::finish(&mut sink, stop).await;
+    drop(conn);
+}
+
+async fn mark_delivered(state: &AppState, id: &str) {
+    if let Err(err) = state.core().mark_delivered(id).await {
+        err.log_if_internal();
+    }
+}
+
+/// Contract 003's shape of a notification.
+fn notification_frame(n: &Notification) -> String {
+    message_frame(ChannelMessage::Notification(ChannelNotification {
+        id: n.id.clone(),
+        notification_type: n.notification_type.clone(),
+        actor_username: n.actor_username.clone(),
+        action: n.action.clone(),
+        recipient_role: n.recipient_role.clone(),
+        phrase_text: n.phrase_text.clone(),
+        timestamp: iso8601_millis(n.created_at_ms),
+    }))
+}
+
+fn message_frame(message: ChannelMessage) -> String {
+    serde_json::to_string(&message).expect("channel messages serialise")
+}
+
+/// `POST /qf/users/online/{username}/ping` {join_url?}: a `ping` to the notification
+/// sockets of everyone online by that name. `404` when nobody by that name is online;
+/// rate limited per sender.
+pub async fn ping(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(username): Path<String>,
+    body: Result<Json<PingRequest>, JsonRejection>,
+) -> Result<Json<PingResult>, ApiError> {
+    let caller = identify(&state, &headers).await?;
+    if !state.ping_limiter().try_take(&caller.profile.user_id) {
+        return Err(ApiError::RateLimited);
+    }
+    // The body is optional: no body is a ping without a link.
+    let request = match body {
+        Ok(Json(request)) => request,
+        Err(JsonRejection::MissingJsonContentType(_)) => PingRequest::default(),
+        Err(rejection) => return Err(rejection.into()),
+    };
+    if let Some(url) = &request.join_url {
+        if !is_safe_image_url(url) {
+            return Err(ApiError::BadRequest(
+                "join_url must be an http(s) URL".into(),
+            ));
+        }
+    }
+    match state
+        .core()
+        .ping(&caller.profile, &username, request.join_url)
+    {
+        0 => Err(ApiError::NotFound("no online user by that name".into())),
+        delivered_to => Ok(Json(PingResult { delivered_to })),
+    }
+}

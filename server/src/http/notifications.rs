@@ -1,0 +1,184 @@
+//! The notification API: publishing for other backends (with the service key), and listing
+//! and marking read for the app (with the user's JWT). Delivery to sockets is the dialects'.
+
+use axum::{
+    extract::{rejection::JsonRejection, Path, State},
+    http::{HeaderMap, StatusCode},
+    Json,
+};
+use confab_shared::api::{NotificationList, NotificationView, PublishNotification, Published};
+
+use super::{
+    caller::{identify, require_service_key},
+    error::ApiError,
+};
+use crate::{
+    core::{
+        model::{Level, Notification},
+        now_ms, CoreError,
+    },
+    dialects::timefmt::iso8601_millis,
+    AppState,
+};
+
+/// Longest title, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Longest message or phrase text, in characters.
+pub const MAX_TEXT_CHARS: usize = 2000;
+/// Longest short field (type, actor, action, role) and user id, in characters.
+pub const MAX_FIELD_CHARS: usize = 128;
+/// Largest `data`, in bytes of JSON.
+pub const MAX_DATA_BYTES: usize = 16 * 1024;
+
+/// `POST /api/notifications`: stores a notification for `userId` and delivers it to the
+/// user's `/qf/notifications/ws` (and, later, Socket.IO `/notifications`) sockets.
+pub async fn publish(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<PublishNotification>, JsonRejection>,
+) -> Result<(StatusCode, Json<Published>), ApiError> {
+    require_service_key(&state, &headers)?;
+    let Json(request) = body?;
+    let notification = build(request)?;
+    let stored = state.core().notify(notification).await.map_err(from_core)?;
+    Ok((StatusCode::CREATED, Json(Published { id: stored.id })))
+}
+
+/// Validates a publish request and fills each shape's fields from the other's.
+fn build(request: PublishNotification) -> Result<Notification, ApiError> {
+    let field = |name: &str, value: Option<String>, max: usize| -> Result<String, ApiError> {
+        let value = value.unwrap_or_default().trim().to_owned();
+        if value.chars().count() > max {
+            return Err(ApiError::BadRequest(format!(
+                "{name} is longer than {max} characters"
+            )));
+        }
+        Ok(value)
+    };
+    let user_id = field("userId", Some(request.user_id), MAX_FIELD_CHARS)?;
+    if user_id.is_empty() {
+        return Err(ApiError::BadRequest("userId is required".into()));
+    }
+    let level = match request.level.as_deref() {
+        None => Level::Info,
+        Some(text) => Level::parse(text).ok_or_else(|| {
+            ApiError::BadRequest("type must be info, success, warning or error".into())
+        })?,
+    };
+    let message = field("message", request.message, MAX_TEXT_CHARS)?;
+    let phrase_text = field("phraseText", request.phrase_text, MAX_TEXT_CHARS)?;
+    if message.is_empty() && phrase_text.is_empty() {
+        return Err(ApiError::BadRequest(
+            "message or phraseText is required".into(),
+        ));
+    }
+    let notification_type = field(
+        "notificationType",
+        request.notification_type,
+        MAX_FIELD_CHARS,
+    )?;
+    let title = field("title", request.title, MAX_TITLE_CHARS)?;
+    let data = match request.data {
+        None => None,
+        Some(map) => {
+            let text = serde_json::Value::Object(map).to_string();
+            if text.len() > MAX_DATA_BYTES {
+                return Err(ApiError::BadRequest(format!(
+                    "data is larger than {MAX_DATA_BYTES} bytes"
+                )));
+            }
+            Some(text)
+        }
+    };
+    Ok(Notification {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id,
+        level,
+        title: if title.is_empty() {
+            notification_type.clone()
+        } else {
+            title
+        },
+        message: if message.is_empty() {
+            phrase_text.clone()
+        } else {
+            message.clone()
+        },
+        notification_type: if notification_type.is_empty() {
+            level.as_str().to_owned()
+        } else {
+            notification_type
+        },
+        actor_username: field("actorUsername", request.actor_username, MAX_FIELD_CHARS)?,
+        action: field("action", request.action, MAX_FIELD_CHARS)?,
+        recipient_role: field("recipientRole", request.recipient_role, MAX_FIELD_CHARS)?,
+        phrase_text: if phrase_text.is_empty() {
+            message
+        } else {
+            phrase_text
+        },
+        data,
+        created_at_ms: now_ms(),
+        read: false,
+    })
+}
+
+/// `GET /api/notifications`: the caller's newest notifications, newest first.
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<NotificationList>, ApiError> {
+    let caller = identify(&state, &headers).await?;
+    let notifications = state
+        .core()
+        .notifications_of(&caller.profile.user_id)
+        .await
+        .map_err(from_core)?;
+    Ok(Json(NotificationList {
+        notifications: notifications.iter().map(view).collect(),
+    }))
+}
+
+/// `POST /api/notifications/{id}/read`: `204`, or `404` when it is not the caller's.
+pub async fn mark_read(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let caller = identify(&state, &headers).await?;
+    state
+        .core()
+        .mark_read(&caller.profile.user_id, &id)
+        .await
+        .map_err(from_core)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn view(n: &Notification) -> NotificationView {
+    NotificationView {
+        id: n.id.clone(),
+        level: n.level.as_str().to_owned(),
+        title: n.title.clone(),
+        message: n.message.clone(),
+        notification_type: n.notification_type.clone(),
+        actor_username: n.actor_username.clone(),
+        action: n.action.clone(),
+        recipient_role: n.recipient_role.clone(),
+        phrase_text: n.phrase_text.clone(),
+        data: n
+            .data
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok()),
+        timestamp: iso8601_millis(n.created_at_ms),
+        read: n.read,
+    }
+}
+
+fn from_core(err: CoreError) -> ApiError {
+    match err {
+        CoreError::Internal(cause) => ApiError::Internal(cause.0),
+        CoreError::NotFound => ApiError::NotFound("not found".into()),
+        CoreError::NotSignedIn => ApiError::Unauthorized,
+        other => ApiError::BadRequest(other.to_string()),
+    }
+}
