@@ -619,3 +619,51 @@ async fn pings_are_rate_limited_per_sender() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn presence_stays_right_under_racing_arrivals_and_departures() {
+    let app = std::sync::Arc::new(spawn_app_with(|_| {}).await);
+    let (mut watcher, _) = online_socket(&app, "watcher").await;
+    // 20 users with two tabs each connect at once.
+    let tabs = futures_util::future::join_all((0..40).map(|i| {
+        let app = app.clone();
+        async move { online_socket(&app, &format!("user{:02}", i % 20)).await.0 }
+    }))
+    .await;
+    let mut everyone: Vec<String> = (0..20).map(|i| format!("user{i:02}")).collect();
+    everyone.push("watcher".into());
+    until_online(
+        &mut watcher,
+        &everyone.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+
+    // All tabs of the even users and one tab of each odd user close at once: the odd users
+    // stay online (one tab left), the even ones go.
+    let (closing, staying): (Vec<_>, Vec<_>) = tabs
+        .into_iter()
+        .enumerate()
+        .partition(|(i, _)| (i % 20) % 2 == 0 || *i >= 20);
+    let closers = closing
+        .into_iter()
+        .map(|(_, mut tab)| tokio::spawn(async move { tab.stream.close(None).await }));
+    futures_util::future::join_all(closers).await;
+    let mut remaining: Vec<String> = (0..20)
+        .filter(|i| i % 2 == 1)
+        .map(|i| format!("user{i:02}"))
+        .collect();
+    remaining.push("watcher".into());
+    let remaining: Vec<&str> = remaining.iter().map(String::as_str).collect();
+    until_online(&mut watcher, &remaining).await;
+    // And it stays that way: no late departure sneaks in.
+    watcher
+        .assert_silent_for(std::time::Duration::from_millis(800))
+        .await;
+    assert_eq!(staying.len(), 10);
+    drop(staying);
+    drop(watcher);
+    std::sync::Arc::into_inner(app)
+        .expect("no other handle")
+        .shutdown()
+        .await;
+}
