@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use common::db::{drop_database, fresh_database_url, Backend};
 use confab_server::{
-    core::model::{Level, MessageKind, NewMessage, NewRoom, Notification, Phase, Profile},
+    core::model::{
+        Level, MessageKind, NewMessage, NewRoom, Notification, Party, PartyPlayer, Phase, Profile,
+    },
     store::{self, AddMember, Store},
 };
 
@@ -352,6 +354,97 @@ async fn notifications_track_delivery_and_read_state(t: &TestStore) {
     assert_eq!(s.notifications_of("ana", 1).await.unwrap().len(), 1);
 }
 
+fn party(id: &str, code: &str, max_players: u32) -> Party {
+    Party {
+        id: id.into(),
+        code: code.into(),
+        host_id: "ana".into(),
+        phase: "lobby".into(),
+        max_players,
+        created_at_ms: 1,
+    }
+}
+
+fn player(user_id: &str, joined_at_ms: i64) -> PartyPlayer {
+    PartyPlayer {
+        user_id: user_id.into(),
+        username: user_id.to_uppercase(),
+        ready: false,
+        joined_at_ms,
+    }
+}
+
+async fn party_sessions_keep_players_in_order_and_within_capacity(t: &TestStore) {
+    let s = &t.store;
+    assert!(s
+        .create_party(&party("p1", "PARTY2", 3), &player("ana", 1))
+        .await
+        .unwrap());
+    assert!(
+        !s.create_party(&party("p2", "PARTY2", 3), &player("ben", 1))
+            .await
+            .unwrap(),
+        "codes are unique"
+    );
+    assert_eq!(
+        s.party_by_code("PARTY2").await.unwrap(),
+        Some(party("p1", "PARTY2", 3))
+    );
+    assert_eq!(s.party("nope").await.unwrap(), None);
+
+    assert_eq!(
+        s.add_party_player("p1", &player("ben", 2)).await.unwrap(),
+        AddMember::Added
+    );
+    assert_eq!(
+        s.add_party_player("p1", &player("ben", 3)).await.unwrap(),
+        AddMember::AlreadyMember
+    );
+    assert_eq!(
+        s.add_party_player("nope", &player("ben", 3)).await.unwrap(),
+        AddMember::NoSuchRoom
+    );
+    let racing = (0..10).map(|i| {
+        let store = Arc::clone(&t.store);
+        tokio::spawn(async move {
+            store
+                .add_party_player("p1", &player(&format!("racer{i}"), 10 + i))
+                .await
+                .unwrap()
+        })
+    });
+    let added = futures_util::future::join_all(racing)
+        .await
+        .into_iter()
+        .filter(|o| *o.as_ref().unwrap() == AddMember::Added)
+        .count();
+    assert_eq!(added, 1, "one seat was left");
+    assert_eq!(s.party_players("p1").await.unwrap().len(), 3);
+
+    assert!(s.set_party_ready("p1", "ben", true).await.unwrap());
+    assert!(!s.set_party_ready("p1", "carl", true).await.unwrap());
+    assert!(s.set_party_state("p1", "ben", "playing").await.unwrap());
+    assert!(s.remove_party_player("p1", "ana").await.unwrap());
+    assert!(!s.remove_party_player("p1", "ana").await.unwrap());
+
+    let reopened = t.reopen().await;
+    let stored = reopened.party("p1").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.host_id.as_str(), stored.phase.as_str()),
+        ("ben", "playing")
+    );
+    let players = reopened.party_players("p1").await.unwrap();
+    assert_eq!(
+        players[0],
+        PartyPlayer {
+            ready: true,
+            ..player("ben", 2)
+        },
+        "oldest first"
+    );
+    assert_eq!(players.len(), 2);
+}
+
 macro_rules! storage_suite {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -387,4 +480,5 @@ storage_suite!(
     history_reads_are_ordered_and_bounded,
     everything_survives_reopening,
     notifications_track_delivery_and_read_state,
+    party_sessions_keep_players_in_order_and_within_capacity,
 );

@@ -15,6 +15,73 @@ pub enum ChannelMessage {
     Notification(ChannelNotification),
     /// `/qf/notifications/ws`: a direct ping or party invitation.
     Ping(ChannelPing),
+    /// `/qf/party/{id}/ws`: the whole session, on connect and when its host or state changes
+    /// in a way no finer event says.
+    SessionUpdate(PartySession),
+    PlayerJoined {
+        session_id: String,
+        player: PartyPlayer,
+    },
+    PlayerLeft {
+        session_id: String,
+        user_id: String,
+        host_id: String,
+    },
+    PlayerReady {
+        session_id: String,
+        user_id: String,
+        ready: bool,
+    },
+    PhaseTransition {
+        session_id: String,
+        from: String,
+        to: String,
+        timestamp: String,
+    },
+    /// The host's progress document, as sent.
+    ProgressUpdate {
+        session_id: String,
+        progress: serde_json::Value,
+        timestamp: String,
+    },
+    SessionStarted {
+        session_id: String,
+        phase: String,
+        timestamp: String,
+    },
+    SessionCompleted {
+        session_id: String,
+        timestamp: String,
+    },
+    HostPing {
+        session_id: String,
+        from_username: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        timestamp: String,
+    },
+}
+
+/// A party session as its players see it; the REST calls answer it too.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct PartySession {
+    pub session_id: String,
+    /// The short code others join with.
+    pub code: String,
+    pub host_id: String,
+    /// `lobby`, then the host's phases, then `completed` (or `ended` when everyone left).
+    pub phase: String,
+    pub min_players: usize,
+    pub max_players: u32,
+    pub players: Vec<PartyPlayer>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct PartyPlayer {
+    pub user_id: String,
+    pub username: String,
+    pub ready: bool,
+    pub is_host: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]

@@ -11,6 +11,10 @@ pub enum CoreError {
     RoomNotFound,
     #[error("not found")]
     NotFound,
+    #[error("only the host can do that")]
+    NotHost,
+    #[error("{0}")]
+    Conflict(String),
     #[error("room is full")]
     RoomFull,
     #[error("not a member of this room")]

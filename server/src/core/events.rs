@@ -11,6 +11,8 @@ pub enum Topic {
     Presence,
     /// Every notification socket of one user.
     User(String),
+    /// Every socket following a party session.
+    Party(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +42,11 @@ pub enum Event {
         from_username: String,
         join_url: Option<String>,
         at_ms: i64,
+    },
+    /// A party session changed; `view` is the session after the change.
+    Party {
+        view: super::party::PartyView,
+        change: super::party::PartyChange,
     },
 }
 

@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod hub;
 pub mod model;
+pub mod party;
 pub mod presence;
 pub mod typing;
 
@@ -676,7 +677,7 @@ impl Core {
             .await?)
     }
 
-    fn publish(&self, topic: Topic, event: Event, skip_user: Option<&str>) {
+    pub(crate) fn publish(&self, topic: Topic, event: Event, skip_user: Option<&str>) {
         self.inner.fanout.publish(Delivery {
             topic,
             event,

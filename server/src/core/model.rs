@@ -171,3 +171,24 @@ pub struct Notification {
     pub created_at_ms: i64,
     pub read: bool,
 }
+
+/// A party session (contract 003): players gathered by a short code, led by a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Party {
+    pub id: String,
+    pub code: String,
+    pub host_id: String,
+    /// `lobby`, then the phases the host moves through, then `completed` (or `ended` when
+    /// everyone left).
+    pub phase: String,
+    pub max_players: u32,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartyPlayer {
+    pub user_id: String,
+    pub username: String,
+    pub ready: bool,
+    pub joined_at_ms: i64,
+}

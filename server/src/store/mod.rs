@@ -9,7 +9,9 @@ use async_trait::async_trait;
 
 pub use sql::SqlStore;
 
-use crate::core::model::{Member, Message, NewMessage, NewRoom, Notification, Profile, Room};
+use crate::core::model::{
+    Member, Message, NewMessage, NewRoom, Notification, Party, PartyPlayer, Profile, Room,
+};
 
 /// A storage failure. Never shown to clients: dialects log it and answer "internal error".
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +84,21 @@ pub trait Store: Send + Sync + 'static {
         -> StoreResult<Vec<Notification>>;
     /// Marks the user's notification `id` read; `false` when they have no such notification.
     async fn mark_read(&self, user_id: &str, id: &str, now_ms: i64) -> StoreResult<bool>;
+
+    /// Creates a party with its host as first player; `false` when the code is taken.
+    async fn create_party(&self, party: &Party, host: &PartyPlayer) -> StoreResult<bool>;
+    async fn party(&self, id: &str) -> StoreResult<Option<Party>>;
+    async fn party_by_code(&self, code: &str) -> StoreResult<Option<Party>>;
+    /// Players in the order they joined.
+    async fn party_players(&self, id: &str) -> StoreResult<Vec<PartyPlayer>>;
+    /// Adds a player unless the party is full, atomically.
+    async fn add_party_player(&self, id: &str, player: &PartyPlayer) -> StoreResult<AddMember>;
+    /// `false` when they were not a player.
+    async fn remove_party_player(&self, id: &str, user_id: &str) -> StoreResult<bool>;
+    /// `false` when they are not a player.
+    async fn set_party_ready(&self, id: &str, user_id: &str, ready: bool) -> StoreResult<bool>;
+    /// Sets the host and the phase; `false` when there is no such party.
+    async fn set_party_state(&self, id: &str, host_id: &str, phase: &str) -> StoreResult<bool>;
 }
 
 /// Opens the database `url` names (`sqlite://…` or `postgres://…`) and migrates it.

@@ -20,7 +20,8 @@ use sqlx::{
 
 use super::{AddMember, Store, StoreError, StoreResult};
 use crate::core::model::{
-    Level, Member, Message, MessageKind, NewMessage, NewRoom, Notification, Phase, Profile, Room,
+    Level, Member, Message, MessageKind, NewMessage, NewRoom, Notification, Party, PartyPlayer,
+    Phase, Profile, Room,
 };
 
 /// How long a query waits for a free connection (or, on SQLite, for the write lock).
@@ -79,6 +80,7 @@ const ROOM_COLUMNS: &str =
 const NOTIFICATION_COLUMNS: &str =
     "id, user_id, level, title, message, notification_type, actor_username, \
      action, recipient_role, phrase_text, data, created_at, read_at";
+const PARTY_COLUMNS: &str = "id, code, host_id, phase, max_players, created_at";
 const MESSAGE_COLUMNS: &str =
     "id, room_id, seq, user_id, username, image_url, body, kind, created_at";
 
@@ -135,6 +137,17 @@ macro_rules! impl_store {
                     data: row.try_get("data")?,
                     created_at_ms: row.try_get("created_at")?,
                     read: read_at.is_some(),
+                })
+            }
+
+            fn party_from_row(row: &$row) -> StoreResult<Party> {
+                Ok(Party {
+                    id: row.try_get("id")?,
+                    code: row.try_get("code")?,
+                    host_id: row.try_get("host_id")?,
+                    phase: row.try_get("phase")?,
+                    max_players: to_u32(row.try_get("max_players")?, "max_players")?,
+                    created_at_ms: row.try_get("created_at")?,
                 })
             }
 
@@ -466,6 +479,155 @@ macro_rules! impl_store {
                 .await?
                 .rows_affected();
                 Ok(found == 1)
+            }
+
+            async fn create_party(&self, party: &Party, host: &PartyPlayer) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let created = sqlx::query(
+                    "INSERT INTO party_sessions (id, code, host_id, phase, max_players, player_count, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, 1, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(&party.id)
+                .bind(&party.code)
+                .bind(&party.host_id)
+                .bind(&party.phase)
+                .bind(i64::from(party.max_players))
+                .bind(party.created_at_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if created == 0 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO party_players (session_id, user_id, username, ready, joined_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&party.id)
+                .bind(&host.user_id)
+                .bind(&host.username)
+                .bind(host.ready)
+                .bind(host.joined_at_ms)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn party(&self, id: &str) -> StoreResult<Option<Party>> {
+                let row = sqlx::query(&format!("SELECT {PARTY_COLUMNS} FROM party_sessions WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(Self::party_from_row).transpose()
+            }
+
+            async fn party_by_code(&self, code: &str) -> StoreResult<Option<Party>> {
+                let row = sqlx::query(&format!("SELECT {PARTY_COLUMNS} FROM party_sessions WHERE code = $1"))
+                    .bind(code)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(Self::party_from_row).transpose()
+            }
+
+            async fn party_players(&self, id: &str) -> StoreResult<Vec<PartyPlayer>> {
+                let rows = sqlx::query(
+                    "SELECT user_id, username, ready, joined_at FROM party_players WHERE session_id = $1 \
+                     ORDER BY joined_at, user_id",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(PartyPlayer {
+                            user_id: row.try_get("user_id")?,
+                            username: row.try_get("username")?,
+                            ready: row.try_get("ready")?,
+                            joined_at_ms: row.try_get("joined_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn add_party_player(&self, id: &str, player: &PartyPlayer) -> StoreResult<AddMember> {
+                let existing = sqlx::query("SELECT 1 FROM party_players WHERE session_id = $1 AND user_id = $2")
+                    .bind(id)
+                    .bind(&player.user_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                if existing.is_some() {
+                    return Ok(AddMember::AlreadyMember);
+                }
+                let mut tx = self.pool.begin().await?;
+                let seat = sqlx::query(
+                    "UPDATE party_sessions SET player_count = player_count + 1 \
+                     WHERE id = $1 AND player_count < max_players RETURNING id",
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if seat.is_none() {
+                    drop(tx);
+                    return Ok(if self.party(id).await?.is_some() { AddMember::Full } else { AddMember::NoSuchRoom });
+                }
+                let inserted = sqlx::query(
+                    "INSERT INTO party_players (session_id, user_id, username, ready, joined_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (session_id, user_id) DO NOTHING",
+                )
+                .bind(id)
+                .bind(&player.user_id)
+                .bind(&player.username)
+                .bind(player.ready)
+                .bind(player.joined_at_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    tx.rollback().await?;
+                    return Ok(AddMember::AlreadyMember);
+                }
+                tx.commit().await?;
+                Ok(AddMember::Added)
+            }
+
+            async fn remove_party_player(&self, id: &str, user_id: &str) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let removed = sqlx::query("DELETE FROM party_players WHERE session_id = $1 AND user_id = $2")
+                    .bind(id)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if removed == 1 {
+                    sqlx::query("UPDATE party_sessions SET player_count = player_count - 1 WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(removed == 1)
+            }
+
+            async fn set_party_ready(&self, id: &str, user_id: &str, ready: bool) -> StoreResult<bool> {
+                let updated = sqlx::query("UPDATE party_players SET ready = $3 WHERE session_id = $1 AND user_id = $2")
+                    .bind(id)
+                    .bind(user_id)
+                    .bind(ready)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(updated == 1)
+            }
+
+            async fn set_party_state(&self, id: &str, host_id: &str, phase: &str) -> StoreResult<bool> {
+                let updated = sqlx::query("UPDATE party_sessions SET host_id = $2, phase = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(host_id)
+                    .bind(phase)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(updated == 1)
             }
         }
     };

@@ -7,6 +7,7 @@
 
 pub mod notifications;
 pub mod online;
+pub mod party;
 
 use axum::{
     extract::{ws::close_code, Query, State},
@@ -45,6 +46,26 @@ pub fn routes() -> Router<AppState> {
             axum::routing::post(notifications::ping),
         )
         .route("/qf/notifications/ws", get(notifications::socket))
+        .route("/qf/party", axum::routing::post(party::create))
+        .route("/qf/party/join", axum::routing::post(party::join))
+        .route("/qf/party/{id}", get(party::show))
+        .route("/qf/party/{id}/ws", get(party::socket))
+        .route("/qf/party/{id}/leave", axum::routing::post(party::leave))
+        .route("/qf/party/{id}/ready", axum::routing::post(party::ready))
+        .route("/qf/party/{id}/start", axum::routing::post(party::start))
+        .route("/qf/party/{id}/phase", axum::routing::post(party::phase))
+        .route(
+            "/qf/party/{id}/progress",
+            axum::routing::post(party::progress),
+        )
+        .route(
+            "/qf/party/{id}/complete",
+            axum::routing::post(party::complete),
+        )
+        .route(
+            "/qf/party/{id}/host-ping",
+            axum::routing::post(party::host_ping),
+        )
 }
 
 /// The `token` query parameter of a `/qf` socket.

@@ -80,6 +80,9 @@ pub fn event(event: &Event) -> Option<ServerMessage> {
             typing: *typing,
         },
         Event::GameStarted(r) => ServerMessage::RoomStarted { room: room(r) },
-        Event::PresenceChanged | Event::Notification(_) | Event::Ping { .. } => return None,
+        Event::PresenceChanged
+        | Event::Notification(_)
+        | Event::Ping { .. }
+        | Event::Party { .. } => return None,
     })
 }

@@ -1,0 +1,379 @@
+//! Party sessions (contract 003's party mode): players gather by a short code, get ready,
+//! and the host starts and moves the session through its phases. The rules live here; the
+//! `/qf` dialect renders the events.
+
+use super::{
+    events::{Event, Topic},
+    model::{Party, PartyPlayer, Profile},
+    new_room_code, now_ms, Core, CoreError, CoreResult,
+};
+use crate::store::AddMember;
+
+/// Players a session needs before the host can start it.
+pub const MIN_PARTY_PLAYERS: usize = 2;
+/// Players a session holds when created without a size.
+pub const DEFAULT_PARTY_SIZE: u32 = 8;
+/// The largest session.
+pub const MAX_PARTY_SIZE: u32 = 16;
+/// Longest phase name, in characters.
+pub const MAX_PHASE_CHARS: usize = 64;
+/// Largest progress document, in bytes.
+pub const MAX_PROGRESS_BYTES: usize = 4096;
+/// Longest host-ping message, in characters.
+pub const MAX_HOST_PING_CHARS: usize = 280;
+
+pub const PHASE_LOBBY: &str = "lobby";
+/// The phase a started session enters first.
+pub const PHASE_PLAYING: &str = "playing";
+pub const PHASE_COMPLETED: &str = "completed";
+/// An empty session ends.
+pub const PHASE_ENDED: &str = "ended";
+
+/// A session and its players after a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartyView {
+    pub party: Party,
+    pub players: Vec<PartyPlayer>,
+}
+
+/// What changed in a session; delivered with the [`PartyView`] after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartyChange {
+    PlayerJoined(PartyPlayer),
+    PlayerLeft {
+        user_id: String,
+    },
+    PlayerReady {
+        user_id: String,
+        ready: bool,
+    },
+    PhaseTransition {
+        from: String,
+        to: String,
+    },
+    /// An opaque progress document from the host.
+    ProgressUpdate(String),
+    SessionStarted,
+    SessionCompleted,
+    HostPing {
+        from_username: String,
+        message: Option<String>,
+    },
+}
+
+/// Why a socket may not follow a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartyRefusal {
+    Unknown,
+    NotAPlayer,
+    Ended,
+}
+
+impl Core {
+    /// Creates a session with `host` as its host and first player.
+    pub async fn create_party(
+        &self,
+        host: &Profile,
+        max_players: Option<u32>,
+    ) -> CoreResult<PartyView> {
+        let max_players = max_players.unwrap_or(DEFAULT_PARTY_SIZE);
+        if !(MIN_PARTY_PLAYERS as u32..=MAX_PARTY_SIZE).contains(&max_players) {
+            return Err(CoreError::invalid(format!(
+                "max_players must be between {MIN_PARTY_PLAYERS} and {MAX_PARTY_SIZE}"
+            )));
+        }
+        let player = PartyPlayer {
+            user_id: host.user_id.clone(),
+            username: host.username.clone(),
+            ready: false,
+            joined_at_ms: now_ms(),
+        };
+        for _ in 0..16 {
+            let party = Party {
+                id: uuid::Uuid::new_v4().to_string(),
+                code: new_room_code(),
+                host_id: host.user_id.clone(),
+                phase: PHASE_LOBBY.into(),
+                max_players,
+                created_at_ms: now_ms(),
+            };
+            if self.store().create_party(&party, &player).await? {
+                return self.party_view(&party.id).await;
+            }
+        }
+        Err(CoreError::invalid("no free party code; try again"))
+    }
+
+    /// Joins the session with `code` (harmless when a player already). Only lobbies take
+    /// new players.
+    pub async fn join_party(&self, user: &Profile, code: &str) -> CoreResult<PartyView> {
+        let party = self
+            .store()
+            .party_by_code(code)
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        let player = PartyPlayer {
+            user_id: user.user_id.clone(),
+            username: user.username.clone(),
+            ready: false,
+            joined_at_ms: now_ms(),
+        };
+        if party.phase != PHASE_LOBBY && !self.is_party_player(&party.id, &user.user_id).await? {
+            return Err(CoreError::Conflict(
+                "the session has already started".into(),
+            ));
+        }
+        match self.store().add_party_player(&party.id, &player).await? {
+            AddMember::Added => {
+                let view = self.party_view(&party.id).await?;
+                self.publish_party(&view, PartyChange::PlayerJoined(player));
+                Ok(view)
+            }
+            AddMember::AlreadyMember => self.party_view(&party.id).await,
+            AddMember::Full => Err(CoreError::Conflict("the session is full".into())),
+            AddMember::NoSuchRoom => Err(CoreError::NotFound),
+        }
+    }
+
+    /// Leaves a session. A leaving host hands the role to the longest-present player; the
+    /// last one out ends the session.
+    pub async fn leave_party(&self, user: &Profile, id: &str) -> CoreResult<()> {
+        self.store().party(id).await?.ok_or(CoreError::NotFound)?;
+        if !self.store().remove_party_player(id, &user.user_id).await? {
+            return Err(CoreError::NotAMember);
+        }
+        let mut view = self.party_view(id).await?;
+        match view.players.first() {
+            None => {
+                self.store()
+                    .set_party_state(id, &view.party.host_id, PHASE_ENDED)
+                    .await?;
+                view.party.phase = PHASE_ENDED.into();
+            }
+            Some(next) if !view.players.iter().any(|p| p.user_id == view.party.host_id) => {
+                self.store()
+                    .set_party_state(id, &next.user_id, &view.party.phase)
+                    .await?;
+                view.party.host_id = next.user_id.clone();
+            }
+            Some(_) => {}
+        }
+        self.publish_party(
+            &view,
+            PartyChange::PlayerLeft {
+                user_id: user.user_id.clone(),
+            },
+        );
+        Ok(())
+    }
+
+    pub async fn set_party_ready(
+        &self,
+        user: &Profile,
+        id: &str,
+        ready: bool,
+    ) -> CoreResult<PartyView> {
+        let view = self.player_view(user, id).await?;
+        if view.party.phase != PHASE_LOBBY {
+            return Err(CoreError::Conflict(
+                "the session has already started".into(),
+            ));
+        }
+        self.store()
+            .set_party_ready(id, &user.user_id, ready)
+            .await?;
+        let view = self.party_view(id).await?;
+        self.publish_party(
+            &view,
+            PartyChange::PlayerReady {
+                user_id: user.user_id.clone(),
+                ready,
+            },
+        );
+        Ok(view)
+    }
+
+    /// Starts the session: the host only, with at least [`MIN_PARTY_PLAYERS`], all ready.
+    pub async fn start_party(&self, user: &Profile, id: &str) -> CoreResult<PartyView> {
+        let view = self.host_view(user, id).await?;
+        if view.party.phase != PHASE_LOBBY {
+            return Err(CoreError::Conflict(
+                "the session has already started".into(),
+            ));
+        }
+        if view.players.len() < MIN_PARTY_PLAYERS {
+            return Err(CoreError::Conflict(format!(
+                "a session needs at least {MIN_PARTY_PLAYERS} players"
+            )));
+        }
+        if !view.players.iter().all(|p| p.ready) {
+            return Err(CoreError::Conflict("not every player is ready".into()));
+        }
+        let view = self.move_phase(view, PHASE_PLAYING).await?;
+        self.publish_party(&view, PartyChange::SessionStarted);
+        Ok(view)
+    }
+
+    /// Moves a started session to the phase `phase` (any name but the reserved ones).
+    pub async fn advance_party(
+        &self,
+        user: &Profile,
+        id: &str,
+        phase: &str,
+    ) -> CoreResult<PartyView> {
+        let view = self.host_view(user, id).await?;
+        require_started(&view)?;
+        let phase = phase.trim();
+        if phase.is_empty()
+            || phase.chars().count() > MAX_PHASE_CHARS
+            || phase.chars().any(char::is_control)
+        {
+            return Err(CoreError::invalid(format!(
+                "phase must be 1 to {MAX_PHASE_CHARS} characters"
+            )));
+        }
+        if [PHASE_LOBBY, PHASE_COMPLETED, PHASE_ENDED].contains(&phase) {
+            return Err(CoreError::invalid(format!("phase {phase:?} is reserved")));
+        }
+        self.move_phase(view, phase).await
+    }
+
+    /// Completes a started session.
+    pub async fn complete_party(&self, user: &Profile, id: &str) -> CoreResult<PartyView> {
+        let view = self.host_view(user, id).await?;
+        require_started(&view)?;
+        let view = self.move_phase(view, PHASE_COMPLETED).await?;
+        self.publish_party(&view, PartyChange::SessionCompleted);
+        Ok(view)
+    }
+
+    /// Tells every player of a started session how it is going (an opaque document).
+    pub async fn party_progress(&self, user: &Profile, id: &str, progress: &str) -> CoreResult<()> {
+        let view = self.host_view(user, id).await?;
+        require_started(&view)?;
+        if progress.len() > MAX_PROGRESS_BYTES {
+            return Err(CoreError::invalid(format!(
+                "progress is larger than {MAX_PROGRESS_BYTES} bytes"
+            )));
+        }
+        self.publish_party(&view, PartyChange::ProgressUpdate(progress.to_owned()));
+        Ok(())
+    }
+
+    /// The host nudges every player.
+    pub async fn host_ping(
+        &self,
+        user: &Profile,
+        id: &str,
+        message: Option<String>,
+    ) -> CoreResult<()> {
+        let view = self.host_view(user, id).await?;
+        if message
+            .as_ref()
+            .is_some_and(|m| m.chars().count() > MAX_HOST_PING_CHARS)
+        {
+            return Err(CoreError::invalid(format!(
+                "message is longer than {MAX_HOST_PING_CHARS} characters"
+            )));
+        }
+        self.publish_party(
+            &view,
+            PartyChange::HostPing {
+                from_username: user.username.clone(),
+                message,
+            },
+        );
+        Ok(())
+    }
+
+    /// A session as one of its players sees it.
+    pub async fn player_view(&self, user: &Profile, id: &str) -> CoreResult<PartyView> {
+        let view = self.party_view(id).await?;
+        if !view.players.iter().any(|p| p.user_id == user.user_id) {
+            return Err(CoreError::NotAMember);
+        }
+        Ok(view)
+    }
+
+    /// Whether `user_id` may follow session `id` on a socket, and the session if so.
+    pub async fn party_for_socket(
+        &self,
+        user_id: &str,
+        id: &str,
+    ) -> CoreResult<Result<PartyView, PartyRefusal>> {
+        let Some(party) = self.store().party(id).await? else {
+            return Ok(Err(PartyRefusal::Unknown));
+        };
+        if party.phase == PHASE_ENDED {
+            return Ok(Err(PartyRefusal::Ended));
+        }
+        let players = self.store().party_players(id).await?;
+        if !players.iter().any(|p| p.user_id == user_id) {
+            return Ok(Err(PartyRefusal::NotAPlayer));
+        }
+        Ok(Ok(PartyView { party, players }))
+    }
+
+    /// Delivers the session's events to this connection from now on.
+    pub fn watch_party(&self, conn: &super::Connection, id: &str) {
+        self.inner.hub.subscribe(
+            conn.id(),
+            Topic::Party(id.to_owned()),
+            super::MAX_ROOMS_PER_CONNECTION + 1,
+        );
+    }
+
+    async fn party_view(&self, id: &str) -> CoreResult<PartyView> {
+        let party = self.store().party(id).await?.ok_or(CoreError::NotFound)?;
+        let players = self.store().party_players(id).await?;
+        Ok(PartyView { party, players })
+    }
+
+    async fn is_party_player(&self, id: &str, user_id: &str) -> CoreResult<bool> {
+        Ok(self
+            .store()
+            .party_players(id)
+            .await?
+            .iter()
+            .any(|p| p.user_id == user_id))
+    }
+
+    async fn host_view(&self, user: &Profile, id: &str) -> CoreResult<PartyView> {
+        let view = self.player_view(user, id).await?;
+        if view.party.host_id != user.user_id {
+            return Err(CoreError::NotHost);
+        }
+        Ok(view)
+    }
+
+    async fn move_phase(&self, mut view: PartyView, to: &str) -> CoreResult<PartyView> {
+        self.store()
+            .set_party_state(&view.party.id, &view.party.host_id, to)
+            .await?;
+        let from = std::mem::replace(&mut view.party.phase, to.to_owned());
+        self.publish_party(
+            &view,
+            PartyChange::PhaseTransition {
+                from,
+                to: to.to_owned(),
+            },
+        );
+        Ok(view)
+    }
+
+    fn publish_party(&self, view: &PartyView, change: PartyChange) {
+        let event = Event::Party {
+            view: view.clone(),
+            change,
+        };
+        self.publish(Topic::Party(view.party.id.clone()), event, None);
+    }
+}
+
+fn require_started(view: &PartyView) -> CoreResult<()> {
+    match view.party.phase.as_str() {
+        PHASE_LOBBY => Err(CoreError::Conflict("the session has not started".into())),
+        PHASE_COMPLETED | PHASE_ENDED => Err(CoreError::Conflict("the session is over".into())),
+        _ => Ok(()),
+    }
+}
