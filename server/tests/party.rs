@@ -419,3 +419,24 @@ async fn racing_joins_never_overfill_a_session_and_sessions_persist() {
     assert_eq!(session["host_id"], "host");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn party_sockets_close_on_oversized_frames_and_on_shutdown() {
+    let app = spawn_app_with(|_| {}).await;
+    let id = ok(&app, "ana", "/qf/party", None).await["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut oversized = party_socket(&app, "ana", &id).await;
+    next(&mut oversized, "session_update").await;
+    oversized
+        .send_text(&"x".repeat(confab_shared::limits::MAX_FRAME_BYTES + 1))
+        .await;
+    assert_eq!(oversized.recv_close_code().await, 1009);
+
+    let mut open = party_socket(&app, "ana", &id).await;
+    next(&mut open, "session_update").await;
+    let shutdown = tokio::spawn(app.shutdown());
+    assert_eq!(close_code(&mut open).await.0, 1001);
+    shutdown.await.unwrap();
+}
