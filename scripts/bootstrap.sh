@@ -4,7 +4,7 @@
 # second run takes seconds.
 #
 #   scripts/bootstrap.sh run    wasm target, wasm-bindgen-cli, wasm-opt, cargo-leptos
-#   scripts/bootstrap.sh test   the above plus Chromium and chromedriver
+#   scripts/bootstrap.sh test   the above plus Chromium, chromedriver and the Node test client
 #   scripts/bootstrap.sh dev    the above plus trunk
 #   scripts/bootstrap.sh all    everything
 #
@@ -55,6 +55,16 @@ ensure_wasm_opt() {
   npm install --silent --no-audit --no-fund --prefix "$dir" "binaryen@$BINARYEN_VERSION" >/dev/null
 }
 
+# The Socket.IO contract tests drive the server with the real socket.io-client package,
+# installed from the committed lock file.
+ensure_node_test_packages() {
+  local dir="$CONFAB_ROOT/server/tests/socketio"
+  if [ -d "$dir/node_modules/socket.io-client" ] &&
+    [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then return; fi
+  log "installing the Socket.IO test client (npm ci)"
+  npm ci --silent --no-audit --no-fund --prefix "$dir" >/dev/null
+}
+
 ensure_chromium() {
   if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then return; fi
   log "installing Debian's chromium and chromium-driver"
@@ -70,10 +80,11 @@ ensure_wasm_opt
 ensure_cargo_tool wasm-bindgen wasm-bindgen-cli "$(wasm_bindgen_version)"
 case "$what" in
   run) ;;
-  test) ensure_chromium ;;
+  test) ensure_chromium; ensure_node_test_packages ;;
   dev) ensure_cargo_tool trunk trunk "$TRUNK_VERSION" --locked ;;
   all)
     ensure_chromium
+    ensure_node_test_packages
     ensure_cargo_tool trunk trunk "$TRUNK_VERSION" --locked
     ;;
   *) echo "usage: $0 [run|test|dev|all]" >&2; exit 2 ;;

@@ -74,9 +74,22 @@ pub struct Config {
     #[arg(long, env = "CONFAB_LOG", default_value = "info")]
     pub log: String,
 
+    /// Whether Socket.IO clients without a token may connect to the default namespace
+    /// (contract 001 has no auth; contract 002 clients may authenticate later). `deny`
+    /// answers them `connect_error` "Authentication required".
+    #[arg(long, env = "CONFAB_ANONYMOUS", value_enum, default_value_t = Anonymous::Deny)]
+    pub anonymous: Anonymous,
+
     /// The built app (`cargo leptos build --release` writes it to `target/site`).
     #[arg(long, env = "CONFAB_SITE_DIR", default_value = "target/site")]
     pub site_dir: PathBuf,
+}
+
+/// Whether tokenless Socket.IO clients are let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Anonymous {
+    Allow,
+    Deny,
 }
 
 /// The service key of [`Config::for_tests`].
@@ -109,6 +122,7 @@ impl Config {
             message_rate: 20.0,
             message_burst: 40,
             outbound_queue: 1024,
+            anonymous: Anonymous::Deny,
             log: "warn".into(),
             site_dir: PathBuf::from("/nonexistent-site"),
         }

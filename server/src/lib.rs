@@ -135,9 +135,11 @@ impl AppState {
 
 /// Every route: the dialects, the HTTP API and the static site.
 pub fn router(state: AppState) -> Router {
+    let socket_io = dialects::socketio::layer(&state);
     http::routes(&state.inner.config.site_dir)
         .merge(dialects::routes())
         .with_state(state)
+        .layer(socket_io)
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 

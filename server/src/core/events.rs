@@ -13,6 +13,8 @@ pub enum Topic {
     User(String),
     /// Every socket following a party session.
     Party(String),
+    /// Every socket following a media job.
+    Media(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +27,7 @@ pub enum Event {
     },
     MemberLeft {
         room_key: String,
-        user_id: String,
+        user: Profile,
     },
     Typing {
         room_key: String,
@@ -42,6 +44,14 @@ pub enum Event {
         from_username: String,
         join_url: Option<String>,
         at_ms: i64,
+    },
+    /// A media job's progress, completion or failure.
+    Media(super::signals::MediaUpdate),
+    /// A named event with an opaque JSON document, published to a room by another backend.
+    RoomEvent {
+        room_key: String,
+        name: String,
+        data: Option<String>,
     },
     /// A party session changed; `view` is the session after the change.
     Party {

@@ -93,6 +93,19 @@ impl Hub {
             .and_then(|entry| entry.user.clone())
     }
 
+    /// Replaces the profile of the connection's signed-in user, keeping its subscriptions.
+    pub fn update_user(&self, conn: ConnId, user: Profile) {
+        if let Some(entry) = self.write().conns.get_mut(&conn) {
+            if entry
+                .user
+                .as_ref()
+                .is_some_and(|u| u.user_id == user.user_id)
+            {
+                entry.user = Some(user);
+            }
+        }
+    }
+
     /// Sets who the connection is signed in as, dropping its subscriptions; returns who it
     /// was before.
     pub fn set_user(&self, conn: ConnId, user: Option<Profile>) -> Option<Profile> {

@@ -8,6 +8,7 @@ pub mod hub;
 pub mod model;
 pub mod party;
 pub mod presence;
+pub mod signals;
 pub mod typing;
 
 use std::{
@@ -189,6 +190,19 @@ impl Core {
             self.publish(Topic::Presence, Event::PresenceChanged, None);
         }
         self.inner.hub.set_user(conn.id, Some(profile));
+        Ok(())
+    }
+
+    /// Updates the signed-in user's stored profile (a new name or avatar) without touching
+    /// the connection's subscriptions.
+    pub async fn update_profile(&self, conn: &Connection, profile: Profile) -> CoreResult<()> {
+        let user = self.signed_in(conn)?;
+        if user.user_id != profile.user_id {
+            return Err(CoreError::invalid("a connection cannot change whose it is"));
+        }
+        self.inner.store.upsert_profile(&profile, now_ms()).await?;
+        self.inner.presence.refresh(&profile);
+        self.inner.hub.update_user(conn.id, profile);
         Ok(())
     }
 
@@ -474,7 +488,7 @@ impl Core {
             topic,
             Event::MemberLeft {
                 room_key: key.to_owned(),
-                user_id: user.user_id,
+                user,
             },
             None,
         );
@@ -686,7 +700,7 @@ impl Core {
     }
 }
 
-fn validate_room_key(key: &str) -> CoreResult<()> {
+pub(crate) fn validate_room_key(key: &str) -> CoreResult<()> {
     let chars = key.chars().count();
     if chars == 0 || chars > MAX_ROOM_KEY_CHARS || key.chars().any(char::is_control) {
         return Err(CoreError::invalid(format!(

@@ -39,6 +39,13 @@ impl Presence {
         }
     }
 
+    /// Updates an online user's profile (name, avatar); nobody comes or goes.
+    pub fn refresh(&self, profile: &Profile) {
+        if let Some((_, known)) = self.lock().get_mut(&profile.user_id) {
+            *known = profile.clone();
+        }
+    }
+
     pub fn is_online(&self, user_id: &str) -> bool {
         self.lock().contains_key(user_id)
     }

@@ -4,6 +4,7 @@
 pub mod channels;
 pub mod native;
 pub mod plain_ws;
+pub mod socketio;
 pub mod timefmt;
 
 use axum::Router;

@@ -3,6 +3,7 @@
 pub mod caller;
 pub mod error;
 pub mod notifications;
+pub mod publish;
 pub mod site;
 
 use std::path::Path;
@@ -25,7 +26,17 @@ pub fn routes(site_dir: &Path) -> Router<AppState> {
         .route(
             "/api/notifications/{id}/read",
             post(notifications::mark_read),
-        );
+        )
+        .route(
+            "/api/media/{media_id}/progress",
+            post(publish::media_progress),
+        )
+        .route(
+            "/api/media/{media_id}/complete",
+            post(publish::media_complete),
+        )
+        .route("/api/media/{media_id}/error", post(publish::media_error))
+        .route("/api/rooms/{room}/events", post(publish::room_event));
     site::serve(api, site_dir)
 }
 

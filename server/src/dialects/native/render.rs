@@ -65,9 +65,9 @@ pub fn event(event: &Event) -> Option<ServerMessage> {
             code: room_key.clone(),
             user: member(m),
         },
-        Event::MemberLeft { room_key, user_id } => ServerMessage::RoomUserLeft {
+        Event::MemberLeft { room_key, user } => ServerMessage::RoomUserLeft {
             code: room_key.clone(),
-            user_id: user_id.clone(),
+            user_id: user.user_id.clone(),
         },
         Event::Typing {
             room_key,
@@ -83,6 +83,8 @@ pub fn event(event: &Event) -> Option<ServerMessage> {
         Event::PresenceChanged
         | Event::Notification(_)
         | Event::Ping { .. }
-        | Event::Party { .. } => return None,
+        | Event::Party { .. }
+        | Event::Media(_)
+        | Event::RoomEvent { .. } => return None,
     })
 }

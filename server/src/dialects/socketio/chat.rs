@@ -1,0 +1,449 @@
+//! The default namespace's chat: contracts 001 and 004, which share event names with
+//! different payloads. Each event is read by its shape (004 sends a bare room id where 001
+//! sends an object with `userId`), and the socket's first chat event fixes the contract its
+//! broadcasts are rendered in. Failures are `error` {code, message}: 001's codes and 004's
+//! message in one payload.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use socketioxide::{
+    extract::{SocketRef, State, TryData},
+    handler::ConnectHandler,
+    SocketIo,
+};
+
+use super::{
+    handshake_token, new_session,
+    render::{self, ANONYMOUS_PREFIX},
+    session_of, start, studio, Flavor, Handshake, Namespace, Session,
+};
+use crate::{
+    auth::is_safe_image_url,
+    config::Anonymous,
+    core::{
+        model::{MessageKind, Profile},
+        CoreError, IfMissing, RoomSpec,
+    },
+    dialects::timefmt::iso8601_millis,
+    AppState,
+};
+
+/// Room type of rooms created by joining a name that has no room yet (contract 004).
+pub const DISCUSSION_ROOM_TYPE: &str = "discussion";
+/// Room type of contract 001's `create_room`.
+pub const CHAT_ROOM_TYPE: &str = "chat";
+/// Longest room name of `create_room`, in characters.
+pub const MAX_ROOM_NAME_CHARS: usize = 100;
+
+pub fn register(io: &SocketIo) {
+    io.ns("/", on_connect.with(authenticate));
+}
+
+/// Why a handshake was refused; the text is what the client's `connect_error` carries.
+#[derive(Debug)]
+pub struct Refusal(&'static str);
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Contract 004's handshake rule for the default namespace: no token, "Authentication
+/// required" (unless anonymous clients are allowed); a bad or expired one, "Invalid token".
+/// An accepted socket is signed in before it is connected.
+async fn authenticate(
+    socket: SocketRef,
+    TryData(auth): TryData<Value>,
+    State(state): State<AppState>,
+) -> Result<(), Refusal> {
+    let identity = match handshake_token(&socket, auth.ok().as_ref()) {
+        None if state.config().anonymous == Anonymous::Allow => None,
+        None => return Err(Refusal("Authentication required")),
+        Some(token) => match state.verifier().verify(&token).await {
+            Ok(identity) => Some(identity),
+            Err(_) => return Err(Refusal("Invalid token")),
+        },
+    };
+    let session = new_session(&state, Namespace::Default);
+    if let Some(identity) = identity {
+        if let Err(err) = session.sign_in(&identity).await {
+            err.log_if_internal();
+            return Err(Refusal("Server error"));
+        }
+        session.set_handshake(Handshake::Authenticated(identity));
+    }
+    socket.extensions.insert(session);
+    Ok(())
+}
+
+/// Handlers first, with no await before them: the client may emit as soon as it is
+/// connected.
+async fn on_connect(socket: SocketRef) {
+    studio::register_common(&socket);
+    socket.on("create_room", create_room);
+    socket.on("join_room", join_room);
+    socket.on("send_message", send_message);
+    socket.on("typing", typing);
+    socket.on(
+        "typing_start",
+        async |s: SocketRef, TryData(d): TryData<Value>| {
+            typing_004(&s, d.ok(), true).await;
+        },
+    );
+    socket.on(
+        "typing_stop",
+        async |s: SocketRef, TryData(d): TryData<Value>| {
+            typing_004(&s, d.ok(), false).await;
+        },
+    );
+    socket.on("leave_room", leave_room);
+    if let Some(session) = session_of(&socket) {
+        start(&socket, &session);
+        studio::greet(&socket, &session);
+    }
+}
+
+/// A failure as the `error` event carries it.
+struct Failure {
+    code: &'static str,
+    message: String,
+}
+
+impl Failure {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_payload(what: &str) -> Self {
+        Self::new("INVALID_PAYLOAD", what)
+    }
+}
+
+impl From<CoreError> for Failure {
+    fn from(err: CoreError) -> Self {
+        err.log_if_internal();
+        let code = match &err {
+            CoreError::NotSignedIn => {
+                return Self::new("UNAUTHENTICATED", "Authentication required")
+            }
+            CoreError::RoomNotFound | CoreError::NotFound => "ROOM_NOT_FOUND",
+            CoreError::RoomFull => "ROOM_FULL",
+            CoreError::NotAMember => "NOT_IN_ROOM",
+            CoreError::TooManyRooms(_) => "TOO_MANY_ROOMS",
+            CoreError::Invalid(_) => "VALIDATION_ERROR",
+            CoreError::NotHost | CoreError::Conflict(_) | CoreError::AlreadyPlaying => "CONFLICT",
+            CoreError::Internal(_) => "INTERNAL_ERROR",
+        };
+        Self::new(code, err.to_string())
+    }
+}
+
+fn report(socket: &SocketRef, failure: Failure) {
+    let _ = socket.emit(
+        "error",
+        &json!({"code": failure.code, "message": failure.message}),
+    );
+}
+
+/// Runs a chat event: the socket's session and rate limit first, any failure as `error`.
+async fn run<F, Fut>(socket: &SocketRef, action: F)
+where
+    F: FnOnce(Arc<Session>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Failure>>,
+{
+    let Some(session) = session_of(socket) else {
+        return;
+    };
+    if !session.allow() {
+        return report(
+            socket,
+            Failure::new("RATE_LIMITED", "rate limit exceeded; slow down"),
+        );
+    }
+    if let Err(failure) = action(session).await {
+        report(socket, failure);
+    }
+}
+
+/// A 001 payload's `userId` as the core knows it: the token's user must name themselves;
+/// without a token (anonymous clients allowed) the socket takes that id, kept apart from
+/// token users by [`ANONYMOUS_PREFIX`].
+async fn act_as_001(
+    session: &Session,
+    user_id: &str,
+    update: Option<(&str, Option<&str>)>,
+) -> Result<(), Failure> {
+    let user_id = user_id.trim();
+    if user_id.is_empty() || user_id.chars().count() > 128 || user_id.chars().any(char::is_control)
+    {
+        return Err(Failure::bad_payload("userId must be 1 to 128 characters"));
+    }
+    let current = session.user();
+    let core = session.state().core();
+    match current {
+        Some(user) if render::id_001(&user.user_id) == user_id => {
+            if let Some((username, avatar)) = update {
+                core.update_profile(
+                    &session.conn,
+                    profile_001(&user.user_id, username, avatar, &user.email),
+                )
+                .await?;
+            }
+            Ok(())
+        }
+        Some(user) if !user.user_id.starts_with(ANONYMOUS_PREFIX) => Err(Failure::new(
+            "USER_MISMATCH",
+            "userId does not match the token",
+        )),
+        _ if session.state().config().anonymous == Anonymous::Deny => {
+            Err(Failure::new("UNAUTHENTICATED", "Authentication required"))
+        }
+        _ => {
+            let (username, avatar) = update.unwrap_or((user_id, None));
+            let id = format!("{ANONYMOUS_PREFIX}{user_id}");
+            core.sign_in(&session.conn, profile_001(&id, username, avatar, ""))
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+fn profile_001(user_id: &str, username: &str, avatar: Option<&str>, email: &str) -> Profile {
+    let username: String = username
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(confab_shared::limits::MAX_USERNAME_CHARS)
+        .collect();
+    Profile {
+        user_id: user_id.to_owned(),
+        username: if username.is_empty() {
+            render::id_001(user_id).to_owned()
+        } else {
+            username
+        },
+        image_url: avatar
+            .filter(|url| is_safe_image_url(url))
+            .unwrap_or_default()
+            .to_owned(),
+        email: email.to_owned(),
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(data: Option<Value>, what: &str) -> Result<T, Failure> {
+    data.and_then(|value| serde_json::from_value(value).ok())
+        .ok_or_else(|| Failure::bad_payload(what))
+}
+
+/// A bare room id (004's payloads), if that is what was sent.
+fn room_id(data: Option<&Value>) -> Option<&str> {
+    data.and_then(Value::as_str)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateRoom {
+    name: String,
+    user_id: String,
+}
+
+/// 001 `create_room` {name, userId} → `room_created` {id, name, createdAt}.
+async fn create_room(socket: SocketRef, TryData(data): TryData<Value>) {
+    run(&socket, async |session| {
+        let request: CreateRoom = parse(data.ok(), "create_room takes {name, userId}")?;
+        session.decide(Flavor::Chat001);
+        act_as_001(&session, &request.user_id, None).await?;
+        let name = request.name.trim();
+        if name.is_empty() || name.chars().count() > MAX_ROOM_NAME_CHARS {
+            return Err(Failure::new(
+                "VALIDATION_ERROR",
+                format!("name must be 1 to {MAX_ROOM_NAME_CHARS} characters"),
+            ));
+        }
+        let spec = RoomSpec {
+            key: Some(uuid::Uuid::new_v4().to_string()),
+            name: name.to_owned(),
+            room_type: CHAT_ROOM_TYPE.into(),
+            max_users: Some(confab_shared::limits::MAX_USERS_CAP),
+        };
+        let room = session.state().core().create_room(&session.conn, spec).await?;
+        let _ = socket.emit(
+            "room_created",
+            &json!({"id": room.key, "name": room.name, "createdAt": iso8601_millis(room.created_at_ms)}),
+        );
+        Ok(())
+    })
+    .await;
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Join001 {
+    room_id: String,
+    user_id: String,
+    username: String,
+    #[serde(default)]
+    avatar: Option<String>,
+}
+
+/// 004 `join_room` "room" → `room_history` {roomId, messages}, creating the room on first
+/// use; 001 `join_room` {roomId, userId, username, avatar?} upserts the user → `history`.
+/// Both announce `user_joined` to the room.
+async fn join_room(socket: SocketRef, TryData(data): TryData<Value>) {
+    run(&socket, async |session| {
+        let data = data.ok();
+        let core = session.state().core();
+        if let Some(room) = room_id(data.as_ref()) {
+            session.decide(Flavor::Discussion004);
+            let if_missing = IfMissing::Create {
+                room_type: DISCUSSION_ROOM_TYPE.into(),
+            };
+            let joined = core.join_room(&session.conn, room, if_missing).await?;
+            let messages: Vec<Value> = joined.history.iter().map(render::message_004).collect();
+            let _ = socket.emit(
+                "room_history",
+                &json!({"roomId": joined.room.key, "messages": messages}),
+            );
+            return Ok(());
+        }
+        let request: Join001 = parse(
+            data,
+            "join_room takes a room id, or {roomId, userId, username, avatar?}",
+        )?;
+        session.decide(Flavor::Chat001);
+        act_as_001(
+            &session,
+            &request.user_id,
+            Some((&request.username, request.avatar.as_deref())),
+        )
+        .await?;
+        let joined = core
+            .join_room(&session.conn, &request.room_id, IfMissing::Refuse)
+            .await?;
+        let messages: Vec<Value> = joined.history.iter().map(render::message_001).collect();
+        let _ = socket.emit("history", &messages);
+        Ok(())
+    })
+    .await;
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SendMessage {
+    room_id: String,
+    content: String,
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+}
+
+/// `send_message`: 004's {roomId, content} or 001's {roomId, userId, content, type}. The
+/// message is trimmed, checked (1 to 1000 characters), stored, then broadcast to the room,
+/// sender included, as `new_message` (004) or `message_received` (001).
+async fn send_message(socket: SocketRef, TryData(data): TryData<Value>) {
+    run(&socket, async |session| {
+        let request: SendMessage = parse(data.ok(), "send_message takes {roomId, content}")?;
+        let kind = match &request.user_id {
+            Some(user_id) => {
+                session.decide(Flavor::Chat001);
+                act_as_001(&session, user_id, None).await?;
+                match request.kind.as_deref().unwrap_or("text") {
+                    "text" => MessageKind::Text,
+                    "image" => MessageKind::Image,
+                    _ => return Err(Failure::bad_payload("type must be text or image")),
+                }
+            }
+            None => {
+                session.decide(Flavor::Discussion004);
+                MessageKind::Text
+            }
+        };
+        let core = session.state().core();
+        core.post_message(
+            &session.conn,
+            &request.room_id,
+            request.content.trim(),
+            kind,
+        )
+        .await?;
+        Ok(())
+    })
+    .await;
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Typing001 {
+    room_id: String,
+    user_id: String,
+    is_typing: bool,
+}
+
+/// 001 `typing` {roomId, userId, isTyping} → `user_typing` to the others.
+async fn typing(socket: SocketRef, TryData(data): TryData<Value>) {
+    run(&socket, async |session| {
+        let request: Typing001 = parse(data.ok(), "typing takes {roomId, userId, isTyping}")?;
+        session.decide(Flavor::Chat001);
+        act_as_001(&session, &request.user_id, None).await?;
+        let core = session.state().core();
+        core.set_typing(&session.conn, &request.room_id, request.is_typing)
+            .await?;
+        Ok(())
+    })
+    .await;
+}
+
+/// 004 `typing_start` / `typing_stop` "room" → `user_typing` / `user_stopped_typing` to the
+/// others.
+async fn typing_004(socket: &SocketRef, data: Option<Value>, typing: bool) {
+    run(socket, async |session| {
+        let room = room_id(data.as_ref())
+            .ok_or_else(|| Failure::bad_payload("typing_start and typing_stop take a room id"))?;
+        session.decide(Flavor::Discussion004);
+        let core = session.state().core();
+        core.set_typing(&session.conn, room, typing).await?;
+        Ok(())
+    })
+    .await;
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Leave001 {
+    room_id: String,
+    user_id: String,
+}
+
+/// `leave_room`: 004's "room" or 001's {roomId, userId} → `user_left` to the room.
+async fn leave_room(socket: SocketRef, TryData(data): TryData<Value>) {
+    run(&socket, async |session| {
+        let data = data.ok();
+        let room = match room_id(data.as_ref()) {
+            Some(room) => {
+                session.decide(Flavor::Discussion004);
+                room.to_owned()
+            }
+            None => {
+                let request: Leave001 =
+                    parse(data, "leave_room takes a room id, or {roomId, userId}")?;
+                session.decide(Flavor::Chat001);
+                act_as_001(&session, &request.user_id, None).await?;
+                request.room_id
+            }
+        };
+        session
+            .state()
+            .core()
+            .leave_room(&session.conn, &room)
+            .await?;
+        Ok(())
+    })
+    .await;
+}

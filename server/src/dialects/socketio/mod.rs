@@ -1,0 +1,346 @@
+//! The Socket.IO v4 dialects, on socketioxide at `/socket.io/` (WebSocket and long-polling):
+//! contracts 001 and 004 share the default namespace (`chat.rs`), contract 002 adds its
+//! events there and owns `/media` and `/notifications` (`studio.rs`).
+//!
+//! Every socket of every namespace is one core connection ([`Session`]). Its events come from
+//! the core's hub, like any other dialect's, and a pump task renders them (`render.rs`) in
+//! the socket's own contract; socketioxide's own rooms are only bookkeeping for
+//! `getConnectionInfo`. So a message posted by a `/ws` client reaches Socket.IO members of
+//! the room and the reverse, each in its own shape.
+
+pub mod chat;
+pub mod render;
+pub mod studio;
+
+use std::{
+    collections::HashSet,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use serde_json::{json, Value};
+use socketioxide::{extract::SocketRef, layer::SocketIoLayer, SocketIo};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    auth::{AuthError, Identity},
+    core::{events::Event, hub::Inbox, now_ms, Connection},
+    ratelimit::Bucket,
+    AppState,
+};
+
+/// Contract 004's Engine.IO timings.
+pub const PING_INTERVAL: Duration = Duration::from_millis(25_000);
+pub const PING_TIMEOUT: Duration = Duration::from_millis(60_000);
+/// Largest Engine.IO payload accepted, the same bound as a `/ws` frame.
+pub const MAX_PAYLOAD_BYTES: u64 = confab_shared::limits::MAX_FRAME_BYTES as u64;
+/// The WebSocket read buffer of each socket: tungstenite's default (128 KiB) would cost that
+/// much memory per idle connection.
+const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Which contract a default-namespace socket speaks. 001 and 004 use the same event names
+/// with different payloads, so a socket is told apart by the shape of its first chat event
+/// (a bare room id is 004's, an object with `userId` is 001's) and is rendered in that
+/// contract from then on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Undecided,
+    Chat001,
+    Discussion004,
+}
+
+/// Which namespace a socket is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Namespace {
+    Default,
+    Media,
+    Notifications,
+}
+
+/// A Socket.IO socket's core connection and per-socket state. Made by the namespace's
+/// connect middleware (so the socket is signed in before its first event can arrive), kept
+/// in the socket's extensions, and dropped (signing the connection out) when it disconnects.
+pub struct Session {
+    pub conn: Connection,
+    pub namespace: Namespace,
+    pub connected_at_ms: i64,
+    state: AppState,
+    flavor: Mutex<Flavor>,
+    /// When the signed-in identity's token expires (Unix seconds).
+    expires_at: Mutex<Option<i64>>,
+    /// Wakes the pump when the identity (and so the expiry or the backlog) changes.
+    auth_changed: Notify,
+    /// Notifications stored while the user had no socket are still to be sent.
+    backlog_pending: AtomicBool,
+    limiter: Mutex<Bucket>,
+    /// The mailbox, until the pump takes it.
+    inbox: Mutex<Option<Inbox>>,
+    /// What the handshake's token came to, for the connect handler to announce.
+    handshake: Mutex<Option<Handshake>>,
+    /// Cancelled when the socket disconnects: the pump stops and drops its handle.
+    closed: CancellationToken,
+}
+
+/// The outcome of a handshake token.
+#[derive(Debug, Clone)]
+pub enum Handshake {
+    Authenticated(Identity),
+    Refused(&'static str),
+}
+
+impl Session {
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn flavor(&self) -> Flavor {
+        *lock(&self.flavor)
+    }
+
+    /// Fixes the socket's contract on its first chat event; later events keep it.
+    pub fn decide(&self, flavor: Flavor) -> Flavor {
+        let mut current = lock(&self.flavor);
+        if *current == Flavor::Undecided {
+            *current = flavor;
+        }
+        *current
+    }
+
+    /// Takes a token from the socket's inbound rate limit; `false` when over it.
+    pub fn allow(&self) -> bool {
+        lock(&self.limiter).try_take(std::time::Instant::now())
+    }
+
+    /// Signs the socket in as `identity` until its token expires.
+    pub async fn sign_in(&self, identity: &Identity) -> crate::core::CoreResult<()> {
+        let core = self.state.core();
+        if core.user(&self.conn).map(|u| u.user_id) == Some(identity.profile.user_id.clone()) {
+            core.update_profile(&self.conn, identity.profile.clone())
+                .await?;
+        } else {
+            core.sign_in(&self.conn, identity.profile.clone()).await?;
+        }
+        *lock(&self.expires_at) = Some(identity.expires_at);
+        if self.namespace == Namespace::Notifications {
+            core.watch_notifications(&self.conn)?;
+            self.backlog_pending.store(true, Ordering::Release);
+        }
+        self.auth_changed.notify_one();
+        Ok(())
+    }
+
+    /// Records what the handshake's token came to.
+    pub fn set_handshake(&self, handshake: Handshake) {
+        *lock(&self.handshake) = Some(handshake);
+    }
+
+    pub fn take_handshake(&self) -> Option<Handshake> {
+        lock(&self.handshake).take()
+    }
+
+    pub fn sign_out(&self) {
+        self.state.core().sign_out(&self.conn);
+        *lock(&self.expires_at) = None;
+        self.auth_changed.notify_one();
+    }
+
+    pub fn user(&self) -> Option<crate::core::model::Profile> {
+        self.state.core().user(&self.conn)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The Socket.IO layer, with the three namespaces registered. It closes every socket when
+/// the server shuts down.
+pub fn layer(state: &AppState) -> SocketIoLayer {
+    let (layer, io) = SocketIo::builder()
+        .ping_interval(PING_INTERVAL)
+        .ping_timeout(PING_TIMEOUT)
+        .max_payload(MAX_PAYLOAD_BYTES)
+        .max_buffer_size(state.config().outbound_queue)
+        .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
+        .with_state(state.clone())
+        .build_layer();
+    chat::register(&io);
+    studio::register(&io);
+    let shutdown = state.shutdown_token().clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        io.close().await;
+    });
+    layer
+}
+
+/// A new session for a socket of `namespace`: a core connection, not yet delivering.
+pub fn new_session(state: &AppState, namespace: Namespace) -> Arc<Session> {
+    let (conn, inbox) = state.core().connect();
+    let config = state.config();
+    Arc::new(Session {
+        conn,
+        namespace,
+        connected_at_ms: now_ms(),
+        state: state.clone(),
+        flavor: Mutex::new(Flavor::Undecided),
+        expires_at: Mutex::new(None),
+        auth_changed: Notify::new(),
+        backlog_pending: AtomicBool::new(false),
+        limiter: Mutex::new(Bucket::new(config.message_burst, config.message_rate)),
+        inbox: Mutex::new(Some(inbox)),
+        handshake: Mutex::new(None),
+        closed: CancellationToken::new(),
+    })
+}
+
+/// Starts delivering the session's events to its connected socket, until it disconnects.
+pub fn start(socket: &SocketRef, session: &Arc<Session>) {
+    socket.on_disconnect(async |socket: SocketRef| {
+        if let Some(session) = socket.extensions.remove::<Arc<Session>>() {
+            session.closed.cancel();
+        }
+    });
+    if let Some(inbox) = lock(&session.inbox).take() {
+        let state = session.state.clone();
+        state.spawn_connection(pump(socket.clone(), Arc::clone(session), inbox));
+    }
+}
+
+/// The socket's session; `None` once it has disconnected.
+pub fn session_of(socket: &SocketRef) -> Option<Arc<Session>> {
+    socket.extensions.get::<Arc<Session>>()
+}
+
+/// Delivers the core's events to the socket until it disconnects. A socket that cannot keep
+/// up (its mailbox or socketioxide's buffer is full) is disconnected rather than let grow.
+async fn pump(socket: SocketRef, session: Arc<Session>, mut inbox: Inbox) {
+    // Notifications sent from the backlog, not to be sent again when they also arrive live.
+    let mut from_backlog = HashSet::new();
+    loop {
+        if session.backlog_pending.swap(false, Ordering::AcqRel)
+            && send_backlog(&socket, &session, &mut from_backlog)
+                .await
+                .is_err()
+        {
+            break;
+        }
+        let expiry = (*lock(&session.expires_at)).map(expiry_instant);
+        tokio::select! {
+            () = session.closed.cancelled() => break,
+            () = inbox.overflowed.cancelled() => {
+                tracing::debug!(sid = %socket.id, "socket too slow; disconnecting");
+                let _ = socket.clone().disconnect();
+                break;
+            }
+            () = session.auth_changed.notified() => {}
+            () = sleep_until(expiry) => expire(&socket, &session),
+            delivery = inbox.queue.recv() => {
+                let Some(delivery) = delivery else { break };
+                if let Event::Notification(notification) = &delivery.event {
+                    if from_backlog.contains(&notification.id) {
+                        continue;
+                    }
+                    mark_delivered(&session, &notification.id).await;
+                }
+                for (event, payload) in render::event(&session, &delivery.event) {
+                    if socket.emit(event, &payload).is_err() {
+                        let _ = socket.clone().disconnect();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sends the notifications stored while the user had no notification socket.
+async fn send_backlog(
+    socket: &SocketRef,
+    session: &Session,
+    sent: &mut HashSet<String>,
+) -> Result<(), ()> {
+    let backlog = match session
+        .state
+        .core()
+        .undelivered_notifications(&session.conn)
+        .await
+    {
+        Ok(backlog) => backlog,
+        Err(err) => {
+            // Signed out meanwhile, or storage failed: nothing to send now.
+            err.log_if_internal();
+            return Ok(());
+        }
+    };
+    for notification in backlog {
+        if socket
+            .emit("notification", &render::notification_002(&notification))
+            .is_err()
+        {
+            let _ = socket.clone().disconnect();
+            return Err(());
+        }
+        mark_delivered(session, &notification.id).await;
+        sent.insert(notification.id);
+    }
+    Ok(())
+}
+
+async fn mark_delivered(session: &Session, id: &str) {
+    if let Err(err) = session.state.core().mark_delivered(id).await {
+        err.log_if_internal();
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn expiry_instant(expires_at: i64) -> tokio::time::Instant {
+    let left_ms = (expires_at.saturating_mul(1000) - now_ms()).max(0);
+    tokio::time::Instant::now() + Duration::from_millis(left_ms.unsigned_abs())
+}
+
+/// A session's token expired. The default namespace refuses expired tokens, so its sockets
+/// are disconnected; contract 002's namespaces keep the connection and say `authError`.
+fn expire(socket: &SocketRef, session: &Session) {
+    session.sign_out();
+    match session.namespace {
+        Namespace::Default => {
+            let _ = socket.clone().disconnect();
+        }
+        Namespace::Media | Namespace::Notifications => {
+            let _ = socket.emit("authError", &json!({"message": "Token expired"}));
+        }
+    }
+}
+
+/// The socket's token: the handshake's `auth.token`, else `Authorization: Bearer`.
+pub fn handshake_token(socket: &SocketRef, auth: Option<&Value>) -> Option<String> {
+    if let Some(token) = auth
+        .and_then(|auth| auth.get("token"))
+        .and_then(Value::as_str)
+        .filter(|token| !token.is_empty())
+    {
+        return Some(token.to_owned());
+    }
+    crate::http::caller::jwt_from_headers(&socket.req_parts().headers).map(str::to_owned)
+}
+
+/// The contract's text for a refused token.
+pub fn refusal_text(error: &AuthError) -> &'static str {
+    match error {
+        AuthError::Expired => "Token expired",
+        _ => "Invalid token",
+    }
+}

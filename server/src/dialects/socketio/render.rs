@@ -1,0 +1,203 @@
+//! Core values → Socket.IO events, in the socket's contract: (event name, payload) pairs.
+
+use serde_json::{json, Value};
+
+use super::{Flavor, Namespace, Session};
+use crate::{
+    core::{
+        events::Event,
+        model::{Message, Notification, Profile},
+        now_ms,
+        signals::MediaUpdate,
+    },
+    dialects::timefmt::iso8601_millis,
+};
+
+/// Anonymous contract-001 users are kept as `anon:<their id>`, so they can never pass for
+/// a token's user; 001 clients see their own id back.
+pub const ANONYMOUS_PREFIX: &str = "anon:";
+
+/// A user id as contract 001 clients know it.
+pub fn id_001(user_id: &str) -> &str {
+    user_id.strip_prefix(ANONYMOUS_PREFIX).unwrap_or(user_id)
+}
+
+fn avatar(profile: &Profile) -> Value {
+    if profile.image_url.is_empty() {
+        Value::Null
+    } else {
+        Value::String(profile.image_url.clone())
+    }
+}
+
+/// Contract 001's message: `{id, content, userId, user: {username, avatar}, createdAt}`.
+pub fn message_001(message: &Message) -> Value {
+    json!({
+        "id": message.id,
+        "roomId": message.room_key,
+        "content": message.body,
+        "type": message.kind.as_str(),
+        "userId": id_001(&message.sender.user_id),
+        "user": {"username": message.sender.username, "avatar": avatar(&message.sender)},
+        "createdAt": iso8601_millis(message.created_at_ms),
+        "seq": message.seq,
+    })
+}
+
+/// Contract 004's ChatMessage: `{id, content, roomId, userId, createdAt, user: {id, name,
+/// avatar}}`.
+pub fn message_004(message: &Message) -> Value {
+    json!({
+        "id": message.id,
+        "content": message.body,
+        "roomId": message.room_key,
+        "userId": message.sender.user_id,
+        "createdAt": iso8601_millis(message.created_at_ms),
+        "user": {
+            "id": message.sender.user_id,
+            "name": message.sender.username,
+            "avatar": avatar(&message.sender),
+        },
+        "seq": message.seq,
+    })
+}
+
+/// Contract 002's notification: `{id, type, title, message, timestamp, data?}`.
+pub fn notification_002(notification: &Notification) -> Value {
+    let mut payload = json!({
+        "id": notification.id,
+        "type": notification.level.as_str(),
+        "title": notification.title,
+        "message": notification.message,
+        "timestamp": iso8601_millis(notification.created_at_ms),
+    });
+    if let Some(data) = notification.data.as_deref().and_then(parse_document) {
+        payload["data"] = data;
+    }
+    payload
+}
+
+/// An opaque stored document as JSON; a document that is not JSON is passed on as a string.
+fn parse_document(text: &str) -> Option<Value> {
+    Some(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())))
+}
+
+fn media(update: &MediaUpdate) -> (&'static str, Value) {
+    match update {
+        MediaUpdate::Progress {
+            media_id,
+            progress,
+            stage,
+            message,
+        } => {
+            let mut payload = json!({"mediaId": media_id, "progress": progress, "stage": stage});
+            if let Some(message) = message {
+                payload["message"] = json!(message);
+            }
+            ("mediaProgress", payload)
+        }
+        MediaUpdate::Complete {
+            media_id,
+            url,
+            thumbnail_url,
+            metadata,
+        } => {
+            let mut payload = json!({"mediaId": media_id, "url": url});
+            if let Some(thumbnail_url) = thumbnail_url {
+                payload["thumbnailUrl"] = json!(thumbnail_url);
+            }
+            if let Some(metadata) = metadata.as_deref().and_then(parse_document) {
+                payload["metadata"] = metadata;
+            }
+            ("mediaComplete", payload)
+        }
+        MediaUpdate::Failed {
+            media_id,
+            error,
+            code,
+        } => {
+            let mut payload = json!({"mediaId": media_id, "error": error});
+            if let Some(code) = code {
+                payload["code"] = json!(code);
+            }
+            ("mediaError", payload)
+        }
+    }
+}
+
+/// The events a core event becomes on this socket (none when its contract has no such
+/// event).
+pub fn event(session: &Session, event: &Event) -> Vec<(String, Value)> {
+    let one = |name: &str, payload: Value| vec![(name.to_owned(), payload)];
+    let flavor = session.flavor();
+    match (event, session.namespace) {
+        (Event::Message(m), Namespace::Default) => match flavor {
+            Flavor::Chat001 => one("message_received", message_001(m)),
+            Flavor::Discussion004 => one("new_message", message_004(m)),
+            Flavor::Undecided => vec![],
+        },
+        (Event::MemberJoined { room_key, member }, Namespace::Default) => {
+            let user = &member.profile;
+            match flavor {
+                Flavor::Chat001 => one(
+                    "user_joined",
+                    json!({"roomId": room_key, "userId": id_001(&user.user_id), "username": user.username}),
+                ),
+                Flavor::Discussion004 => one(
+                    "user_joined",
+                    json!({"roomId": room_key, "userId": user.user_id, "email": user.email,
+                           "timestamp": iso8601_millis(member.joined_at_ms)}),
+                ),
+                Flavor::Undecided => vec![],
+            }
+        }
+        (Event::MemberLeft { room_key, user }, Namespace::Default) => match flavor {
+            Flavor::Chat001 => one(
+                "user_left",
+                json!({"roomId": room_key, "userId": id_001(&user.user_id)}),
+            ),
+            Flavor::Discussion004 => one(
+                "user_left",
+                json!({"roomId": room_key, "userId": user.user_id, "email": user.email,
+                       "timestamp": iso8601_millis(now_ms())}),
+            ),
+            Flavor::Undecided => vec![],
+        },
+        (
+            Event::Typing {
+                room_key,
+                user,
+                typing,
+            },
+            Namespace::Default,
+        ) => match (flavor, typing) {
+            (Flavor::Chat001, _) => one(
+                "user_typing",
+                json!({"roomId": room_key, "userId": id_001(&user.user_id), "isTyping": typing}),
+            ),
+            (Flavor::Discussion004, true) => one(
+                "user_typing",
+                json!({"roomId": room_key, "userId": user.user_id, "email": user.email}),
+            ),
+            (Flavor::Discussion004, false) => one(
+                "user_stopped_typing",
+                json!({"roomId": room_key, "userId": user.user_id}),
+            ),
+            (Flavor::Undecided, _) => vec![],
+        },
+        (Event::RoomEvent { name, data, .. }, Namespace::Default) => one(
+            name,
+            data.as_deref()
+                .and_then(parse_document)
+                .unwrap_or(Value::Null),
+        ),
+        (Event::Notification(n), Namespace::Notifications) => {
+            one("notification", notification_002(n))
+        }
+        (Event::Media(update), Namespace::Media) => {
+            let (name, payload) = media(update);
+            one(name, payload)
+        }
+        _ => vec![],
+    }
+}

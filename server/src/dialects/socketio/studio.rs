@@ -1,0 +1,358 @@
+//! Contract 002: `welcome` and authentication on every namespace, rooms with acks,
+//! connection info, ping and heartbeat; `/notifications` delivers the user's notifications
+//! and `/media` the media jobs a socket subscribed to. On `/media` and `/notifications` a
+//! refused token leaves the connection open, unauthenticated, with an `authError`.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use socketioxide::{
+    extract::{AckSender, SocketRef, State, TryData},
+    handler::ConnectHandler,
+    SocketIo,
+};
+
+use super::{
+    handshake_token, new_session, refusal_text, session_of, start, Handshake, Namespace, Session,
+};
+use crate::{
+    auth::Identity,
+    core::{now_ms, CoreError, IfMissing},
+    dialects::timefmt::iso8601_millis,
+    AppState,
+};
+
+/// Room type of rooms created by `joinRoom`.
+pub const STUDIO_ROOM_TYPE: &str = "studio";
+
+pub fn register(io: &SocketIo) {
+    io.ns(
+        "/media",
+        on_connect_media.with(
+            async |socket: SocketRef,
+                   TryData(auth): TryData<Value>,
+                   State(state): State<AppState>| {
+                admit(&socket, &state, Namespace::Media, auth.ok()).await
+            },
+        ),
+    );
+    io.ns(
+        "/notifications",
+        on_connect_notifications.with(
+            async |socket: SocketRef,
+                   TryData(auth): TryData<Value>,
+                   State(state): State<AppState>| {
+                admit(&socket, &state, Namespace::Notifications, auth.ok()).await
+            },
+        ),
+    );
+}
+
+async fn on_connect_media(socket: SocketRef) {
+    register_common(&socket);
+    socket.on("subscribeMedia", subscribe_media);
+    socket.on("unsubscribeMedia", unsubscribe_media);
+    connected(&socket);
+}
+
+async fn on_connect_notifications(socket: SocketRef) {
+    register_common(&socket);
+    connected(&socket);
+}
+
+fn connected(socket: &SocketRef) {
+    if let Some(session) = session_of(socket) {
+        start(socket, &session);
+        greet(socket, &session);
+    }
+}
+
+/// `/media` and `/notifications` let every connection in; a handshake token is checked and
+/// the socket signed in before it connects. The outcome is announced once connected.
+async fn admit(
+    socket: &SocketRef,
+    state: &AppState,
+    namespace: Namespace,
+    auth: Option<Value>,
+) -> Result<(), std::convert::Infallible> {
+    let session = new_session(state, namespace);
+    if let Some(token) = handshake_token(socket, auth.as_ref()) {
+        let handshake = match state.verifier().verify(&token).await {
+            Ok(identity) => match session.sign_in(&identity).await {
+                Ok(()) => Handshake::Authenticated(identity),
+                Err(err) => {
+                    err.log_if_internal();
+                    Handshake::Refused("Authentication failed")
+                }
+            },
+            Err(err) => Handshake::Refused(refusal_text(&err)),
+        };
+        session.set_handshake(handshake);
+    }
+    socket.extensions.insert(session);
+    Ok(())
+}
+
+/// `welcome`, then what the handshake token came to: `authenticated` or `authError`.
+pub fn greet(socket: &SocketRef, session: &Session) {
+    let _ = socket.emit(
+        "welcome",
+        &json!({
+            "message": "Welcome to Confab",
+            "socketId": socket.id.to_string(),
+            "serverTime": iso8601_millis(now_ms()),
+        }),
+    );
+    match session.take_handshake() {
+        Some(Handshake::Authenticated(identity)) => announce(socket, &identity),
+        Some(Handshake::Refused(message)) => {
+            let _ = socket.emit("authError", &json!({"message": message}));
+        }
+        None => {}
+    }
+}
+
+/// Joins the signed-in socket to `user:{userId}` and says `authenticated`.
+fn announce(socket: &SocketRef, identity: &Identity) {
+    let profile = &identity.profile;
+    socket.join(user_room(&profile.user_id));
+    let mut payload = json!({
+        "userId": profile.user_id,
+        "authenticatedAt": iso8601_millis(now_ms()),
+    });
+    if !profile.email.is_empty() {
+        payload["email"] = json!(profile.email);
+    }
+    let _ = socket.emit("authenticated", &payload);
+}
+
+/// Signs a connected socket in (the `authenticate` event) and announces it.
+async fn authenticate_as(
+    socket: &SocketRef,
+    session: &Session,
+    identity: &Identity,
+) -> Result<(), CoreError> {
+    if let Some(previous) = session.user() {
+        socket.leave(user_room(&previous.user_id));
+    }
+    session.sign_in(identity).await?;
+    announce(socket, identity);
+    Ok(())
+}
+
+fn user_room(user_id: &str) -> String {
+    format!("user:{user_id}")
+}
+
+/// The events every namespace answers.
+pub fn register_common(socket: &SocketRef) {
+    socket.on("authenticate", authenticate);
+    socket.on("logout", logout);
+    socket.on("joinRoom", join_room);
+    socket.on("leaveRoom", leave_room);
+    socket.on("getConnectionInfo", connection_info);
+    socket.on("ping", async |socket: SocketRef, ack: AckSender| {
+        let payload = json!({"timestamp": now_ms()});
+        let _ = ack.send(&payload);
+        let _ = socket.emit("pong", &payload);
+    });
+    socket.on("heartbeat", heartbeat);
+}
+
+#[derive(Deserialize)]
+struct Authenticate {
+    token: String,
+}
+
+/// `authenticate` {token} → ack {success, userId | error}; `authenticated` or `authError`.
+async fn authenticate(socket: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
+    let Some(session) = session_of(&socket) else {
+        return;
+    };
+    let Some(request) = data
+        .ok()
+        .and_then(|value| serde_json::from_value::<Authenticate>(value).ok())
+    else {
+        let _ = ack.send(&json!({"success": false, "error": "authenticate takes {token}"}));
+        return;
+    };
+    let identity = match session.state().verifier().verify(&request.token).await {
+        Ok(identity) => identity,
+        Err(err) => {
+            let message = refusal_text(&err);
+            let _ = ack.send(&json!({"success": false, "error": message}));
+            let _ = socket.emit("authError", &json!({"message": message}));
+            return;
+        }
+    };
+    match authenticate_as(&socket, &session, &identity).await {
+        Ok(()) => {
+            let _ = ack.send(&json!({"success": true, "userId": identity.profile.user_id}));
+        }
+        Err(err) => {
+            err.log_if_internal();
+            let _ = ack.send(&json!({"success": false, "error": "Authentication failed"}));
+        }
+    }
+}
+
+/// `logout` → ack {success}, then `loggedOut`. The connection stays, unauthenticated.
+async fn logout(socket: SocketRef, ack: AckSender) {
+    let Some(session) = session_of(&socket) else {
+        return;
+    };
+    if let Some(user) = session.user() {
+        socket.leave(user_room(&user.user_id));
+    }
+    for room in socket.rooms() {
+        socket.leave(room);
+    }
+    session.sign_out();
+    let _ = ack.send(&json!({"success": true}));
+    let _ = socket.emit("loggedOut", &json!({"message": "Logged out"}));
+}
+
+/// Room acks: {success, room} or {success: false, error}.
+async fn room_action<F, Fut>(socket: &SocketRef, data: Option<Value>, ack: AckSender, action: F)
+where
+    F: FnOnce(Arc<Session>, String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), CoreError>>,
+{
+    let Some(session) = session_of(socket) else {
+        return;
+    };
+    let Some(room) = data.as_ref().and_then(Value::as_str).map(str::to_owned) else {
+        let _ = ack.send(&json!({"success": false, "error": "a room name is required"}));
+        return;
+    };
+    if !session.allow() {
+        let _ = ack.send(&json!({"success": false, "error": "rate limit exceeded; slow down"}));
+        return;
+    }
+    match action(session, room.clone()).await {
+        Ok(()) => {
+            let _ = ack.send(&json!({"success": true, "room": room}));
+        }
+        Err(err) => {
+            err.log_if_internal();
+            let error = match err {
+                CoreError::NotSignedIn => "Authentication required".to_owned(),
+                other => other.to_string(),
+            };
+            let _ = ack.send(&json!({"success": false, "error": error}));
+        }
+    }
+}
+
+/// `joinRoom` "room" → ack, then `roomJoined` {room, success}. The socket then receives the
+/// room's named events (`projectUpdate`, …) published through the API.
+async fn join_room(socket: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
+    let joined = socket.clone();
+    room_action(&socket, data.ok(), ack, async move |session, room| {
+        let if_missing = IfMissing::Create {
+            room_type: STUDIO_ROOM_TYPE.into(),
+        };
+        let core = session.state().core();
+        core.join_room(&session.conn, &room, if_missing).await?;
+        joined.join(room.clone());
+        let _ = joined.emit("roomJoined", &json!({"room": room, "success": true}));
+        Ok(())
+    })
+    .await;
+}
+
+/// `leaveRoom` "room" → ack, then `roomLeft` {room, success}.
+async fn leave_room(socket: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
+    let left = socket.clone();
+    room_action(&socket, data.ok(), ack, async move |session, room| {
+        session
+            .state()
+            .core()
+            .leave_room(&session.conn, &room)
+            .await?;
+        left.leave(room.clone());
+        let _ = left.emit("roomLeft", &json!({"room": room, "success": true}));
+        Ok(())
+    })
+    .await;
+}
+
+/// `getConnectionInfo` → ack {socketId, connected, rooms, authenticated, connectedAt}.
+async fn connection_info(socket: SocketRef, ack: AckSender) {
+    let Some(session) = session_of(&socket) else {
+        return;
+    };
+    // As Socket.IO lists them: the socket's own room first.
+    let mut rooms = vec![socket.id.to_string()];
+    let mut joined: Vec<String> = socket.rooms().iter().map(ToString::to_string).collect();
+    joined.sort();
+    rooms.extend(joined);
+    let _ = ack.send(&json!({
+        "socketId": socket.id.to_string(),
+        "connected": socket.connected(),
+        "rooms": rooms,
+        "authenticated": session.user().is_some(),
+        "connectedAt": iso8601_millis(session.connected_at_ms),
+    }));
+}
+
+/// `heartbeat` {timestamp?} → ack and `heartbeatAck` {timestamp, serverTime, latency}; the
+/// latency is the server's time minus the client's, when the client sent one.
+async fn heartbeat(socket: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
+    let now = now_ms();
+    let latency = data
+        .ok()
+        .as_ref()
+        .and_then(|value| value.get("timestamp"))
+        .and_then(Value::as_i64)
+        .map(|sent| (now - sent).max(0));
+    let payload = json!({
+        "timestamp": now,
+        "serverTime": iso8601_millis(now),
+        "latency": latency,
+    });
+    let _ = ack.send(&payload);
+    let _ = socket.emit("heartbeatAck", &payload);
+}
+
+/// `/media` `subscribeMedia` "mediaId" → ack {success, mediaId | error}.
+async fn subscribe_media(socket: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
+    media_action(&socket, data.ok(), ack, |session, media_id| {
+        session.state().core().watch_media(&session.conn, media_id)
+    });
+}
+
+/// `/media` `unsubscribeMedia` "mediaId" → ack {success, mediaId | error}.
+async fn unsubscribe_media(socket: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
+    media_action(&socket, data.ok(), ack, |session, media_id| {
+        session
+            .state()
+            .core()
+            .unwatch_media(&session.conn, media_id);
+        Ok(())
+    });
+}
+
+fn media_action(
+    socket: &SocketRef,
+    data: Option<Value>,
+    ack: AckSender,
+    action: impl FnOnce(&Session, &str) -> Result<(), CoreError>,
+) {
+    let Some(session) = session_of(socket) else {
+        return;
+    };
+    let Some(media_id) = data.as_ref().and_then(Value::as_str) else {
+        let _ = ack.send(&json!({"success": false, "error": "a media id is required"}));
+        return;
+    };
+    let answer = match action(&session, media_id) {
+        Ok(()) => json!({"success": true, "mediaId": media_id}),
+        Err(CoreError::NotSignedIn) => {
+            json!({"success": false, "error": "Authentication required"})
+        }
+        Err(err) => json!({"success": false, "error": err.to_string()}),
+    };
+    let _ = ack.send(&answer);
+}

@@ -1,0 +1,70 @@
+//! Contracts 001, 002 and 004 driven by the real `socket.io-client` npm package: each test
+//! starts a server and runs one file of Node tests (`server/tests/socketio/*.test.mjs`)
+//! against it. `scripts/bootstrap.sh test` installs the packages from the committed lock file.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{spawn_app_with, TestApp};
+use confab_server::config::{Anonymous, TEST_API_KEY, TEST_JWT_SECRET};
+
+/// Longest a file of Node tests may run.
+const NODE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn node_tests_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/socketio")
+}
+
+/// Runs `file` with `node --test` against `app`; fails with Node's report.
+async fn run_node_tests(app: &TestApp, file: &str) {
+    let dir = node_tests_dir();
+    assert!(
+        dir.join("node_modules/socket.io-client").is_dir(),
+        "socket.io-client is not installed: run scripts/bootstrap.sh test"
+    );
+    let run = tokio::process::Command::new("node")
+        .args(["--test", "--test-force-exit", "--test-reporter=spec", file])
+        .current_dir(&dir)
+        .env("CONFAB_URL", app.http_url(""))
+        .env("CONFAB_JWT_SECRET", TEST_JWT_SECRET)
+        .env("CONFAB_API_KEY", TEST_API_KEY)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(NODE_TIMEOUT, run)
+        .await
+        .expect("the Node tests finish in time")
+        .expect("node runs");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    println!("{report}");
+    assert!(output.status.success(), "{file} failed:\n{report}");
+    assert!(
+        report.contains("ℹ fail 0") && !report.contains("ℹ pass 0"),
+        "{file} ran no passing tests:\n{report}"
+    );
+}
+
+#[tokio::test]
+async fn contract_004_discussion_rooms() {
+    let app = spawn_app_with(|_| {}).await;
+    run_node_tests(&app, "contract004.test.mjs").await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn contract_001_chat_rooms_beside_004_and_ws_clients() {
+    let app = spawn_app_with(|config| config.anonymous = Anonymous::Allow).await;
+    run_node_tests(&app, "contract001.test.mjs").await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn contract_002_studio_namespaces_and_publish_api() {
+    let app = spawn_app_with(|config| config.anonymous = Anonymous::Allow).await;
+    run_node_tests(&app, "contract002.test.mjs").await;
+    app.shutdown().await;
+}
