@@ -1,9 +1,57 @@
-//! Calls to the server's HTTP API, typed by `confab_shared::api`.
+//! Calls to the server's HTTP API, typed by `confab_shared::api` and `channels`.
 
-use confab_shared::api::{ApiErrorBody, GuestRequest, GuestResponse};
-use gloo_net::http::Request;
+use confab_shared::{
+    api::{ApiErrorBody, GuestRequest, GuestResponse, PingRequest, WsTokenResponse},
+    channels::OnlineUsersUpdate,
+};
+use gloo_net::http::{Request, Response};
+use serde::de::DeserializeOwned;
 
-/// Gets a guest token for `username`. Errors are the server's own message when it sent one.
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// The JWT was refused: the person must sign in again.
+    Unauthorized,
+    /// The server's own message, or what went wrong reaching it.
+    Other(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unauthorized => f.write_str("please sign in again"),
+            Self::Other(text) => f.write_str(text),
+        }
+    }
+}
+
+async fn answer<T: DeserializeOwned>(
+    response: Result<Response, gloo_net::Error>,
+) -> Result<T, Failure> {
+    let response = response.map_err(|e| Failure::Other(format!("cannot reach the server: {e}")))?;
+    if response.status() == 401 {
+        return Err(Failure::Unauthorized);
+    }
+    if response.ok() {
+        if response.status() == 204 {
+            // Callers expecting no body ask for `()`, which deserialises from `null`.
+            return serde_json::from_str("null").map_err(|e| Failure::Other(e.to_string()));
+        }
+        return response
+            .json()
+            .await
+            .map_err(|e| Failure::Other(format!("unreadable answer: {e}")));
+    }
+    match response.json::<ApiErrorBody>().await {
+        Ok(body) => Err(Failure::Other(body.error.message)),
+        Err(_) => Err(Failure::Other(format!(
+            "request failed ({})",
+            response.status()
+        ))),
+    }
+}
+
+/// Gets a guest token for `username`.
 pub async fn guest_sign_in(
     username: &str,
     image_url: Option<&str>,
@@ -12,21 +60,44 @@ pub async fn guest_sign_in(
         username: username.to_owned(),
         image_url: image_url.map(str::to_owned),
     };
-    let response = Request::post("/api/auth/guest")
+    let request = Request::post("/api/auth/guest")
         .json(&body)
-        .map_err(|e| e.to_string())?
-        .send()
+        .map_err(|e| e.to_string())?;
+    answer(request.send().await)
         .await
-        .map_err(|e| format!("cannot reach the server: {e}"))?;
-    if response.ok() {
-        response
-            .json()
-            .await
-            .map_err(|e| format!("unreadable answer: {e}"))
-    } else {
-        match response.json::<ApiErrorBody>().await {
-            Ok(body) => Err(body.error.message),
-            Err(_) => Err(format!("sign-in failed ({})", response.status())),
-        }
-    }
+        .map_err(|e| e.to_string())
+}
+
+/// A short-lived token for the `/qf` sockets.
+pub async fn ws_token(jwt: &str) -> Result<String, Failure> {
+    let response = Request::get("/qf/auth/ws-token")
+        .header("Authorization", &format!("Bearer {jwt}"))
+        .send()
+        .await;
+    answer::<WsTokenResponse>(response).await.map(|t| t.token)
+}
+
+/// The REST fallback of the online list.
+pub async fn online_users(jwt: &str) -> Result<OnlineUsersUpdate, Failure> {
+    let response = Request::get("/qf/users/online")
+        .header("Authorization", &format!("Bearer {jwt}"))
+        .send()
+        .await;
+    answer(response).await
+}
+
+/// Pings everyone online named `username`, with a link to join when there is one.
+pub async fn ping(jwt: &str, username: &str, join_url: Option<String>) -> Result<(), String> {
+    let path = format!(
+        "/qf/users/online/{}/ping",
+        js_sys::encode_uri_component(username)
+    );
+    let request = Request::post(&path)
+        .header("Authorization", &format!("Bearer {jwt}"))
+        .json(&PingRequest { join_url })
+        .map_err(|e| e.to_string())?;
+    answer::<serde_json::Value>(request.send().await)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

@@ -1,17 +1,31 @@
 //! Confab's browser app: Leptos, client-side rendered, speaking `confab_shared`'s envelope
 //! over browser WebSockets.
+//!
+//! One `/ws` connection ([`link::Link`]) serves every view; the `/qf` channels
+//! ([`channels`]) carry the online list and the notifications. Routes live in the URL's
+//! hash (`#/room/CODE`), so a room link opens that room directly on any static host.
 
 mod api;
+mod channels;
+mod link;
+mod lobby;
+mod room;
 mod session;
-mod socket;
 
 use confab_shared::{
+    channels::{ChannelMessage, OnlineUser},
     limits::MAX_USERNAME_CHARS,
-    native::{ClientMessage, RoomStateView, ServerMessage},
+    native::{ClientMessage, ServerMessage},
 };
 use leptos::{ev::SubmitEvent, html, prelude::*};
+use link::{Link, LinkState};
 use session::Session;
 use wasm_bindgen::prelude::wasm_bindgen;
+
+/// How long a toast stays.
+const TOAST_MS: u64 = 8000;
+/// Toasts shown at once; the oldest goes first.
+const MAX_TOASTS: usize = 5;
 
 /// The entry point for both builds (trunk and cargo-leptos).
 #[wasm_bindgen(start)]
@@ -20,113 +34,205 @@ pub fn main() {
     leptos::mount::mount_to_body(App);
 }
 
-/// The state of the link to the server.
-#[derive(Clone, Debug, PartialEq)]
-enum Link {
-    Connecting,
-    /// Connected; the last room state the server reported.
-    Connected {
-        room_state: String,
-    },
-    Closed(String),
-}
-
-/// Whether the signed-in person's token was accepted on the socket.
+/// Whether the signed-in person's token was accepted.
 #[derive(Clone, Debug, PartialEq)]
 enum Auth {
     SignedOut,
     Pending,
-    SignedIn { username: String },
+    SignedIn(Session),
     Refused(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Toast {
+    id: u64,
+    text: String,
+    join_url: Option<String>,
+}
+
+/// The room code in the page's hash (`#/room/CODE`), if any.
+fn room_in_hash() -> Option<String> {
+    let hash = web_sys::window()?.location().hash().ok()?;
+    let code = hash.strip_prefix("#/room/")?.trim();
+    (!code.is_empty()).then(|| code.to_owned())
+}
+
+fn set_hash(hash: &str) {
+    if let Some(window) = web_sys::window() {
+        let _ = window.location().set_hash(hash);
+    }
 }
 
 #[component]
 pub fn App() -> impl IntoView {
-    let link = RwSignal::new(Link::Connecting);
+    let link = Link::start("/ws");
     let auth = RwSignal::new(Auth::SignedOut);
-    let on_message = move |message: ServerMessage| match message {
-        ServerMessage::RoomState { room } => {
-            let room_state = match room {
-                RoomStateView::Lobby { state } => format!("{state:?}").to_lowercase(),
-                RoomStateView::Room(room) => room.code,
-            };
-            link.set(Link::Connected { room_state });
-        }
-        ServerMessage::AuthOk { username, .. } => auth.set(Auth::SignedIn { username }),
-        ServerMessage::AuthError { error } => {
-            // A refused or expired token: forget it and ask the person to sign in again.
-            session::clear();
-            auth.set(Auth::Refused(error));
-        }
-        _ => {}
-    };
-    let outbox = match socket::open("/ws", on_message, move |reason| {
-        link.set(Link::Closed(reason))
-    }) {
-        Ok(outbox) => {
-            outbox.send(ClientMessage::Ping);
-            Some(outbox)
-        }
-        Err(err) => {
-            link.set(Link::Closed(err));
-            None
-        }
-    };
-    let outbox = StoredValue::new_local(outbox);
-    let authenticate = move |session: &Session| {
-        auth.set(Auth::Pending);
-        outbox.with_value(|outbox| {
-            if let Some(outbox) = outbox {
-                outbox.send(ClientMessage::Auth {
-                    user_id: Some(session.user_id.clone()),
-                    token: session.token.clone(),
-                });
+    let route = RwSignal::new(room_in_hash());
+    let online = RwSignal::new(Vec::<OnlineUser>::new());
+    let toasts = RwSignal::new(Vec::<Toast>::new());
+    let channels_refused = RwSignal::new(false);
+
+    let _ = window_event_listener(leptos::ev::hashchange, move |_| route.set(room_in_hash()));
+
+    let push_toast = move |text: String, join_url: Option<String>| {
+        let id = js_sys::Date::now() as u64 ^ (js_sys::Math::random() * 1e6) as u64;
+        toasts.update(|all| {
+            all.push(Toast { id, text, join_url });
+            if all.len() > MAX_TOASTS {
+                all.remove(0);
             }
         });
+        set_timeout(
+            move || toasts.update(|all| all.retain(|t| t.id != id)),
+            std::time::Duration::from_millis(TOAST_MS),
+        );
+    };
+
+    // The running channels' stop signal; replaced on every sign-in.
+    let channel_stop = StoredValue::new(None::<RwSignal<bool>>);
+    let stop_channels = move || {
+        if let Some(stop) = channel_stop.get_value() {
+            stop.set(true);
+        }
+    };
+    let start_channels = move |session: Session| {
+        stop_channels();
+        let stop = RwSignal::new(false);
+        channel_stop.set_value(Some(stop));
+        channels::follow_online(session.clone(), online, stop, channels_refused);
+        channels::follow(
+            "/qf/notifications/ws",
+            session,
+            stop,
+            channels_refused,
+            move |message| match message {
+                ChannelMessage::Notification(n) => {
+                    let text = if n.phrase_text.is_empty() {
+                        n.notification_type
+                    } else {
+                        n.phrase_text
+                    };
+                    push_toast(text, None);
+                }
+                ChannelMessage::Ping(ping) => {
+                    push_toast(format!("{} pinged you", ping.from_username), ping.join_url);
+                }
+                _ => {}
+            },
+            async |_: &Session| {},
+        );
+    };
+
+    let sign_out_locally = move |why: Option<String>| {
+        session::clear();
+        link.set_hello(None);
+        stop_channels();
+        online.set(Vec::new());
+        auth.set(why.map_or(Auth::SignedOut, Auth::Refused));
+    };
+
+    link.listen(move |message| match message {
+        ServerMessage::AuthOk { .. } => {
+            if let Auth::Pending = auth.get_untracked() {
+                if let Some(session) = session::load() {
+                    start_channels(session.clone());
+                    auth.set(Auth::SignedIn(session));
+                }
+            }
+        }
+        // A refused or expired token: ask the person to sign in again; nothing retries it.
+        ServerMessage::AuthError { error } => sign_out_locally(Some(error.clone())),
+        _ => {}
+    });
+    Effect::new(move |_| {
+        if channels_refused.get() {
+            channels_refused.set(false);
+            sign_out_locally(Some("your session has expired".into()));
+        }
+    });
+
+    let authenticate = move |session: &Session| {
+        auth.set(Auth::Pending);
+        link.set_hello(Some(ClientMessage::Auth {
+            user_id: Some(session.user_id.clone()),
+            token: session.token.clone(),
+        }));
     };
     if let Some(remembered) = session::load() {
         authenticate(&remembered);
     }
     let sign_out = move |_| {
-        session::clear();
+        sign_out_locally(None);
         // A fresh page drops the socket's identity with it.
         if let Some(window) = web_sys::window() {
             let _ = window.location().reload();
         }
     };
+    let enter = Callback::new(move |code: String| set_hash(&format!("/room/{code}")));
+    let leave = Callback::new(move |()| set_hash("/"));
 
     view! {
-        <main class="shell">
+        <div class="shell">
             <header class="topbar">
-                <h1 class="brand">"Confab"</h1>
+                <h1 class="brand"><a href="#/">"Confab"</a></h1>
+                <LinkStatus link=link />
                 {move || match auth.get() {
-                    Auth::SignedIn { username } => view! {
+                    Auth::SignedIn(session) => view! {
                         <div class="user-chip">
-                            <span>"Signed in as "<strong data-testid="signed-in-as">{username}</strong></span>
+                            <room::Avatar url=session.image_url.clone() name=session.username.clone() />
+                            <span>"Signed in as "<strong data-testid="signed-in-as">{session.username.clone()}</strong></span>
                             <button type="button" class="secondary" on:click=sign_out>"Sign out"</button>
                         </div>
                     }.into_any(),
                     _ => ().into_any(),
                 }}
             </header>
-            <section class="card" aria-live="polite">
-                {move || match link.get() {
-                    Link::Connecting => view! { <p class="status">"Connecting…"</p> }.into_any(),
-                    Link::Connected { room_state } => view! {
-                        <p class="status ok">"Connected. Room state: "<strong data-testid="room-state">{room_state}</strong></p>
+            <main>
+                {move || match auth.get() {
+                    Auth::SignedOut | Auth::Refused(_) => view! {
+                        <SignIn refused=move || match auth.get() { Auth::Refused(why) => Some(why), _ => None }
+                            on_signed_in=move |session: Session| authenticate(&session) />
                     }.into_any(),
-                    Link::Closed(reason) => view! { <p class="status error" role="alert">{reason}</p> }.into_any(),
+                    Auth::Pending => view! { <p class="status">"Signing in…"</p> }.into_any(),
+                    Auth::SignedIn(me) => match route.get() {
+                        Some(code) => view! {
+                            <div class="with-sidebar">
+                                <room::RoomView code=code link=link me=me.clone() on_leave=leave />
+                                <lobby::OnlineList me=me online=online />
+                            </div>
+                        }.into_any(),
+                        None => view! { <lobby::Lobby link=link me=me online=online on_enter=enter /> }.into_any(),
+                    },
                 }}
-            </section>
-            {move || match auth.get() {
-                Auth::SignedOut | Auth::Refused(_) => view! {
-                    <SignIn refused=move || match auth.get() { Auth::Refused(why) => Some(why), _ => None }
-                        on_signed_in=move |session: Session| authenticate(&session) />
-                }.into_any(),
-                Auth::Pending => view! { <p class="status">"Signing in…"</p> }.into_any(),
-                Auth::SignedIn { .. } => ().into_any(),
+            </main>
+            <ol class="toasts" aria-live="polite" data-testid="toasts">
+                <For each=move || toasts.get() key=|t| t.id let:t>
+                    <li class="toast" role="status">
+                        <span>{t.text.clone()}</span>
+                        {t.join_url.clone().map(|url| view! { <a href=url>" Join"</a> })}
+                        <button type="button" class="secondary small" aria-label="Dismiss"
+                            on:click=move |_| toasts.update(|all| all.retain(|x| x.id != t.id))>"×"</button>
+                    </li>
+                </For>
+            </ol>
+        </div>
+    }
+}
+
+/// The connection as the person sees it: connected (with the ping latency), reconnecting in
+/// N s, or connecting.
+#[component]
+fn LinkStatus(link: Link) -> impl IntoView {
+    view! {
+        <p class="link-state" role="status" data-testid="link-state"
+            class:ok=move || matches!(link.state.get(), LinkState::Connected { .. })>
+            {move || match link.state.get() {
+                LinkState::Connecting => "Connecting…".to_owned(),
+                LinkState::Connected { latency_ms: Some(ms) } => format!("Connected · {ms} ms"),
+                LinkState::Connected { latency_ms: None } => "Connected".to_owned(),
+                LinkState::Reconnecting { in_secs } => format!("Reconnecting in {in_secs} s"),
             }}
-        </main>
+        </p>
     }
 }
 
@@ -169,7 +275,7 @@ fn SignIn(
         <form class="card sign-in" on:submit=submit>
             <h2>"Sign in"</h2>
             {move || refused().map(|why| view! {
-                <p class="status error" role="alert">"Please sign in again ("{why}")."</p>
+                <p class="status error" role="alert" data-testid="sign-in-again">"Please sign in again ("{why}")."</p>
             })}
             <label for="display-name">"Display name"</label>
             <input id="display-name" name="display-name" node_ref=name required

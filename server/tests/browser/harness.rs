@@ -158,6 +158,59 @@ impl Browser {
         }
     }
 
+    /// The text of the first element matching `selector` once `accept` takes it;
+    /// `WaitError::TimedOut` after `timeout`. An element that does not exist reads as "".
+    pub async fn wait_until(
+        &self,
+        selector: &str,
+        timeout: Duration,
+        accept: impl Fn(&str) -> bool,
+    ) -> Result<String, WaitError> {
+        let started = Instant::now();
+        loop {
+            let text = match self.client.find(Locator::Css(selector)).await {
+                Ok(element) => element.text().await.map_err(WaitError::Browser)?,
+                Err(err) if err.is_no_such_element() => String::new(),
+                Err(err) => return Err(WaitError::Browser(err)),
+            };
+            if accept(&text) {
+                return Ok(text);
+            }
+            if started.elapsed() >= timeout {
+                return Err(WaitError::TimedOut {
+                    selector: format!("{selector} (last text: {text:?})"),
+                    waited: started.elapsed(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The value of `attribute` on the element matching `selector`, once it exists.
+    pub async fn attribute(&self, selector: &str, attribute: &str) -> String {
+        let element = self
+            .client
+            .wait()
+            .at_most(SCREEN_WAIT)
+            .for_element(Locator::Css(selector))
+            .await
+            .expect("element appears");
+        element.attr(attribute).await.unwrap().unwrap_or_default()
+    }
+
+    /// Types `text` into the element matching `selector` without clearing it first
+    /// (`"\u{E007}"` is the Enter key).
+    pub async fn type_into(&self, selector: &str, text: &str) {
+        let input = self
+            .client
+            .wait()
+            .at_most(SCREEN_WAIT)
+            .for_element(Locator::Css(selector))
+            .await
+            .expect("input appears");
+        input.send_keys(text).await.unwrap();
+    }
+
     /// Types `text` into the input matching `selector`.
     pub async fn fill(&self, selector: &str, text: &str) {
         let input = self
@@ -212,6 +265,14 @@ impl Browser {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Runs `script` in the page.
+    pub async fn execute(&self, script: &str) {
+        self.client
+            .execute(script, Vec::new())
+            .await
+            .expect("script runs");
     }
 
     pub async fn close(self) {

@@ -1,0 +1,138 @@
+//! The `/qf` channels (contract 003): one socket per path, opened with a short-lived token,
+//! reopened with backoff and jitter while it drops, and given up on an auth close code
+//! (1008, 4000–4003, 4401, 4403), where only signing in again can help. While a socket is
+//! down, a fallback (the online list's REST poll) can keep its view current.
+
+use confab_shared::channels::{ChannelMessage, OnlineUser};
+use futures::StreamExt;
+use gloo_net::websocket::{futures::WebSocket, Message};
+use leptos::prelude::*;
+
+use crate::{api, session::Session};
+
+/// How often the online list's REST fallback is polled while its socket is down.
+pub const POLL_EVERY_MS: u32 = 10_000;
+const FIRST_BACKOFF_MS: f64 = 1000.0;
+const MAX_BACKOFF_MS: f64 = 30_000.0;
+/// Close codes after which reconnecting cannot help (contract 003's no-reconnect set).
+pub const AUTH_CLOSE_CODES: [u16; 7] = [1008, 4000, 4001, 4002, 4003, 4401, 4403];
+
+/// Follows `path` for `session` until `stop` is set or the server refuses the session
+/// (then `refused` is set). `while_down` runs between attempts.
+pub fn follow(
+    path: &'static str,
+    session: Session,
+    stop: RwSignal<bool>,
+    refused: RwSignal<bool>,
+    on_message: impl Fn(ChannelMessage) + 'static,
+    while_down: impl AsyncFn(&Session) + 'static,
+) {
+    leptos::task::spawn_local(async move {
+        let mut failures = 0u32;
+        while !stop.get_untracked() {
+            match run(path, &session, stop, &on_message).await {
+                Ended::Closed(code) if AUTH_CLOSE_CODES.contains(&code) => {
+                    refused.set(true);
+                    return;
+                }
+                Ended::Stopped => return,
+                Ended::Opened => failures = 0,
+                Ended::Closed(_) | Ended::Failed => failures += 1,
+            }
+            let backoff = FIRST_BACKOFF_MS * 2f64.powi(failures.min(8) as i32);
+            let delay = backoff.min(MAX_BACKOFF_MS) * (0.5 + js_sys::Math::random() * 0.5);
+            let deadline = js_sys::Date::now() + delay;
+            loop {
+                while_down(&session).await;
+                let left = deadline - js_sys::Date::now();
+                if left <= 0.0 || stop.get_untracked() {
+                    break;
+                }
+                gloo_timers::future::TimeoutFuture::new(left.min(f64::from(POLL_EVERY_MS)) as u32)
+                    .await;
+            }
+        }
+    });
+}
+
+enum Ended {
+    /// It was open and then dropped: start the backoff over.
+    Opened,
+    Closed(u16),
+    Failed,
+    Stopped,
+}
+
+async fn run(
+    path: &str,
+    session: &Session,
+    stop: RwSignal<bool>,
+    on_message: &impl Fn(ChannelMessage),
+) -> Ended {
+    let token = match api::ws_token(&session.token).await {
+        Ok(token) => token,
+        Err(api::Failure::Unauthorized) => return Ended::Closed(1008),
+        Err(_) => return Ended::Failed,
+    };
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let Some(url) = crate::link::ws_url(&format!("{path}{separator}token={token}")) else {
+        return Ended::Failed;
+    };
+    let Ok(socket) = WebSocket::open(&url) else {
+        return Ended::Failed;
+    };
+    let (_sink, mut stream) = socket.split();
+    let mut opened = false;
+    while let Some(frame) = stream.next().await {
+        if stop.get_untracked() {
+            return Ended::Stopped;
+        }
+        match frame {
+            Ok(Message::Text(text)) => {
+                opened = true;
+                if let Ok(message) = serde_json::from_str::<ChannelMessage>(&text) {
+                    on_message(message);
+                }
+            }
+            Ok(Message::Bytes(_)) => {}
+            Err(gloo_net::websocket::WebSocketError::ConnectionClose(close)) => {
+                return if AUTH_CLOSE_CODES.contains(&close.code) || !opened {
+                    Ended::Closed(close.code)
+                } else {
+                    Ended::Opened
+                };
+            }
+            Err(_) => break,
+        }
+    }
+    if opened {
+        Ended::Opened
+    } else {
+        Ended::Failed
+    }
+}
+
+/// Keeps `users` current from `/qf/users/online/ws`, polling the REST list while it is down.
+pub fn follow_online(
+    session: Session,
+    users: RwSignal<Vec<OnlineUser>>,
+    stop: RwSignal<bool>,
+    refused: RwSignal<bool>,
+) {
+    follow(
+        "/qf/users/online/ws",
+        session,
+        stop,
+        refused,
+        move |message| {
+            if let ChannelMessage::OnlineUsersUpdate(update) = message {
+                users.set(update.users);
+            }
+        },
+        async move |session: &Session| {
+            if let Ok(list) = api::online_users(&session.token).await {
+                users.set(list.users);
+            }
+        },
+    );
+}

@@ -1,0 +1,299 @@
+//! A room: its history and live chat, who is typing, the members, and the game start.
+//!
+//! Messages are kept by `seq`, so whatever arrives twice (history after a reconnect, a
+//! broadcast that raced it) is shown once, in order. After every reconnect the view joins
+//! again and asks for everything after the last `seq` it has.
+
+use std::collections::BTreeMap;
+
+use confab_shared::{
+    limits::{MAX_CHAT_CHARS, TYPING_TTL_MS},
+    native::{ChatMessage, ClientMessage, Room, RoomPhase, RoomUser, ServerMessage},
+};
+use leptos::{ev, html, prelude::*};
+
+use crate::{link::Link, session::Session};
+
+/// Typing notices are sent at most this often while the person keeps typing.
+const TYPING_RESEND_MS: f64 = 2000.0;
+/// The indicator stops this long after the last keystroke.
+const TYPING_IDLE_MS: u32 = 3000;
+/// Within this many pixels of the bottom, new messages scroll into view.
+const FOLLOW_SLACK_PX: i32 = 80;
+
+/// Someone else who is typing, until `until` (ms since the epoch).
+#[derive(Clone, Debug, PartialEq)]
+struct Typist {
+    username: String,
+    until: f64,
+}
+
+#[component]
+pub fn RoomView(code: String, link: Link, me: Session, on_leave: Callback<()>) -> impl IntoView {
+    let messages = RwSignal::new(BTreeMap::<u64, ChatMessage>::new());
+    let members = RwSignal::new(Vec::<RoomUser>::new());
+    let room = RwSignal::new(None::<Room>);
+    let error = RwSignal::new(None::<String>);
+    let typists = RwSignal::new(BTreeMap::<String, Typist>::new());
+    let draft = RwSignal::new(String::new());
+    let list_ref = NodeRef::<html::Ol>::new();
+    let code = StoredValue::new(code);
+
+    // Join on every (re)open, then ask for anything missed while away.
+    Effect::new(move |_| {
+        link.opened.track();
+        let code = code.get_value();
+        link.send(ClientMessage::RoomJoin { code: code.clone() });
+        let after_seq = messages.with_untracked(|m| m.keys().next_back().copied().unwrap_or(0));
+        if after_seq > 0 {
+            link.send(ClientMessage::RoomHistory { code, after_seq });
+        }
+    });
+
+    let add = move |incoming: Vec<ChatMessage>| {
+        let follow = list_ref.get_untracked().is_some_and(|list| {
+            list.scroll_height() - list.scroll_top() - list.client_height() < FOLLOW_SLACK_PX
+        });
+        messages.update(|all| {
+            for message in incoming {
+                all.insert(message.seq, message);
+            }
+        });
+        if follow {
+            request_animation_frame(move || {
+                if let Some(list) = list_ref.get_untracked() {
+                    list.set_scroll_top(list.scroll_height());
+                }
+            });
+        }
+    };
+    let me_id = me.user_id.clone();
+    link.listen(move |message| {
+        let ours = |c: &str| c == code.get_value();
+        match message {
+            ServerMessage::RoomJoined { room: r, users } if ours(&r.code) => {
+                room.set(Some(r.clone()));
+                members.set(users.clone());
+                error.set(None);
+            }
+            ServerMessage::RoomHistory { code, messages: m } if ours(code) => add(m.clone()),
+            ServerMessage::RoomChat(m) if ours(&m.code) => {
+                typists.update(|t| {
+                    t.remove(&m.from);
+                });
+                add(vec![m.clone()]);
+            }
+            ServerMessage::RoomUserJoined { code, user } if ours(code) => members.update(|all| {
+                all.retain(|u| u.user_id != user.user_id);
+                all.push(user.clone());
+            }),
+            ServerMessage::RoomUserLeft { code, user_id } if ours(code) => {
+                members.update(|all| all.retain(|u| &u.user_id != user_id));
+            }
+            ServerMessage::RoomTyping {
+                code,
+                user_id,
+                username,
+                typing,
+            } if ours(code) && *user_id != me_id => typists.update(|t| {
+                if *typing {
+                    let until = js_sys::Date::now() + TYPING_TTL_MS as f64;
+                    t.insert(
+                        user_id.clone(),
+                        Typist {
+                            username: username.clone(),
+                            until,
+                        },
+                    );
+                } else {
+                    t.remove(user_id);
+                }
+            }),
+            ServerMessage::RoomStarted { room: r } if ours(&r.code) => room.set(Some(r.clone())),
+            ServerMessage::RoomError { error: e, code: c } if c.as_deref().is_none_or(ours) => {
+                error.set(Some(e.clone()));
+            }
+            _ => {}
+        }
+    });
+
+    // Indicators that were never stopped go after the typing TTL.
+    let sweeper = set_interval_with_handle(
+        move || {
+            let now = js_sys::Date::now();
+            if typists.with_untracked(|t| t.values().any(|typist| typist.until <= now)) {
+                typists.update(|t| t.retain(|_, typist| typist.until > now));
+            }
+        },
+        std::time::Duration::from_millis(500),
+    )
+    .ok();
+    on_cleanup(move || {
+        if let Some(handle) = sweeper {
+            handle.clear();
+        }
+    });
+
+    // Typing notices: throttled while typing, stopped after a pause or on send.
+    let last_typing_sent = StoredValue::new(0.0f64);
+    let idle_timer = StoredValue::new_local(None::<TimeoutHandle>);
+    let stop_typing = move || {
+        if last_typing_sent.get_value() > 0.0 {
+            last_typing_sent.set_value(0.0);
+            link.send(ClientMessage::RoomTyping {
+                code: code.get_value(),
+                typing: false,
+            });
+        }
+    };
+    let on_input = move |ev: ev::Event| {
+        draft.set(event_target_value(&ev));
+        let now = js_sys::Date::now();
+        if now - last_typing_sent.get_value() > TYPING_RESEND_MS {
+            last_typing_sent.set_value(now);
+            link.send(ClientMessage::RoomTyping {
+                code: code.get_value(),
+                typing: true,
+            });
+        }
+        if let Some(handle) = idle_timer.get_value() {
+            handle.clear();
+        }
+        idle_timer.set_value(
+            set_timeout_with_handle(
+                stop_typing,
+                std::time::Duration::from_millis(TYPING_IDLE_MS.into()),
+            )
+            .ok(),
+        );
+    };
+    let send = move || {
+        let text = draft.get_untracked();
+        if text.trim().is_empty() || text.chars().count() > MAX_CHAT_CHARS {
+            return;
+        }
+        link.send(ClientMessage::RoomChat {
+            code: code.get_value(),
+            message: text,
+        });
+        draft.set(String::new());
+        stop_typing();
+    };
+    let on_keydown = move |ev: ev::KeyboardEvent| {
+        if ev.key() == "Enter" && !ev.shift_key() {
+            ev.prevent_default();
+            send();
+        }
+    };
+    let on_submit = move |ev: ev::SubmitEvent| {
+        ev.prevent_default();
+        send();
+    };
+    let leave = move |_| {
+        link.send(ClientMessage::RoomLeave {
+            code: code.get_value(),
+        });
+        on_leave.run(());
+    };
+    let start = move |_| {
+        link.send(ClientMessage::RoomStart {
+            code: code.get_value(),
+            game_state: serde_json::json!({"round": 1}),
+        });
+    };
+    let share_url = move || {
+        web_sys::window()
+            .and_then(|w| w.location().origin().ok())
+            .map(|origin| format!("{origin}/#/room/{}", code.get_value()))
+            .unwrap_or_default()
+    };
+    let my_id = StoredValue::new(me.user_id.clone());
+
+    view! {
+        <section class="room" aria-label="Room">
+            <header class="room-head">
+                <h2>"Room "<code data-testid="room-code">{code.get_value()}</code></h2>
+                <p class="share">"Share: "<a data-testid="share-link" href=share_url>{share_url}</a></p>
+                <div class="room-actions">
+                    {move || room.get().map(|r| match r.state {
+                        RoomPhase::Lobby => view! {
+                            <button type="button" class="secondary" on:click=start>"Start game"</button>
+                        }.into_any(),
+                        RoomPhase::Playing => view! {
+                            <p class="status ok" data-testid="game-state">"Playing: "{r.game_state.to_string()}</p>
+                        }.into_any(),
+                    })}
+                    <button type="button" class="secondary" on:click=leave>"Leave"</button>
+                </div>
+            </header>
+            {move || error.get().map(|e| view! { <p class="status error" role="alert" data-testid="room-error">{e}</p> })}
+            <div class="room-body">
+                <ol class="messages" node_ref=list_ref aria-live="polite" data-testid="messages">
+                    <For each=move || messages.get().into_values() key=|m| m.seq let:m>
+                        <li class="message" class:own=move || m.from == my_id.get_value() data-seq=m.seq>
+                            <Avatar url=m.image_url.clone() name=m.username.clone() />
+                            <div>
+                                <p class="meta"><strong>{m.username.clone()}</strong>" "
+                                    <time>{clock(m.ts)}</time></p>
+                                <p class="text">{m.message.clone()}</p>
+                            </div>
+                        </li>
+                    </For>
+                </ol>
+                <aside class="members" aria-label="Members">
+                    <h3>"Members"</h3>
+                    <ul data-testid="members">
+                        <For each=move || members.get() key=|u| u.user_id.clone() let:u>
+                            <li><Avatar url=u.image_url.clone() name=u.username.clone() />{u.username.clone()}</li>
+                        </For>
+                    </ul>
+                </aside>
+            </div>
+            <p class="typing" data-testid="typing" aria-live="polite">
+                {move || typing_line(typists.with(|t| t.values().map(|t| t.username.clone()).collect()))}
+            </p>
+            <form class="composer" on:submit=on_submit>
+                <label for="message" class="visually-hidden">"Message"</label>
+                <textarea id="message" rows="2" placeholder="Write a message (Enter sends)"
+                    maxlength=MAX_CHAT_CHARS.to_string()
+                    prop:value=move || draft.get() on:input=on_input on:keydown=on_keydown />
+                <span class="counter" data-testid="counter">
+                    {move || format!("{}/{MAX_CHAT_CHARS}", draft.with(|d| d.chars().count()))}
+                </span>
+                <button type="submit" disabled=move || draft.with(|d| d.trim().is_empty())>"Send"</button>
+            </form>
+        </section>
+    }
+}
+
+/// "Ana is typing…", "Ana and Ben are typing…", "Ana, Ben and 2 others are typing…".
+pub fn typing_line(mut names: Vec<String>) -> String {
+    names.sort();
+    match names.as_slice() {
+        [] => String::new(),
+        [one] => format!("{one} is typing…"),
+        [a, b] => format!("{a} and {b} are typing…"),
+        [a, b, rest @ ..] => format!("{a}, {b} and {} others are typing…", rest.len()),
+    }
+}
+
+/// `HH:MM` in the reader's time zone.
+fn clock(unix_secs: i64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(unix_secs as f64 * 1000.0));
+    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
+}
+
+#[component]
+pub fn Avatar(url: String, name: String) -> impl IntoView {
+    let initial = name
+        .chars()
+        .next()
+        .unwrap_or('?')
+        .to_uppercase()
+        .to_string();
+    if url.is_empty() {
+        view! { <span class="avatar" aria-hidden="true">{initial}</span> }.into_any()
+    } else {
+        view! { <img class="avatar" src=url alt="" /> }.into_any()
+    }
+}

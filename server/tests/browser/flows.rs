@@ -1,0 +1,211 @@
+//! What people do with the app, each in a browser of their own: chat through a shared link,
+//! see each other type, watch the online list, ping, and get asked to sign in again.
+
+use std::time::Duration;
+
+use confab_server::{config::Config, Server};
+
+use crate::harness::{site_dir, Browser, Chromedriver, SCREEN_WAIT};
+
+const ENTER: &str = "\u{E007}";
+
+async fn serve() -> (Server, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(data.path());
+    config.site_dir = site_dir();
+    (Server::start(config).await.expect("server starts"), data)
+}
+
+/// A browser signed in as `name`, at `url`.
+async fn signed_in(driver: &Chromedriver, url: &str, name: &str) -> Browser {
+    let browser = Browser::open(driver).await;
+    browser.goto(url).await;
+    browser.fill("#display-name", name).await;
+    browser.click("form.sign-in button[type=submit]").await;
+    let shown = browser
+        .wait_for_text("[data-testid=signed-in-as]", SCREEN_WAIT)
+        .await
+        .unwrap_or_else(|err| panic!("{name} signs in: {err}"));
+    assert_eq!(shown, name);
+    browser
+}
+
+async fn expect_text(browser: &Browser, selector: &str, needle: &str) -> String {
+    browser
+        .wait_until(selector, SCREEN_WAIT, |text| text.contains(needle))
+        .await
+        .unwrap_or_else(|err| panic!("waiting for {needle:?}: {err}"))
+}
+
+/// Creates a room from the lobby; returns its shareable link.
+async fn create_room(browser: &Browser) -> String {
+    browser
+        .click("[data-testid=create-room] button[type=submit]")
+        .await;
+    browser
+        .wait_for_text("[data-testid=room-code]", SCREEN_WAIT)
+        .await
+        .unwrap_or_else(|err| panic!("the room opens: {err}"));
+    browser.attribute("[data-testid=share-link]", "href").await
+}
+
+async fn say(browser: &Browser, text: &str) {
+    browser
+        .type_into("#message", &format!("{text}{ENTER}"))
+        .await;
+}
+
+#[tokio::test]
+async fn two_people_chat_through_a_shared_link_and_a_latecomer_sees_the_history() {
+    let (server, _data) = serve().await;
+    let url = format!("http://{}/", server.addr());
+    let driver = Chromedriver::start().await;
+    let ana = signed_in(&driver, &url, "Ana").await;
+    let link = create_room(&ana).await;
+    assert!(link.contains("/#/room/"), "a shareable link: {link}");
+
+    let ben = signed_in(&driver, &link, "Ben").await;
+    expect_text(&ben, "[data-testid=members]", "Ana").await;
+    expect_text(&ana, "[data-testid=members]", "Ben").await;
+    say(&ana, "Hello Ben <b>not bold</b>").await;
+    expect_text(&ben, "[data-testid=messages]", "Hello Ben <b>not bold</b>").await;
+    say(&ben, "Hi Ana").await;
+    expect_text(&ana, "[data-testid=messages]", "Hi Ana").await;
+    assert!(
+        ana.exists(".message.own").await,
+        "own messages are set apart"
+    );
+    ana.screenshot("room-chat").await;
+
+    let carl = signed_in(&driver, &link, "Carl").await;
+    let history = expect_text(&carl, "[data-testid=messages]", "Hi Ana").await;
+    let (first, second) = (
+        history.find("Hello Ben").expect("Ana's message"),
+        history.find("Hi Ana").expect("Ben's message"),
+    );
+    assert!(first < second, "oldest first: {history}");
+    assert_eq!(history.matches("Hi Ana").count(), 1, "shown once");
+    for browser in [ana, ben, carl] {
+        browser.close().await;
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_typing_indicator_appears_for_the_other_person_and_goes_away() {
+    let (server, _data) = serve().await;
+    let url = format!("http://{}/", server.addr());
+    let driver = Chromedriver::start().await;
+    let ana = signed_in(&driver, &url, "Ana").await;
+    let link = create_room(&ana).await;
+    let ben = signed_in(&driver, &link, "Ben").await;
+    expect_text(&ana, "[data-testid=members]", "Ben").await;
+
+    ana.type_into("#message", "I am wri").await;
+    expect_text(&ben, "[data-testid=typing]", "Ana is typing…").await;
+    ben.screenshot("typing").await;
+    assert_eq!(
+        ana.wait_until("[data-testid=typing]", Duration::from_millis(300), |t| !t
+            .is_empty())
+            .await
+            .ok(),
+        None,
+        "nobody sees their own indicator"
+    );
+    // A pause ends it.
+    ben.wait_until("[data-testid=typing]", SCREEN_WAIT, str::is_empty)
+        .await
+        .unwrap_or_else(|err| panic!("the indicator goes: {err}"));
+    // So does sending.
+    ana.type_into("#message", "ting").await;
+    expect_text(&ben, "[data-testid=typing]", "Ana is typing…").await;
+    ana.type_into("#message", ENTER).await;
+    expect_text(&ben, "[data-testid=messages]", "I am writing").await;
+    ben.wait_until(
+        "[data-testid=typing]",
+        Duration::from_secs(2),
+        str::is_empty,
+    )
+    .await
+    .unwrap_or_else(|err| panic!("sending ends the indicator: {err}"));
+    ana.close().await;
+    ben.close().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_online_list_follows_people_signing_in_and_out() {
+    let (server, _data) = serve().await;
+    let url = format!("http://{}/", server.addr());
+    let driver = Chromedriver::start().await;
+    let ana = signed_in(&driver, &url, "Ana").await;
+    expect_text(&ana, "[data-testid=online-users]", "Ana").await;
+    let ben = signed_in(&driver, &url, "Ben").await;
+    expect_text(&ana, "[data-testid=online-users]", "Ben").await;
+    expect_text(&ana, "[data-testid=online-count]", "2").await;
+    ana.screenshot("lobby-online").await;
+
+    ben.click(".user-chip button").await;
+    ana.wait_until("[data-testid=online-users]", SCREEN_WAIT, |t| {
+        !t.contains("Ben")
+    })
+    .await
+    .unwrap_or_else(|err| panic!("Ben goes offline: {err}"));
+    expect_text(&ana, "[data-testid=online-count]", "1").await;
+    ana.close().await;
+    ben.close().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_ping_shows_a_toast_with_a_link_to_join() {
+    let (server, _data) = serve().await;
+    let url = format!("http://{}/", server.addr());
+    let driver = Chromedriver::start().await;
+    let ana = signed_in(&driver, &url, "Ana").await;
+    let ben = signed_in(&driver, &url, "Ben").await;
+    let link = create_room(&ana).await;
+    expect_text(&ana, "[data-testid=online-users]", "Ben").await;
+    ana.click("button[aria-label='Ping Ben']").await;
+    expect_text(&ben, "[data-testid=toasts]", "Ana pinged you").await;
+    ben.screenshot("ping-toast").await;
+    assert_eq!(
+        ben.attribute("[data-testid=toasts] a", "href").await,
+        link,
+        "the toast links to Ana's room"
+    );
+    ana.close().await;
+    ben.close().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_invalid_token_brings_the_sign_in_prompt_and_no_reconnect_loop() {
+    let (server, _data) = serve().await;
+    let url = format!("http://{}/", server.addr());
+    let driver = Chromedriver::start().await;
+    let browser = Browser::open(&driver).await;
+    browser.goto(&url).await;
+    browser
+        .execute(
+            r#"localStorage.setItem("confab.session", JSON.stringify({
+                token: "forged.token.value", user_id: "guest_x", username: "Mallory",
+                image_url: "", exp: 4102444800}))"#,
+        )
+        .await;
+    browser.refresh().await;
+    let prompt = expect_text(&browser, "[data-testid=sign-in-again]", "sign in again").await;
+    assert!(prompt.contains("invalid token"), "{prompt}");
+    browser.screenshot("sign-in-again").await;
+    // The prompt stays, and the connection is not torn down and retried.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(browser.exists("[data-testid=sign-in-again]").await);
+    let state = browser
+        .wait_for_text("[data-testid=link-state]", SCREEN_WAIT)
+        .await
+        .unwrap();
+    assert!(state.starts_with("Connected"), "{state}");
+    assert!(!browser.exists("[data-testid=signed-in-as]").await);
+    browser.close().await;
+    server.shutdown().await.unwrap();
+}
