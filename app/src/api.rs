@@ -101,3 +101,16 @@ pub async fn ping(jwt: &str, username: &str, join_url: Option<String>) -> Result
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
+
+/// A party call: `POST /qf/party{path}` with `body`, answering the session (or nothing).
+pub async fn party_post<T: DeserializeOwned>(
+    jwt: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> Result<T, Failure> {
+    let request = Request::post(&format!("/qf/party{path}"))
+        .header("Authorization", &format!("Bearer {jwt}"))
+        .json(&body)
+        .map_err(|e| Failure::Other(e.to_string()))?;
+    answer(request.send().await).await
+}

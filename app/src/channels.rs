@@ -20,7 +20,7 @@ pub const AUTH_CLOSE_CODES: [u16; 7] = [1008, 4000, 4001, 4002, 4003, 4401, 4403
 /// Follows `path` for `session` until `stop` is set or the server refuses the session
 /// (then `refused` is set). `while_down` runs between attempts.
 pub fn follow(
-    path: &'static str,
+    path: String,
     session: Session,
     stop: RwSignal<bool>,
     refused: RwSignal<bool>,
@@ -30,7 +30,7 @@ pub fn follow(
     leptos::task::spawn_local(async move {
         let mut failures = 0u32;
         while !stop.get_untracked() {
-            match run(path, &session, stop, &on_message).await {
+            match run(&path, &session, stop, &on_message).await {
                 Ended::Closed(code) if AUTH_CLOSE_CODES.contains(&code) => {
                     refused.set(true);
                     return;
@@ -120,7 +120,7 @@ pub fn follow_online(
     refused: RwSignal<bool>,
 ) {
     follow(
-        "/qf/users/online/ws",
+        "/qf/users/online/ws".to_owned(),
         session,
         stop,
         refused,

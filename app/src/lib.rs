@@ -9,6 +9,7 @@ mod api;
 mod channels;
 mod link;
 mod lobby;
+mod party;
 mod room;
 mod session;
 
@@ -50,11 +51,36 @@ struct Toast {
     join_url: Option<String>,
 }
 
-/// The room code in the page's hash (`#/room/CODE`), if any.
-fn room_in_hash() -> Option<String> {
-    let hash = web_sys::window()?.location().hash().ok()?;
-    let code = hash.strip_prefix("#/room/")?.trim();
-    (!code.is_empty()).then(|| code.to_owned())
+/// Where the page is, from its hash: `#/room/CODE`, `#/party/ID`, else the lobby.
+#[derive(Clone, Debug, PartialEq)]
+enum Route {
+    Lobby,
+    Room(String),
+    Party(String),
+}
+
+fn route_in_hash() -> Route {
+    let hash = web_sys::window()
+        .and_then(|w| w.location().hash().ok())
+        .unwrap_or_default();
+    let decoded = js_sys::decode_uri_component(&hash)
+        .ok()
+        .and_then(|s| s.as_string())
+        .unwrap_or(hash);
+    let pick = |prefix: &str| {
+        decoded
+            .strip_prefix(prefix)
+            .map(str::trim)
+            .filter(|rest| !rest.is_empty())
+            .map(str::to_owned)
+    };
+    if let Some(code) = pick("#/room/") {
+        Route::Room(code)
+    } else if let Some(id) = pick("#/party/") {
+        Route::Party(id)
+    } else {
+        Route::Lobby
+    }
 }
 
 fn set_hash(hash: &str) {
@@ -67,12 +93,12 @@ fn set_hash(hash: &str) {
 pub fn App() -> impl IntoView {
     let link = Link::start("/ws");
     let auth = RwSignal::new(Auth::SignedOut);
-    let route = RwSignal::new(room_in_hash());
+    let route = RwSignal::new(route_in_hash());
     let online = RwSignal::new(Vec::<OnlineUser>::new());
     let toasts = RwSignal::new(Vec::<Toast>::new());
     let channels_refused = RwSignal::new(false);
 
-    let _ = window_event_listener(leptos::ev::hashchange, move |_| route.set(room_in_hash()));
+    let _ = window_event_listener(leptos::ev::hashchange, move |_| route.set(route_in_hash()));
 
     let push_toast = move |text: String, join_url: Option<String>| {
         let id = js_sys::Date::now() as u64 ^ (js_sys::Math::random() * 1e6) as u64;
@@ -101,7 +127,7 @@ pub fn App() -> impl IntoView {
         channel_stop.set_value(Some(stop));
         channels::follow_online(session.clone(), online, stop, channels_refused);
         channels::follow(
-            "/qf/notifications/ws",
+            "/qf/notifications/ws".to_owned(),
             session,
             stop,
             channels_refused,
@@ -169,6 +195,7 @@ pub fn App() -> impl IntoView {
         }
     };
     let enter = Callback::new(move |code: String| set_hash(&format!("/room/{code}")));
+    let enter_party = Callback::new(move |id: String| set_hash(&format!("/party/{id}")));
     let leave = Callback::new(move |()| set_hash("/"));
 
     view! {
@@ -195,13 +222,21 @@ pub fn App() -> impl IntoView {
                     }.into_any(),
                     Auth::Pending => view! { <p class="status">"Signing in…"</p> }.into_any(),
                     Auth::SignedIn(me) => match route.get() {
-                        Some(code) => view! {
+                        Route::Room(code) => view! {
                             <div class="with-sidebar">
                                 <room::RoomView code=code link=link me=me.clone() on_leave=leave />
                                 <lobby::OnlineList me=me online=online />
                             </div>
                         }.into_any(),
-                        None => view! { <lobby::Lobby link=link me=me online=online on_enter=enter /> }.into_any(),
+                        Route::Party(id) => view! {
+                            <div class="with-sidebar">
+                                <party::PartyView id=id me=me.clone() on_leave=leave />
+                                <lobby::OnlineList me=me online=online />
+                            </div>
+                        }.into_any(),
+                        Route::Lobby => view! {
+                            <lobby::Lobby link=link me=me online=online on_enter=enter on_enter_party=enter_party />
+                        }.into_any(),
                     },
                 }}
             </main>

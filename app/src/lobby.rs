@@ -15,6 +15,7 @@ pub fn Lobby(
     me: Session,
     online: RwSignal<Vec<OnlineUser>>,
     on_enter: Callback<String>,
+    on_enter_party: Callback<String>,
 ) -> impl IntoView {
     let room_type = NodeRef::<html::Input>::new();
     let max_users = NodeRef::<html::Input>::new();
@@ -84,6 +85,7 @@ pub fn Lobby(
                     <button type="submit">"Join"</button>
                 </form>
             </section>
+            <crate::party::PartyCard me=me.clone() on_enter=on_enter_party />
             <OnlineList me=me online=online />
         </div>
     }

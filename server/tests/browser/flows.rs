@@ -76,6 +76,12 @@ async fn two_people_chat_through_a_shared_link_and_a_latecomer_sees_the_history(
         "own messages are set apart"
     );
     ana.screenshot("room-chat").await;
+    ana.resize(360, 740).await;
+    ana.screenshot("room-chat-360px").await;
+    assert!(
+        !ana.overflows_horizontally().await,
+        "the room fits a 360 px screen"
+    );
 
     let carl = signed_in(&driver, &link, "Carl").await;
     let history = expect_text(&carl, "[data-testid=messages]", "Hi Ana").await;
@@ -207,5 +213,118 @@ async fn an_invalid_token_brings_the_sign_in_prompt_and_no_reconnect_loop() {
     assert!(state.starts_with("Connected"), "{state}");
     assert!(!browser.exists("[data-testid=signed-in-as]").await);
     browser.close().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn after_a_server_restart_the_page_reconnects_and_no_message_is_lost_or_doubled() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(data.path());
+    config.site_dir = site_dir();
+    let server = Server::start(config.clone()).await.expect("server starts");
+    // The restarted server takes the same port, as a restarted deployment would.
+    config.addr = server.addr();
+    let url = format!("http://{}/", server.addr());
+    let driver = Chromedriver::start().await;
+    let ana = signed_in(&driver, &url, "Ana").await;
+    let link = create_room(&ana).await;
+    let ben = signed_in(&driver, &link, "Ben").await;
+    expect_text(&ana, "[data-testid=members]", "Ben").await;
+    say(&ana, "before the restart").await;
+    expect_text(&ben, "[data-testid=messages]", "before the restart").await;
+
+    server.shutdown().await.unwrap();
+    expect_text(&ana, "[data-testid=link-state]", "Reconnecting in").await;
+    ana.screenshot("reconnecting").await;
+    // Sent while the server is down: kept, and delivered once it is back.
+    say(&ana, "while it was down").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let server = Server::start(config).await.expect("server restarts");
+
+    for browser in [&ana, &ben] {
+        browser
+            .wait_until("[data-testid=link-state]", SCREEN_WAIT, |t| {
+                t.starts_with("Connected")
+            })
+            .await
+            .unwrap_or_else(|err| panic!("the page reconnects: {err}"));
+    }
+    say(&ben, "after the restart").await;
+    for browser in [&ana, &ben] {
+        let messages = expect_text(browser, "[data-testid=messages]", "after the restart").await;
+        let messages = expect_text_in(browser, &messages, "while it was down").await;
+        for line in [
+            "before the restart",
+            "while it was down",
+            "after the restart",
+        ] {
+            assert_eq!(
+                messages.matches(line).count(),
+                1,
+                "{line:?} once in {messages}"
+            );
+        }
+    }
+    ana.close().await;
+    ben.close().await;
+    server.shutdown().await.unwrap();
+}
+
+/// `seen` if it already holds `needle`, else the messages once they do.
+async fn expect_text_in(browser: &Browser, seen: &str, needle: &str) -> String {
+    if seen.contains(needle) {
+        return seen.to_owned();
+    }
+    expect_text(browser, "[data-testid=messages]", needle).await
+}
+
+#[tokio::test]
+async fn party_lobby_join_ready_start_and_both_see_the_phase_change() {
+    let (server, _data) = serve().await;
+    let url = format!("http://{}/", server.addr());
+    let driver = Chromedriver::start().await;
+    let ana = signed_in(&driver, &url, "Ana").await;
+    ana.click("[data-testid=create-party]").await;
+    let code = ana
+        .wait_for_text("[data-testid=party-code]", SCREEN_WAIT)
+        .await
+        .unwrap_or_else(|err| panic!("the party opens: {err}"));
+    expect_text(&ana, "[data-testid=players]", "host").await;
+
+    let ben = signed_in(&driver, &url, "Ben").await;
+    ben.fill("#party-code", &code).await;
+    ben.click("form:has(#party-code) button[type=submit]").await;
+    for browser in [&ana, &ben] {
+        expect_text(browser, "[data-testid=players]", "Ben").await;
+        expect_text(browser, "[data-testid=party-phase]", "lobby").await;
+    }
+    assert!(
+        !ben.exists("[data-testid=start-party]").await,
+        "only the host can start"
+    );
+    for browser in [&ana, &ben] {
+        browser.click("[data-testid=ready-toggle]").await;
+    }
+    for browser in [&ana, &ben] {
+        browser
+            .wait_until("[data-testid=players]", SCREEN_WAIT, |t| {
+                t.matches("not ready").count() == 0 && t.matches("ready").count() == 2
+            })
+            .await
+            .unwrap_or_else(|err| panic!("both ready: {err}"));
+    }
+    ana.screenshot("party-lobby").await;
+    ana.click("[data-testid=start-party]").await;
+    for browser in [&ana, &ben] {
+        expect_text(browser, "[data-testid=party-phase]", "playing").await;
+        expect_text(browser, "[data-testid=transitions]", "lobby → playing").await;
+    }
+    ana.fill("#next-phase", "voting").await;
+    ana.click(".host-controls button[type=submit]").await;
+    expect_text(&ben, "[data-testid=party-phase]", "voting").await;
+    expect_text(&ben, "[data-testid=transitions]", "playing → voting").await;
+    ben.screenshot("party-playing").await;
+    ana.close().await;
+    ben.close().await;
     server.shutdown().await.unwrap();
 }

@@ -267,6 +267,27 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
+    /// Resizes the window (to look at the narrow layout).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("window resizes");
+    }
+
+    /// Whether the page scrolls sideways (something does not fit its width).
+    pub async fn overflows_horizontally(&self) -> bool {
+        let value = self
+            .client
+            .execute(
+                "return document.documentElement.scrollWidth > document.documentElement.clientWidth",
+                Vec::new(),
+            )
+            .await
+            .expect("script runs");
+        value.as_bool().unwrap_or(true)
+    }
+
     /// Runs `script` in the page.
     pub async fn execute(&self, script: &str) {
         self.client
