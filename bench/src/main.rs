@@ -1,0 +1,167 @@
+//! Confab's benchmark harness. It starts each server pinned to core 0, runs its load
+//! generator on core 1, and prints a table, with JSON and an SVG chart under
+//! `target/bench/`. `scripts/bench.sh <scenario>` builds everything in release mode first;
+//! `BENCHMARKS.md` has the latest figures.
+
+mod client;
+mod report;
+mod scenario;
+mod target;
+
+use clap::{Parser, Subcommand};
+use target::{Database, Kind};
+
+/// The core the load generator runs on.
+const GENERATOR_CORE: usize = 1;
+
+#[derive(Parser)]
+#[command(about = "Benchmarks Confab beside a raw axum WebSocket server and Socket.IO on Node")]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Server memory per idle, authenticated connection joined to a room.
+    Idle {
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        #[arg(long, value_delimiter = ',', default_values = ["confab-ws", "raw-ws", "confab-sio", "node-sio"])]
+        targets: Vec<Kind>,
+    },
+    /// Rooms × members, each room receiving a steady message rate: latency, CPU, losses.
+    RoomChat {
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        #[arg(long, default_value_t = 100)]
+        members: usize,
+        /// Messages a second into each room.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, value_delimiter = ',', default_values = ["confab-ws", "raw-ws", "confab-sio", "node-sio"])]
+        targets: Vec<Kind>,
+    },
+    /// One big room; the rate rises until p99 passes 50 ms: the most deliveries a second.
+    Fanout {
+        #[arg(long, default_value_t = 1000)]
+        members: usize,
+        #[arg(long, default_value_t = 5)]
+        step_seconds: u64,
+        #[arg(long, value_delimiter = ',', default_values = ["confab-ws", "raw-ws", "confab-sio", "node-sio"])]
+        targets: Vec<Kind>,
+    },
+    /// Chat messages stored and acknowledged a second, on SQLite and on PostgreSQL.
+    Ingest {
+        #[arg(long, default_value_t = 50)]
+        senders: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// PostgreSQL for the second run; empty skips it.
+        #[arg(
+            long,
+            default_value = "postgres://postgres@127.0.0.1:5432/confab_bench"
+        )]
+        postgres: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: GENERATOR_CORE }) {
+        eprintln!("warning: could not pin the load generator to core {GENERATOR_CORE}");
+    }
+    // Every connection is a file descriptor, here and in the server (which inherits it).
+    let limit = rlimit::increase_nofile_limit(u64::MAX)?;
+    eprintln!("file descriptor limit: {limit}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(Cli::parse()))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+    let (name, rows, headline) = match cli.scenario {
+        Scenario::Idle {
+            connections,
+            targets,
+        } => {
+            let mut rows = Vec::new();
+            for kind in targets {
+                rows.push(scenario::idle(kind, connections).await?);
+            }
+            ("idle", rows, "KiB per connection")
+        }
+        Scenario::RoomChat {
+            rooms,
+            members,
+            rate,
+            seconds,
+            targets,
+        } => {
+            let mut rows = Vec::new();
+            for kind in targets {
+                rows.push(scenario::room_chat(kind, rooms, members, rate, seconds).await?);
+            }
+            ("room-chat", rows, "deliveries/s")
+        }
+        Scenario::Fanout {
+            members,
+            step_seconds,
+            targets,
+        } => {
+            let mut rows = Vec::new();
+            for kind in targets {
+                rows.push(scenario::fanout(kind, members, step_seconds).await?);
+            }
+            ("fanout", rows, "max deliveries/s")
+        }
+        Scenario::Ingest {
+            senders,
+            seconds,
+            postgres,
+        } => {
+            let mut rows =
+                vec![scenario::ingest(Kind::ConfabWs, Database::Sqlite, senders, seconds).await?];
+            if !postgres.is_empty() {
+                recreate_database(&postgres).await?;
+                rows.push(
+                    scenario::ingest(
+                        Kind::ConfabWs,
+                        Database::Postgres(postgres),
+                        senders,
+                        seconds,
+                    )
+                    .await?,
+                );
+            }
+            ("ingest", rows, "stored msgs/s")
+        }
+    };
+    println!("{}", report::table(name, &rows));
+    for path in report::save(name, &command, &rows, headline)? {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// A fresh, empty database at `url` (the name is its last path segment).
+async fn recreate_database(url: &str) -> anyhow::Result<()> {
+    let (server, name) = url
+        .rsplit_once('/')
+        .ok_or_else(|| anyhow::anyhow!("no database name in {url}"))?;
+    let admin = format!("{server}/postgres");
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        let status = tokio::process::Command::new("psql")
+            .args([admin.as_str(), "-q", "-c", &sql])
+            .status()
+            .await?;
+        anyhow::ensure!(status.success(), "psql failed: {sql}");
+    }
+    Ok(())
+}
