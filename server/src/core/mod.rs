@@ -556,6 +556,24 @@ impl Core {
         Ok((user, room))
     }
 
+    /// The signed-in member acting in room `key`, for actions that need no more of the room
+    /// (chat, typing). A connection subscribed to the room is known to be a member without
+    /// asking the store: subscriptions are made only after the membership is checked, and a
+    /// leave removes the room from every connection of the user. Others are checked, and
+    /// subscribed, as [`Self::act_in`] does.
+    async fn act_as_member(&self, conn: &Connection, key: &str) -> CoreResult<Profile> {
+        let user = self.signed_in(conn)?;
+        let topic = Topic::Room(key.to_owned());
+        if self.inner.hub.is_subscribed(conn.id, &topic) {
+            // Marks it used, so it is the last to be evicted.
+            self.inner
+                .hub
+                .subscribe(conn.id, topic, MAX_ROOMS_PER_CONNECTION);
+            return Ok(user);
+        }
+        self.act_in(conn, key).await.map(|(user, _)| user)
+    }
+
     /// Subscribes the connection to a room its user is a member of, then checks the
     /// membership again: a leave (from another connection) between the first check and the
     /// subscription would otherwise leave a non-member receiving the room.
@@ -587,7 +605,7 @@ impl Core {
     ) -> CoreResult<Message> {
         let body =
             limits::validate_chat_text(text).map_err(|e| CoreError::invalid(e.to_string()))?;
-        let (user, _) = self.act_in(conn, key).await?;
+        let user = self.act_as_member(conn, key).await?;
         let new_message = NewMessage {
             id: uuid::Uuid::new_v4().to_string(),
             room_key: key.to_owned(),
@@ -616,7 +634,7 @@ impl Core {
     /// Starts or stops the caller's typing indicator; the others see it change. A started
     /// indicator ends by itself after the typing TTL unless refreshed.
     pub async fn set_typing(&self, conn: &Connection, key: &str, typing: bool) -> CoreResult<()> {
-        let (user, _) = self.act_in(conn, key).await?;
+        let user = self.act_as_member(conn, key).await?;
         let changed = if typing {
             self.inner.typing.start(key, &user, Instant::now())
         } else {
@@ -692,11 +710,9 @@ impl Core {
     }
 
     pub(crate) fn publish(&self, topic: Topic, event: Event, skip_user: Option<&str>) {
-        self.inner.fanout.publish(Delivery {
-            topic,
-            event,
-            skip_user: skip_user.map(str::to_owned),
-        });
+        self.inner
+            .fanout
+            .publish(Delivery::new(topic, event, skip_user.map(str::to_owned)));
     }
 }
 

@@ -64,9 +64,9 @@ impl Stop {
 /// Writes `frames` and flushes once. The write races the server's shutdown, the
 /// connection's overflow flag and a deadline, so a peer that stops reading cannot pin the
 /// connection's task.
-pub async fn write(
+pub async fn write<F: Into<Utf8Bytes>>(
     sink: &mut Sink,
-    frames: Vec<String>,
+    frames: Vec<F>,
     shutdown: &CancellationToken,
     overflowed: &CancellationToken,
 ) -> Result<(), Stop> {
@@ -75,11 +75,13 @@ pub async fn write(
     }
     let send = async {
         for frame in frames {
-            sink.feed(Message::Text(Utf8Bytes::from(frame))).await?;
+            sink.feed(Message::Text(frame.into())).await?;
         }
         sink.flush().await
     };
     tokio::select! {
+        // The write usually completes at once; the others are only waited on when it does not.
+        biased;
         written = tokio::time::timeout(WRITE_TIMEOUT, send) => match written {
             Ok(Ok(())) => Ok(()),
             _ => Err(Stop::Gone),

@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     extract::{
-        ws::{Message, WebSocket, WebSocketUpgrade},
+        ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
         State,
     },
     response::Response,
@@ -73,43 +73,83 @@ async fn serve(socket: WebSocket, state: AppState) {
     };
     let shutdown = state.shutdown_token().clone();
     let overflowed = inbox.overflowed.clone();
+    // Made once, not on every turn of the loop: a connection may turn it thousands of times
+    // a second, and each new timer or cancellation waiter costs more than the delivery.
+    let shutting_down = shutdown.cancelled();
+    let too_slow = overflowed.cancelled();
+    let expiry_timer = tokio::time::sleep(MAX_EXPIRY_WAIT);
+    tokio::pin!(shutting_down, too_slow, expiry_timer);
+    // The expiry the timer is set for; `None` in it means no session to expire.
+    let mut timer_set_for: Option<Option<i64>> = None;
     let stop = loop {
-        let expiry = session.expiry();
+        let expires_at = session.expires_at_secs();
+        if timer_set_for != Some(expires_at) {
+            timer_set_for = Some(expires_at);
+            if let Some(deadline) = session.expiry() {
+                expiry_timer.as_mut().reset(deadline);
+            }
+        }
         let replies = tokio::select! {
-            () = shutdown.cancelled() => break Stop::SHUTDOWN,
-            () = overflowed.cancelled() => break Stop::TOO_SLOW,
-            () = plain_ws::sleep_until(expiry) => {
+            () = &mut shutting_down => break Stop::SHUTDOWN,
+            () = &mut too_slow => break Stop::TOO_SLOW,
+            () = &mut expiry_timer, if expires_at.is_some() => {
                 if !session.expired() {
+                    // A token that outlives the longest wait: look again later.
+                    timer_set_for = None;
                     continue;
                 }
                 session.sign_out(&mut inbox.queue);
-                vec![ServerMessage::AuthError { error: AuthError::Expired.to_string() }]
+                to_frames(&[ServerMessage::AuthError { error: AuthError::Expired.to_string() }])
             }
             delivery = inbox.queue.recv() => {
                 let Some(delivery) = delivery else { break Stop::Gone };
-                let mut batch: Vec<ServerMessage> = render::event(&delivery.event).into_iter().collect();
-                while batch.len() < MAX_BATCH {
+                let mut frames: Vec<Utf8Bytes> = Vec::new();
+                frames.extend(rendered(&delivery));
+                while frames.len() < MAX_BATCH {
                     match inbox.queue.try_recv() {
-                        Ok(delivery) => batch.extend(render::event(&delivery.event)),
+                        Ok(delivery) => frames.extend(rendered(&delivery)),
                         Err(_) => break,
                     }
                 }
-                batch
+                frames
             }
             frame = stream.next() => match frame {
-                Some(Ok(Message::Text(text))) => session.handle_text(&text, &mut inbox.queue).await,
-                Some(Ok(Message::Binary(_))) => session.refuse_binary(),
+                // Boxed: the request handling (storage calls and all) would otherwise be
+                // part of every idle connection's resident task.
+                Some(Ok(Message::Text(text))) => {
+                    to_frames(&Box::pin(session.handle_text(&text, &mut inbox.queue)).await)
+                }
+                Some(Ok(Message::Binary(_))) => to_frames(&session.refuse_binary()),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(Message::Close(_))) | None => break Stop::Gone,
                 Some(Err(err)) => break Stop::after_read_error(err),
             },
         };
-        let frames = replies.iter().map(ServerMessage::to_json).collect();
-        if let Err(stop) = plain_ws::write(&mut sink, frames, &shutdown, &overflowed).await {
+        if let Err(stop) =
+            Box::pin(plain_ws::write(&mut sink, replies, &shutdown, &overflowed)).await
+        {
             break stop;
         }
     };
     plain_ws::finish(&mut sink, stop).await;
+}
+
+/// This dialect's rendering of a delivery, serialised once for all its recipients.
+struct NativeFrame(Option<Utf8Bytes>);
+
+fn rendered(delivery: &Delivery) -> Option<Utf8Bytes> {
+    delivery
+        .rendered
+        .get_or_render(|| NativeFrame(render::event(&delivery.event).map(|m| m.to_json().into())))
+        .0
+        .clone()
+}
+
+fn to_frames(replies: &[ServerMessage]) -> Vec<Utf8Bytes> {
+    replies
+        .iter()
+        .map(|m| Utf8Bytes::from(m.to_json()))
+        .collect()
 }
 
 impl Session {
