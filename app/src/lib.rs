@@ -266,6 +266,7 @@ fn LinkStatus(link: Link) -> impl IntoView {
                 LinkState::Connected { latency_ms: Some(ms) } => format!("Connected · {ms} ms"),
                 LinkState::Connected { latency_ms: None } => "Connected".to_owned(),
                 LinkState::Reconnecting { in_secs } => format!("Reconnecting in {in_secs} s"),
+                LinkState::Offline { in_secs } => format!("Offline · retrying in {in_secs} s"),
             }}
         </p>
     }

@@ -22,9 +22,20 @@ pub const MAX_OUTBOX: usize = 100;
 #[derive(Clone, Debug, PartialEq)]
 pub enum LinkState {
     Connecting,
-    Connected { latency_ms: Option<u32> },
-    Reconnecting { in_secs: u32 },
+    Connected {
+        latency_ms: Option<u32>,
+    },
+    Reconnecting {
+        in_secs: u32,
+    },
+    /// Several attempts in a row have failed: the server (or the network) is down.
+    Offline {
+        in_secs: u32,
+    },
 }
+
+/// Failed attempts in a row after which the page says it is offline.
+const OFFLINE_AFTER: u32 = 4;
 
 type Listener = Rc<dyn Fn(&ServerMessage)>;
 
@@ -212,8 +223,11 @@ impl Link {
                 if left <= 0.0 {
                     break;
                 }
-                self.state.set(LinkState::Reconnecting {
-                    in_secs: (left / 1000.0).ceil() as u32,
+                let in_secs = (left / 1000.0).ceil() as u32;
+                self.state.set(if failures >= OFFLINE_AFTER {
+                    LinkState::Offline { in_secs }
+                } else {
+                    LinkState::Reconnecting { in_secs }
                 });
                 gloo_timers::future::TimeoutFuture::new(left.min(1000.0) as u32).await;
             }

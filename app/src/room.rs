@@ -297,3 +297,23 @@ pub fn Avatar(url: String, name: String) -> impl IntoView {
         view! { <img class="avatar" src=url alt="" /> }.into_any()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::typing_line;
+
+    #[test]
+    fn typing_lines_name_one_two_or_a_few() {
+        let names = |list: &[&str]| list.iter().map(|n| (*n).to_owned()).collect();
+        assert_eq!(typing_line(names(&[])), "");
+        assert_eq!(typing_line(names(&["Ana"])), "Ana is typing…");
+        assert_eq!(
+            typing_line(names(&["Ben", "Ana"])),
+            "Ana and Ben are typing…"
+        );
+        assert_eq!(
+            typing_line(names(&["Dan", "Ana", "Cy", "Ben"])),
+            "Ana, Ben and 2 others are typing…"
+        );
+    }
+}
