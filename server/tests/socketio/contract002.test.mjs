@@ -206,3 +206,11 @@ test('the publish API: service key required, input validated', async () => {
     assert.ok(response.body.error.message);
   }
 });
+
+test('/media: an expired session says authError and stays connected, unauthenticated', async () => {
+  const client = await new Client('/media', { auth: { token: token('ana', { expiresIn: 2 }) } }).connected();
+  await client.next('authenticated');
+  assert.equal((await client.next('authError', 6000)).message, 'Token expired');
+  assert.ok(client.socket.connected);
+  assert.equal((await client.ack('getConnectionInfo')).authenticated, false);
+});

@@ -176,3 +176,12 @@ test('a whole flow over long-polling only', async () => {
   ana.close();
   ben.close();
 });
+
+test('a session ends when its token expires: the socket is disconnected', async () => {
+  const client = await new Client('/', { auth: { token: token('ana', { expiresIn: 2 }) } }).connected();
+  const reason = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('still connected 6 s later')), 6000);
+    client.socket.once('disconnect', (why) => { clearTimeout(timer); resolve(why); });
+  });
+  assert.equal(reason, 'io server disconnect');
+});
