@@ -67,7 +67,7 @@ pub fn RoomView(code: String, link: Link, me: Session, on_leave: Callback<()>) -
             });
         }
     };
-    let me_id = me.user_id.clone();
+    let my_id = StoredValue::new(me.user_id);
     link.listen(move |message| {
         let ours = |c: &str| c == code.get_value();
         match message {
@@ -95,7 +95,7 @@ pub fn RoomView(code: String, link: Link, me: Session, on_leave: Callback<()>) -
                 user_id,
                 username,
                 typing,
-            } if ours(code) && *user_id != me_id => typists.update(|t| {
+            } if ours(code) && *user_id != my_id.get_value() => typists.update(|t| {
                 if *typing {
                     let until = js_sys::Date::now() + TYPING_TTL_MS as f64;
                     t.insert(
@@ -207,7 +207,6 @@ pub fn RoomView(code: String, link: Link, me: Session, on_leave: Callback<()>) -
             .map(|origin| format!("{origin}/#/room/{}", code.get_value()))
             .unwrap_or_default()
     };
-    let my_id = StoredValue::new(me.user_id.clone());
 
     view! {
         <section class="room" aria-label="Room">

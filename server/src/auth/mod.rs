@@ -53,7 +53,7 @@ const MAX_EMAIL_CHARS: usize = 254;
 
 /// Names from identity providers are shown to everyone: trimmed, without control
 /// characters, and cut to the display-name limit.
-fn sanitize_username(name: &str) -> String {
+pub fn sanitize_username(name: &str) -> String {
     name.trim()
         .chars()
         .filter(|c| !c.is_control())

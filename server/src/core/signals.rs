@@ -93,17 +93,6 @@ impl MediaUpdate {
     }
 }
 
-/// Reserved by Socket.IO clients, or by the dialects that carry room events.
-const RESERVED_EVENT_NAMES: &[&str] = &[
-    "connect",
-    "connect_error",
-    "disconnect",
-    "disconnecting",
-    "error",
-    "newListener",
-    "removeListener",
-];
-
 impl Core {
     /// Delivers a media job's updates to this signed-in connection from now on.
     pub fn watch_media(&self, conn: &Connection, media_id: &str) -> CoreResult<()> {
@@ -146,9 +135,6 @@ impl Core {
             return Err(CoreError::invalid(format!(
                 "event must be 1 to {MAX_EVENT_NAME_CHARS} characters"
             )));
-        }
-        if RESERVED_EVENT_NAMES.contains(&name) {
-            return Err(CoreError::invalid(format!("event {name:?} is reserved")));
         }
         self::data("data", data.as_deref())?;
         let event = Event::RoomEvent {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{caller::require_service_key, error::ApiError};
-use crate::{core::signals::MediaUpdate, AppState};
+use crate::{core::signals::MediaUpdate, dialects::socketio::RESERVED_EVENT_NAMES, AppState};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +124,12 @@ pub async fn room_event(
 ) -> Result<StatusCode, ApiError> {
     require_service_key(&state, &headers)?;
     let Json(request) = body?;
+    if RESERVED_EVENT_NAMES.contains(&request.event.as_str()) {
+        return Err(ApiError::BadRequest(format!(
+            "event {:?} is reserved",
+            request.event
+        )));
+    }
     state
         .core()
         .publish_room_event(

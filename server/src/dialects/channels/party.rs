@@ -284,12 +284,12 @@ pub async fn join(
 ) -> Answer {
     let caller = identify(&state, &headers).await?;
     let Json(request) = body?;
-    let view = state
-        .core()
-        .join_party(&caller.profile, request.code.trim())
-        .await
-        .map_err(from_core)?;
-    Ok(Json(session(&view)))
+    answer(
+        state
+            .core()
+            .join_party(&caller.profile, request.code.trim())
+            .await,
+    )
 }
 
 /// `GET /qf/party/{id}`.
@@ -299,13 +299,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Answer {
     let caller = identify(&state, &headers).await?;
-    Ok(Json(session(
-        &state
-            .core()
-            .player_view(&caller.profile, &id)
-            .await
-            .map_err(from_core)?,
-    )))
+    answer(state.core().player_view(&caller.profile, &id).await)
 }
 
 /// `POST /qf/party/{id}/leave`: `204`.
@@ -332,13 +326,12 @@ pub async fn ready(
 ) -> Answer {
     let caller = identify(&state, &headers).await?;
     let Json(request) = body?;
-    Ok(Json(session(
-        &state
+    answer(
+        state
             .core()
             .set_party_ready(&caller.profile, &id, request.ready)
-            .await
-            .map_err(from_core)?,
-    )))
+            .await,
+    )
 }
 
 /// `POST /qf/party/{id}/start`: host only, everyone ready, enough players.
@@ -348,13 +341,7 @@ pub async fn start(
     Path(id): Path<String>,
 ) -> Answer {
     let caller = identify(&state, &headers).await?;
-    Ok(Json(session(
-        &state
-            .core()
-            .start_party(&caller.profile, &id)
-            .await
-            .map_err(from_core)?,
-    )))
+    answer(state.core().start_party(&caller.profile, &id).await)
 }
 
 /// `POST /qf/party/{id}/phase` {phase}: host only, started sessions.
@@ -366,13 +353,12 @@ pub async fn phase(
 ) -> Answer {
     let caller = identify(&state, &headers).await?;
     let Json(request) = body?;
-    Ok(Json(session(
-        &state
+    answer(
+        state
             .core()
             .advance_party(&caller.profile, &id, &request.phase)
-            .await
-            .map_err(from_core)?,
-    )))
+            .await,
+    )
 }
 
 /// `POST /qf/party/{id}/progress` {progress}: host only; `204`.
@@ -399,13 +385,7 @@ pub async fn complete(
     Path(id): Path<String>,
 ) -> Answer {
     let caller = identify(&state, &headers).await?;
-    Ok(Json(session(
-        &state
-            .core()
-            .complete_party(&caller.profile, &id)
-            .await
-            .map_err(from_core)?,
-    )))
+    answer(state.core().complete_party(&caller.profile, &id).await)
 }
 
 /// `POST /qf/party/{id}/host-ping` {message?}: host only; `204`.
@@ -423,6 +403,11 @@ pub async fn host_ping(
         .await
         .map_err(from_core)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A session as the calls answer it, or the core's refusal as an API error.
+fn answer(outcome: Result<PartyView, CoreError>) -> Answer {
+    outcome.map(|view| Json(session(&view))).map_err(from_core)
 }
 
 /// A JSON body that may be left out entirely.

@@ -20,7 +20,7 @@ use super::{
     session_of, start, studio, Flavor, Handshake, Namespace, Session,
 };
 use crate::{
-    auth::is_safe_image_url,
+    auth::{is_safe_image_url, sanitize_username},
     config::Anonymous,
     core::{
         model::{MessageKind, Profile},
@@ -34,6 +34,8 @@ use crate::{
 pub const DISCUSSION_ROOM_TYPE: &str = "discussion";
 /// Room type of contract 001's `create_room`.
 pub const CHAT_ROOM_TYPE: &str = "chat";
+/// Longest contract-001 `userId`, in characters.
+pub const MAX_USER_ID_CHARS: usize = 128;
 /// Longest room name of `create_room`, in characters.
 pub const MAX_ROOM_NAME_CHARS: usize = 100;
 
@@ -120,7 +122,7 @@ impl Failure {
         }
     }
 
-    fn bad_payload(what: &str) -> Self {
+    fn bad_payload(what: impl Into<String>) -> Self {
         Self::new("INVALID_PAYLOAD", what)
     }
 }
@@ -180,9 +182,13 @@ async fn act_as_001(
     update: Option<(&str, Option<&str>)>,
 ) -> Result<(), Failure> {
     let user_id = user_id.trim();
-    if user_id.is_empty() || user_id.chars().count() > 128 || user_id.chars().any(char::is_control)
+    if user_id.is_empty()
+        || user_id.chars().count() > MAX_USER_ID_CHARS
+        || user_id.chars().any(char::is_control)
     {
-        return Err(Failure::bad_payload("userId must be 1 to 128 characters"));
+        return Err(Failure::bad_payload(format!(
+            "userId must be 1 to {MAX_USER_ID_CHARS} characters"
+        )));
     }
     let current = session.user();
     let core = session.state().core();
@@ -215,12 +221,7 @@ async fn act_as_001(
 }
 
 fn profile_001(user_id: &str, username: &str, avatar: Option<&str>, email: &str) -> Profile {
-    let username: String = username
-        .trim()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(confab_shared::limits::MAX_USERNAME_CHARS)
-        .collect();
+    let username = sanitize_username(username);
     Profile {
         user_id: user_id.to_owned(),
         username: if username.is_empty() {

@@ -26,6 +26,7 @@ use socketioxide::{extract::SocketRef, layer::SocketIoLayer, SocketIo};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::plain_ws;
 use crate::{
     auth::{AuthError, Identity},
     core::{events::Event, hub::Inbox, now_ms, Connection},
@@ -41,6 +42,18 @@ pub const MAX_PAYLOAD_BYTES: u64 = confab_shared::limits::MAX_FRAME_BYTES as u64
 /// The WebSocket read buffer of each socket: tungstenite's default (128 KiB) would cost that
 /// much memory per idle connection.
 const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Event names Socket.IO clients reserve for themselves: a room event by one of these names
+/// would never reach the application, so the publish API refuses them.
+pub const RESERVED_EVENT_NAMES: &[&str] = &[
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "error",
+    "newListener",
+    "removeListener",
+];
 
 /// Which contract a default-namespace socket speaks. 001 and 004 use the same event names
 /// with different payloads, so a socket is told apart by the shape of its first chat event
@@ -240,7 +253,7 @@ async fn pump(socket: SocketRef, session: Arc<Session>, mut inbox: Inbox) {
                 break;
             }
             () = session.auth_changed.notified() => {}
-            () = sleep_until(expiry) => expire(&socket, &session),
+            () = plain_ws::sleep_until(expiry) => expire(&socket, &session),
             delivery = inbox.queue.recv() => {
                 let Some(delivery) = delivery else { break };
                 if let Event::Notification(notification) = &delivery.event {
@@ -249,8 +262,8 @@ async fn pump(socket: SocketRef, session: Arc<Session>, mut inbox: Inbox) {
                     }
                     mark_delivered(&session, &notification.id).await;
                 }
-                for (event, payload) in render::event(&session, &delivery.event) {
-                    if socket.emit(event, &payload).is_err() {
+                for (event, payload) in render::delivery(&session, &delivery).iter() {
+                    if socket.emit(event, payload).is_err() {
                         let _ = socket.clone().disconnect();
                         return;
                     }
@@ -296,13 +309,6 @@ async fn send_backlog(
 async fn mark_delivered(session: &Session, id: &str) {
     if let Err(err) = session.state.core().mark_delivered(id).await {
         err.log_if_internal();
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
 

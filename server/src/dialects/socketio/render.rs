@@ -2,10 +2,12 @@
 
 use serde_json::{json, Value};
 
+use std::sync::{Arc, Mutex};
+
 use super::{Flavor, Namespace, Session};
 use crate::{
     core::{
-        events::Event,
+        events::{Delivery, Event},
         model::{Message, Notification, Profile},
         now_ms,
         signals::MediaUpdate,
@@ -125,12 +127,34 @@ fn media(update: &MediaUpdate) -> (&'static str, Value) {
     }
 }
 
-/// The events a core event becomes on this socket (none when its contract has no such
-/// event).
-pub fn event(session: &Session, event: &Event) -> Vec<(String, Value)> {
+/// A delivery's renderings for Socket.IO sockets, one per kind of socket (namespace and
+/// contract), so a broadcast is rendered once per kind rather than once per socket.
+#[derive(Default)]
+struct Renderings(Mutex<Vec<(Kind, Arc<Emits>)>>);
+
+type Kind = (Namespace, Flavor);
+/// Events to emit: (name, payload) pairs.
+pub type Emits = Vec<(String, Value)>;
+
+/// The events a delivery becomes on this socket (none when its contract has no such event).
+pub fn delivery(session: &Session, delivery: &Delivery) -> Arc<Emits> {
+    let kind = (session.namespace, session.flavor());
+    let renderings = delivery.rendered.get_or_render(Renderings::default);
+    let mut renderings = renderings
+        .0
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, found)) = renderings.iter().find(|(k, _)| *k == kind) {
+        return Arc::clone(found);
+    }
+    let made = Arc::new(event(kind, &delivery.event));
+    renderings.push((kind, Arc::clone(&made)));
+    made
+}
+
+fn event((namespace, flavor): Kind, event: &Event) -> Emits {
     let one = |name: &str, payload: Value| vec![(name.to_owned(), payload)];
-    let flavor = session.flavor();
-    match (event, session.namespace) {
+    match (event, namespace) {
         (Event::Message(m), Namespace::Default) => match flavor {
             Flavor::Chat001 => one("message_received", message_001(m)),
             Flavor::Discussion004 => one("new_message", message_004(m)),

@@ -202,12 +202,8 @@ async fn logout(socket: SocketRef, ack: AckSender) {
     let Some(session) = session_of(&socket) else {
         return;
     };
-    if let Some(user) = session.user() {
-        socket.leave(user_room(&user.user_id));
-    }
-    for room in socket.rooms() {
-        socket.leave(room);
-    }
+    // Its `user:{userId}` room and every joined one.
+    socket.leave_all();
     session.sign_out();
     let _ = ack.send(&json!({"success": true}));
     let _ = socket.emit("loggedOut", &json!({"message": "Logged out"}));
