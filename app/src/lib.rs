@@ -100,8 +100,10 @@ pub fn App() -> impl IntoView {
 
     let _ = window_event_listener(leptos::ev::hashchange, move |_| route.set(route_in_hash()));
 
+    let next_toast = StoredValue::new(0u64);
     let push_toast = move |text: String, join_url: Option<String>| {
-        let id = js_sys::Date::now() as u64 ^ (js_sys::Math::random() * 1e6) as u64;
+        next_toast.update_value(|n| *n += 1);
+        let id = next_toast.get_value();
         toasts.update(|all| {
             all.push(Toast { id, text, join_url });
             if all.len() > MAX_TOASTS {
