@@ -13,13 +13,20 @@ use futures_util::{
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
-use tokio_tungstenite::{tungstenite::Message, MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{
+    tungstenite::{protocol::WebSocketConfig, Message},
+    MaybeTlsStream, WebSocketStream,
+};
 
 use crate::target::{Kind, SECRET};
 
 type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub type Writer = SplitSink<Stream, Message>;
 pub type Reader = SplitStream<Stream>;
+
+/// Bytes read at a time. tungstenite's default (128 KiB) is zero-filled before every read,
+/// which would cost the generator most of its core and make it, not the server, the limit.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// How long setting up one connection may take.
 const SETUP_WAIT: Duration = Duration::from_secs(30);
@@ -107,7 +114,8 @@ async fn join_inner(
             format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket")
         }
     };
-    let (stream, _) = tokio_tungstenite::connect_async(&url)
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+    let (stream, _) = tokio_tungstenite::connect_async_with_config(&url, Some(config), false)
         .await
         .with_context(|| format!("connecting to {url}"))?;
     let (mut writer, mut reader) = stream.split();

@@ -361,6 +361,13 @@ pub async fn fanout(kind: Kind, members: usize, step_seconds: u64) -> anyhow::Re
         let lost = sent * members as f64 - received;
         bar.inc(1);
         bar.set_message(format!("fan-out: {rate}/s p99 {p99:.1} ms"));
+        bar.suspend(|| {
+            eprintln!(
+                "  {}: {rate} msgs/s in, {:.0} deliveries/s, p99 {p99:.1} ms, lost {lost:.0}",
+                kind.name(),
+                received / step_seconds as f64
+            )
+        });
         if p99 > FANOUT_P99_LIMIT_MS || lost > 0.0 {
             break;
         }

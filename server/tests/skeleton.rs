@@ -116,3 +116,59 @@ async fn shutdown_closes_open_websockets_with_1001() {
         .expect("shutdown finishes")
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_request_that_is_not_a_websocket_upgrade_is_refused_with_a_reason() {
+    let app = spawn_app().await;
+    let plain = reqwest::get(app.http_url("/ws")).await.unwrap();
+    assert_eq!(plain.status(), 426);
+    assert!(plain.text().await.unwrap().contains("WebSocket upgrade"));
+
+    let old_version = reqwest::Client::new()
+        .get(app.http_url("/ws"))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "8")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old_version.status(), 400);
+    assert!(old_version.text().await.unwrap().contains("expected 13"));
+}
+
+/// `/ws` frames its own writes: a history frame over 64 KiB (the 64-bit length form) and the
+/// frames around it arrive whole and in order.
+#[tokio::test]
+async fn a_history_frame_over_64_kib_arrives_whole() {
+    let app = spawn_app_with(|c| {
+        c.message_rate = 1000.0;
+        c.message_burst = 100;
+    })
+    .await;
+    let mut ana = app.user("ana").await;
+    ana.send_json(json!({"type": "room:create", "roomType": "trivia"}))
+        .await;
+    let created = ana.recv_json().await;
+    let code = created["room"]["code"].as_str().unwrap().to_owned();
+    // 1,000 two-byte characters: 2,000 bytes a message, 50 of them in the history.
+    let long = "é".repeat(confab_shared::limits::MAX_CHAT_CHARS);
+    for _ in 0..confab_shared::limits::HISTORY_LEN {
+        ana.send_json(json!({"type": "room:chat", "code": code, "message": long}))
+            .await;
+        assert_eq!(ana.recv_type("room:chat").await["message"], long.as_str());
+    }
+    let mut ben = app.user("ben").await;
+    ben.send_json(json!({"type": "room:join", "code": code}))
+        .await;
+    assert_eq!(ben.recv_json().await["type"], "room:joined");
+    let history = ben.recv_json().await;
+    assert_eq!(history["type"], "room:history");
+    let messages = history["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), confab_shared::limits::HISTORY_LEN);
+    assert!(history.to_string().len() > 0xFFFF);
+    assert!(messages.iter().all(|m| m["message"] == long.as_str()));
+    // The stream is still in step after it.
+    ben.send_json(json!({"type": "ping"})).await;
+    assert_eq!(ben.recv_json().await["type"], "room:state");
+}

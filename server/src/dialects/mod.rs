@@ -2,6 +2,7 @@
 //! core's events back; none of them holds room logic of its own.
 
 pub mod channels;
+pub mod direct_ws;
 pub mod native;
 pub mod plain_ws;
 pub mod socketio;

@@ -3,10 +3,13 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
 use confab_shared::limits::MAX_FRAME_BYTES;
-use futures_util::{stream::SplitSink, SinkExt};
+
+use super::direct_ws::Socket;
+use futures_util::{Sink, SinkExt};
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{protocol::WebSocketConfig, Utf8Bytes as WsText};
 use tokio_util::sync::CancellationToken;
 
 /// Bytes tungstenite reads at a time. Its default (128 KiB) is zero-filled before every
@@ -24,13 +27,24 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub type Sink = SplitSink<WebSocket, Message>;
+/// Where a connection's frames go: the socket itself, or its write half.
+pub trait FrameSink: Sink<Message, Error = axum::Error> + Unpin {}
+
+impl<S: Sink<Message, Error = axum::Error> + Unpin> FrameSink for S {}
 
 /// Applies the frame-size limit and the read buffer size.
 pub fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
+}
+
+/// The same limits for a [`super::direct_ws`] socket.
+pub fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(Some(MAX_FRAME_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES))
 }
 
 /// Why a connection's loop ended.
@@ -49,11 +63,15 @@ impl Stop {
     /// How a failed read ends the connection: 1009 when a frame was over the size limit
     /// (the one read error after which the socket can still carry a close frame).
     pub fn after_read_error(err: axum::Error) -> Self {
-        let too_big = err
-            .into_inner()
-            .downcast_ref::<tungstenite::Error>()
-            .is_some_and(|err| matches!(err, tungstenite::Error::Capacity(_)));
-        if too_big {
+        match err.into_inner().downcast_ref::<tungstenite::Error>() {
+            Some(err) => Self::after_ws_error(err),
+            None => Self::Gone,
+        }
+    }
+
+    /// [`Self::after_read_error`] for tungstenite's own error.
+    pub fn after_ws_error(err: &tungstenite::Error) -> Self {
+        if matches!(err, tungstenite::Error::Capacity(_)) {
             Self::Close(close_code::SIZE, "message too big")
         } else {
             Self::Gone
@@ -65,7 +83,7 @@ impl Stop {
 /// connection's overflow flag and a deadline, so a peer that stops reading cannot pin the
 /// connection's task.
 pub async fn write<F: Into<Utf8Bytes>>(
-    sink: &mut Sink,
+    sink: &mut impl FrameSink,
     frames: Vec<F>,
     shutdown: &CancellationToken,
     overflowed: &CancellationToken,
@@ -91,9 +109,37 @@ pub async fn write<F: Into<Utf8Bytes>>(
     }
 }
 
+/// [`write`] for a [`super::direct_ws`] socket.
+pub async fn write_direct(
+    socket: &mut Socket,
+    frames: &[WsText],
+    shutdown: &CancellationToken,
+    overflowed: &CancellationToken,
+) -> Result<(), Stop> {
+    if frames.is_empty() {
+        return Ok(());
+    }
+    tokio::select! {
+        biased;
+        written = tokio::time::timeout(WRITE_TIMEOUT, socket.write_texts(frames)) => match written {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Stop::Gone),
+        },
+        () = shutdown.cancelled() => Err(Stop::SHUTDOWN),
+        () = overflowed.cancelled() => Err(Stop::TOO_SLOW),
+    }
+}
+
+/// [`finish`] for a [`super::direct_ws`] socket.
+pub async fn finish_direct(socket: &mut Socket, stop: Stop) {
+    if let Stop::Close(code, reason) = stop {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.close(code, reason)).await;
+    }
+}
+
 /// Ends the connection as `stop` says: a close frame (given up after a second on a peer
 /// that does not read), or nothing.
-pub async fn finish(sink: &mut Sink, stop: Stop) {
+pub async fn finish(sink: &mut impl FrameSink, stop: Stop) {
     if let Stop::Close(code, reason) = stop {
         let frame = Message::Close(Some(CloseFrame {
             code,

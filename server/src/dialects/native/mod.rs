@@ -8,20 +8,15 @@ mod render;
 
 use std::{sync::Arc, time::Duration};
 
-use axum::{
-    extract::{
-        ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
-        State,
-    },
-    response::Response,
-    routing::get,
-    Router,
-};
+use axum::{extract::State, response::Response, routing::get, Router};
 use confab_shared::native::{decode_client, ClientMessage, RoomStateView, ServerMessage};
-use futures_util::StreamExt;
 use tokio::{sync::mpsc, time::Instant};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::plain_ws::{self, Stop};
+use super::{
+    direct_ws::{Socket, Upgrade},
+    plain_ws::{self, Stop},
+};
 
 use crate::{
     auth::{AuthError, Identity, EXPIRY_LEEWAY_SECS},
@@ -44,8 +39,8 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/ws", get(upgrade))
 }
 
-async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    plain_ws::configure(ws).on_upgrade(move |socket| {
+async fn upgrade(upgrade: Upgrade, State(state): State<AppState>) -> Response {
+    upgrade.on_upgrade(plain_ws::config(), move |socket| {
         let tracked = state.clone();
         async move { tracked.spawn_connection(serve(socket, state)) }
     })
@@ -60,8 +55,7 @@ struct Session {
 
 /// One connection: frames in, replies and room events out, until either side closes or
 /// the server stops.
-async fn serve(socket: WebSocket, state: AppState) {
-    let (mut sink, mut stream) = socket.split();
+async fn serve(mut socket: Socket, state: AppState) {
     let (conn, mut inbox) = state.core().connect();
     let config = state.config();
     let limiter = Bucket::new(config.message_burst, config.message_rate);
@@ -113,25 +107,30 @@ async fn serve(socket: WebSocket, state: AppState) {
                 }
                 frames
             }
-            frame = stream.next() => match frame {
+            frame = socket.recv() => match frame {
                 // Boxed: the request handling (storage calls and all) would otherwise be
                 // part of every idle connection's resident task.
                 Some(Ok(Message::Text(text))) => {
                     to_frames(&Box::pin(session.handle_text(&text, &mut inbox.queue)).await)
                 }
                 Some(Ok(Message::Binary(_))) => to_frames(&session.refuse_binary()),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 Some(Ok(Message::Close(_))) | None => break Stop::Gone,
-                Some(Err(err)) => break Stop::after_read_error(err),
+                Some(Err(err)) => break Stop::after_ws_error(&err),
             },
         };
-        if let Err(stop) =
-            Box::pin(plain_ws::write(&mut sink, replies, &shutdown, &overflowed)).await
+        if let Err(stop) = Box::pin(plain_ws::write_direct(
+            &mut socket,
+            &replies,
+            &shutdown,
+            &overflowed,
+        ))
+        .await
         {
             break stop;
         }
     };
-    plain_ws::finish(&mut sink, stop).await;
+    plain_ws::finish_direct(&mut socket, stop).await;
 }
 
 /// This dialect's rendering of a delivery, serialised once for all its recipients.

@@ -1,0 +1,264 @@
+//! A server WebSocket whose text frames are written straight to the connection.
+//!
+//! axum's `WebSocket` copies every outgoing frame into tungstenite's write buffer, and that
+//! buffer keeps the capacity of the largest batch it ever held: on `/ws` the join answer (a
+//! room's member list) left several KiB on every idle connection, about half of what a
+//! connection cost. Here tungstenite still reads frames, answers pings and sends the close
+//! frame; text frames are framed here and written with one vectored write per batch, from
+//! the shared bytes, without a copy and without a buffer that outlives the write.
+
+use std::{future::Future, io::IoSlice};
+
+use axum::{
+    body::Body,
+    extract::FromRequestParts,
+    http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode, Version},
+    response::{IntoResponse, Response},
+};
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+use tokio_tungstenite::{
+    tungstenite::{
+        self,
+        handshake::derive_accept_key,
+        protocol::{frame::coding::CloseCode, CloseFrame, Role, WebSocketConfig},
+        Message, Utf8Bytes,
+    },
+    WebSocketStream,
+};
+
+/// Frames written by one call at most; the writev limit (`IOV_MAX`, 1024) allows 512.
+pub const MAX_FRAMES_PER_WRITE: usize = 256;
+
+/// A WebSocket upgrade request (HTTP/1.1), checked as RFC 6455 section 4.2.1 asks.
+pub struct Upgrade {
+    accept: HeaderValue,
+    on_upgrade: OnUpgrade,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let refuse = |status: StatusCode, why: &'static str| (status, why).into_response();
+        if parts.version != Version::HTTP_11 || parts.method != Method::GET {
+            return Err(refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "a WebSocket upgrade is an HTTP/1.1 GET",
+            ));
+        }
+        let headers = &parts.headers;
+        if !has_token(headers, header::CONNECTION, "upgrade")
+            || !has_token(headers, header::UPGRADE, "websocket")
+        {
+            return Err(refuse(
+                StatusCode::UPGRADE_REQUIRED,
+                "expected a WebSocket upgrade request",
+            ));
+        }
+        if headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .map(HeaderValue::as_bytes)
+            != Some(b"13")
+        {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "unsupported Sec-WebSocket-Version; expected 13",
+            ));
+        }
+        let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "missing Sec-WebSocket-Key header",
+            ));
+        };
+        let accept = HeaderValue::try_from(derive_accept_key(key.as_bytes()))
+            .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid Sec-WebSocket-Key"))?;
+        let on_upgrade = parts.extensions.remove::<OnUpgrade>().ok_or_else(|| {
+            refuse(
+                StatusCode::UPGRADE_REQUIRED,
+                "this connection cannot be upgraded",
+            )
+        })?;
+        Ok(Self { accept, on_upgrade })
+    }
+}
+
+/// Whether a comma-separated header holds `token` (case-insensitive).
+fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|value| {
+        value.to_str().is_ok_and(|value| {
+            value
+                .split(',')
+                .any(|part| part.trim().eq_ignore_ascii_case(token))
+        })
+    })
+}
+
+impl Upgrade {
+    /// Answers 101 and, once the connection is switched, runs `serve` on the socket.
+    pub fn on_upgrade<F, Fut>(self, config: WebSocketConfig, serve: F) -> Response
+    where
+        F: FnOnce(Socket) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let on_upgrade = self.on_upgrade;
+        tokio::spawn(async move {
+            let Ok(upgraded) = on_upgrade.await else {
+                return;
+            };
+            let inner = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(config),
+            )
+            .await;
+            serve(Socket {
+                inner,
+                mid_frame: false,
+            })
+            .await;
+        });
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, self.accept);
+        response
+    }
+}
+
+/// An upgraded server connection.
+pub struct Socket {
+    inner: WebSocketStream<TokioIo<Upgraded>>,
+    /// A write of ours stopped part-way through a frame (its future was dropped): the
+    /// stream can carry nothing more, not even a close frame.
+    mid_frame: bool,
+}
+
+impl Socket {
+    /// The next frame from the peer; `None` once the connection has ended.
+    pub async fn recv(&mut self) -> Option<Result<Message, tungstenite::Error>> {
+        self.inner.next().await
+    }
+
+    /// Writes `texts` as text frames, with one vectored write where the socket takes it all.
+    pub async fn write_texts(&mut self, texts: &[Utf8Bytes]) -> std::io::Result<()> {
+        if self.mid_frame {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
+        // Whatever tungstenite has queued (a pong) goes first, whole, so frames never mix.
+        self.inner
+            .flush()
+            .await
+            .map_err(|err| std::io::Error::other(err.to_string()))?;
+        for batch in texts.chunks(MAX_FRAMES_PER_WRITE) {
+            let headers: Vec<FrameHeader> = batch
+                .iter()
+                .map(|text| FrameHeader::text(text.len()))
+                .collect();
+            let mut slices: Vec<IoSlice<'_>> = headers
+                .iter()
+                .zip(batch)
+                .flat_map(|(header, text)| {
+                    [IoSlice::new(header.bytes()), IoSlice::new(text.as_bytes())]
+                })
+                .collect();
+            let mut pending = slices.as_mut_slice();
+            let io = self.inner.get_mut();
+            self.mid_frame = true;
+            while !pending.is_empty() {
+                let written = io.write_vectored(pending).await?;
+                if written == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                IoSlice::advance_slices(&mut pending, written);
+            }
+            self.mid_frame = false;
+        }
+        Ok(())
+    }
+
+    /// Sends a close frame (unless a write stopped mid-frame) and flushes it.
+    pub async fn close(&mut self, code: u16, reason: &'static str) {
+        if self.mid_frame {
+            return;
+        }
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = self.inner.send(Message::Close(Some(frame))).await;
+    }
+}
+
+/// The header of an unmasked, final server frame (RFC 6455 section 5.2).
+struct FrameHeader {
+    bytes: [u8; 10],
+    len: usize,
+}
+
+impl FrameHeader {
+    const FIN_TEXT: u8 = 0x81;
+
+    fn text(payload: usize) -> Self {
+        let mut bytes = [0u8; 10];
+        bytes[0] = Self::FIN_TEXT;
+        let len = match payload {
+            0..=125 => {
+                bytes[1] = payload as u8;
+                2
+            }
+            126..=0xFFFF => {
+                bytes[1] = 126;
+                bytes[2..4].copy_from_slice(&(payload as u16).to_be_bytes());
+                4
+            }
+            _ => {
+                bytes[1] = 127;
+                bytes[2..10].copy_from_slice(&(payload as u64).to_be_bytes());
+                10
+            }
+        };
+        Self { bytes, len }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FrameHeader;
+
+    /// Each length form at its edges, read back by tungstenite's own frame parser.
+    #[test]
+    fn headers_parse_back_at_every_length_edge() {
+        use tokio_tungstenite::tungstenite::protocol::frame::{
+            coding::OpCode, FrameHeader as Parsed,
+        };
+        for len in [0, 1, 125, 126, 127, 0xFFFF, 0x1_0000, 1 << 20] {
+            let header = FrameHeader::text(len);
+            let mut cursor = std::io::Cursor::new(header.bytes().to_vec());
+            let (parsed, parsed_len) = Parsed::parse(&mut cursor)
+                .expect("a valid header")
+                .expect("a whole header");
+            assert!(parsed.is_final, "length {len}");
+            assert_eq!(
+                parsed.opcode,
+                OpCode::Data(tokio_tungstenite::tungstenite::protocol::frame::coding::Data::Text)
+            );
+            assert_eq!(parsed.mask, None, "server frames are not masked");
+            assert_eq!(parsed_len, len as u64, "length {len}");
+            assert_eq!(
+                cursor.position() as usize,
+                header.bytes().len(),
+                "length {len}"
+            );
+        }
+    }
+}
