@@ -233,6 +233,34 @@ async fn messages_get_gapless_sequence_numbers_under_concurrency(t: &TestStore) 
     );
 }
 
+async fn a_failed_append_takes_no_sequence_number_and_the_store_carries_on(t: &TestStore) {
+    t.store.create_room(&new_room("FAIL22", 4)).await.unwrap();
+    let first = new_message("FAIL22", "first");
+    assert_eq!(
+        t.store.append_message(&first).await.unwrap().unwrap().seq,
+        1
+    );
+    // The same id again breaks the primary key: the whole append is undone.
+    assert!(t.store.append_message(&first).await.is_err());
+    assert_eq!(t.store.room("FAIL22").await.unwrap().unwrap().last_seq, 1);
+    let next = t
+        .store
+        .append_message(&new_message("FAIL22", "next"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.seq, 2);
+    let bodies: Vec<String> = t
+        .store
+        .recent_messages("FAIL22", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(bodies, ["first", "next"]);
+}
+
 async fn history_reads_are_ordered_and_bounded(t: &TestStore) {
     let s = &t.store;
     s.create_room(&new_room("HIST22", 4)).await.unwrap();
@@ -472,6 +500,7 @@ macro_rules! storage_suite {
 
 storage_suite!(
     profiles_are_upserted,
+    a_failed_append_takes_no_sequence_number_and_the_store_carries_on,
     rooms_are_created_once_and_read_back,
     membership_respects_capacity,
     racing_joins_never_overfill_a_room,

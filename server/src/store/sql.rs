@@ -50,8 +50,11 @@ impl SqlStore<Sqlite> {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(ACQUIRE_TIMEOUT)
             .foreign_keys(true);
+        // No liveness ping before each use: a local file does not drop connections, and the
+        // ping is one more hand-off to SQLite's worker thread.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.clone())
             .await
@@ -62,6 +65,7 @@ impl SqlStore<Sqlite> {
             .context("cannot migrate the SQLite database")?;
         let pool = SqlitePoolOptions::new()
             .max_connections(SQLITE_READERS)
+            .test_before_acquire(false)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
@@ -113,6 +117,89 @@ fn to_u64(value: i64, what: &str) -> StoreResult<u64> {
 fn to_i64(value: u64) -> i64 {
     // Sequence numbers and limits come from this process and stay far below i64::MAX.
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The next sequence number of the message's room, then the message, in one SQLite
+/// transaction: both, or neither when the room does not exist (no row returned).
+const SQLITE_APPEND_MESSAGE: &str = "BEGIN IMMEDIATE; \
+     UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $2; \
+     INSERT INTO messages (id, room_id, seq, user_id, username, image_url, body, kind, created_at) \
+     SELECT $1, $2, last_seq, $3, $4, $5, $6, $7, $8 FROM rooms WHERE id = $2 RETURNING seq; \
+     COMMIT";
+
+impl SqlStore<Sqlite> {
+    /// One call to SQLite's worker thread for the whole transaction. Each call is a hand-off
+    /// between threads, and on a busy core every hand-off waits for the scheduler: five of
+    /// them per message (acquire, begin, update, insert, commit) made storage, not fan-out,
+    /// the limit of a busy room.
+    async fn insert_message(&self, message: &NewMessage) -> StoreResult<Option<i64>> {
+        let writer = self.writer.clone();
+        let message = message.clone();
+        // Spawned so that a caller that gives up cannot stop the statements half-way and
+        // leave the transaction open on the shared writer.
+        let task = tokio::spawn(async move {
+            let mut conn = writer.acquire().await?;
+            // Every statement runs (fetch_all), so COMMIT is never skipped on success.
+            let rows = sqlx::query(SQLITE_APPEND_MESSAGE)
+                .bind(&message.id)
+                .bind(&message.room_key)
+                .bind(&message.sender.user_id)
+                .bind(&message.sender.username)
+                .bind(&message.sender.image_url)
+                .bind(&message.body)
+                .bind(message.kind.as_str())
+                .bind(message.created_at_ms)
+                .fetch_all(&mut *conn)
+                .await;
+            match rows {
+                Ok(rows) => rows
+                    .first()
+                    .map(|row| row.try_get::<i64, _>("seq"))
+                    .transpose()
+                    .map_err(StoreError::from),
+                Err(err) => {
+                    // Harmless when no transaction is open.
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    Err(err.into())
+                }
+            }
+        });
+        task.await
+            .map_err(|err| StoreError(anyhow::anyhow!("message insert task failed: {err}")))?
+    }
+}
+
+impl SqlStore<Postgres> {
+    async fn insert_message(&self, message: &NewMessage) -> StoreResult<Option<i64>> {
+        let mut tx = self.writer.begin().await?;
+        let Some(row) = sqlx::query(
+            "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+        )
+        .bind(&message.room_key)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let seq: i64 = row.try_get("last_seq")?;
+        sqlx::query(
+            "INSERT INTO messages (id, room_id, seq, user_id, username, image_url, body, kind, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&message.id)
+        .bind(&message.room_key)
+        .bind(seq)
+        .bind(&message.sender.user_id)
+        .bind(&message.sender.username)
+        .bind(&message.sender.image_url)
+        .bind(&message.body)
+        .bind(message.kind.as_str())
+        .bind(message.created_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(seq))
+    }
 }
 
 macro_rules! impl_store {
@@ -363,32 +450,9 @@ macro_rules! impl_store {
             }
 
             async fn append_message(&self, message: &NewMessage) -> StoreResult<Option<Message>> {
-                let mut tx = self.writer.begin().await?;
-                let Some(row) =
-                    sqlx::query("UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
-                        .bind(&message.room_key)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                else {
+                let Some(seq) = self.insert_message(message).await? else {
                     return Ok(None);
                 };
-                let seq: i64 = row.try_get("last_seq")?;
-                sqlx::query(
-                    "INSERT INTO messages (id, room_id, seq, user_id, username, image_url, body, kind, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(&message.id)
-                .bind(&message.room_key)
-                .bind(seq)
-                .bind(&message.sender.user_id)
-                .bind(&message.sender.username)
-                .bind(&message.sender.image_url)
-                .bind(&message.body)
-                .bind(message.kind.as_str())
-                .bind(message.created_at_ms)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
                 Ok(Some(Message {
                     id: message.id.clone(),
                     room_key: message.room_key.clone(),
