@@ -30,7 +30,7 @@ use tokio_tungstenite::{
 };
 
 /// Frames written by one call at most; the writev limit (`IOV_MAX`, 1024) allows 512.
-pub const MAX_FRAMES_PER_WRITE: usize = 256;
+const MAX_FRAMES_PER_WRITE: usize = 256;
 
 /// A WebSocket upgrade request (HTTP/1.1), checked as RFC 6455 section 4.2.1 asks.
 pub struct Upgrade {

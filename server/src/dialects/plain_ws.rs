@@ -1,16 +1,16 @@
 //! Plumbing shared by the plain-WebSocket dialects (`/ws` and `/qf/*`): frame limits, writes
 //! that a peer who stops reading cannot pin, and closing.
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
-use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use confab_shared::limits::MAX_FRAME_BYTES;
-
-use super::direct_ws::Socket;
-use futures_util::{Sink, SinkExt};
+use futures_util::{stream::SplitSink, SinkExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{protocol::WebSocketConfig, Utf8Bytes as WsText};
 use tokio_util::sync::CancellationToken;
+
+use super::direct_ws::Socket;
 
 /// Bytes tungstenite reads at a time. Its default (128 KiB) is zero-filled before every
 /// read, which costs most of a busy server's CPU and 128 KiB per idle connection.
@@ -27,10 +27,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where a connection's frames go: the socket itself, or its write half.
-pub trait FrameSink: Sink<Message, Error = axum::Error> + Unpin {}
-
-impl<S: Sink<Message, Error = axum::Error> + Unpin> FrameSink for S {}
+pub type Sink = SplitSink<WebSocket, Message>;
 
 /// Applies the frame-size limit and the read buffer size.
 pub fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
@@ -83,7 +80,7 @@ impl Stop {
 /// connection's overflow flag and a deadline, so a peer that stops reading cannot pin the
 /// connection's task.
 pub async fn write<F: Into<Utf8Bytes>>(
-    sink: &mut impl FrameSink,
+    sink: &mut Sink,
     frames: Vec<F>,
     shutdown: &CancellationToken,
     overflowed: &CancellationToken,
@@ -97,16 +94,7 @@ pub async fn write<F: Into<Utf8Bytes>>(
         }
         sink.flush().await
     };
-    tokio::select! {
-        // The write usually completes at once; the others are only waited on when it does not.
-        biased;
-        written = tokio::time::timeout(WRITE_TIMEOUT, send) => match written {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(Stop::Gone),
-        },
-        () = shutdown.cancelled() => Err(Stop::SHUTDOWN),
-        () = overflowed.cancelled() => Err(Stop::TOO_SLOW),
-    }
+    guarded(send, shutdown, overflowed).await
 }
 
 /// [`write`] for a [`super::direct_ws`] socket.
@@ -119,9 +107,20 @@ pub async fn write_direct(
     if frames.is_empty() {
         return Ok(());
     }
+    guarded(socket.write_texts(frames), shutdown, overflowed).await
+}
+
+/// Races a write against the server's shutdown, the connection's overflow flag and
+/// [`WRITE_TIMEOUT`].
+async fn guarded<E>(
+    send: impl Future<Output = Result<(), E>>,
+    shutdown: &CancellationToken,
+    overflowed: &CancellationToken,
+) -> Result<(), Stop> {
     tokio::select! {
+        // The write usually completes at once; the others are only waited on when it does not.
         biased;
-        written = tokio::time::timeout(WRITE_TIMEOUT, socket.write_texts(frames)) => match written {
+        written = tokio::time::timeout(WRITE_TIMEOUT, send) => match written {
             Ok(Ok(())) => Ok(()),
             _ => Err(Stop::Gone),
         },
@@ -139,7 +138,7 @@ pub async fn finish_direct(socket: &mut Socket, stop: Stop) {
 
 /// Ends the connection as `stop` says: a close frame (given up after a second on a peer
 /// that does not read), or nothing.
-pub async fn finish(sink: &mut impl FrameSink, stop: Stop) {
+pub async fn finish(sink: &mut Sink, stop: Stop) {
     if let Stop::Close(code, reason) = stop {
         let frame = Message::Close(Some(CloseFrame {
             code,
