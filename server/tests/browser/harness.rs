@@ -169,7 +169,12 @@ impl Browser {
         let started = Instant::now();
         loop {
             let text = match self.client.find(Locator::Css(selector)).await {
-                Ok(element) => element.text().await.map_err(WaitError::Browser)?,
+                Ok(element) => match element.text().await {
+                    Ok(text) => text,
+                    // Re-rendered between finding it and reading it: look again.
+                    Err(err) if err.is_stale_element_reference() => String::new(),
+                    Err(err) => return Err(WaitError::Browser(err)),
+                },
                 Err(err) if err.is_no_such_element() => String::new(),
                 Err(err) => return Err(WaitError::Browser(err)),
             };
