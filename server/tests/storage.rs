@@ -261,6 +261,79 @@ async fn a_failed_append_takes_no_sequence_number_and_the_store_carries_on(t: &T
     assert_eq!(bodies, ["first", "next"]);
 }
 
+/// Appends polled together reach the store's writer together, so this writes them as
+/// batches: more than one batch, cut into transactions of several sizes.
+async fn a_bad_message_fails_alone_among_messages_stored_together(t: &TestStore) {
+    let rooms = ["BTCH22", "BTCH33"];
+    for key in rooms {
+        t.store.create_room(&new_room(key, 4)).await.unwrap();
+    }
+    let taken = new_message("BTCH22", "taken");
+    assert_eq!(
+        t.store.append_message(&taken).await.unwrap().unwrap().seq,
+        1
+    );
+    let count = store::MAX_APPEND_BATCH * 2 + 23;
+    let mut messages: Vec<NewMessage> = (0..count)
+        .map(|i| new_message(rooms[i % 2], &format!("m{i}")))
+        .collect();
+    let duplicate = 70;
+    let roomless = 100;
+    messages.insert(duplicate, taken.clone());
+    messages.insert(roomless, new_message("NOPE33", "nowhere"));
+    let results =
+        futures_util::future::join_all(messages.iter().map(|m| t.store.append_message(m))).await;
+
+    let mut seqs = std::collections::HashMap::<&str, Vec<u64>>::new();
+    for (i, (message, result)) in messages.iter().zip(&results).enumerate() {
+        match i {
+            _ if i == duplicate => assert!(result.is_err(), "a taken id is refused"),
+            _ if i == roomless => assert!(matches!(result, Ok(None)), "no such room"),
+            _ => {
+                let stored = result.as_ref().unwrap().as_ref().unwrap();
+                assert_eq!(stored.body, message.body);
+                seqs.entry(rooms[usize::from(message.room_key == rooms[1])])
+                    .or_default()
+                    .push(stored.seq);
+            }
+        }
+    }
+    // Every good message is stored once, and each room's numbers stay gapless.
+    let (first, second) = (count.div_ceil(2) as u64, (count / 2) as u64);
+    for (key, from, n) in [(rooms[0], 2, first), (rooms[1], 1, second)] {
+        let mut got = seqs.remove(key).unwrap();
+        got.sort_unstable();
+        assert_eq!(got, (from..from + n).collect::<Vec<_>>(), "room {key}");
+        assert_eq!(
+            t.store.room(key).await.unwrap().unwrap().last_seq,
+            from + n - 1
+        );
+        let stored = t.store.messages_after(key, 0, count + 1).await.unwrap();
+        assert_eq!(stored.len() as u64, from - 1 + n);
+    }
+}
+
+/// Appends beyond the writer's queue wait for room in it; none is refused or lost.
+async fn appends_beyond_the_queue_wait_their_turn(t: &TestStore) {
+    t.store.create_room(&new_room("FULL22", 4)).await.unwrap();
+    let count = store::APPEND_QUEUE_CAPACITY + store::MAX_APPEND_BATCH + 1;
+    let messages: Vec<NewMessage> = (0..count)
+        .map(|i| new_message("FULL22", &format!("m{i}")))
+        .collect();
+    let results =
+        futures_util::future::join_all(messages.iter().map(|m| t.store.append_message(m))).await;
+    let mut seqs: Vec<u64> = results
+        .into_iter()
+        .map(|stored| stored.unwrap().unwrap().seq)
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=count as u64).collect::<Vec<_>>());
+    assert_eq!(
+        t.store.room("FULL22").await.unwrap().unwrap().last_seq,
+        count as u64
+    );
+}
+
 async fn history_reads_are_ordered_and_bounded(t: &TestStore) {
     let s = &t.store;
     s.create_room(&new_room("HIST22", 4)).await.unwrap();
@@ -501,6 +574,8 @@ macro_rules! storage_suite {
 storage_suite!(
     profiles_are_upserted,
     a_failed_append_takes_no_sequence_number_and_the_store_carries_on,
+    a_bad_message_fails_alone_among_messages_stored_together,
+    appends_beyond_the_queue_wait_their_turn,
     rooms_are_created_once_and_read_back,
     membership_respects_capacity,
     racing_joins_never_overfill_a_room,

@@ -1,12 +1,14 @@
 //! Storage: one small interface, implemented once in SQL for SQLite and PostgreSQL
 //! ([`sql::SqlStore`]). The same test suite runs against both.
 
+mod append;
 mod sql;
 
 use std::{path::Path, sync::Arc};
 
 use async_trait::async_trait;
 
+pub use append::{APPEND_QUEUE_CAPACITY, MAX_APPEND_BATCH};
 pub use sql::SqlStore;
 
 use crate::core::model::{
@@ -25,6 +27,12 @@ impl From<sqlx::Error> for StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A queued chat message, finishing with the message as stored (`None`: no such room).
+/// `Sync` so that a connection's state holding it can be borrowed across its awaits.
+pub type PendingMessage = std::pin::Pin<
+    Box<dyn std::future::Future<Output = StoreResult<Option<Message>>> + Send + Sync>,
+>;
 
 /// The outcome of adding a member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +68,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a message with the room's next sequence number; `None` when there is no such
     /// room.
-    async fn append_message(&self, message: &NewMessage) -> StoreResult<Option<Message>>;
+    async fn append_message(&self, message: &NewMessage) -> StoreResult<Option<Message>> {
+        self.queue_message(message).await?.await
+    }
+    /// Queues a message for storage and returns once it has its place in the queue (waiting
+    /// only while the queue is full), with what finishes as [`Self::append_message`] would,
+    /// once it is stored. Messages are numbered in the order they were queued, so a caller
+    /// can queue several before the first is stored.
+    async fn queue_message(&self, message: &NewMessage) -> StoreResult<PendingMessage>;
     /// The newest `limit` messages, oldest first.
     async fn recent_messages(&self, key: &str, limit: usize) -> StoreResult<Vec<Message>>;
     /// Up to `limit` messages with a sequence number above `after_seq`, oldest first.

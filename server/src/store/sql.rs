@@ -4,9 +4,10 @@
 //!
 //! Atomicity without database-specific locking: "join unless full" and "next sequence
 //! number" are single conditional `UPDATE … RETURNING` statements on the room's row, which
-//! both databases serialise per row.
+//! both databases serialise per row. Chat messages are written by the append queue's
+//! writer task (`append.rs`), in batches, through [`MessageWriter`].
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::OnceLock, time::Duration};
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -18,7 +19,10 @@ use sqlx::{
     Database, Pool, Postgres, Row, Sqlite,
 };
 
-use super::{AddMember, Store, StoreError, StoreResult};
+use super::{
+    append::{AppendQueue, MessageWriter, MAX_APPEND_BATCH},
+    AddMember, PendingMessage, Store, StoreError, StoreResult,
+};
 use crate::core::model::{
     Level, Member, Message, MessageKind, NewMessage, NewRoom, Notification, Party, PartyPlayer,
     Phase, Profile, Room,
@@ -39,6 +43,8 @@ pub struct SqlStore<DB: Database> {
     /// writers queued here wait in order instead of retrying on a busy database (which
     /// halved the write rate in the ingest benchmark). For PostgreSQL, the same pool.
     writer: Pool<DB>,
+    /// Chat messages, group-committed by one writer task on `writer`.
+    appends: AppendQueue,
 }
 
 impl SqlStore<Sqlite> {
@@ -70,7 +76,14 @@ impl SqlStore<Sqlite> {
             .connect_with(options)
             .await
             .context("cannot open the SQLite database")?;
-        Ok(Self { pool, writer })
+        let appends = AppendQueue::start(SqliteMessageWriter {
+            writer: writer.clone(),
+        });
+        Ok(Self {
+            pool,
+            writer,
+            appends,
+        })
     }
 }
 
@@ -86,9 +99,13 @@ impl SqlStore<Postgres> {
             .run(&pool)
             .await
             .context("cannot migrate the PostgreSQL database")?;
+        let appends = AppendQueue::start(PostgresMessageWriter {
+            writer: pool.clone(),
+        });
         Ok(Self {
             writer: pool.clone(),
             pool,
+            appends,
         })
     }
 }
@@ -119,87 +136,168 @@ fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// The next sequence number of the message's room, then the message, in one SQLite
-/// transaction: both, or neither when the room does not exist (no row returned).
-const SQLITE_APPEND_MESSAGE: &str = "BEGIN IMMEDIATE; \
-     UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $2; \
-     INSERT INTO messages (id, room_id, seq, user_id, username, image_url, body, kind, created_at) \
-     SELECT $1, $2, last_seq, $3, $4, $5, $6, $7, $8 FROM rooms WHERE id = $2 RETURNING seq; \
-     COMMIT";
+/// Statements that store one message: its room's next sequence number, then the message,
+/// numbered from `$first` on (eight parameters). No row comes back when the room does not
+/// exist, and nothing changes.
+fn append_statements(first: usize) -> String {
+    let p = |i: usize| first + i;
+    format!(
+        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ${room}; \
+         INSERT INTO messages (id, room_id, seq, user_id, username, image_url, body, kind, created_at) \
+         SELECT ${id}, ${room}, last_seq, ${user}, ${name}, ${image}, ${body}, ${kind}, ${at} \
+         FROM rooms WHERE id = ${room} RETURNING id, seq; ",
+        id = p(0),
+        room = p(1),
+        user = p(2),
+        name = p(3),
+        image = p(4),
+        body = p(5),
+        kind = p(6),
+        at = p(7),
+    )
+}
 
-impl SqlStore<Sqlite> {
-    /// One call to SQLite's worker thread for the whole transaction. Each call is a hand-off
-    /// between threads, and on a busy core every hand-off waits for the scheduler: five of
-    /// them per message (acquire, begin, update, insert, commit) made storage, not fan-out,
-    /// the limit of a busy room.
-    async fn insert_message(&self, message: &NewMessage) -> StoreResult<Option<i64>> {
-        let writer = self.writer.clone();
-        let message = message.clone();
-        // Spawned so that a caller that gives up cannot stop the statements half-way and
-        // leave the transaction open on the shared writer.
-        let task = tokio::spawn(async move {
-            let mut conn = writer.acquire().await?;
+/// The sizes of SQLite's batch transactions, largest first. A batch is cut greedily into
+/// these, so only a few statement texts exist and each stays in the statement cache.
+const SQLITE_CHUNKS: [usize; 4] = [MAX_APPEND_BATCH, 16, 4, 1];
+
+/// One SQLite transaction storing `n` messages (`n` in [`SQLITE_CHUNKS`]).
+fn sqlite_chunk_sql(n: usize) -> &'static str {
+    static TEXTS: OnceLock<Vec<String>> = OnceLock::new();
+    let texts = TEXTS.get_or_init(|| {
+        SQLITE_CHUNKS
+            .iter()
+            .map(|&n| {
+                let body: String = (0..n).map(|i| append_statements(1 + 8 * i)).collect();
+                format!("BEGIN IMMEDIATE; {body}COMMIT")
+            })
+            .collect()
+    });
+    let index = SQLITE_CHUNKS.iter().position(|&c| c == n).unwrap_or(0);
+    &texts[index]
+}
+
+/// Writes chat messages to SQLite for the append queue.
+struct SqliteMessageWriter {
+    writer: Pool<Sqlite>,
+}
+
+#[async_trait]
+impl MessageWriter for SqliteMessageWriter {
+    /// Each chunk is one call to SQLite's worker thread for the whole transaction. Every
+    /// call is a hand-off between threads, and on a busy core every hand-off waits for the
+    /// scheduler: five of them per message (acquire, begin, update, insert, commit) made
+    /// storage, not fan-out, the limit of a busy room.
+    async fn insert_batch(
+        &self,
+        batch: &[NewMessage],
+        stored: &mut Vec<Option<i64>>,
+    ) -> StoreResult<()> {
+        let mut conn = self.writer.acquire().await?;
+        let mut rest = batch;
+        while !rest.is_empty() {
+            let n = SQLITE_CHUNKS
+                .into_iter()
+                .find(|&n| n <= rest.len())
+                .unwrap_or(1);
+            let (chunk, after) = rest.split_at(n);
+            let mut query = sqlx::query(sqlite_chunk_sql(n));
+            for message in chunk {
+                query = bind_message(query, message);
+            }
             // Every statement runs (fetch_all), so COMMIT is never skipped on success.
-            let rows = sqlx::query(SQLITE_APPEND_MESSAGE)
-                .bind(&message.id)
-                .bind(&message.room_key)
-                .bind(&message.sender.user_id)
-                .bind(&message.sender.username)
-                .bind(&message.sender.image_url)
-                .bind(&message.body)
-                .bind(message.kind.as_str())
-                .bind(message.created_at_ms)
-                .fetch_all(&mut *conn)
-                .await;
-            match rows {
-                Ok(rows) => rows
-                    .first()
-                    .map(|row| row.try_get::<i64, _>("seq"))
-                    .transpose()
-                    .map_err(StoreError::from),
+            match query.fetch_all(&mut *conn).await {
+                Ok(rows) => {
+                    let seqs = chunk.iter().map(|message| seq_of(&rows, &message.id));
+                    let seqs: StoreResult<Vec<_>> = seqs.collect();
+                    stored.extend(seqs?);
+                }
                 Err(err) => {
                     // Harmless when no transaction is open.
                     let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                    Err(err.into())
+                    return Err(err.into());
                 }
             }
-        });
-        task.await
-            .map_err(|err| StoreError(anyhow::anyhow!("message insert task failed: {err}")))?
+            rest = after;
+        }
+        Ok(())
     }
 }
 
-impl SqlStore<Postgres> {
-    async fn insert_message(&self, message: &NewMessage) -> StoreResult<Option<i64>> {
+/// Writes chat messages to PostgreSQL for the append queue: the whole batch in one
+/// transaction, so one commit (one WAL flush) for all of it.
+struct PostgresMessageWriter {
+    writer: Pool<Postgres>,
+}
+
+#[async_trait]
+impl MessageWriter for PostgresMessageWriter {
+    async fn insert_batch(
+        &self,
+        batch: &[NewMessage],
+        stored: &mut Vec<Option<i64>>,
+    ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        let Some(row) = sqlx::query(
-            "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
-        )
-        .bind(&message.room_key)
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let seq: i64 = row.try_get("last_seq")?;
-        sqlx::query(
-            "INSERT INTO messages (id, room_id, seq, user_id, username, image_url, body, kind, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&message.id)
-        .bind(&message.room_key)
-        .bind(seq)
-        .bind(&message.sender.user_id)
-        .bind(&message.sender.username)
-        .bind(&message.sender.image_url)
-        .bind(&message.body)
+        let mut seqs = Vec::with_capacity(batch.len());
+        for message in batch {
+            let row = sqlx::query(
+                "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+            )
+            .bind(&message.room_key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                seqs.push(None);
+                continue;
+            };
+            let seq: i64 = row.try_get("last_seq")?;
+            bind_message(
+                sqlx::query(
+                    "INSERT INTO messages (id, room_id, seq, user_id, username, image_url, body, kind, created_at) \
+                     VALUES ($1, $2, $9, $3, $4, $5, $6, $7, $8)",
+                ),
+                message,
+            )
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+            seqs.push(Some(seq));
+        }
+        tx.commit().await?;
+        stored.extend(seqs);
+        Ok(())
+    }
+}
+
+/// Binds a message's eight columns, in the order of [`append_statements`].
+fn bind_message<'q, DB: Database>(
+    query: sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    message: &'q NewMessage,
+) -> sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    query
+        .bind(message.id.as_str())
+        .bind(message.room_key.as_str())
+        .bind(message.sender.user_id.as_str())
+        .bind(message.sender.username.as_str())
+        .bind(message.sender.image_url.as_str())
+        .bind(message.body.as_str())
         .bind(message.kind.as_str())
         .bind(message.created_at_ms)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Some(seq))
+}
+
+/// The sequence number the insert of message `id` returned; `None` when it returned none
+/// (no such room).
+fn seq_of(rows: &[SqliteRow], id: &str) -> StoreResult<Option<i64>> {
+    for row in rows {
+        if row.try_get::<&str, _>("id")? == id {
+            return Ok(Some(row.try_get("seq")?));
+        }
     }
+    Ok(None)
 }
 
 macro_rules! impl_store {
@@ -449,18 +547,22 @@ macro_rules! impl_store {
                 rows.iter().map(|row| Ok(row.try_get("room_id")?)).collect()
             }
 
-            async fn append_message(&self, message: &NewMessage) -> StoreResult<Option<Message>> {
-                let Some(seq) = self.insert_message(message).await? else {
-                    return Ok(None);
-                };
-                Ok(Some(Message {
-                    id: message.id.clone(),
-                    room_key: message.room_key.clone(),
-                    seq: to_u64(seq, "seq")?,
-                    sender: Profile { email: String::new(), ..message.sender.clone() },
-                    body: message.body.clone(),
-                    kind: message.kind,
-                    created_at_ms: message.created_at_ms,
+            async fn queue_message(&self, message: &NewMessage) -> StoreResult<PendingMessage> {
+                let appended = self.appends.enqueue(message.clone()).await?;
+                let message = message.clone();
+                Ok(Box::pin(async move {
+                    let Some(seq) = appended.seq().await? else {
+                        return Ok(None);
+                    };
+                    Ok(Some(Message {
+                        seq: to_u64(seq, "seq")?,
+                        sender: Profile { email: String::new(), ..message.sender },
+                        id: message.id,
+                        room_key: message.room_key,
+                        body: message.body,
+                        kind: message.kind,
+                        created_at_ms: message.created_at_ms,
+                    }))
                 }))
             }
 

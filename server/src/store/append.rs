@@ -1,0 +1,114 @@
+//! Group commit for chat messages. Every append goes through one queue to one writer task,
+//! which stores whatever has queued up since its last write in as few transactions as it
+//! can. A busy room (or a busy server) then pays for one commit per batch instead of one
+//! per message, while a lone message is written at once, as before.
+//!
+//! Nothing changes for the caller: `append` returns only once its message is committed,
+//! with the room's next sequence number, so the core still broadcasts only what is stored.
+//! The queue keeps arrival order, so one connection's messages are numbered in the order
+//! it sent them.
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{StoreError, StoreResult};
+use crate::core::model::NewMessage;
+
+/// Messages waiting for the writer. Past it, appending waits for room in the queue, which
+/// slows the senders down instead of growing memory.
+pub const APPEND_QUEUE_CAPACITY: usize = 4096;
+/// The most messages the writer takes from the queue for one write.
+pub const MAX_APPEND_BATCH: usize = 64;
+
+/// How one database stores messages.
+#[async_trait]
+pub(super) trait MessageWriter: Send + Sync + 'static {
+    /// Stores `batch` in order, each message with its room's next sequence number (`None`
+    /// for a message whose room does not exist). On an error nothing of the failed
+    /// transaction is kept; the writer may have committed earlier parts of the batch in
+    /// transactions of their own, which it reports by returning them in `stored`.
+    async fn insert_batch(
+        &self,
+        batch: &[NewMessage],
+        stored: &mut Vec<Option<i64>>,
+    ) -> StoreResult<()>;
+}
+
+struct Pending {
+    message: NewMessage,
+    reply: oneshot::Sender<StoreResult<Option<i64>>>,
+}
+
+/// The sending end of the queue; the writer task stops when it is dropped.
+pub(super) struct AppendQueue {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl AppendQueue {
+    /// Starts the writer task on the current Tokio runtime.
+    pub fn start(writer: impl MessageWriter) -> Self {
+        let (queue, receiver) = mpsc::channel(APPEND_QUEUE_CAPACITY);
+        tokio::spawn(write_batches(writer, receiver));
+        Self { queue }
+    }
+
+    /// Queues `message`, waiting only while the queue is full, and returns what will tell
+    /// its sequence number once it is stored (`None` when its room does not exist). Messages
+    /// are numbered in the order they were queued. Dropping the answer does not stop the
+    /// write: the message is stored anyway.
+    pub async fn enqueue(&self, message: NewMessage) -> StoreResult<Appended> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Pending { message, reply })
+            .await
+            .map_err(|_| writer_gone())?;
+        Ok(Appended(answer))
+    }
+}
+
+/// A queued message's sequence number, to come.
+pub(super) struct Appended(oneshot::Receiver<StoreResult<Option<i64>>>);
+
+impl Appended {
+    pub async fn seq(self) -> StoreResult<Option<i64>> {
+        self.0.await.map_err(|_| writer_gone())?
+    }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError(anyhow::anyhow!("the message writer has stopped"))
+}
+
+async fn write_batches(writer: impl MessageWriter, mut receiver: mpsc::Receiver<Pending>) {
+    let mut pending = Vec::with_capacity(MAX_APPEND_BATCH);
+    let mut stored = Vec::with_capacity(MAX_APPEND_BATCH);
+    while receiver.recv_many(&mut pending, MAX_APPEND_BATCH).await > 0 {
+        let (messages, replies): (Vec<NewMessage>, Vec<_>) =
+            pending.drain(..).map(|p| (p.message, p.reply)).unzip();
+        stored.clear();
+        let outcome = writer.insert_batch(&messages, &mut stored).await;
+        let done = stored.len();
+        let mut replies = replies.into_iter();
+        for (seq, reply) in stored.drain(..).zip(replies.by_ref()) {
+            let _ = reply.send(Ok(seq));
+        }
+        if let Err(err) = outcome {
+            // The failed transaction may hold one bad message among good ones: the rest
+            // are written one at a time, so only the bad one fails.
+            let rest = &messages[done..];
+            if rest.len() == 1 {
+                if let Some(reply) = replies.next() {
+                    let _ = reply.send(Err(err));
+                }
+                continue;
+            }
+            for (message, reply) in rest.iter().zip(replies) {
+                stored.clear();
+                let outcome = writer
+                    .insert_batch(std::slice::from_ref(message), &mut stored)
+                    .await;
+                let _ = reply.send(outcome.map(|()| stored.first().copied().flatten()));
+            }
+        }
+    }
+}
