@@ -5,6 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{spawn_app_on, spawn_app_on_with, tokens, Backend, TestApp, WsClient};
+use confab_server::dialects::native::MAX_POSTS_IN_FLIGHT;
 use confab_shared::limits::{is_room_code, DEFAULT_MAX_USERS, MAX_CHAT_CHARS, MAX_USERS_CAP};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -607,6 +608,59 @@ async fn a_client_that_cannot_keep_up_is_cut_off_without_stalling_the_room(backe
     app.shutdown().await;
 }
 
+/// The `room:chat` events `ws` receives until it has `count`, skipping anything else.
+async fn chats(ws: &mut WsClient, count: usize) -> Vec<Value> {
+    let mut chats = Vec::with_capacity(count);
+    while chats.len() < count {
+        let event = ws.recv_json().await;
+        if event["type"] == "room:chat" {
+            chats.push(event);
+        }
+    }
+    chats
+}
+
+/// A sender that does not wait between messages has several being stored at once, up to a
+/// bound; they still arrive in the order sent, numbered without gaps, and a request sent
+/// after them is answered after them.
+async fn a_burst_of_chat_arrives_in_order_and_before_the_next_answer(backend: Backend) {
+    let burst = MAX_POSTS_IN_FLIGHT * 3 + 1;
+    let app = spawn_app_on_with(backend, |c| c.message_burst = burst as u32 + 10).await;
+    let (mut ana, mut ben, code) = ana_and_ben_in_a_room(&app).await;
+
+    for i in 0..burst {
+        chat(&mut ana, &code, &format!("m{i}")).await;
+    }
+    ana.send_json(json!({"type": "ping"})).await;
+    for ws in [&mut ben, &mut ana] {
+        let got = chats(ws, burst).await;
+        for (i, event) in got.iter().enumerate() {
+            assert_eq!(event["message"], format!("m{i}"), "{event}");
+            assert_eq!(event["seq"], i + 1, "{event}");
+        }
+    }
+    let answer = ana.recv_json().await;
+    assert_eq!(answer["type"], "room:state", "{answer}");
+    ben.assert_silent_for(Duration::from_millis(200)).await;
+    app.shutdown().await;
+}
+
+/// Messages still being stored when their sender goes away are broadcast all the same.
+async fn chat_sent_just_before_closing_still_reaches_the_room(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let (mut ana, mut ben, code) = ana_and_ben_in_a_room(&app).await;
+    const SENT: usize = 20;
+    for i in 0..SENT {
+        chat(&mut ana, &code, &format!("last words {i}")).await;
+    }
+    ana.stream.close(None).await.unwrap();
+    drop(ana);
+    let got = chats(&mut ben, SENT).await;
+    assert_eq!(got[SENT - 1]["message"], format!("last words {}", SENT - 1));
+    assert_eq!(got[SENT - 1]["seq"], SENT);
+    app.shutdown().await;
+}
+
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -636,4 +690,6 @@ on_both_backends!(
     a_session_ends_when_its_token_expires,
     a_client_that_sends_too_fast_is_told_and_kept,
     a_client_that_cannot_keep_up_is_cut_off_without_stalling_the_room,
+    a_burst_of_chat_arrives_in_order_and_before_the_next_answer,
+    chat_sent_just_before_closing_still_reaches_the_room,
 );

@@ -2,6 +2,7 @@
 //! sockets or dialects: dialects call it with plain values and render the [`events::Event`]s
 //! it delivers to their connections' inboxes.
 
+mod chat;
 pub mod error;
 pub mod events;
 pub mod hub;
@@ -22,10 +23,11 @@ use std::{
 use confab_shared::limits;
 use rand::Rng;
 
+pub use chat::{QueuedMessage, StoredMessage};
 pub use error::{CoreError, CoreResult};
 use events::{Delivery, Event, Topic};
 use hub::{ConnId, Hub, Inbox};
-use model::{Member, Message, MessageKind, NewMessage, NewRoom, Notification, Profile, Room};
+use model::{Member, Message, NewRoom, Notification, Profile, Room};
 
 use crate::{
     fanout::{Fanout, InProcess},
@@ -592,43 +594,6 @@ impl Core {
             return Err(CoreError::NotAMember);
         }
         Ok(())
-    }
-
-    /// Validates, stores and then broadcasts a chat message. The sender's typing indicator
-    /// ends with it.
-    pub async fn post_message(
-        &self,
-        conn: &Connection,
-        key: &str,
-        text: &str,
-        kind: MessageKind,
-    ) -> CoreResult<Message> {
-        let body =
-            limits::validate_chat_text(text).map_err(|e| CoreError::invalid(e.to_string()))?;
-        let user = self.act_as_member(conn, key).await?;
-        let new_message = NewMessage {
-            id: uuid::Uuid::new_v4().to_string(),
-            room_key: key.to_owned(),
-            sender: user.clone(),
-            body: body.to_owned(),
-            kind,
-            created_at_ms: now_ms(),
-        };
-        let message = self
-            .inner
-            .store
-            .append_message(&new_message)
-            .await?
-            .ok_or(CoreError::RoomNotFound)?;
-        if self.inner.typing.stop(key, &user.user_id) {
-            self.publish_typing(key, &user, false);
-        }
-        self.publish(
-            Topic::Room(key.to_owned()),
-            Event::Message(message.clone()),
-            None,
-        );
-        Ok(message)
     }
 
     /// Starts or stops the caller's typing indicator; the others see it change. A started

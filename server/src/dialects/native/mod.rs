@@ -4,6 +4,7 @@
 //! the core delivers to the connection's inbox. `PROTOCOL.md` documents the behaviour,
 //! including the close codes used here.
 
+mod in_flight;
 mod render;
 
 use std::{sync::Arc, time::Duration};
@@ -12,6 +13,9 @@ use axum::{extract::State, response::Response, routing::get, Router};
 use confab_shared::native::{decode_client, ClientMessage, RoomStateView, ServerMessage};
 use tokio::{sync::mpsc, time::Instant};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use in_flight::InFlight;
+pub use in_flight::MAX_POSTS_IN_FLIGHT;
 
 use super::{
     direct_ws::{Socket, Upgrade},
@@ -51,6 +55,8 @@ struct Session {
     conn: Connection,
     identity: Option<Identity>,
     limiter: Bucket,
+    /// Chat messages being stored, to be announced in order.
+    in_flight: InFlight,
 }
 
 /// One connection: frames in, replies and room events out, until either side closes or
@@ -64,7 +70,9 @@ async fn serve(mut socket: Socket, state: AppState) {
         conn,
         identity: None,
         limiter,
+        in_flight: InFlight::default(),
     };
+    let core = state.core().clone();
     let shutdown = state.shutdown_token().clone();
     let overflowed = inbox.overflowed.clone();
     // Made once, not on every turn of the loop: a connection may turn it thousands of times
@@ -95,6 +103,9 @@ async fn serve(mut socket: Socket, state: AppState) {
                 session.sign_out(&mut inbox.queue);
                 to_frames(&[ServerMessage::AuthError { error: AuthError::Expired.to_string() }])
             }
+            Some(replies) = session.in_flight.next(&core), if !session.in_flight.is_empty() => {
+                to_frames(&replies)
+            }
             delivery = inbox.queue.recv() => {
                 let Some(delivery) = delivery else { break Stop::Gone };
                 let mut frames: Vec<Utf8Bytes> = Vec::new();
@@ -107,11 +118,11 @@ async fn serve(mut socket: Socket, state: AppState) {
                 }
                 frames
             }
-            frame = socket.recv() => match frame {
+            frame = socket.recv(), if !session.in_flight.is_full() => match frame {
                 // Boxed: the request handling (storage calls and all) would otherwise be
                 // part of every idle connection's resident task.
                 Some(Ok(Message::Text(text))) => {
-                    to_frames(&Box::pin(session.handle_text(&text, &mut inbox.queue)).await)
+                    Box::pin(session.handle_text(&text, &mut inbox.queue)).await
                 }
                 Some(Ok(Message::Binary(_))) => to_frames(&session.refuse_binary()),
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
@@ -130,6 +141,8 @@ async fn serve(mut socket: Socket, state: AppState) {
             break stop;
         }
     };
+    // Whatever was accepted still reaches the room, whoever closed the connection.
+    session.in_flight.finish(&core).await;
     plain_ws::finish_direct(&mut socket, stop).await;
 }
 
@@ -191,17 +204,50 @@ impl Session {
         vec![error("binary frames are not supported; send JSON text")]
     }
 
+    /// The frames a text frame from the client calls for.
     async fn handle_text(
         &mut self,
         text: &str,
         queue: &mut mpsc::Receiver<Arc<Delivery>>,
-    ) -> Vec<ServerMessage> {
+    ) -> Vec<Utf8Bytes> {
         if !self.limiter.try_take(std::time::Instant::now()) {
-            return vec![error("rate limit exceeded; slow down")];
+            return to_frames(&[error("rate limit exceeded; slow down")]);
         }
         match decode_client(text) {
-            Ok(message) => self.handle(message, queue).await,
-            Err(err) => vec![error(&err.to_string())],
+            Ok(ClientMessage::RoomChat { code, message }) => {
+                to_frames(&self.post(code, &message).await)
+            }
+            Ok(message) => {
+                // Answered after the chat messages sent before it, on this socket too: their
+                // broadcasts, already in this connection's mailbox, go first.
+                let mut frames = Vec::new();
+                if !self.in_flight.is_empty() {
+                    let core = self.core().clone();
+                    frames = to_frames(&self.in_flight.finish(&core).await);
+                    while let Ok(delivery) = queue.try_recv() {
+                        frames.extend(rendered(&delivery));
+                    }
+                }
+                frames.extend(to_frames(&self.handle(message, queue).await));
+                frames
+            }
+            Err(err) => to_frames(&[error(&err.to_string())]),
+        }
+    }
+
+    /// Queues a chat message; the connection announces it once it is stored. The sender
+    /// sees its message in the broadcast, like everyone else.
+    async fn post(&mut self, code: String, message: &str) -> Vec<ServerMessage> {
+        let queued = self
+            .core()
+            .queue_message(&self.conn, &code, message, MessageKind::Text)
+            .await;
+        match queued {
+            Ok(queued) => {
+                self.in_flight.push(code, queued);
+                Vec::new()
+            }
+            Err(err) => room_reply(&code, Err(err)),
         }
     }
 
@@ -274,14 +320,7 @@ impl Session {
                     left.map(|()| vec![ServerMessage::RoomLeft { code: code.clone() }]),
                 )
             }
-            ClientMessage::RoomChat { code, message } => {
-                // The sender sees its message in the broadcast, like everyone else.
-                let posted = self
-                    .core()
-                    .post_message(&self.conn, &code, &message, MessageKind::Text)
-                    .await;
-                room_reply(&code, posted.map(|_| Vec::new()))
-            }
+            ClientMessage::RoomChat { code, message } => self.post(code, &message).await,
             ClientMessage::RoomStart { code, game_state } => {
                 let started = self
                     .core()
