@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use confab_server::{config::Config, Server};
 
-use crate::harness::{site_dir, Browser, Chromedriver, SCREEN_WAIT};
+use crate::harness::{site_dir, Browser, Chromedriver, PAGE_LOAD_WAIT, SCREEN_WAIT};
 
 const ENTER: &str = "\u{E007}";
 
@@ -192,6 +192,11 @@ async fn an_invalid_token_brings_the_sign_in_prompt_and_no_reconnect_loop() {
     let driver = Chromedriver::start().await;
     let browser = Browser::open(&driver).await;
     browser.goto(&url).await;
+    // The first load has rendered before the session is planted and the page loads again.
+    browser
+        .wait_for_text("[data-testid=link-state]", PAGE_LOAD_WAIT)
+        .await
+        .expect("the app renders");
     browser
         .execute(
             r#"localStorage.setItem("confab.session", JSON.stringify({
@@ -200,7 +205,12 @@ async fn an_invalid_token_brings_the_sign_in_prompt_and_no_reconnect_loop() {
         )
         .await;
     browser.refresh().await;
-    let prompt = expect_text(&browser, "[data-testid=sign-in-again]", "sign in again").await;
+    let prompt = browser
+        .wait_until("[data-testid=sign-in-again]", PAGE_LOAD_WAIT, |text| {
+            text.contains("sign in again")
+        })
+        .await
+        .unwrap_or_else(|err| panic!("waiting for the sign-in prompt: {err}"));
     assert!(prompt.contains("invalid token"), "{prompt}");
     browser.screenshot("sign-in-again").await;
     // The prompt stays, and the connection is not torn down and retried.

@@ -14,6 +14,9 @@ use tokio::process::{Child, Command};
 
 /// How long a test waits for something to appear on screen.
 pub const SCREEN_WAIT: Duration = Duration::from_secs(10);
+/// How long a test waits for a freshly loaded page's app to render: compiling the debug
+/// build's WebAssembly takes seconds when every test has a browser open on two cores.
+pub const PAGE_LOAD_WAIT: Duration = Duration::from_secs(30);
 
 /// The built app. `scripts/test.sh` builds it with cargo-leptos before the tests run.
 pub fn site_dir() -> PathBuf {
