@@ -3,7 +3,7 @@
 //! can. A busy room (or a busy server) then pays for one commit per batch instead of one
 //! per message, while a lone message is written at once, as before.
 //!
-//! Nothing changes for the caller: `append` returns only once its message is committed,
+//! Nothing changes for the caller: an append finishes only once its message is committed,
 //! with the room's next sequence number, so the core still broadcasts only what is stored.
 //! The queue keeps arrival order, so one connection's messages are numbered in the order
 //! it sent them.
@@ -34,9 +34,13 @@ pub(super) trait MessageWriter: Send + Sync + 'static {
     ) -> StoreResult<()>;
 }
 
+/// What the writer answers: the message back (so the caller need not keep a copy) with its
+/// sequence number, `None` when its room does not exist.
+type Stored = StoreResult<(NewMessage, Option<i64>)>;
+
 struct Pending {
     message: NewMessage,
-    reply: oneshot::Sender<StoreResult<Option<i64>>>,
+    reply: oneshot::Sender<Stored>,
 }
 
 /// The sending end of the queue; the writer task stops when it is dropped.
@@ -52,8 +56,9 @@ impl AppendQueue {
         Self { queue }
     }
 
-    /// Queues `message`, waiting only while the queue is full, and returns what will tell
-    /// its sequence number once it is stored (`None` when its room does not exist). Messages
+    /// Queues `message`, waiting only while the queue is full, and returns what will hand it
+    /// back with its sequence number once it is stored (`None` when its room does not
+    /// exist). Messages
     /// are numbered in the order they were queued. Dropping the answer does not stop the
     /// write: the message is stored anyway.
     pub async fn enqueue(&self, message: NewMessage) -> StoreResult<Appended> {
@@ -66,11 +71,11 @@ impl AppendQueue {
     }
 }
 
-/// A queued message's sequence number, to come.
-pub(super) struct Appended(oneshot::Receiver<StoreResult<Option<i64>>>);
+/// A queued message, to come back stored.
+pub(super) struct Appended(oneshot::Receiver<Stored>);
 
 impl Appended {
-    pub async fn seq(self) -> StoreResult<Option<i64>> {
+    pub async fn stored(self) -> Stored {
         self.0.await.map_err(|_| writer_gone())?
     }
 }
@@ -87,27 +92,29 @@ async fn write_batches(writer: impl MessageWriter, mut receiver: mpsc::Receiver<
             pending.drain(..).map(|p| (p.message, p.reply)).unzip();
         stored.clear();
         let outcome = writer.insert_batch(&messages, &mut stored).await;
-        let done = stored.len();
+        let mut messages = messages.into_iter();
         let mut replies = replies.into_iter();
-        for (seq, reply) in stored.drain(..).zip(replies.by_ref()) {
-            let _ = reply.send(Ok(seq));
+        for seq in stored.drain(..) {
+            if let (Some(message), Some(reply)) = (messages.next(), replies.next()) {
+                let _ = reply.send(Ok((message, seq)));
+            }
         }
         if let Err(err) = outcome {
             // The failed transaction may hold one bad message among good ones: the rest
             // are written one at a time, so only the bad one fails.
-            let rest = &messages[done..];
-            if rest.len() == 1 {
+            if messages.len() == 1 {
                 if let Some(reply) = replies.next() {
                     let _ = reply.send(Err(err));
                 }
                 continue;
             }
-            for (message, reply) in rest.iter().zip(replies) {
+            for (message, reply) in messages.zip(replies) {
                 stored.clear();
                 let outcome = writer
-                    .insert_batch(std::slice::from_ref(message), &mut stored)
+                    .insert_batch(std::slice::from_ref(&message), &mut stored)
                     .await;
-                let _ = reply.send(outcome.map(|()| stored.first().copied().flatten()));
+                let seq = stored.first().copied().flatten();
+                let _ = reply.send(outcome.map(|()| (message, seq)));
             }
         }
     }

@@ -207,11 +207,7 @@ impl MessageWriter for SqliteMessageWriter {
             }
             // Every statement runs (fetch_all), so COMMIT is never skipped on success.
             match query.fetch_all(&mut *conn).await {
-                Ok(rows) => {
-                    let seqs = chunk.iter().map(|message| seq_of(&rows, &message.id));
-                    let seqs: StoreResult<Vec<_>> = seqs.collect();
-                    stored.extend(seqs?);
-                }
+                Ok(rows) => stored.extend(seqs_in_order(chunk, &rows)?),
                 Err(err) => {
                     // Harmless when no transaction is open.
                     let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
@@ -289,15 +285,24 @@ where
         .bind(message.created_at_ms)
 }
 
-/// The sequence number the insert of message `id` returned; `None` when it returned none
-/// (no such room).
-fn seq_of(rows: &[SqliteRow], id: &str) -> StoreResult<Option<i64>> {
-    for row in rows {
-        if row.try_get::<&str, _>("id")? == id {
-            return Ok(Some(row.try_get("seq")?));
-        }
+/// Each message's sequence number from the rows its chunk returned; `None` for a message
+/// whose insert returned no row (no such room). The statements run in order, so the rows
+/// come in the messages' order, with gaps: one walk matches them.
+fn seqs_in_order(chunk: &[NewMessage], rows: &[SqliteRow]) -> StoreResult<Vec<Option<i64>>> {
+    let mut rows = rows.iter().peekable();
+    let mut seqs = Vec::with_capacity(chunk.len());
+    for message in chunk {
+        let seq = match rows.peek() {
+            Some(row) if row.try_get::<&str, _>("id")? == message.id => {
+                let seq = row.try_get("seq")?;
+                rows.next();
+                Some(seq)
+            }
+            _ => None,
+        };
+        seqs.push(seq);
     }
-    Ok(None)
+    Ok(seqs)
 }
 
 macro_rules! impl_store {
@@ -549,9 +554,8 @@ macro_rules! impl_store {
 
             async fn queue_message(&self, message: &NewMessage) -> StoreResult<PendingMessage> {
                 let appended = self.appends.enqueue(message.clone()).await?;
-                let message = message.clone();
                 Ok(Box::pin(async move {
-                    let Some(seq) = appended.seq().await? else {
+                    let (message, Some(seq)) = appended.stored().await? else {
                         return Ok(None);
                     };
                     Ok(Some(Message {

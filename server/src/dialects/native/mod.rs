@@ -213,26 +213,23 @@ impl Session {
         if !self.limiter.try_take(std::time::Instant::now()) {
             return to_frames(&[error("rate limit exceeded; slow down")]);
         }
-        match decode_client(text) {
-            Ok(ClientMessage::RoomChat { code, message }) => {
-                to_frames(&self.post(code, &message).await)
+        let message = match decode_client(text) {
+            Ok(message) => message,
+            Err(err) => return to_frames(&[error(&err.to_string())]),
+        };
+        // Anything but chat is answered after the chat messages sent before it, on this
+        // socket too: their broadcasts, already in this connection's mailbox, go first.
+        let mut frames = Vec::new();
+        let is_chat = matches!(message, ClientMessage::RoomChat { .. });
+        if !is_chat && !self.in_flight.is_empty() {
+            let core = self.core().clone();
+            frames = to_frames(&self.in_flight.finish(&core).await);
+            while let Ok(delivery) = queue.try_recv() {
+                frames.extend(rendered(&delivery));
             }
-            Ok(message) => {
-                // Answered after the chat messages sent before it, on this socket too: their
-                // broadcasts, already in this connection's mailbox, go first.
-                let mut frames = Vec::new();
-                if !self.in_flight.is_empty() {
-                    let core = self.core().clone();
-                    frames = to_frames(&self.in_flight.finish(&core).await);
-                    while let Ok(delivery) = queue.try_recv() {
-                        frames.extend(rendered(&delivery));
-                    }
-                }
-                frames.extend(to_frames(&self.handle(message, queue).await));
-                frames
-            }
-            Err(err) => to_frames(&[error(&err.to_string())]),
         }
+        frames.extend(to_frames(&self.handle(message, queue).await));
+        frames
     }
 
     /// Queues a chat message; the connection announces it once it is stored. The sender
