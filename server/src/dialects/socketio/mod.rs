@@ -26,10 +26,13 @@ use socketioxide::{extract::SocketRef, layer::SocketIoLayer, SocketIo};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::plain_ws;
 use crate::{
     auth::{AuthError, Identity},
-    core::{events::Event, hub::Inbox, now_ms, Connection},
+    core::{
+        events::{Delivery, Event},
+        hub::Inbox,
+        now_ms, Connection,
+    },
     ratelimit::Bucket,
     AppState,
 };
@@ -231,11 +234,25 @@ pub fn session_of(socket: &SocketRef) -> Option<Arc<Session>> {
     socket.extensions.get::<Arc<Session>>()
 }
 
+/// Deliveries emitted in one turn of a pump, at most: a socket that fell behind catches up
+/// in batches, and the other tasks get their turn between them.
+const DELIVERIES_PER_TURN: usize = 64;
+
 /// Delivers the core's events to the socket until it disconnects. A socket that cannot keep
 /// up (its mailbox or socketioxide's buffer is full) is disconnected rather than let grow.
 async fn pump(socket: SocketRef, session: Arc<Session>, mut inbox: Inbox) {
     // Notifications sent from the backlog, not to be sent again when they also arrive live.
     let mut from_backlog = HashSet::new();
+    let overflowed = inbox.overflowed.clone();
+    // Made once, not on every turn: a pump turns once per delivery, and a new timer or
+    // cancellation waiter each time costs a good part of what the delivery itself does.
+    let closed = session.closed.cancelled();
+    let too_slow = overflowed.cancelled();
+    let auth_changed = session.auth_changed.notified();
+    let expiry_timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(closed, too_slow, auth_changed, expiry_timer);
+    // The expiry the timer is set for (`None` in it: signed out, no timer).
+    let mut timer_set_for: Option<Option<i64>> = None;
     loop {
         if session.backlog_pending.swap(false, Ordering::AcqRel)
             && send_backlog(&socket, &session, &mut from_backlog)
@@ -244,33 +261,62 @@ async fn pump(socket: SocketRef, session: Arc<Session>, mut inbox: Inbox) {
         {
             break;
         }
-        let expiry = (*lock(&session.expires_at)).map(expiry_instant);
+        let expires_at = *lock(&session.expires_at);
+        if timer_set_for != Some(expires_at) {
+            timer_set_for = Some(expires_at);
+            if let Some(expires_at) = expires_at {
+                expiry_timer.as_mut().reset(expiry_instant(expires_at));
+            }
+        }
         tokio::select! {
-            () = session.closed.cancelled() => break,
-            () = inbox.overflowed.cancelled() => {
+            () = &mut closed => break,
+            () = &mut too_slow => {
                 tracing::debug!(sid = %socket.id, "socket too slow; disconnecting");
                 let _ = socket.clone().disconnect();
                 break;
             }
-            () = session.auth_changed.notified() => {}
-            () = plain_ws::sleep_until(expiry) => expire(&socket, &session),
+            () = &mut auth_changed => {
+                auth_changed.set(session.auth_changed.notified());
+            }
+            () = &mut expiry_timer, if expires_at.is_some() => expire(&socket, &session),
             delivery = inbox.queue.recv() => {
-                let Some(delivery) = delivery else { break };
-                if let Event::Notification(notification) = &delivery.event {
-                    if from_backlog.contains(&notification.id) {
-                        continue;
-                    }
-                    mark_delivered(&session, &notification.id).await;
-                }
-                for (event, payload) in render::delivery(&session, &delivery).iter() {
-                    if socket.emit(event, payload).is_err() {
+                let Some(mut delivery) = delivery else { break };
+                for _ in 0..DELIVERIES_PER_TURN {
+                    if emit_delivery(&socket, &session, &delivery, &from_backlog)
+                        .await
+                        .is_err()
+                    {
                         let _ = socket.clone().disconnect();
                         return;
+                    }
+                    match inbox.queue.try_recv() {
+                        Ok(next) => delivery = next,
+                        Err(_) => break,
                     }
                 }
             }
         }
     }
+}
+
+/// Emits one delivery to the socket; `Err` when socketioxide's buffer is full or the socket
+/// is gone.
+async fn emit_delivery(
+    socket: &SocketRef,
+    session: &Session,
+    delivery: &Delivery,
+    from_backlog: &HashSet<String>,
+) -> Result<(), ()> {
+    if let Event::Notification(notification) = &delivery.event {
+        if from_backlog.contains(&notification.id) {
+            return Ok(());
+        }
+        mark_delivered(session, &notification.id).await;
+    }
+    for (event, payload) in render::delivery(session, delivery).iter() {
+        socket.emit(event, payload).map_err(drop)?;
+    }
+    Ok(())
 }
 
 /// Sends the notifications stored while the user had no notification socket.

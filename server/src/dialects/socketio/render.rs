@@ -1,6 +1,6 @@
 //! Core values → Socket.IO events, in the socket's contract: (event name, payload) pairs.
 
-use serde_json::{json, Value};
+use serde_json::{json, value::RawValue, Value};
 
 use std::sync::{Arc, Mutex};
 
@@ -128,13 +128,15 @@ fn media(update: &MediaUpdate) -> (&'static str, Value) {
 }
 
 /// A delivery's renderings for Socket.IO sockets, one per kind of socket (namespace and
-/// contract), so a broadcast is rendered once per kind rather than once per socket.
+/// contract), so a broadcast is rendered and serialised once per kind rather than once per
+/// socket.
 #[derive(Default)]
 struct Renderings(Mutex<Vec<(Kind, Arc<Emits>)>>);
 
 type Kind = (Namespace, Flavor);
-/// Events to emit: (name, payload) pairs.
-pub type Emits = Vec<(String, Value)>;
+/// Events to emit: (name, payload) pairs, each payload already serialised, so that emitting
+/// it to a socket copies its bytes instead of walking a JSON tree again.
+pub type Emits = Vec<(String, Box<RawValue>)>;
 
 /// The events a delivery becomes on this socket (none when its contract has no such event).
 pub fn delivery(session: &Session, delivery: &Delivery) -> Arc<Emits> {
@@ -147,12 +149,22 @@ pub fn delivery(session: &Session, delivery: &Delivery) -> Arc<Emits> {
     if let Some((_, found)) = renderings.iter().find(|(k, _)| *k == kind) {
         return Arc::clone(found);
     }
-    let made = Arc::new(event(kind, &delivery.event));
+    let made = Arc::new(
+        event(kind, &delivery.event)
+            .into_iter()
+            .filter_map(|(name, payload)| Some((name, serialised(&payload)?)))
+            .collect(),
+    );
     renderings.push((kind, Arc::clone(&made)));
     made
 }
 
-fn event((namespace, flavor): Kind, event: &Event) -> Emits {
+fn serialised(payload: &Value) -> Option<Box<RawValue>> {
+    // A `Value` always serialises; `None` would only drop an event that could not be sent.
+    serde_json::value::to_raw_value(payload).ok()
+}
+
+fn event((namespace, flavor): Kind, event: &Event) -> Vec<(String, Value)> {
     let one = |name: &str, payload: Value| vec![(name.to_owned(), payload)];
     match (event, namespace) {
         (Event::Message(m), Namespace::Default) => match flavor {
