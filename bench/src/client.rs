@@ -115,7 +115,8 @@ async fn join_inner(
         }
     };
     let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
-    let (stream, _) = tokio_tungstenite::connect_async_with_config(&url, Some(config), false)
+    // Nagle off, as browsers have it.
+    let (stream, _) = tokio_tungstenite::connect_async_with_config(&url, Some(config), true)
         .await
         .with_context(|| format!("connecting to {url}"))?;
     let (mut writer, mut reader) = stream.split();

@@ -16,6 +16,7 @@ use axum::{
     },
     response::Response,
     routing::get,
+    serve::ListenerExt,
     Router,
 };
 use futures_util::{SinkExt, StreamExt};
@@ -39,7 +40,10 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:4000".into());
     let rooms: Rooms = Arc::default();
     let app = Router::new().route("/ws", get(upgrade)).with_state(rooms);
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    // Like any WebSocket server (and Confab): frames are not held back by Nagle's algorithm.
+    let listener = tokio::net::TcpListener::bind(&addr).await?.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await?;
     Ok(())
 }
