@@ -90,6 +90,16 @@ test('getConnectionInfo: socketId, connected, rooms, authenticated, connectedAt'
   assert.match(info.connectedAt, ISO);
 });
 
+test('events are answered in the order sent: joinRoom, then getConnectionInfo at once', async () => {
+  const client = await as('ana');
+  const room = fresh('project');
+  // Not awaited: the join is still being stored when the info is asked for.
+  const join = client.ack('joinRoom', room);
+  const info = await client.ack('getConnectionInfo');
+  assert.ok(info.rooms.includes(room), `rooms ${JSON.stringify(info.rooms)} lack ${room}`);
+  assert.deepEqual(await join, { success: true, room });
+});
+
 test('ping: ack {timestamp} and pong', async () => {
   const client = await new Client('/media').connected();
   const before = Date.now();

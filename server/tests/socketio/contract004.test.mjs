@@ -95,6 +95,25 @@ test('room_history holds the last 50 messages, oldest first', async () => {
   [...senders, late].forEach((c) => c.close());
 });
 
+test("one socket's events are handled in the order it sent them", async () => {
+  const room = fresh('order');
+  const ana = await as('ana');
+  // Sent without waiting: the join is still being stored when the messages arrive.
+  ana.emit('join_room', room);
+  const count = 30;
+  for (let i = 1; i <= count; i += 1) {
+    ana.emit('send_message', { roomId: room, content: `message ${i}` });
+  }
+  assert.deepEqual((await ana.next('room_history')).messages, []);
+  for (let i = 1; i <= count; i += 1) {
+    const message = await ana.next('new_message');
+    assert.equal(message.content, `message ${i}`);
+    assert.equal(message.seq, i);
+  }
+  await ana.silent('error');
+  ana.close();
+});
+
 test('send_message validation: empty, too long, not a member', async () => {
   const room = fresh('rules');
   const ana = await as('ana');

@@ -17,14 +17,16 @@ use socketioxide::{
 use super::{
     handshake_token, new_session,
     render::{self, ANONYMOUS_PREFIX},
-    session_of, start, studio, Flavor, Handshake, Namespace, Session,
+    session_of, start, studio,
+    turn::Turn,
+    Flavor, Handshake, Namespace, Session,
 };
 use crate::{
     auth::{is_safe_image_url, sanitize_username},
     config::Anonymous,
     core::{
         model::{MessageKind, Profile},
-        CoreError, IfMissing, RoomSpec,
+        CoreError, IfMissing, QueuedMessage, RoomSpec,
     },
     dialects::timefmt::iso8601_millis,
     AppState,
@@ -91,14 +93,14 @@ async fn on_connect(socket: SocketRef) {
     socket.on("typing", typing);
     socket.on(
         "typing_start",
-        async |s: SocketRef, TryData(d): TryData<Value>| {
-            typing_004(&s, d.ok(), true).await;
+        async |s: SocketRef, turn: Turn, TryData(d): TryData<Value>| {
+            typing_004(&s, turn, d.ok(), true).await;
         },
     );
     socket.on(
         "typing_stop",
-        async |s: SocketRef, TryData(d): TryData<Value>| {
-            typing_004(&s, d.ok(), false).await;
+        async |s: SocketRef, turn: Turn, TryData(d): TryData<Value>| {
+            typing_004(&s, turn, d.ok(), false).await;
         },
     );
     socket.on("leave_room", leave_room);
@@ -153,8 +155,19 @@ fn report(socket: &SocketRef, failure: Failure) {
     );
 }
 
-/// Runs a chat event: the socket's session and rate limit first, any failure as `error`.
-async fn run<F, Fut>(socket: &SocketRef, action: F)
+/// Runs a chat event in its turn (after every earlier event of the socket): the socket's
+/// session and rate limit first, any failure as `error`.
+async fn run<F, Fut>(socket: &SocketRef, mut turn: Turn, action: F)
+where
+    F: FnOnce(Arc<Session>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Failure>>,
+{
+    turn.wait().await;
+    attempt(socket, action).await;
+}
+
+/// The session and rate limit, then `action`; any failure as `error`.
+async fn attempt<F, Fut>(socket: &SocketRef, action: F)
 where
     F: FnOnce(Arc<Session>) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failure>>,
@@ -255,8 +268,8 @@ struct CreateRoom {
 }
 
 /// 001 `create_room` {name, userId} → `room_created` {id, name, createdAt}.
-async fn create_room(socket: SocketRef, TryData(data): TryData<Value>) {
-    run(&socket, async |session| {
+async fn create_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>) {
+    run(&socket, turn, async |session| {
         let request: CreateRoom = parse(data.ok(), "create_room takes {name, userId}")?;
         session.decide(Flavor::Chat001);
         act_as_001(&session, &request.user_id, None).await?;
@@ -296,8 +309,8 @@ struct Join001 {
 /// 004 `join_room` "room" → `room_history` {roomId, messages}, creating the room on first
 /// use; 001 `join_room` {roomId, userId, username, avatar?} upserts the user → `history`.
 /// Both announce `user_joined` to the room.
-async fn join_room(socket: SocketRef, TryData(data): TryData<Value>) {
-    run(&socket, async |session| {
+async fn join_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>) {
+    run(&socket, turn, async |session| {
         let data = data.ok();
         let core = session.state().core();
         if let Some(room) = room_id(data.as_ref()) {
@@ -348,35 +361,53 @@ struct SendMessage {
 /// `send_message`: 004's {roomId, content} or 001's {roomId, userId, content, type}. The
 /// message is trimmed, checked (1 to 1000 characters), stored, then broadcast to the room,
 /// sender included, as `new_message` (004) or `message_received` (001).
-async fn send_message(socket: SocketRef, TryData(data): TryData<Value>) {
-    run(&socket, async |session| {
-        let request: SendMessage = parse(data.ok(), "send_message takes {roomId, content}")?;
-        let kind = match &request.user_id {
-            Some(user_id) => {
-                session.decide(Flavor::Chat001);
-                act_as_001(&session, user_id, None).await?;
-                match request.kind.as_deref().unwrap_or("text") {
-                    "text" => MessageKind::Text,
-                    "image" => MessageKind::Image,
-                    _ => return Err(Failure::bad_payload("type must be text or image")),
-                }
-            }
-            None => {
-                session.decide(Flavor::Discussion004);
-                MessageKind::Text
-            }
+///
+/// The next event of the socket may start once this message is queued for storage, so a
+/// socket's messages share commits; each is still announced in its turn.
+async fn send_message(socket: SocketRef, mut turn: Turn, TryData(data): TryData<Value>) {
+    turn.wait_queued().await;
+    attempt(&socket, async |session| {
+        let queued = queue_message(&session, data.ok()).await;
+        turn.release_queued();
+        let stored = match queued {
+            Ok(queued) => queued.stored().await.map_err(Failure::from),
+            Err(failure) => Err(failure),
         };
-        let core = session.state().core();
-        core.post_message(
+        // Announced, or refused, only after every earlier event of the socket.
+        turn.wait().await;
+        session.state().core().announce_message(stored?);
+        Ok(())
+    })
+    .await;
+}
+
+async fn queue_message(session: &Session, data: Option<Value>) -> Result<QueuedMessage, Failure> {
+    let request: SendMessage = parse(data, "send_message takes {roomId, content}")?;
+    let kind = match &request.user_id {
+        Some(user_id) => {
+            session.decide(Flavor::Chat001);
+            act_as_001(session, user_id, None).await?;
+            match request.kind.as_deref().unwrap_or("text") {
+                "text" => MessageKind::Text,
+                "image" => MessageKind::Image,
+                _ => return Err(Failure::bad_payload("type must be text or image")),
+            }
+        }
+        None => {
+            session.decide(Flavor::Discussion004);
+            MessageKind::Text
+        }
+    };
+    let core = session.state().core();
+    let queued = core
+        .queue_message(
             &session.conn,
             &request.room_id,
             request.content.trim(),
             kind,
         )
         .await?;
-        Ok(())
-    })
-    .await;
+    Ok(queued)
 }
 
 #[derive(Deserialize)]
@@ -388,8 +419,8 @@ struct Typing001 {
 }
 
 /// 001 `typing` {roomId, userId, isTyping} → `user_typing` to the others.
-async fn typing(socket: SocketRef, TryData(data): TryData<Value>) {
-    run(&socket, async |session| {
+async fn typing(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>) {
+    run(&socket, turn, async |session| {
         let request: Typing001 = parse(data.ok(), "typing takes {roomId, userId, isTyping}")?;
         session.decide(Flavor::Chat001);
         act_as_001(&session, &request.user_id, None).await?;
@@ -403,8 +434,8 @@ async fn typing(socket: SocketRef, TryData(data): TryData<Value>) {
 
 /// 004 `typing_start` / `typing_stop` "room" → `user_typing` / `user_stopped_typing` to the
 /// others.
-async fn typing_004(socket: &SocketRef, data: Option<Value>, typing: bool) {
-    run(socket, async |session| {
+async fn typing_004(socket: &SocketRef, turn: Turn, data: Option<Value>, typing: bool) {
+    run(socket, turn, async |session| {
         let room = room_id(data.as_ref())
             .ok_or_else(|| Failure::bad_payload("typing_start and typing_stop take a room id"))?;
         session.decide(Flavor::Discussion004);
@@ -423,8 +454,8 @@ struct Leave001 {
 }
 
 /// `leave_room`: 004's "room" or 001's {roomId, userId} → `user_left` to the room.
-async fn leave_room(socket: SocketRef, TryData(data): TryData<Value>) {
-    run(&socket, async |session| {
+async fn leave_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>) {
+    run(&socket, turn, async |session| {
         let data = data.ok();
         let room = match room_id(data.as_ref()) {
             Some(room) => {

@@ -11,6 +11,7 @@
 pub mod chat;
 pub mod render;
 pub mod studio;
+pub mod turn;
 
 use std::{
     collections::HashSet,
@@ -99,6 +100,8 @@ pub struct Session {
     handshake: Mutex<Option<Handshake>>,
     /// Cancelled when the socket disconnects: the pump stops and drops its handle.
     closed: CancellationToken,
+    /// The socket's events in arrival order, each handled in its turn.
+    line: Mutex<turn::Line>,
 }
 
 /// The outcome of a handshake token.
@@ -213,6 +216,7 @@ pub fn new_session(state: &AppState, namespace: Namespace) -> Arc<Session> {
         inbox: Mutex::new(Some(inbox)),
         handshake: Mutex::new(None),
         closed: CancellationToken::new(),
+        line: Mutex::new(turn::Line::default()),
     })
 }
 

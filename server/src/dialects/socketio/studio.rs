@@ -14,7 +14,8 @@ use socketioxide::{
 };
 
 use super::{
-    handshake_token, new_session, refusal_text, session_of, start, Handshake, Namespace, Session,
+    handshake_token, new_session, refusal_text, session_of, start, turn::Turn, Handshake,
+    Namespace, Session,
 };
 use crate::{
     auth::Identity,
@@ -152,11 +153,15 @@ pub fn register_common(socket: &SocketRef) {
     socket.on("joinRoom", join_room);
     socket.on("leaveRoom", leave_room);
     socket.on("getConnectionInfo", connection_info);
-    socket.on("ping", async |socket: SocketRef, ack: AckSender| {
-        let payload = json!({"timestamp": now_ms()});
-        let _ = ack.send(&payload);
-        let _ = socket.emit("pong", &payload);
-    });
+    socket.on(
+        "ping",
+        async |socket: SocketRef, mut turn: Turn, ack: AckSender| {
+            turn.wait().await;
+            let payload = json!({"timestamp": now_ms()});
+            let _ = ack.send(&payload);
+            let _ = socket.emit("pong", &payload);
+        },
+    );
     socket.on("heartbeat", heartbeat);
 }
 
@@ -166,7 +171,13 @@ struct Authenticate {
 }
 
 /// `authenticate` {token} → ack {success, userId | error}; `authenticated` or `authError`.
-async fn authenticate(socket: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
+async fn authenticate(
+    socket: SocketRef,
+    mut turn: Turn,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+) {
+    turn.wait().await;
     let Some(session) = session_of(&socket) else {
         return;
     };
@@ -198,7 +209,8 @@ async fn authenticate(socket: SocketRef, TryData(data): TryData<Value>, ack: Ack
 }
 
 /// `logout` → ack {success}, then `loggedOut`. The connection stays, unauthenticated.
-async fn logout(socket: SocketRef, ack: AckSender) {
+async fn logout(socket: SocketRef, mut turn: Turn, ack: AckSender) {
+    turn.wait().await;
     let Some(session) = session_of(&socket) else {
         return;
     };
@@ -243,7 +255,13 @@ where
 
 /// `joinRoom` "room" → ack, then `roomJoined` {room, success}. The socket then receives the
 /// room's named events (`projectUpdate`, …) published through the API.
-async fn join_room(socket: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
+async fn join_room(
+    socket: SocketRef,
+    mut turn: Turn,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+) {
+    turn.wait().await;
     let joined = socket.clone();
     room_action(&socket, data.ok(), ack, async move |session, room| {
         let if_missing = IfMissing::Create {
@@ -259,7 +277,13 @@ async fn join_room(socket: SocketRef, TryData(data): TryData<Value>, ack: AckSen
 }
 
 /// `leaveRoom` "room" → ack, then `roomLeft` {room, success}.
-async fn leave_room(socket: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
+async fn leave_room(
+    socket: SocketRef,
+    mut turn: Turn,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+) {
+    turn.wait().await;
     let left = socket.clone();
     room_action(&socket, data.ok(), ack, async move |session, room| {
         session
@@ -275,7 +299,8 @@ async fn leave_room(socket: SocketRef, TryData(data): TryData<Value>, ack: AckSe
 }
 
 /// `getConnectionInfo` → ack {socketId, connected, rooms, authenticated, connectedAt}.
-async fn connection_info(socket: SocketRef, ack: AckSender) {
+async fn connection_info(socket: SocketRef, mut turn: Turn, ack: AckSender) {
+    turn.wait().await;
     let Some(session) = session_of(&socket) else {
         return;
     };
@@ -295,7 +320,13 @@ async fn connection_info(socket: SocketRef, ack: AckSender) {
 
 /// `heartbeat` {timestamp?} → ack and `heartbeatAck` {timestamp, serverTime, latency}; the
 /// latency is the server's time minus the client's, when the client sent one.
-async fn heartbeat(socket: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
+async fn heartbeat(
+    socket: SocketRef,
+    mut turn: Turn,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+) {
+    turn.wait().await;
     let now = now_ms();
     let latency = data
         .ok()
@@ -313,14 +344,26 @@ async fn heartbeat(socket: SocketRef, TryData(data): TryData<Value>, ack: AckSen
 }
 
 /// `/media` `subscribeMedia` "mediaId" → ack {success, mediaId | error}.
-async fn subscribe_media(socket: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
+async fn subscribe_media(
+    socket: SocketRef,
+    mut turn: Turn,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+) {
+    turn.wait().await;
     media_action(&socket, data.ok(), ack, |session, media_id| {
         session.state().core().watch_media(&session.conn, media_id)
     });
 }
 
 /// `/media` `unsubscribeMedia` "mediaId" → ack {success, mediaId | error}.
-async fn unsubscribe_media(socket: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
+async fn unsubscribe_media(
+    socket: SocketRef,
+    mut turn: Turn,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+) {
+    turn.wait().await;
     media_action(&socket, data.ok(), ack, |session, media_id| {
         session
             .state()
