@@ -36,22 +36,8 @@ pub struct StoredMessage {
 }
 
 impl Core {
-    /// Validates, stores and then broadcasts a chat message. The sender's typing indicator
-    /// ends with it.
-    pub async fn post_message(
-        &self,
-        conn: &Connection,
-        key: &str,
-        text: &str,
-        kind: MessageKind,
-    ) -> CoreResult<Message> {
-        let queued = self.queue_message(conn, key, text, kind).await?;
-        let stored = queued.stored().await?;
-        Ok(self.announce_message(stored))
-    }
-
-    /// The first half of [`Self::post_message`]: validates a chat message and queues it for
-    /// storage, which numbers it in the order queued. A connection can then read its next
+    /// Posting a chat message, first half: validates it and queues it for storage, which
+    /// numbers it in the order queued. A connection can then read its next
     /// request while this one is stored, as long as it announces each stored message, with
     /// [`Self::announce_message`], in the order it queued them.
     pub async fn queue_message(
@@ -77,17 +63,12 @@ impl Core {
     }
 
     /// Broadcasts a stored message to its room; the sender's typing indicator ends with it.
-    pub fn announce_message(&self, stored: StoredMessage) -> Message {
+    pub fn announce_message(&self, stored: StoredMessage) {
         let StoredMessage { user, message } = stored;
-        let key = &message.room_key;
-        if self.inner.typing.stop(key, &user.user_id) {
-            self.publish_typing(key, &user, false);
+        let key = message.room_key.clone();
+        if self.inner.typing.stop(&key, &user.user_id) {
+            self.publish_typing(&key, &user, false);
         }
-        self.publish(
-            Topic::Room(key.clone()),
-            Event::Message(message.clone()),
-            None,
-        );
-        message
+        self.publish(Topic::Room(key), Event::Message(message), None);
     }
 }
