@@ -1,45 +1,38 @@
-//! Chat messages: posted in two halves, queued for storage and then announced, so that a
-//! connection may read its next request while its last message is being stored.
+//! Chat messages: queued for storage, and broadcast by the store's writer the moment they
+//! are committed, so that a connection may read its next request while its last message is
+//! being stored, and a stored message reaches its room without waiting for its sender's
+//! connection to be scheduled again.
 
 use confab_shared::limits;
+use tokio::sync::oneshot;
 
 use super::{
     events::{Event, Topic},
     model::{Message, MessageKind, NewMessage, Profile},
     now_ms, Connection, Core, CoreError, CoreResult,
 };
-use crate::store::PendingMessage;
+use crate::store::{OnStored, StoreError, StoreResult};
 
-/// A chat message queued for storage ([`Core::queue_message`]).
-#[must_use = "a queued message is broadcast only once it is stored and announced"]
-pub struct QueuedMessage {
-    user: Profile,
-    pending: PendingMessage,
-}
+/// A chat message queued for storage ([`Core::queue_message`]). It is broadcast once
+/// stored whether or not anyone waits for it.
+pub struct QueuedMessage(oneshot::Receiver<CoreResult<()>>);
 
 impl QueuedMessage {
-    /// Waits until the message is stored.
-    pub async fn stored(self) -> CoreResult<StoredMessage> {
-        let message = self.pending.await?.ok_or(CoreError::RoomNotFound)?;
-        Ok(StoredMessage {
-            user: self.user,
-            message,
-        })
+    /// Waits until the message is stored and broadcast, or has failed.
+    pub async fn announced(self) -> CoreResult<()> {
+        self.0
+            .await
+            .unwrap_or_else(|_| Err(StoreError::writer_gone().into()))
     }
 }
 
-/// A chat message stored and not yet broadcast ([`Core::announce_message`]).
-#[must_use = "a stored message reaches the room only once it is announced"]
-pub struct StoredMessage {
-    user: Profile,
-    message: Message,
-}
-
 impl Core {
-    /// Posting a chat message, first half: validates it and queues it for storage, which
-    /// numbers it in the order queued. A connection can then read its next
-    /// request while this one is stored, as long as it announces each stored message, with
-    /// [`Self::announce_message`], in the order it queued them.
+    /// Posts a chat message: validates it, checks membership and queues it for storage,
+    /// which numbers it in the order queued. Once it is committed, the store's writer
+    /// broadcasts it to the room, in that same order, and only then does
+    /// [`QueuedMessage::announced`] finish; so a connection can read its next request while
+    /// this one is stored, and whatever it answers after `announced` comes after the
+    /// message's broadcast.
     pub async fn queue_message(
         &self,
         conn: &Connection,
@@ -58,16 +51,31 @@ impl Core {
             kind,
             created_at_ms: now_ms(),
         };
-        let pending = self.inner.store.queue_message(&new_message).await?;
-        Ok(QueuedMessage { user, pending })
+        let (told, announced) = oneshot::channel();
+        let core = self.clone();
+        let on_stored: OnStored = Box::new(move |stored: StoreResult<Option<Message>>| {
+            let outcome = match stored {
+                Ok(Some(message)) => {
+                    core.announce_message(&user, message);
+                    Ok(())
+                }
+                Ok(None) => Err(CoreError::RoomNotFound),
+                Err(err) => Err(err.into()),
+            };
+            let _ = told.send(outcome);
+        });
+        self.inner
+            .store
+            .queue_message(new_message, on_stored)
+            .await?;
+        Ok(QueuedMessage(announced))
     }
 
     /// Broadcasts a stored message to its room; the sender's typing indicator ends with it.
-    pub fn announce_message(&self, stored: StoredMessage) {
-        let StoredMessage { user, message } = stored;
+    fn announce_message(&self, user: &Profile, message: Message) {
         let key = message.room_key.clone();
         if self.inner.typing.stop(&key, &user.user_id) {
-            self.publish_typing(&key, &user, false);
+            self.publish_typing(&key, user, false);
         }
         self.publish(Topic::Room(key), Event::Message(message), None);
     }

@@ -2,7 +2,7 @@
 
 use std::{
     any::{Any, TypeId},
-    sync::{Arc, Mutex},
+    sync::OnceLock,
 };
 
 use super::model::{Member, Message, Notification, Profile, Room};
@@ -89,26 +89,61 @@ impl Delivery {
     }
 }
 
+/// How many kinds of rendering one delivery caches (each dialect that shares renderings
+/// uses one kind). A kind past these is rendered afresh for each connection: correct, only
+/// slower.
+pub const RENDER_SLOTS: usize = 4;
+
 /// Renderings keyed by a dialect's own type. The core stores them and never looks inside.
+///
+/// Lock-free: a message to a room of a thousand is looked up here a thousand times, and a
+/// lock per lookup was a twentieth of a server's time at its fan-out limit. Each slot is
+/// set once; the first connection of a dialect to need its rendering claims the first free
+/// slot.
 #[derive(Default)]
-pub struct RenderCache(Mutex<Vec<(TypeId, Arc<dyn Any + Send + Sync>)>>);
+pub struct RenderCache([OnceLock<Rendering>; RENDER_SLOTS]);
+
+struct Rendering {
+    kind: TypeId,
+    value: Box<dyn Any + Send + Sync>,
+}
+
+/// A rendering from the cache, or made for one connection when the cache is full.
+pub enum Rendered<'a, R> {
+    Shared(&'a R),
+    Own(R),
+}
+
+impl<R> std::ops::Deref for Rendered<'_, R> {
+    type Target = R;
+
+    fn deref(&self) -> &R {
+        match self {
+            Self::Shared(shared) => shared,
+            Self::Own(own) => own,
+        }
+    }
+}
 
 impl RenderCache {
-    /// The rendering of type `R`, made by `render` if no connection has made it yet.
-    pub fn get_or_render<R: Any + Send + Sync>(&self, render: impl FnOnce() -> R) -> Arc<R> {
-        let mut cached = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let key = TypeId::of::<R>();
-        if let Some((_, found)) = cached.iter().find(|(k, _)| *k == key) {
-            if let Ok(found) = Arc::clone(found).downcast::<R>() {
-                return found;
+    /// The rendering of type `R`, made by `render` if no connection has made it yet
+    /// (`render` runs at most once per call).
+    pub fn get_or_render<R: Any + Send + Sync>(&self, render: impl Fn() -> R) -> Rendered<'_, R> {
+        let kind = TypeId::of::<R>();
+        for slot in &self.0 {
+            // A free slot is claimed with this kind, unless another connection claims it
+            // first, with this kind or another.
+            let rendering = slot.get_or_init(|| Rendering {
+                kind,
+                value: Box::new(render()),
+            });
+            if rendering.kind == kind {
+                if let Some(found) = rendering.value.downcast_ref::<R>() {
+                    return Rendered::Shared(found);
+                }
             }
         }
-        let made = Arc::new(render());
-        cached.push((key, Arc::clone(&made) as Arc<dyn Any + Send + Sync>));
-        made
+        Rendered::Own(render())
     }
 }
 
@@ -131,5 +166,43 @@ impl Eq for RenderCache {}
 impl std::fmt::Debug for RenderCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RenderCache")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn each_kind_is_rendered_once_and_shared() {
+        let cache = RenderCache::default();
+        let made = AtomicUsize::new(0);
+        let render = || {
+            made.fetch_add(1, Ordering::Relaxed);
+            String::from("frame")
+        };
+        assert_eq!(*cache.get_or_render(render), "frame");
+        assert_eq!(*cache.get_or_render(render), "frame");
+        assert_eq!(*cache.get_or_render(|| 7u32), 7);
+        assert_eq!(*cache.get_or_render(render), "frame");
+        assert_eq!(made.load(Ordering::Relaxed), 1);
+        assert!(matches!(cache.get_or_render(render), Rendered::Shared(_)));
+    }
+
+    #[test]
+    fn kinds_past_the_slots_are_rendered_afresh() {
+        struct Kind<const N: usize>(usize);
+        let cache = RenderCache::default();
+        assert_eq!(cache.get_or_render(|| Kind::<0>(0)).0, 0);
+        assert_eq!(cache.get_or_render(|| Kind::<1>(1)).0, 1);
+        assert_eq!(cache.get_or_render(|| Kind::<2>(2)).0, 2);
+        assert_eq!(cache.get_or_render(|| Kind::<3>(3)).0, 3);
+        // Every slot is taken: the fifth kind is still rendered, just not kept.
+        let fifth = cache.get_or_render(|| Kind::<4>(4));
+        assert_eq!(fifth.0, 4);
+        assert!(matches!(fifth, Rendered::Own(_)));
+        assert!(matches!(cache.get_or_render(|| Kind::<2>(9)), Rendered::Shared(k) if k.0 == 2));
     }
 }

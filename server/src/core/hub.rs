@@ -9,11 +9,11 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_util::sync::CancellationToken;
 
 use super::{
     events::{Delivery, Topic},
+    mailbox::{self, Refused},
     model::Profile,
 };
 
@@ -23,7 +23,7 @@ pub struct ConnId(pub u64);
 
 #[derive(Clone)]
 struct Mailbox {
-    queue: mpsc::Sender<Arc<Delivery>>,
+    queue: mailbox::Sender,
     overflowed: CancellationToken,
 }
 
@@ -49,14 +49,14 @@ pub struct Hub {
 
 /// The receiving end of a connection's mailbox.
 pub struct Inbox {
-    pub queue: mpsc::Receiver<Arc<Delivery>>,
+    pub queue: mailbox::Receiver,
     /// Cancelled when a delivery found the mailbox full.
     pub overflowed: CancellationToken,
 }
 
 impl Hub {
     pub fn add(&self, conn: ConnId, capacity: usize) -> Inbox {
-        let (queue, receiver) = mpsc::channel(capacity);
+        let (queue, receiver) = mailbox::mailbox(capacity);
         let overflowed = CancellationToken::new();
         let mailbox = Mailbox {
             queue,
@@ -205,8 +205,8 @@ impl Hub {
                 continue;
             }
             match mailbox.queue.try_send(Arc::clone(delivery)) {
-                Ok(()) | Err(TrySendError::Closed(_)) => {}
-                Err(TrySendError::Full(_)) => mailbox.overflowed.cancel(),
+                Ok(()) | Err(Refused::Closed) => {}
+                Err(Refused::Full) => mailbox.overflowed.cancel(),
             }
         }
     }

@@ -6,6 +6,7 @@ mod chat;
 pub mod error;
 pub mod events;
 pub mod hub;
+pub mod mailbox;
 pub mod model;
 pub mod party;
 pub mod presence;
@@ -23,7 +24,7 @@ use std::{
 use confab_shared::limits;
 use rand::Rng;
 
-pub use chat::{QueuedMessage, StoredMessage};
+pub use chat::QueuedMessage;
 pub use error::{CoreError, CoreResult};
 use events::{Delivery, Event, Topic};
 use hub::{ConnId, Hub, Inbox};

@@ -3,13 +3,20 @@
 //! can. A busy room (or a busy server) then pays for one commit per batch instead of one
 //! per message, while a lone message is written at once, as before.
 //!
-//! Nothing changes for the caller: an append finishes only once its message is committed,
-//! with the room's next sequence number, so the core still broadcasts only what is stored.
-//! The queue keeps arrival order, so one connection's messages are numbered in the order
-//! it sent them.
+//! A caller learns of its message only once it is committed, with the room's next
+//! sequence number, so the core still broadcasts only what is stored. The queue keeps
+//! arrival order, so one connection's messages are numbered in the order it sent them, and
+//! the writer tells their callers in that order too.
+//!
+//! The writer runs on a thread of its own, with a runtime of its own. Every write is a few
+//! hand-offs between the writer and the database (SQLite's worker thread, or PostgreSQL's
+//! socket), and on the server's runtime each hand-off would wait behind every connection
+//! task that is ready to run: on a busy core, a whole round of a room's deliveries per
+//! hand-off. On its own runtime nothing is queued ahead of it, and the operating system
+//! schedules its thread as soon as it is woken.
 
 use async_trait::async_trait;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::{StoreError, StoreResult};
 use crate::core::model::NewMessage;
@@ -36,11 +43,14 @@ pub(super) trait MessageWriter: Send + Sync + 'static {
 
 /// What the writer answers: the message back (so the caller need not keep a copy) with its
 /// sequence number, `None` when its room does not exist.
-type Stored = StoreResult<(NewMessage, Option<i64>)>;
+pub(super) type Stored = StoreResult<(NewMessage, Option<i64>)>;
+
+/// Told a message's fate, on the writer's thread: it must not block.
+pub(super) type Reply = Box<dyn FnOnce(Stored) + Send>;
 
 struct Pending {
     message: NewMessage,
-    reply: oneshot::Sender<Stored>,
+    reply: Reply,
 }
 
 /// The sending end of the queue; the writer task stops when it is dropped.
@@ -49,39 +59,28 @@ pub(super) struct AppendQueue {
 }
 
 impl AppendQueue {
-    /// Starts the writer task on the current Tokio runtime.
-    pub fn start(writer: impl MessageWriter) -> Self {
+    /// Starts the writer on a thread of its own; it stops when the queue is dropped.
+    pub fn start(writer: impl MessageWriter) -> std::io::Result<Self> {
         let (queue, receiver) = mpsc::channel(APPEND_QUEUE_CAPACITY);
-        tokio::spawn(write_batches(writer, receiver));
-        Self { queue }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("confab-message-writer".into())
+            .spawn(move || runtime.block_on(write_batches(writer, receiver)))?;
+        Ok(Self { queue })
     }
 
-    /// Queues `message`, waiting only while the queue is full, and returns what will hand it
-    /// back with its sequence number once it is stored (`None` when its room does not
-    /// exist). Messages
-    /// are numbered in the order they were queued. Dropping the answer does not stop the
-    /// write: the message is stored anyway.
-    pub async fn enqueue(&self, message: NewMessage) -> StoreResult<Appended> {
-        let (reply, answer) = oneshot::channel();
+    /// Queues `message`, waiting only while the queue is full. Once it is stored (or has
+    /// failed), the writer calls `reply` with it, on the writer's thread, in the order the
+    /// messages were queued, before it writes anything else. Messages are numbered in the
+    /// order they were queued.
+    pub async fn enqueue(&self, message: NewMessage, reply: Reply) -> StoreResult<()> {
         self.queue
             .send(Pending { message, reply })
             .await
-            .map_err(|_| writer_gone())?;
-        Ok(Appended(answer))
+            .map_err(|_| StoreError::writer_gone())
     }
-}
-
-/// A queued message, to come back stored.
-pub(super) struct Appended(oneshot::Receiver<Stored>);
-
-impl Appended {
-    pub async fn stored(self) -> Stored {
-        self.0.await.map_err(|_| writer_gone())?
-    }
-}
-
-fn writer_gone() -> StoreError {
-    StoreError(anyhow::anyhow!("the message writer has stopped"))
 }
 
 async fn write_batches(writer: impl MessageWriter, mut receiver: mpsc::Receiver<Pending>) {
@@ -96,7 +95,7 @@ async fn write_batches(writer: impl MessageWriter, mut receiver: mpsc::Receiver<
         let mut replies = replies.into_iter();
         for seq in stored.drain(..) {
             if let (Some(message), Some(reply)) = (messages.next(), replies.next()) {
-                let _ = reply.send(Ok((message, seq)));
+                reply(Ok((message, seq)));
             }
         }
         if let Err(err) = outcome {
@@ -104,7 +103,7 @@ async fn write_batches(writer: impl MessageWriter, mut receiver: mpsc::Receiver<
             // are written one at a time, so only the bad one fails.
             if messages.len() == 1 {
                 if let Some(reply) = replies.next() {
-                    let _ = reply.send(Err(err));
+                    reply(Err(err));
                 }
                 continue;
             }
@@ -114,7 +113,7 @@ async fn write_batches(writer: impl MessageWriter, mut receiver: mpsc::Receiver<
                     .insert_batch(std::slice::from_ref(&message), &mut stored)
                     .await;
                 let seq = stored.first().copied().flatten();
-                let _ = reply.send(outcome.map(|()| (message, seq)));
+                reply(outcome.map(|()| (message, seq)));
             }
         }
     }

@@ -26,13 +26,20 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl StoreError {
+    /// The message writer stopped (it only does when the store is dropped).
+    pub(crate) fn writer_gone() -> Self {
+        Self(anyhow::anyhow!("the message writer has stopped"))
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A queued chat message, finishing with the message as stored (`None`: no such room).
-/// `Sync` so that a connection's state holding it can be borrowed across its awaits.
-pub type PendingMessage = std::pin::Pin<
-    Box<dyn std::future::Future<Output = StoreResult<Option<Message>>> + Send + Sync>,
->;
+/// Told a queued chat message's fate: the message as stored (`None`: no such room), or the
+/// failure. Called once, on the store's message writer, in the order the messages were
+/// queued and before the writer stores anything else, so it must not block: it is where
+/// the core broadcasts a message the moment it is committed.
+pub type OnStored = Box<dyn FnOnce(StoreResult<Option<Message>>) + Send>;
 
 /// The outcome of adding a member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,13 +76,18 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a message with the room's next sequence number; `None` when there is no such
     /// room.
     async fn append_message(&self, message: &NewMessage) -> StoreResult<Option<Message>> {
-        self.queue_message(message).await?.await
+        let (reply, stored) = tokio::sync::oneshot::channel();
+        let on_stored: OnStored = Box::new(move |outcome| {
+            let _ = reply.send(outcome);
+        });
+        self.queue_message(message.clone(), on_stored).await?;
+        stored.await.map_err(|_| StoreError::writer_gone())?
     }
     /// Queues a message for storage and returns once it has its place in the queue (waiting
-    /// only while the queue is full), with what finishes as [`Self::append_message`] would,
-    /// once it is stored. Messages are numbered in the order they were queued, so a caller
-    /// can queue several before the first is stored.
-    async fn queue_message(&self, message: &NewMessage) -> StoreResult<PendingMessage>;
+    /// only while the queue is full); `on_stored` is told what [`Self::append_message`]
+    /// would return, once the message is stored. Messages are numbered in the order they
+    /// were queued, so a caller can queue several before the first is stored.
+    async fn queue_message(&self, message: NewMessage, on_stored: OnStored) -> StoreResult<()>;
     /// The newest `limit` messages, oldest first.
     async fn recent_messages(&self, key: &str, limit: usize) -> StoreResult<Vec<Message>>;
     /// Up to `limit` messages with a sequence number above `after_seq`, oldest first.

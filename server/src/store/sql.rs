@@ -21,7 +21,7 @@ use sqlx::{
 
 use super::{
     append::{AppendQueue, MessageWriter, MAX_APPEND_BATCH},
-    AddMember, PendingMessage, Store, StoreError, StoreResult,
+    AddMember, OnStored, Store, StoreError, StoreResult,
 };
 use crate::core::model::{
     Level, Member, Message, MessageKind, NewMessage, NewRoom, Notification, Party, PartyPlayer,
@@ -78,7 +78,8 @@ impl SqlStore<Sqlite> {
             .context("cannot open the SQLite database")?;
         let appends = AppendQueue::start(SqliteMessageWriter {
             writer: writer.clone(),
-        });
+        })
+        .context("cannot start the message writer")?;
         Ok(Self {
             pool,
             writer,
@@ -101,7 +102,8 @@ impl SqlStore<Postgres> {
             .context("cannot migrate the PostgreSQL database")?;
         let appends = AppendQueue::start(PostgresMessageWriter {
             writer: pool.clone(),
-        });
+        })
+        .context("cannot start the message writer")?;
         Ok(Self {
             writer: pool.clone(),
             pool,
@@ -283,6 +285,24 @@ where
         .bind(message.body.as_str())
         .bind(message.kind.as_str())
         .bind(message.created_at_ms)
+}
+
+/// A message as the writer handed it back with its sequence number, as stored; `None` when
+/// its room does not exist. The stored sender carries no e-mail address.
+fn stored_message((message, seq): (NewMessage, Option<i64>)) -> StoreResult<Option<Message>> {
+    let Some(seq) = seq else { return Ok(None) };
+    Ok(Some(Message {
+        seq: to_u64(seq, "seq")?,
+        sender: Profile {
+            email: String::new(),
+            ..message.sender
+        },
+        id: message.id,
+        room_key: message.room_key,
+        body: message.body,
+        kind: message.kind,
+        created_at_ms: message.created_at_ms,
+    }))
 }
 
 /// Each message's sequence number from the rows its chunk returned; `None` for a message
@@ -552,22 +572,10 @@ macro_rules! impl_store {
                 rows.iter().map(|row| Ok(row.try_get("room_id")?)).collect()
             }
 
-            async fn queue_message(&self, message: &NewMessage) -> StoreResult<PendingMessage> {
-                let appended = self.appends.enqueue(message.clone()).await?;
-                Ok(Box::pin(async move {
-                    let (message, Some(seq)) = appended.stored().await? else {
-                        return Ok(None);
-                    };
-                    Ok(Some(Message {
-                        seq: to_u64(seq, "seq")?,
-                        sender: Profile { email: String::new(), ..message.sender },
-                        id: message.id,
-                        room_key: message.room_key,
-                        body: message.body,
-                        kind: message.kind,
-                        created_at_ms: message.created_at_ms,
-                    }))
-                }))
+            async fn queue_message(&self, message: NewMessage, on_stored: OnStored) -> StoreResult<()> {
+                self.appends
+                    .enqueue(message, Box::new(move |stored| on_stored(stored.and_then(stored_message))))
+                    .await
             }
 
             async fn recent_messages(&self, key: &str, limit: usize) -> StoreResult<Vec<Message>> {

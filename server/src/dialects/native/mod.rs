@@ -7,11 +7,11 @@
 mod in_flight;
 mod render;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::{extract::State, response::Response, routing::get, Router};
 use confab_shared::native::{decode_client, ClientMessage, RoomStateView, ServerMessage};
-use tokio::{sync::mpsc, time::Instant};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use in_flight::InFlight;
@@ -25,8 +25,8 @@ use super::{
 use crate::{
     auth::{AuthError, Identity, EXPIRY_LEEWAY_SECS},
     core::{
-        events::Delivery, model::MessageKind, now_ms, Connection, Core, CoreError, IfMissing,
-        RoomSpec,
+        events::Delivery, mailbox, model::MessageKind, now_ms, Connection, Core, CoreError,
+        IfMissing, RoomSpec,
     },
     ratelimit::Bucket,
     AppState,
@@ -72,7 +72,6 @@ async fn serve(mut socket: Socket, state: AppState) {
         limiter,
         in_flight: InFlight::default(),
     };
-    let core = state.core().clone();
     let shutdown = state.shutdown_token().clone();
     let overflowed = inbox.overflowed.clone();
     // Made once, not on every turn of the loop: a connection may turn it thousands of times
@@ -103,20 +102,14 @@ async fn serve(mut socket: Socket, state: AppState) {
                 session.sign_out(&mut inbox.queue);
                 to_frames(&[ServerMessage::AuthError { error: AuthError::Expired.to_string() }])
             }
-            Some(replies) = session.in_flight.next(&core), if !session.in_flight.is_empty() => {
+            Some(replies) = session.in_flight.next(), if !session.in_flight.is_empty() => {
                 to_frames(&replies)
             }
-            delivery = inbox.queue.recv() => {
-                let Some(delivery) = delivery else { break Stop::Gone };
-                let mut frames: Vec<Utf8Bytes> = Vec::new();
-                frames.extend(rendered(&delivery));
-                while frames.len() < MAX_BATCH {
-                    match inbox.queue.try_recv() {
-                        Ok(delivery) => frames.extend(rendered(&delivery)),
-                        Err(_) => break,
-                    }
+            deliveries = inbox.queue.recv_many(MAX_BATCH) => {
+                if deliveries.is_empty() {
+                    break Stop::Gone;
                 }
-                frames
+                deliveries.iter().filter_map(|d| rendered(d)).collect()
             }
             frame = socket.recv(), if !session.in_flight.is_full() => match frame {
                 // Boxed: the request handling (storage calls and all) would otherwise be
@@ -141,8 +134,8 @@ async fn serve(mut socket: Socket, state: AppState) {
             break stop;
         }
     };
-    // Whatever was accepted still reaches the room, whoever closed the connection.
-    session.in_flight.finish(&core).await;
+    // Whatever was accepted still reaches the room, whoever closed the connection: the
+    // store's writer broadcasts it without this connection.
     plain_ws::finish_direct(&mut socket, stop).await;
 }
 
@@ -191,10 +184,10 @@ impl Session {
     }
 
     /// Drops the identity, its subscriptions and any of its events still queued.
-    fn sign_out(&mut self, queue: &mut mpsc::Receiver<Arc<Delivery>>) {
+    fn sign_out(&mut self, queue: &mut mailbox::Receiver) {
         self.identity = None;
         self.core().sign_out(&self.conn);
-        while queue.try_recv().is_ok() {}
+        queue.clear();
     }
 
     fn refuse_binary(&mut self) -> Vec<ServerMessage> {
@@ -205,11 +198,7 @@ impl Session {
     }
 
     /// The frames a text frame from the client calls for.
-    async fn handle_text(
-        &mut self,
-        text: &str,
-        queue: &mut mpsc::Receiver<Arc<Delivery>>,
-    ) -> Vec<Utf8Bytes> {
+    async fn handle_text(&mut self, text: &str, queue: &mut mailbox::Receiver) -> Vec<Utf8Bytes> {
         if !self.limiter.try_take(std::time::Instant::now()) {
             return to_frames(&[error("rate limit exceeded; slow down")]);
         }
@@ -222,18 +211,17 @@ impl Session {
         let mut frames = Vec::new();
         let is_chat = matches!(message, ClientMessage::RoomChat { .. });
         if !is_chat && !self.in_flight.is_empty() {
-            let core = self.core().clone();
-            frames = to_frames(&self.in_flight.finish(&core).await);
-            while let Ok(delivery) = queue.try_recv() {
-                frames.extend(rendered(&delivery));
-            }
+            frames = to_frames(&self.in_flight.finish().await);
+            // All of them: none may come after the answer that follows.
+            let waiting = queue.try_recv_many(usize::MAX);
+            frames.extend(waiting.iter().filter_map(|d| rendered(d)));
         }
         frames.extend(to_frames(&self.handle(message, queue).await));
         frames
     }
 
-    /// Queues a chat message; the connection announces it once it is stored. The sender
-    /// sees its message in the broadcast, like everyone else.
+    /// Queues a chat message, broadcast once it is stored. The sender sees its message in
+    /// the broadcast, like everyone else.
     async fn post(&mut self, code: String, message: &str) -> Vec<ServerMessage> {
         let queued = self
             .core()
@@ -251,7 +239,7 @@ impl Session {
     async fn handle(
         &mut self,
         message: ClientMessage,
-        queue: &mut mpsc::Receiver<Arc<Delivery>>,
+        queue: &mut mailbox::Receiver,
     ) -> Vec<ServerMessage> {
         match message {
             ClientMessage::Auth { user_id, token } => {
@@ -354,7 +342,7 @@ impl Session {
         &mut self,
         user_id: Option<String>,
         token: &str,
-        queue: &mut mpsc::Receiver<Arc<Delivery>>,
+        queue: &mut mailbox::Receiver,
     ) -> Vec<ServerMessage> {
         let verified =
             self.state

@@ -369,14 +369,15 @@ async fn send_message(socket: SocketRef, mut turn: Turn, TryData(data): TryData<
     attempt(&socket, async |session| {
         let queued = queue_message(&session, data.ok()).await;
         turn.release_queued();
-        let stored = match queued {
-            Ok(queued) => queued.stored().await.map_err(Failure::from),
+        // Every earlier event of the socket has queued its message or finished, so this one
+        // is broadcast after theirs; the turn ends once it is.
+        let announced = match queued {
+            Ok(queued) => queued.announced().await.map_err(Failure::from),
             Err(failure) => Err(failure),
         };
-        // Announced, or refused, only after every earlier event of the socket.
+        // Refused only after every earlier event of the socket.
         turn.wait().await;
-        session.state().core().announce_message(stored?);
-        Ok(())
+        announced
     })
     .await;
 }

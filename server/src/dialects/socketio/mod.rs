@@ -283,19 +283,17 @@ async fn pump(socket: SocketRef, session: Arc<Session>, mut inbox: Inbox) {
                 auth_changed.set(session.auth_changed.notified());
             }
             () = &mut expiry_timer, if expires_at.is_some() => expire(&socket, &session),
-            delivery = inbox.queue.recv() => {
-                let Some(mut delivery) = delivery else { break };
-                for _ in 0..DELIVERIES_PER_TURN {
-                    if emit_delivery(&socket, &session, &delivery, &from_backlog)
+            deliveries = inbox.queue.recv_many(DELIVERIES_PER_TURN) => {
+                if deliveries.is_empty() {
+                    break;
+                }
+                for delivery in &deliveries {
+                    if emit_delivery(&socket, &session, delivery, &from_backlog)
                         .await
                         .is_err()
                     {
                         let _ = socket.clone().disconnect();
                         return;
-                    }
-                    match inbox.queue.try_recv() {
-                        Ok(next) => delivery = next,
-                        Err(_) => break,
                     }
                 }
             }

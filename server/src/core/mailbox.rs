@@ -1,0 +1,263 @@
+//! A connection's mailbox: the hub puts deliveries in without waiting, and the connection
+//! takes out whatever has arrived, as a batch, with one lock.
+//!
+//! A big room's message is put into a thousand mailboxes one after another, so putting one
+//! in must cost little: a lock that nobody else holds, a push, and a wake-up only when the
+//! mailbox was empty (a connection with deliveries waiting is woken already). Tokio's
+//! bounded channel takes a semaphore permit per delivery and gives it back under a lock on
+//! every receive, which made the channel a tenth of a server's time at its fan-out limit.
+
+use std::{
+    collections::VecDeque,
+    future::poll_fn,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    task::Poll,
+};
+
+use futures_util::task::AtomicWaker;
+
+use super::events::Delivery;
+
+/// Why a delivery was not put in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The mailbox holds its capacity already: its connection is not keeping up.
+    Full,
+    /// Its connection has gone.
+    Closed,
+}
+
+/// Makes a mailbox that holds at most `capacity` deliveries.
+pub fn mailbox(capacity: usize) -> (Sender, Receiver) {
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(Queue::default()),
+        waker: AtomicWaker::new(),
+        senders: AtomicUsize::new(1),
+        capacity,
+    });
+    (
+        Sender {
+            shared: Arc::clone(&shared),
+        },
+        Receiver { shared },
+    )
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    /// The receiving connection's task, woken when a delivery arrives in an empty mailbox
+    /// or the last sender goes.
+    waker: AtomicWaker,
+    senders: AtomicUsize,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct Queue {
+    deliveries: VecDeque<Arc<Delivery>>,
+    receiver_gone: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The hub's end of a mailbox.
+pub struct Sender {
+    shared: Arc<Shared>,
+}
+
+impl Sender {
+    /// Puts `delivery` in without waiting.
+    pub fn try_send(&self, delivery: Arc<Delivery>) -> Result<(), Refused> {
+        let mut queue = self.shared.lock();
+        if queue.receiver_gone {
+            return Err(Refused::Closed);
+        }
+        if queue.deliveries.len() >= self.shared.capacity {
+            return Err(Refused::Full);
+        }
+        let was_empty = queue.deliveries.is_empty();
+        queue.deliveries.push_back(delivery);
+        drop(queue);
+        if was_empty {
+            self.shared.waker.wake();
+        }
+        Ok(())
+    }
+}
+
+impl Clone for Sender {
+    fn clone(&self) -> Self {
+        self.shared.senders.fetch_add(1, Ordering::Relaxed);
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.waker.wake();
+        }
+    }
+}
+
+/// The connection's end of a mailbox.
+pub struct Receiver {
+    shared: Arc<Shared>,
+}
+
+impl Receiver {
+    /// Waits for deliveries and takes up to `limit` (at least one), oldest first. Empty once
+    /// every sender has gone and nothing is left. Cancel-safe: nothing is taken unless it
+    /// is returned.
+    pub async fn recv_many(&mut self, limit: usize) -> VecDeque<Arc<Delivery>> {
+        poll_fn(|cx| {
+            // Registered before looking, so a delivery that arrives after the look wakes us.
+            self.shared.waker.register(cx.waker());
+            let taken = self.take(limit.max(1));
+            if !taken.is_empty() || self.shared.senders.load(Ordering::Acquire) == 0 {
+                return Poll::Ready(taken);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Waits for the next delivery; `None` once every sender has gone and nothing is left.
+    pub async fn recv(&mut self) -> Option<Arc<Delivery>> {
+        self.recv_many(1).await.pop_front()
+    }
+
+    /// Takes up to `limit` deliveries that have arrived, without waiting.
+    pub fn try_recv_many(&mut self, limit: usize) -> VecDeque<Arc<Delivery>> {
+        self.take(limit)
+    }
+
+    /// Drops every delivery waiting.
+    pub fn clear(&mut self) {
+        self.shared.lock().deliveries.clear();
+    }
+
+    fn take(&self, limit: usize) -> VecDeque<Arc<Delivery>> {
+        let mut queue = self.shared.lock();
+        if queue.deliveries.len() <= limit {
+            // The whole queue, allocation and all: an idle connection keeps no capacity.
+            std::mem::take(&mut queue.deliveries)
+        } else {
+            queue.deliveries.drain(..limit).collect()
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let mut queue = self.shared.lock();
+        queue.receiver_gone = true;
+        queue.deliveries.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::core::events::{Event, Topic};
+
+    fn delivery(n: u32) -> Arc<Delivery> {
+        Arc::new(Delivery::new(
+            Topic::User(format!("u{n}")),
+            Event::PresenceChanged,
+            None,
+        ))
+    }
+
+    fn user_of(delivery: &Delivery) -> &str {
+        match &delivery.topic {
+            Topic::User(user) => user,
+            _ => "",
+        }
+    }
+
+    #[tokio::test]
+    async fn holds_its_capacity_and_refuses_one_more() {
+        let (sender, mut receiver) = mailbox(3);
+        for n in 0..3 {
+            assert_eq!(sender.try_send(delivery(n)), Ok(()));
+        }
+        assert_eq!(sender.try_send(delivery(3)), Err(Refused::Full));
+        let taken = receiver.recv_many(10).await;
+        let users: Vec<&str> = taken.iter().map(|d| user_of(d)).collect();
+        assert_eq!(users, ["u0", "u1", "u2"]);
+        assert_eq!(
+            sender.try_send(delivery(4)),
+            Ok(()),
+            "room again once taken"
+        );
+    }
+
+    #[tokio::test]
+    async fn takes_at_most_the_limit_oldest_first() {
+        let (sender, mut receiver) = mailbox(10);
+        for n in 0..5 {
+            sender.try_send(delivery(n)).unwrap();
+        }
+        let first: Vec<String> = receiver
+            .recv_many(2)
+            .await
+            .iter()
+            .map(|d| user_of(d).to_owned())
+            .collect();
+        assert_eq!(first, ["u0", "u1"]);
+        let rest: Vec<String> = receiver
+            .try_recv_many(10)
+            .iter()
+            .map(|d| user_of(d).to_owned())
+            .collect();
+        assert_eq!(rest, ["u2", "u3", "u4"]);
+        assert!(receiver.try_recv_many(10).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_receiver_is_woken_by_a_delivery() {
+        let (sender, mut receiver) = mailbox(4);
+        let waiting =
+            tokio::spawn(async move { receiver.recv().await.map(|d| user_of(&d).to_owned()) });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        sender.try_send(delivery(7)).unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+        assert_eq!(got.unwrap().unwrap().as_deref(), Some("u7"));
+    }
+
+    #[tokio::test]
+    async fn ends_when_the_last_sender_goes_after_what_is_left() {
+        let (sender, mut receiver) = mailbox(4);
+        let second = sender.clone();
+        sender.try_send(delivery(1)).unwrap();
+        drop(sender);
+        drop(second);
+        assert!(
+            receiver.recv().await.is_some(),
+            "what was sent is still taken"
+        );
+        let end = tokio::time::timeout(Duration::from_secs(5), receiver.recv()).await;
+        assert!(end.unwrap().is_none());
+    }
+
+    #[test]
+    fn refuses_deliveries_once_its_connection_has_gone() {
+        let (sender, receiver) = mailbox(4);
+        drop(receiver);
+        assert_eq!(sender.try_send(delivery(1)), Err(Refused::Closed));
+    }
+}
