@@ -50,6 +50,10 @@ enum Scenario {
         members: usize,
         #[arg(long, default_value_t = 5)]
         step_seconds: u64,
+        /// The first rate step to try (msgs/s); lower steps are skipped. For profiling a
+        /// server near its limit.
+        #[arg(long, default_value_t = 0.0)]
+        start_rate: f64,
         #[arg(long, value_delimiter = ',', default_values = ["confab-ws", "raw-ws", "confab-sio", "node-sio"])]
         targets: Vec<Kind>,
     },
@@ -110,11 +114,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Fanout {
             members,
             step_seconds,
+            start_rate,
             targets,
         } => {
             let mut rows = Vec::new();
             for kind in targets {
-                rows.push(scenario::fanout(kind, members, step_seconds).await?);
+                rows.push(scenario::fanout(kind, members, step_seconds, start_rate).await?);
             }
             ("fanout", rows, "max deliveries/s")
         }

@@ -19,13 +19,14 @@ pub fn table(scenario: &str, rows: &[Row]) -> String {
     };
     let _ = write!(out, "{:<34}", "target");
     for (name, _) in &first.figures {
-        let _ = write!(out, "{name:>20}");
+        let _ = write!(out, "  {name:>20}");
     }
     out.push('\n');
     for row in rows {
         let _ = write!(out, "{:<34}", row.target);
-        for (_, value) in &row.figures {
-            let _ = write!(out, "{value:>20.2}");
+        for (name, value) in &row.figures {
+            let width = name.len().max(20);
+            let _ = write!(out, "  {value:>width$.2}");
         }
         out.push('\n');
     }

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
     client::{self, Member, Writer},
-    target::{Database, Kind, Server},
+    target::{generator_cpu_seconds, Database, Kind, Server},
 };
 
 /// Connections set up at once.
@@ -292,6 +292,7 @@ pub async fn room_chat(
     tokio::time::sleep(Duration::from_secs(1)).await;
     recorder.reset();
     let cpu_before = server.cpu_seconds();
+    let generator_before = generator_cpu_seconds();
     let until = Instant::now() + Duration::from_secs(seconds);
     let senders: Vec<JoinHandle<()>> = live
         .iter()
@@ -307,6 +308,7 @@ pub async fn room_chat(
         let _ = s.await;
     }
     let cpu = (server.cpu_seconds() - cpu_before) / seconds as f64 * 100.0;
+    let generator_cpu = (generator_cpu_seconds() - generator_before) / seconds as f64 * 100.0;
     tokio::time::sleep(DRAIN).await;
     let sent = recorder.sent.load(Ordering::Relaxed) as f64;
     let received = recorder.received.load(Ordering::Relaxed) as f64;
@@ -318,6 +320,7 @@ pub async fn room_chat(
         ("p99 ms", recorder.quantile_ms(0.99)),
         ("p99.9 ms", recorder.quantile_ms(0.999)),
         ("server cpu %", cpu),
+        ("generator cpu %", generator_cpu),
         ("lost", (expected - received).max(0.0)),
     ];
     stop(live);
@@ -333,12 +336,17 @@ fn stop(live: Vec<Vec<Live>>) {
 
 /// Scenario 3, max fan-out: one room of `members`; the send rate rises step by step until p99 passes
 /// 50 ms or messages are lost; the highest passing step's deliveries a second.
-pub async fn fanout(kind: Kind, members: usize, step_seconds: u64) -> anyhow::Result<Row> {
+pub async fn fanout(
+    kind: Kind,
+    members: usize,
+    step_seconds: u64,
+    start_rate: f64,
+) -> anyhow::Result<Row> {
     // About 1.4x apart, from a rate every server here passes: coarser steps left the ratio
     // between two servers uncertain by a factor of two or more.
-    const RATES: [f64; 18] = [
+    const RATES: [f64; 22] = [
         10.0, 15.0, 25.0, 35.0, 50.0, 70.0, 100.0, 125.0, 150.0, 200.0, 250.0, 300.0, 400.0, 500.0,
-        700.0, 1000.0, 1400.0, 2000.0,
+        700.0, 1000.0, 1400.0, 2000.0, 2800.0, 4000.0, 5600.0, 8000.0,
     ];
     let server = Server::start(kind, &Database::Sqlite).await?;
     let all = populate(kind, &server, 1, members, "fan-out: connecting").await?;
@@ -351,12 +359,16 @@ pub async fn fanout(kind: Kind, members: usize, step_seconds: u64) -> anyhow::Re
                 .collect()
         })
         .collect();
-    let mut best = (0.0, 0.0, 0.0);
+    let mut best = (0.0, 0.0, 0.0, 0.0);
     let bar = progress(RATES.len() as u64, "fan-out: rate steps");
-    for rate in RATES {
+    for rate in RATES.into_iter().filter(|&rate| rate >= start_rate) {
         recorder.reset();
+        let (server_before, generator_before) = (server.cpu_seconds(), generator_cpu_seconds());
         let until = Instant::now() + Duration::from_secs(step_seconds);
         let _ = sender(kind, &live[0][0], rate, until, &recorder).await;
+        let cpu_percent = |used: f64| used / step_seconds as f64 * 100.0;
+        let server_cpu = cpu_percent(server.cpu_seconds() - server_before);
+        let generator_cpu = cpu_percent(generator_cpu_seconds() - generator_before);
         tokio::time::sleep(Duration::from_secs(1)).await;
         let sent = recorder.sent.load(Ordering::Relaxed) as f64;
         let received = recorder.received.load(Ordering::Relaxed) as f64;
@@ -366,7 +378,8 @@ pub async fn fanout(kind: Kind, members: usize, step_seconds: u64) -> anyhow::Re
         bar.set_message(format!("fan-out: {rate}/s p99 {p99:.1} ms"));
         bar.suspend(|| {
             eprintln!(
-                "  {}: {rate} msgs/s in, {:.0} deliveries/s, p99 {p99:.1} ms, lost {lost:.0}",
+                "  {}: {rate} msgs/s in, {:.0} deliveries/s, p99 {p99:.1} ms, lost {lost:.0}, \
+                 cpu: server {server_cpu:.0} %, generator {generator_cpu:.0} %",
                 kind.name(),
                 received / step_seconds as f64
             )
@@ -374,7 +387,7 @@ pub async fn fanout(kind: Kind, members: usize, step_seconds: u64) -> anyhow::Re
         if p99 > FANOUT_P99_LIMIT_MS || lost > 0.0 {
             break;
         }
-        best = (rate, received / step_seconds as f64, p99);
+        best = (rate, received / step_seconds as f64, p99, generator_cpu);
     }
     bar.finish_and_clear();
     stop(live);
@@ -387,6 +400,7 @@ pub async fn fanout(kind: Kind, members: usize, step_seconds: u64) -> anyhow::Re
             ("max msgs/s", best.0),
             ("max deliveries/s", best.1),
             ("p99 ms at max", best.2),
+            ("generator cpu % at max", best.3),
         ],
     ))
 }
