@@ -1,7 +1,7 @@
 // Contract 004 (discussion rooms) with an unmodified socket.io-client.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client, as, fresh, refusal, token } from './lib.mjs';
+import { Client, WAIT_MS, as, fresh, refusal, token } from './lib.mjs';
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
@@ -111,6 +111,29 @@ test("one socket's events are handled in the order it sent them", async () => {
     assert.equal(message.seq, i);
   }
   await ana.silent('error');
+  ana.close();
+});
+
+test('a refused send_message is answered before a later message is broadcast', async () => {
+  const room = fresh('refused');
+  const ana = await as('ana');
+  ana.emit('join_room', room);
+  await ana.next('room_history');
+  // Sent without waiting: the first is refused, the second stored and broadcast.
+  for (let i = 1; i <= 5; i += 1) {
+    ana.emit('send_message', { roomId: room, content: '   ' });
+    ana.emit('send_message', { roomId: room, content: `kept ${i}` });
+  }
+  const arrived = () => ana.events.filter((e) => e.event === 'error' || e.event === 'new_message');
+  const deadline = Date.now() + WAIT_MS;
+  while (arrived().length < 10 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const order = arrived().map((e) => (e.event === 'error' ? 'refused' : e.args[0].content));
+  assert.deepEqual(order, [
+    'refused', 'kept 1', 'refused', 'kept 2', 'refused', 'kept 3',
+    'refused', 'kept 4', 'refused', 'kept 5',
+  ]);
   ana.close();
 });
 

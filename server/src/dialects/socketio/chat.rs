@@ -363,21 +363,25 @@ struct SendMessage {
 /// sender included, as `new_message` (004) or `message_received` (001).
 ///
 /// The next event of the socket may start once this message is queued for storage, so a
-/// socket's messages share commits; each is still announced in its turn.
+/// socket's messages share commits; the store's writer broadcasts them in the order queued.
+/// A message refused before it is queued holds the line until its error is out, so no later
+/// message of the socket is broadcast before that error.
 async fn send_message(socket: SocketRef, mut turn: Turn, TryData(data): TryData<Value>) {
     turn.wait_queued().await;
     attempt(&socket, async |session| {
-        let queued = queue_message(&session, data.ok()).await;
-        turn.release_queued();
-        // Every earlier event of the socket has queued its message or finished, so this one
-        // is broadcast after theirs; the turn ends once it is.
-        let announced = match queued {
-            Ok(queued) => queued.announced().await.map_err(Failure::from),
-            Err(failure) => Err(failure),
-        };
-        // Refused only after every earlier event of the socket.
-        turn.wait().await;
-        announced
+        match queue_message(&session, data.ok()).await {
+            Ok(queued) => {
+                turn.release_queued();
+                let announced = queued.announced().await.map_err(Failure::from);
+                // A failure to store is reported only after every earlier event's answer.
+                turn.wait().await;
+                announced
+            }
+            Err(failure) => {
+                turn.wait().await;
+                Err(failure)
+            }
+        }
     })
     .await;
 }
