@@ -135,7 +135,15 @@ impl Receiver {
 
     /// Waits for the next delivery; `None` once every sender has gone and nothing is left.
     pub async fn recv(&mut self) -> Option<Arc<Delivery>> {
-        self.recv_many(1).await.pop_front()
+        poll_fn(|cx| {
+            self.shared.waker.register(cx.waker());
+            let next = self.shared.lock().deliveries.pop_front();
+            if next.is_some() || self.shared.senders.load(Ordering::Acquire) == 0 {
+                return Poll::Ready(next);
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// Takes up to `limit` deliveries that have arrived, without waiting.

@@ -1,4 +1,4 @@
-//! Group commit for chat messages. Every append goes through one queue to one writer task,
+//! Group commit for chat messages. Every append goes through one queue to one writer,
 //! which stores whatever has queued up since its last write in as few transactions as it
 //! can. A busy room (or a busy server) then pays for one commit per batch instead of one
 //! per message, while a lone message is written at once, as before.
@@ -18,7 +18,7 @@
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use super::{StoreError, StoreResult};
+use super::{sql::stored_message, OnStored, StoreError, StoreResult};
 use crate::core::model::NewMessage;
 
 /// Messages waiting for the writer. Past it, appending waits for room in the queue, which
@@ -41,19 +41,12 @@ pub(super) trait MessageWriter: Send + Sync + 'static {
     ) -> StoreResult<()>;
 }
 
-/// What the writer answers: the message back (so the caller need not keep a copy) with its
-/// sequence number, `None` when its room does not exist.
-pub(super) type Stored = StoreResult<(NewMessage, Option<i64>)>;
-
-/// Told a message's fate, on the writer's thread: it must not block.
-pub(super) type Reply = Box<dyn FnOnce(Stored) + Send>;
-
 struct Pending {
     message: NewMessage,
-    reply: Reply,
+    on_stored: OnStored,
 }
 
-/// The sending end of the queue; the writer task stops when it is dropped.
+/// The sending end of the queue; the writer stops when it is dropped.
 pub(super) struct AppendQueue {
     queue: mpsc::Sender<Pending>,
 }
@@ -72,12 +65,12 @@ impl AppendQueue {
     }
 
     /// Queues `message`, waiting only while the queue is full. Once it is stored (or has
-    /// failed), the writer calls `reply` with it, on the writer's thread, in the order the
+    /// failed), the writer calls `on_stored`, on the writer's thread, in the order the
     /// messages were queued, before it writes anything else. Messages are numbered in the
     /// order they were queued.
-    pub async fn enqueue(&self, message: NewMessage, reply: Reply) -> StoreResult<()> {
+    pub async fn enqueue(&self, message: NewMessage, on_stored: OnStored) -> StoreResult<()> {
         self.queue
-            .send(Pending { message, reply })
+            .send(Pending { message, on_stored })
             .await
             .map_err(|_| StoreError::writer_gone())
     }
@@ -88,14 +81,14 @@ async fn write_batches(writer: impl MessageWriter, mut receiver: mpsc::Receiver<
     let mut stored = Vec::with_capacity(MAX_APPEND_BATCH);
     while receiver.recv_many(&mut pending, MAX_APPEND_BATCH).await > 0 {
         let (messages, replies): (Vec<NewMessage>, Vec<_>) =
-            pending.drain(..).map(|p| (p.message, p.reply)).unzip();
+            pending.drain(..).map(|p| (p.message, p.on_stored)).unzip();
         stored.clear();
         let outcome = writer.insert_batch(&messages, &mut stored).await;
         let mut messages = messages.into_iter();
         let mut replies = replies.into_iter();
         for seq in stored.drain(..) {
             if let (Some(message), Some(reply)) = (messages.next(), replies.next()) {
-                reply(Ok((message, seq)));
+                tell(reply, Ok((message, seq)));
             }
         }
         if let Err(err) = outcome {
@@ -103,7 +96,7 @@ async fn write_batches(writer: impl MessageWriter, mut receiver: mpsc::Receiver<
             // are written one at a time, so only the bad one fails.
             if messages.len() == 1 {
                 if let Some(reply) = replies.next() {
-                    reply(Err(err));
+                    tell(reply, Err(err));
                 }
                 continue;
             }
@@ -113,8 +106,14 @@ async fn write_batches(writer: impl MessageWriter, mut receiver: mpsc::Receiver<
                     .insert_batch(std::slice::from_ref(&message), &mut stored)
                     .await;
                 let seq = stored.first().copied().flatten();
-                reply(outcome.map(|()| (message, seq)));
+                tell(reply, outcome.map(|()| (message, seq)));
             }
         }
     }
+}
+
+/// Tells a message's caller its fate: the message handed back as stored (so the writer
+/// keeps no copy), `None` when its room does not exist, or the failure.
+fn tell(on_stored: OnStored, outcome: StoreResult<(NewMessage, Option<i64>)>) {
+    on_stored(outcome.and_then(stored_message));
 }

@@ -5,7 +5,7 @@
 //! Atomicity without database-specific locking: "join unless full" and "next sequence
 //! number" are single conditional `UPDATE … RETURNING` statements on the room's row, which
 //! both databases serialise per row. Chat messages are written by the append queue's
-//! writer task (`append.rs`), in batches, through [`MessageWriter`].
+//! writer (`append.rs`, on a thread of its own), in batches, through [`MessageWriter`].
 
 use std::{str::FromStr, sync::OnceLock, time::Duration};
 
@@ -43,7 +43,7 @@ pub struct SqlStore<DB: Database> {
     /// writers queued here wait in order instead of retrying on a busy database (which
     /// halved the write rate in the ingest benchmark). For PostgreSQL, the same pool.
     writer: Pool<DB>,
-    /// Chat messages, group-committed by one writer task on `writer`.
+    /// Chat messages, group-committed by the message writer (its own thread) on `writer`.
     appends: AppendQueue,
 }
 
@@ -289,7 +289,9 @@ where
 
 /// A message as the writer handed it back with its sequence number, as stored; `None` when
 /// its room does not exist. The stored sender carries no e-mail address.
-fn stored_message((message, seq): (NewMessage, Option<i64>)) -> StoreResult<Option<Message>> {
+pub(super) fn stored_message(
+    (message, seq): (NewMessage, Option<i64>),
+) -> StoreResult<Option<Message>> {
     let Some(seq) = seq else { return Ok(None) };
     Ok(Some(Message {
         seq: to_u64(seq, "seq")?,
@@ -573,9 +575,7 @@ macro_rules! impl_store {
             }
 
             async fn queue_message(&self, message: NewMessage, on_stored: OnStored) -> StoreResult<()> {
-                self.appends
-                    .enqueue(message, Box::new(move |stored| on_stored(stored.and_then(stored_message))))
-                    .await
+                self.appends.enqueue(message, on_stored).await
             }
 
             async fn recent_messages(&self, key: &str, limit: usize) -> StoreResult<Vec<Message>> {
