@@ -68,3 +68,10 @@ async fn contract_002_studio_namespaces_and_publish_api() {
     run_node_tests(&app, "contract002.test.mjs").await;
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_first_joins_of_new_rooms_all_succeed() {
+    let app = spawn_app_with(|_| {}).await;
+    run_node_tests(&app, "first_joins.test.mjs").await;
+    app.shutdown().await;
+}

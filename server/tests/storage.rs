@@ -193,6 +193,97 @@ async fn racing_joins_never_overfill_a_room(t: &TestStore) {
     );
 }
 
+/// Many first joiners of rooms that do not exist yet, each doing what the core does for a
+/// room named by a client: join, create it if missing, join again. None is told "full".
+async fn joins_racing_a_rooms_creation_are_never_told_it_is_full(t: &TestStore) {
+    const ROOMS: usize = 20;
+    const JOINERS: usize = 50;
+    for room in 0..ROOMS {
+        let key = format!("crowd-{room}");
+        let joins = (0..JOINERS).map(|i| {
+            let store = Arc::clone(&t.store);
+            let key = key.clone();
+            tokio::spawn(async move {
+                let user = format!("user{i}");
+                let first = store.add_member(&key, &user, 1).await.unwrap();
+                if first != AddMember::NoSuchRoom {
+                    return first;
+                }
+                store
+                    .create_room(&new_room(&key, JOINERS as u32))
+                    .await
+                    .unwrap();
+                store.add_member(&key, &user, 2).await.unwrap()
+            })
+        });
+        let outcomes: Vec<AddMember> = futures_util::future::join_all(joins)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            outcomes.iter().all(|o| *o == AddMember::Added),
+            "room {room}: {outcomes:?}"
+        );
+        let stored = t.store.room(&key).await.unwrap().unwrap();
+        assert_eq!(stored.member_count as usize, JOINERS);
+    }
+}
+
+/// A room created by joining it holds `MAX_JOINED_ROOM_MEMBERS`: the last seat is taken and
+/// the join after it is refused as full.
+async fn a_room_created_by_joining_holds_its_cap_and_no_more(t: &TestStore) {
+    use confab_server::core::{Core, CoreError, CoreSettings, IfMissing};
+    use confab_shared::limits::MAX_JOINED_ROOM_MEMBERS;
+
+    let core = Core::new(Arc::clone(&t.store), CoreSettings::default());
+    let join = |user: &'static str| {
+        let core = core.clone();
+        async move {
+            let (conn, _inbox) = core.connect();
+            core.sign_in(&conn, profile(user)).await.unwrap();
+            let if_missing = IfMissing::Create {
+                room_type: "discussion".into(),
+            };
+            core.join_room(&conn, "town-hall", if_missing)
+                .await
+                .map(|joined| joined.room)
+        }
+    };
+    let room = join("first")
+        .await
+        .expect("the first join creates the room");
+    assert_eq!(room.max_users, MAX_JOINED_ROOM_MEMBERS);
+    assert_eq!(room.member_count, 1);
+    // Fill every seat but one without ten thousand joins.
+    let fill = format!(
+        "UPDATE rooms SET member_count = {} WHERE id = 'town-hall'",
+        MAX_JOINED_ROOM_MEMBERS - 1
+    );
+    execute_sql(t, &fill).await;
+    let last = join("last").await.expect("the last seat is free");
+    assert_eq!(last.member_count, MAX_JOINED_ROOM_MEMBERS);
+    match join("one-too-many").await {
+        Err(CoreError::RoomFull) => {}
+        other => panic!("expected a full room, got {other:?}"),
+    }
+}
+
+/// Runs one statement on the test's database, beside the store.
+async fn execute_sql(t: &TestStore, sql: &str) {
+    use sqlx::{Connection, Executor};
+    match t.backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&t.url).await.unwrap();
+            conn.execute(sql).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&t.url).await.unwrap();
+            conn.execute(sql).await.unwrap();
+        }
+    }
+}
+
 async fn rooms_of_lists_most_recent_first(t: &TestStore) {
     let s = &t.store;
     for key in ["AAAA22", "BBBB22", "CCCC22"] {
@@ -579,6 +670,8 @@ storage_suite!(
     rooms_are_created_once_and_read_back,
     membership_respects_capacity,
     racing_joins_never_overfill_a_room,
+    joins_racing_a_rooms_creation_are_never_told_it_is_full,
+    a_room_created_by_joining_holds_its_cap_and_no_more,
     rooms_of_lists_most_recent_first,
     messages_get_gapless_sequence_numbers_under_concurrency,
     history_reads_are_ordered_and_bounded,

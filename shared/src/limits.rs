@@ -17,6 +17,10 @@ pub const DEFAULT_MAX_USERS: u32 = 8;
 /// The largest `maxUsers` a room may be created with.
 pub const MAX_USERS_CAP: u32 = 1000;
 
+/// Members a room created by joining it holds (Socket.IO's `join_room` of contract 004 and
+/// `joinRoom` of 002, which name no limit): a discussion of a few thousand is ordinary.
+pub const MAX_JOINED_ROOM_MEMBERS: u32 = 10_000;
+
 /// Messages of history sent on joining a room.
 pub const HISTORY_LEN: usize = 50;
 

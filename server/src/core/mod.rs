@@ -327,13 +327,19 @@ impl Core {
     pub async fn create_room(&self, conn: &Connection, spec: RoomSpec) -> CoreResult<Room> {
         let user = self.signed_in(conn)?;
         self.check_room_quota(&user.user_id).await?;
-        let room = self.insert_room(&user, spec).await?;
+        let room = self.insert_room(&user, spec, limits::MAX_USERS_CAP).await?;
         self.join_room(conn, &room.key, IfMissing::Refuse)
             .await
             .map(|joined| joined.room)
     }
 
-    async fn insert_room(&self, host: &Profile, spec: RoomSpec) -> CoreResult<Room> {
+    /// Stores a new room of at most `max_users_cap` members.
+    async fn insert_room(
+        &self,
+        host: &Profile,
+        spec: RoomSpec,
+        max_users_cap: u32,
+    ) -> CoreResult<Room> {
         let room_type = spec.room_type.trim();
         if room_type.is_empty() || room_type.chars().count() > limits::MAX_ROOM_TYPE_CHARS {
             return Err(CoreError::invalid(format!(
@@ -342,10 +348,9 @@ impl Core {
             )));
         }
         let max_users = spec.max_users.unwrap_or(limits::DEFAULT_MAX_USERS);
-        if !(1..=limits::MAX_USERS_CAP).contains(&max_users) {
+        if !(1..=max_users_cap).contains(&max_users) {
             return Err(CoreError::invalid(format!(
-                "the maximum number of users must be between 1 and {}",
-                limits::MAX_USERS_CAP
+                "the maximum number of users must be between 1 and {max_users_cap}"
             )));
         }
         if let Some(key) = &spec.key {
@@ -400,10 +405,12 @@ impl Core {
                     key: Some(key.to_owned()),
                     name: key.to_owned(),
                     room_type,
-                    max_users: Some(limits::MAX_USERS_CAP),
+                    max_users: Some(limits::MAX_JOINED_ROOM_MEMBERS),
                 };
                 // Two first joiners race to create it; either way it exists afterwards.
-                let _ = self.insert_room(&user, spec).await;
+                let _ = self
+                    .insert_room(&user, spec, limits::MAX_JOINED_ROOM_MEMBERS)
+                    .await;
                 outcome = store.add_member(key, &user.user_id, now_ms()).await?;
             }
         }

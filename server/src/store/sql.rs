@@ -4,7 +4,9 @@
 //!
 //! Atomicity without database-specific locking: "join unless full" and "next sequence
 //! number" are single conditional `UPDATE … RETURNING` statements on the room's row, which
-//! both databases serialise per row. Chat messages are written by the append queue's
+//! both databases serialise per row. A join that gets no seat calls the room full only
+//! when a read of that row, after the update, shows it full (a room created meanwhile is
+//! tried again). Chat messages are written by the append queue's
 //! writer (`append.rs`, on a thread of its own), in batches, through [`MessageWriter`].
 
 use std::{str::FromStr, sync::OnceLock, time::Duration};
@@ -33,6 +35,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// SQLite's reading connections; they run alongside the writer (WAL).
 const SQLITE_READERS: u32 = 4;
 const POSTGRES_POOL_SIZE: u32 = 16;
+/// Times a join tries for a seat that its room's row says is free before it calls the room
+/// full (see `take_seat`).
+const SEAT_ATTEMPTS: usize = 3;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -327,9 +332,68 @@ fn seqs_in_order(chunk: &[NewMessage], rows: &[SqliteRow]) -> StoreResult<Vec<Op
     Ok(seqs)
 }
 
+/// A row whose seats are counted against a capacity: a room's members, a party's players.
+struct Seats {
+    table: &'static str,
+    taken: &'static str,
+    capacity: &'static str,
+}
+
+const ROOM_SEATS: Seats = Seats {
+    table: "rooms",
+    taken: "member_count",
+    capacity: "max_users",
+};
+
+const PARTY_SEATS: Seats = Seats {
+    table: "party_sessions",
+    taken: "player_count",
+    capacity: "max_players",
+};
+
+/// What trying for a seat came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seat {
+    Taken,
+    Full,
+    NoSuchRow,
+}
+
 macro_rules! impl_store {
     ($db:ty, $row:ty) => {
         impl SqlStore<$db> {
+            /// Takes a seat of row `id` in `tx`. The conditional UPDATE takes one or finds
+            /// none; finding none means "full" only if the row, read afterwards, exists and
+            /// is full. A row created (or a seat freed) between the two statements is tried
+            /// again, so a joiner racing a room's first joiner is never told it is full.
+            async fn take_seat(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                seats: &Seats,
+                id: &str,
+            ) -> StoreResult<Seat> {
+                let Seats { table, taken, capacity } = seats;
+                let update = format!(
+                    "UPDATE {table} SET {taken} = {taken} + 1 \
+                     WHERE id = $1 AND {taken} < {capacity} RETURNING id"
+                );
+                let read = format!("SELECT {taken} AS taken, {capacity} AS capacity FROM {table} WHERE id = $1");
+                for _ in 0..SEAT_ATTEMPTS {
+                    if sqlx::query(&update).bind(id).fetch_optional(&mut **tx).await?.is_some() {
+                        return Ok(Seat::Taken);
+                    }
+                    let Some(row) = sqlx::query(&read).bind(id).fetch_optional(&mut **tx).await? else {
+                        return Ok(Seat::NoSuchRow);
+                    };
+                    let occupied: i64 = row.try_get("taken")?;
+                    let available: i64 = row.try_get("capacity")?;
+                    if occupied >= available {
+                        return Ok(Seat::Full);
+                    }
+                }
+                // Seats kept being freed and taken under us: full, as far as we could tell.
+                Ok(Seat::Full)
+            }
+
             fn room_from_row(row: &$row) -> StoreResult<Room> {
                 let phase: String = row.try_get("phase")?;
                 Ok(Room {
@@ -479,17 +543,10 @@ macro_rules! impl_store {
                     return Ok(AddMember::AlreadyMember);
                 }
                 let mut tx = self.writer.begin().await?;
-                let seat = sqlx::query(
-                    "UPDATE rooms SET member_count = member_count + 1 \
-                     WHERE id = $1 AND member_count < max_users RETURNING id",
-                )
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if seat.is_none() {
-                    drop(tx);
-                    let exists = self.room(key).await?.is_some();
-                    return Ok(if exists { AddMember::Full } else { AddMember::NoSuchRoom });
+                match Self::take_seat(&mut tx, &ROOM_SEATS, key).await? {
+                    Seat::Taken => {}
+                    Seat::Full => return Ok(AddMember::Full),
+                    Seat::NoSuchRow => return Ok(AddMember::NoSuchRoom),
                 }
                 let inserted = sqlx::query(
                     "INSERT INTO memberships (room_id, user_id, joined_at) VALUES ($1, $2, $3) \
@@ -751,16 +808,10 @@ macro_rules! impl_store {
                     return Ok(AddMember::AlreadyMember);
                 }
                 let mut tx = self.writer.begin().await?;
-                let seat = sqlx::query(
-                    "UPDATE party_sessions SET player_count = player_count + 1 \
-                     WHERE id = $1 AND player_count < max_players RETURNING id",
-                )
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if seat.is_none() {
-                    drop(tx);
-                    return Ok(if self.party(id).await?.is_some() { AddMember::Full } else { AddMember::NoSuchRoom });
+                match Self::take_seat(&mut tx, &PARTY_SEATS, id).await? {
+                    Seat::Taken => {}
+                    Seat::Full => return Ok(AddMember::Full),
+                    Seat::NoSuchRow => return Ok(AddMember::NoSuchRoom),
                 }
                 let inserted = sqlx::query(
                     "INSERT INTO party_players (session_id, user_id, username, ready, joined_at) \
