@@ -69,6 +69,16 @@ async fn contract_002_studio_namespaces_and_publish_api() {
     app.shutdown().await;
 }
 
+/// On the multi-threaded runtime the server has in production: there, a socket's reads run
+/// on one worker while its connect handler may still wait for another, which is the race
+/// this guards against (a single-threaded runtime always runs the handler first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_sent_at_connect_are_answered_on_every_namespace_and_transport() {
+    let app = spawn_app_with(|config| config.anonymous = Anonymous::Allow).await;
+    run_node_tests(&app, "first_event.test.mjs").await;
+    app.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_first_joins_of_new_rooms_all_succeed() {
     let app = spawn_app_with(|_| {}).await;

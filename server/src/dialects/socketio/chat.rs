@@ -15,9 +15,9 @@ use socketioxide::{
 };
 
 use super::{
-    handshake_token, new_session,
+    admit, connected, handshake_token, new_session,
     render::{self, ANONYMOUS_PREFIX},
-    session_of, start, studio,
+    session_of, studio,
     turn::Turn,
     Flavor, Handshake, Namespace, Session,
 };
@@ -42,7 +42,7 @@ pub const MAX_USER_ID_CHARS: usize = 128;
 pub const MAX_ROOM_NAME_CHARS: usize = 100;
 
 pub fn register(io: &SocketIo) {
-    io.ns("/", on_connect.with(authenticate));
+    io.ns("/", connected.with(authenticate));
 }
 
 /// Why a handshake was refused; the text is what the client's `connect_error` carries.
@@ -57,7 +57,7 @@ impl std::fmt::Display for Refusal {
 
 /// Contract 004's handshake rule for the default namespace: no token, "Authentication
 /// required" (unless anonymous clients are allowed); a bad or expired one, "Invalid token".
-/// An accepted socket is signed in before it is connected.
+/// An accepted socket is signed in, and its handlers registered, before it is connected.
 async fn authenticate(
     socket: SocketRef,
     TryData(auth): TryData<Value>,
@@ -79,14 +79,13 @@ async fn authenticate(
         }
         session.set_handshake(Handshake::Authenticated(identity));
     }
-    socket.extensions.insert(session);
+    admit(&socket, session, handlers);
     Ok(())
 }
 
-/// Handlers first, with no await before them: the client may emit as soon as it is
-/// connected.
-async fn on_connect(socket: SocketRef) {
-    studio::register_common(&socket);
+/// The default namespace's events: contract 002's common ones, and 001's and 004's chat.
+fn handlers(socket: &SocketRef) {
+    studio::register_common(socket);
     socket.on("create_room", create_room);
     socket.on("join_room", join_room);
     socket.on("send_message", send_message);
@@ -104,10 +103,6 @@ async fn on_connect(socket: SocketRef) {
         },
     );
     socket.on("leave_room", leave_room);
-    if let Some(session) = session_of(&socket) {
-        start(&socket, &session);
-        studio::greet(&socket, &session);
-    }
 }
 
 /// A failure as the `error` event carries it.

@@ -81,6 +81,12 @@ pub enum Namespace {
 /// A Socket.IO socket's core connection and per-socket state. Made by the namespace's
 /// connect middleware (so the socket is signed in before its first event can arrive), kept
 /// in the socket's extensions, and dropped (signing the connection out) when it disconnects.
+///
+/// socketioxide sends the CONNECT packet when the middleware returns and only then spawns
+/// the connect handler, and it drops an event that arrives before a handler for its name
+/// exists. So the middleware registers every handler ([`admit`]), and the connect handler
+/// only greets and starts the pump ([`connected`]); the greeting holds the socket's first
+/// turn, so events sent at once are answered after it, in the order sent.
 pub struct Session {
     pub conn: Connection,
     pub namespace: Namespace,
@@ -102,6 +108,8 @@ pub struct Session {
     closed: CancellationToken,
     /// The socket's events in arrival order, each handled in its turn.
     line: Mutex<turn::Line>,
+    /// The first turn, held from admission until the connect handler has greeted.
+    greeting: Mutex<Option<turn::Turn>>,
 }
 
 /// The outcome of a handshake token.
@@ -203,7 +211,7 @@ pub fn layer(state: &AppState) -> SocketIoLayer {
 pub fn new_session(state: &AppState, namespace: Namespace) -> Arc<Session> {
     let (conn, inbox) = state.core().connect();
     let config = state.config();
-    Arc::new(Session {
+    let session = Arc::new(Session {
         conn,
         namespace,
         connected_at_ms: now_ms(),
@@ -217,19 +225,38 @@ pub fn new_session(state: &AppState, namespace: Namespace) -> Arc<Session> {
         handshake: Mutex::new(None),
         closed: CancellationToken::new(),
         line: Mutex::new(turn::Line::default()),
-    })
+        greeting: Mutex::new(None),
+    });
+    *lock(&session.greeting) = Some(turn::Turn::take(&session.line));
+    session
 }
 
-/// Starts delivering the session's events to its connected socket, until it disconnects.
-pub fn start(socket: &SocketRef, session: &Arc<Session>) {
+/// Admits a socket from its namespace's connect middleware, before the client is told it is
+/// connected: `handlers` registers the namespace's event handlers, then the session is
+/// attached. An event the client sends as soon as it is connected finds both.
+pub fn admit(socket: &SocketRef, session: Arc<Session>, handlers: impl FnOnce(&SocketRef)) {
+    handlers(socket);
     socket.on_disconnect(async |socket: SocketRef| {
         if let Some(session) = socket.extensions.remove::<Arc<Session>>() {
             session.closed.cancel();
         }
     });
-    if let Some(inbox) = lock(&session.inbox).take() {
+    socket.extensions.insert(session);
+}
+
+/// The connect handler of every namespace: greets the socket (`welcome`, and what its
+/// handshake token came to), lets its events be handled, and starts delivering the core's
+/// events to it until it disconnects.
+pub async fn connected(socket: SocketRef) {
+    let Some(session) = session_of(&socket) else {
+        return;
+    };
+    studio::greet(&socket, &session);
+    drop(lock(&session.greeting).take());
+    let inbox = lock(&session.inbox).take();
+    if let Some(inbox) = inbox {
         let state = session.state.clone();
-        state.spawn_connection(pump(socket.clone(), Arc::clone(session), inbox));
+        state.spawn_connection(pump(socket.clone(), Arc::clone(&session), inbox));
     }
 }
 

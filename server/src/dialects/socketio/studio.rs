@@ -14,8 +14,8 @@ use socketioxide::{
 };
 
 use super::{
-    handshake_token, new_session, refusal_text, session_of, start, turn::Turn, Handshake,
-    Namespace, Session,
+    admit, connected, handshake_token, new_session, refusal_text, session_of, turn::Turn,
+    Handshake, Namespace, Session,
 };
 use crate::{
     auth::Identity,
@@ -30,48 +30,35 @@ pub const STUDIO_ROOM_TYPE: &str = "studio";
 pub fn register(io: &SocketIo) {
     io.ns(
         "/media",
-        on_connect_media.with(
+        connected.with(
             async |socket: SocketRef,
                    TryData(auth): TryData<Value>,
                    State(state): State<AppState>| {
-                admit(&socket, &state, Namespace::Media, auth.ok()).await
+                admit_to(&socket, &state, Namespace::Media, auth.ok()).await
             },
         ),
     );
     io.ns(
         "/notifications",
-        on_connect_notifications.with(
+        connected.with(
             async |socket: SocketRef,
                    TryData(auth): TryData<Value>,
                    State(state): State<AppState>| {
-                admit(&socket, &state, Namespace::Notifications, auth.ok()).await
+                admit_to(&socket, &state, Namespace::Notifications, auth.ok()).await
             },
         ),
     );
 }
 
-async fn on_connect_media(socket: SocketRef) {
-    register_common(&socket);
+fn media_handlers(socket: &SocketRef) {
+    register_common(socket);
     socket.on("subscribeMedia", subscribe_media);
     socket.on("unsubscribeMedia", unsubscribe_media);
-    connected(&socket);
-}
-
-async fn on_connect_notifications(socket: SocketRef) {
-    register_common(&socket);
-    connected(&socket);
-}
-
-fn connected(socket: &SocketRef) {
-    if let Some(session) = session_of(socket) {
-        start(socket, &session);
-        greet(socket, &session);
-    }
 }
 
 /// `/media` and `/notifications` let every connection in; a handshake token is checked and
 /// the socket signed in before it connects. The outcome is announced once connected.
-async fn admit(
+async fn admit_to(
     socket: &SocketRef,
     state: &AppState,
     namespace: Namespace,
@@ -91,7 +78,11 @@ async fn admit(
         };
         session.set_handshake(handshake);
     }
-    socket.extensions.insert(session);
+    let handlers: fn(&SocketRef) = match namespace {
+        Namespace::Media => media_handlers,
+        Namespace::Default | Namespace::Notifications => register_common,
+    };
+    admit(socket, session, handlers);
     Ok(())
 }
 

@@ -39,7 +39,7 @@ pub struct Turn {
 
 impl Turn {
     /// The next turn on `line`.
-    fn take(line: &std::sync::Mutex<Line>) -> Self {
+    pub(super) fn take(line: &std::sync::Mutex<Line>) -> Self {
         let (queued, queued_rx) = oneshot::channel();
         let (done, done_rx) = oneshot::channel();
         let mut line = lock(line);
