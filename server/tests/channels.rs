@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{spawn_app_with, tokens, TestApp, WsClient};
+use common::{assert_refused_frames_close, spawn_app_with, tokens, TestApp, WsClient};
 use serde_json::{json, Value};
 
 async fn ws_token(app: &TestApp, header: Option<(&str, String)>) -> reqwest::Response {
@@ -292,6 +292,17 @@ async fn a_channel_socket_closes_with_1008_when_its_session_expires() {
 }
 
 /// `user_id`'s notification socket.
+#[tokio::test]
+async fn channel_sockets_close_refused_frames_with_a_code_the_client_reads() {
+    let app = spawn_app_with(|_| {}).await;
+    assert_refused_frames_close("/qf/users/online/ws", || async {
+        online_socket(&app, "ana").await.0
+    })
+    .await;
+    assert_refused_frames_close("/qf/notifications/ws", || notification_socket(&app, "ana")).await;
+    app.shutdown().await;
+}
+
 async fn notification_socket(app: &TestApp, user_id: &str) -> WsClient {
     let token = qf_token(app, user_id).await;
     WsClient::connect(&app.ws_url(&format!("/qf/notifications/ws?token={token}"))).await

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{spawn_app_with, tokens, Received, TestApp, WsClient};
+use common::{assert_refused_frames_close, spawn_app_with, tokens, Received, TestApp, WsClient};
 use serde_json::{json, Value};
 
 async fn call(app: &TestApp, user: &str, path: &str, body: Option<Value>) -> reqwest::Response {
@@ -421,18 +421,18 @@ async fn racing_joins_never_overfill_a_session_and_sessions_persist() {
 }
 
 #[tokio::test]
-async fn party_sockets_close_on_oversized_frames_and_on_shutdown() {
+async fn party_sockets_close_on_refused_frames_and_on_shutdown() {
     let app = spawn_app_with(|_| {}).await;
     let id = ok(&app, "ana", "/qf/party", None).await["session_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let mut oversized = party_socket(&app, "ana", &id).await;
-    next(&mut oversized, "session_update").await;
-    oversized
-        .send_text(&"x".repeat(confab_shared::limits::MAX_FRAME_BYTES + 1))
-        .await;
-    assert_eq!(oversized.recv_close_code().await, 1009);
+    assert_refused_frames_close("/qf/party/{id}/ws", || async {
+        let mut ws = party_socket(&app, "ana", &id).await;
+        next(&mut ws, "session_update").await;
+        ws
+    })
+    .await;
 
     let mut open = party_socket(&app, "ana", &id).await;
     next(&mut open, "session_update").await;

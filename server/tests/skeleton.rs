@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{spawn_app, spawn_app_with, WsClient};
+use common::{assert_refused_frames_close, spawn_app, spawn_app_with, WsClient};
 use confab_shared::limits::MAX_FRAME_BYTES;
 use serde_json::json;
 
@@ -99,6 +99,71 @@ async fn a_frame_at_the_limit_is_read_and_one_over_it_closes_with_1009() {
     let mut other = app.ws().await;
     other.send_json(json!({"type": "ping"})).await;
     assert_eq!(other.recv_json().await["type"], "room:state");
+}
+
+#[tokio::test]
+async fn refused_frames_close_with_a_code_the_client_reads() {
+    let app = spawn_app().await;
+    assert_refused_frames_close("/ws", || app.ws()).await;
+    // The server carries on.
+    let mut other = app.ws().await;
+    other.send_json(json!({"type": "ping"})).await;
+    assert_eq!(other.recv_json().await["type"], "room:state");
+}
+
+/// A client may send its first frame right behind the upgrade request, before it has read
+/// the 101 answer: the frame is read once the connection is switched, not lost.
+#[tokio::test]
+async fn a_frame_sent_with_the_upgrade_request_is_answered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        app.addr
+    );
+    let mut bytes = request.into_bytes();
+    bytes.extend(masked_text_frame(br#"{"type":"ping"}"#));
+    tcp.write_all(&bytes).await.unwrap();
+
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let answer = tokio::time::timeout(common::WAIT, async {
+        loop {
+            let read = tcp.read(&mut chunk).await.unwrap();
+            assert!(read > 0, "closed: {}", String::from_utf8_lossy(&received));
+            received.extend_from_slice(&chunk[..read]);
+            let text = String::from_utf8_lossy(&received);
+            if let Some(end) = text.find("\r\n\r\n") {
+                assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+                let frame = &received[end + 4..];
+                // An unmasked server text frame with a 7- or 16-bit length.
+                if frame.len() >= 4 {
+                    let (len, start) = match frame[1] {
+                        126 => (usize::from(u16::from_be_bytes([frame[2], frame[3]])), 4),
+                        len => (usize::from(len), 2),
+                    };
+                    if frame.len() >= start + len {
+                        break String::from_utf8(frame[start..start + len].to_vec()).unwrap();
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("an answer to the first frame");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["type"], "room:state", "{answer}");
+}
+
+/// A client's text frame (masked, as RFC 6455 requires), with a payload under 126 bytes.
+fn masked_text_frame(payload: &[u8]) -> Vec<u8> {
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    let mut frame = vec![0x81, 0x80 | u8::try_from(payload.len()).unwrap()];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@
 //! limit (two segments a frame, a few hundred bytes each) was a tenth of the server's time,
 //! several times what one copy in user space costs.
 
-use std::future::Future;
+use std::{future::Future, time::Duration};
 
 use axum::{
     body::Body,
@@ -23,7 +23,7 @@ use axum::{
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::{
     tungstenite::{
         self,
@@ -37,6 +37,16 @@ use tokio_tungstenite::{
 /// Bytes gathered for one write at most (a larger frame is written alone), so a batch of
 /// big frames does not need one big buffer.
 const MAX_WRITE_BYTES: usize = 64 * 1024;
+
+/// After a failed read (a frame over the size limit, invalid UTF-8, a protocol error) the
+/// server closes while the peer may still be sending, maybe the rest of a frame of many
+/// MiB. Closing the TCP connection with bytes unread makes the kernel send a reset, and a
+/// peer that is reset loses the close frame it was sent (it sees 1006). So what the peer
+/// still sends is read and thrown away, until it closes its side or these bounds run out.
+pub const DISCARD_MAX_BYTES: usize = 32 * 1024 * 1024;
+pub const DISCARD_MAX_TIME: Duration = Duration::from_secs(3);
+/// Bytes read at a time while discarding.
+const DISCARD_CHUNK_BYTES: usize = 16 * 1024;
 
 /// A WebSocket upgrade request (HTTP/1.1), checked as RFC 6455 section 4.2.1 asks.
 pub struct Upgrade {
@@ -124,6 +134,7 @@ impl Upgrade {
             serve(Socket {
                 inner,
                 mid_frame: false,
+                read_failed: false,
             })
             .await;
         });
@@ -143,12 +154,18 @@ pub struct Socket {
     /// A write of ours stopped part-way through a frame (its future was dropped): the
     /// stream can carry nothing more, not even a close frame.
     mid_frame: bool,
+    /// A read failed: the peer's stream may stop mid-frame, and cannot be parsed further.
+    read_failed: bool,
 }
 
 impl Socket {
     /// The next frame from the peer; `None` once the connection has ended.
     pub async fn recv(&mut self) -> Option<Result<Message, tungstenite::Error>> {
-        self.inner.next().await
+        let next = self.inner.next().await;
+        if matches!(next, Some(Err(_))) {
+            self.read_failed = true;
+        }
+        next
     }
 
     /// Writes `texts` as text frames, gathered into as few writes as [`MAX_WRITE_BYTES`]
@@ -188,6 +205,28 @@ impl Socket {
             reason: Utf8Bytes::from_static(reason),
         };
         let _ = self.inner.send(Message::Close(Some(frame))).await;
+    }
+
+    /// After a failed read, reads and throws away what the peer still sends, until it
+    /// closes its side, [`DISCARD_MAX_BYTES`] have come or [`DISCARD_MAX_TIME`] has passed,
+    /// so that the close frame already sent is read rather than lost to a reset. Does
+    /// nothing when no read failed: the peer then answers a close frame with its own.
+    pub async fn discard_unread(&mut self) {
+        if !self.read_failed || self.mid_frame {
+            return;
+        }
+        let stream = self.inner.get_mut();
+        let mut chunk = vec![0; DISCARD_CHUNK_BYTES];
+        let mut left = DISCARD_MAX_BYTES;
+        let discard = async {
+            while left > 0 {
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => left = left.saturating_sub(read),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DISCARD_MAX_TIME, discard).await;
     }
 }
 

@@ -1,16 +1,16 @@
-//! Plumbing shared by the plain-WebSocket dialects (`/ws` and `/qf/*`): frame limits, writes
-//! that a peer who stops reading cannot pin, and closing.
+//! Plumbing shared by the plain-WebSocket dialects (`/ws` and `/qf/*`): accepting the
+//! upgrade, frame limits, writes that a peer who stops reading cannot pin, and closing.
 
 use std::{future::Future, time::Duration};
 
-use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::{extract::ws::close_code, response::Response};
 use confab_shared::limits::MAX_FRAME_BYTES;
-use futures_util::{stream::SplitSink, SinkExt};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{protocol::WebSocketConfig, Utf8Bytes as WsText};
+use tokio_tungstenite::tungstenite::{protocol::WebSocketConfig, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
-use super::direct_ws::Socket;
+use super::direct_ws::{Socket, Upgrade};
+use crate::AppState;
 
 /// Bytes tungstenite reads at a time. Its default (128 KiB) is zero-filled before every
 /// read, which costs most of a busy server's CPU and 128 KiB per idle connection.
@@ -27,21 +27,25 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub type Sink = SplitSink<WebSocket, Message>;
-
-/// Applies the frame-size limit and the read buffer size.
-pub fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
-    ws.read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
-}
-
-/// The same limits for a [`super::direct_ws`] socket.
+/// The frame-size limit and the read buffer size of every plain WebSocket.
 pub fn config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(MAX_FRAME_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES))
+}
+
+/// Answers a WebSocket upgrade; once switched, `serve` runs the socket as a tracked
+/// connection, so shutdown waits for it.
+pub fn accept<F, Fut>(upgrade: Upgrade, state: AppState, serve: F) -> Response
+where
+    F: FnOnce(Socket, AppState) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    upgrade.on_upgrade(config(), move |socket| async move {
+        let tracked = state.clone();
+        tracked.spawn_connection(serve(socket, state));
+    })
 }
 
 /// Why a connection's loop ended.
@@ -57,50 +61,31 @@ impl Stop {
     pub const SHUTDOWN: Self = Self::Close(close_code::AWAY, "server shutting down");
     pub const TOO_SLOW: Self = Self::Close(CLOSE_TOO_SLOW, "too slow: outbound queue full");
 
-    /// How a failed read ends the connection: 1009 when a frame was over the size limit
-    /// (the one read error after which the socket can still carry a close frame).
-    pub fn after_read_error(err: axum::Error) -> Self {
-        match err.into_inner().downcast_ref::<tungstenite::Error>() {
-            Some(err) => Self::after_ws_error(err),
-            None => Self::Gone,
-        }
-    }
-
-    /// [`Self::after_read_error`] for tungstenite's own error.
+    /// How a failed read of tungstenite's ends the connection: 1009 for a frame over the
+    /// size limit, 1007 for a text frame that is not UTF-8, 1002 for a frame that breaks
+    /// RFC 6455; nothing more to send when the connection itself failed.
     pub fn after_ws_error(err: &tungstenite::Error) -> Self {
-        if matches!(err, tungstenite::Error::Capacity(_)) {
-            Self::Close(close_code::SIZE, "message too big")
-        } else {
-            Self::Gone
+        use tungstenite::error::ProtocolError;
+        match err {
+            tungstenite::Error::Capacity(_) => Self::Close(close_code::SIZE, "message too big"),
+            tungstenite::Error::Utf8(_) => Self::Close(close_code::INVALID, "invalid UTF-8"),
+            tungstenite::Error::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake
+                | ProtocolError::ReceivedAfterClosing
+                | ProtocolError::SendAfterClosing,
+            ) => Self::Gone,
+            tungstenite::Error::Protocol(_) => Self::Close(close_code::PROTOCOL, "protocol error"),
+            _ => Self::Gone,
         }
     }
 }
 
-/// Writes `frames` and flushes once. The write races the server's shutdown, the
-/// connection's overflow flag and a deadline, so a peer that stops reading cannot pin the
-/// connection's task.
-pub async fn write<F: Into<Utf8Bytes>>(
-    sink: &mut Sink,
-    frames: Vec<F>,
-    shutdown: &CancellationToken,
-    overflowed: &CancellationToken,
-) -> Result<(), Stop> {
-    if frames.is_empty() {
-        return Ok(());
-    }
-    let send = async {
-        for frame in frames {
-            sink.feed(Message::Text(frame.into())).await?;
-        }
-        sink.flush().await
-    };
-    guarded(send, shutdown, overflowed).await
-}
-
-/// [`write`] for a [`super::direct_ws`] socket.
-pub async fn write_direct(
+/// Writes `frames` in as few system calls as it can. The write races the server's
+/// shutdown, the connection's overflow flag and a deadline, so a peer that stops reading
+/// cannot pin the connection's task.
+pub async fn write(
     socket: &mut Socket,
-    frames: &[WsText],
+    frames: &[Utf8Bytes],
     shutdown: &CancellationToken,
     overflowed: &CancellationToken,
 ) -> Result<(), Stop> {
@@ -129,22 +114,13 @@ async fn guarded<E>(
     }
 }
 
-/// [`finish`] for a [`super::direct_ws`] socket.
-pub async fn finish_direct(socket: &mut Socket, stop: Stop) {
+/// Ends the connection as `stop` says: a close frame (given up after a second on a peer
+/// that does not read), or nothing. After a failed read, what the peer still
+/// sends is discarded (bounded), so it reads the close code instead of a reset.
+pub async fn finish(socket: &mut Socket, stop: Stop) {
     if let Stop::Close(code, reason) = stop {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.close(code, reason)).await;
-    }
-}
-
-/// Ends the connection as `stop` says: a close frame (given up after a second on a peer
-/// that does not read), or nothing.
-pub async fn finish(sink: &mut Sink, stop: Stop) {
-    if let Stop::Close(code, reason) = stop {
-        let frame = Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        }));
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(frame)).await;
+        socket.discard_unread().await;
     }
 }
 

@@ -11,7 +11,16 @@ use confab_server::{config::Config, Server};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::{
-    tungstenite::{protocol::CloseFrame, Message},
+    tungstenite::{
+        protocol::{
+            frame::{
+                coding::{Data, OpCode},
+                Frame,
+            },
+            CloseFrame,
+        },
+        Message,
+    },
     MaybeTlsStream, WebSocketStream,
 };
 
@@ -200,10 +209,75 @@ impl WsClient {
         }
     }
 
+    /// Sends `message` and returns the close code the server sent, or `None` when the
+    /// client could not read one: the connection ended without it, or was reset while the
+    /// client was still writing (browsers and other clients then report 1006 and read no
+    /// further).
+    pub async fn close_code_after_sending(&mut self, message: Message) -> Option<u16> {
+        match tokio::time::timeout(WAIT, self.stream.send(message)).await {
+            Ok(Ok(())) => {}
+            _ => return None,
+        }
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("timed out waiting for the close");
+            match frame {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code.into()),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
     /// Asserts nothing arrives for `quiet`.
     pub async fn assert_silent_for(&mut self, quiet: Duration) {
         if let Ok(frame) = tokio::time::timeout(quiet, self.stream.next()).await {
             panic!("expected silence, got {frame:?}");
         }
+    }
+}
+
+/// Frames a server must refuse, each with the close code the client must read: frames over
+/// the size limit, up to many MiB (the client is still writing when the server closes), a
+/// text frame that is not UTF-8, and one with reserved bits set.
+pub fn refused_frames() -> Vec<(&'static str, Message, u16)> {
+    use confab_shared::limits::MAX_FRAME_BYTES;
+    let text = |len: usize| Message::text("x".repeat(len));
+    let invalid_utf8 = Frame::message(vec![b'"', 0xff, 0xfe, b'"'], OpCode::Data(Data::Text), true);
+    let mut reserved = Frame::message(&b"{}"[..], OpCode::Data(Data::Text), true);
+    reserved.header_mut().rsv2 = true;
+    vec![
+        ("a frame of 64 KiB + 1", text(MAX_FRAME_BYTES + 1), 1009),
+        ("a frame of 1 MiB", text(1 << 20), 1009),
+        ("a frame of 4 MiB", text(4 << 20), 1009),
+        ("a frame of 16 MiB", text(16 << 20), 1009),
+        (
+            "a text frame that is not UTF-8",
+            Message::Frame(invalid_utf8),
+            1007,
+        ),
+        (
+            "a frame with reserved bits set",
+            Message::Frame(reserved),
+            1002,
+        ),
+    ]
+}
+
+/// Opens a socket with `open` for each of [`refused_frames`], sends the frame, and asserts
+/// the close code the client reads.
+pub async fn assert_refused_frames_close<F, Fut>(socket: &str, open: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = WsClient>,
+{
+    for (what, frame, code) in refused_frames() {
+        let mut ws = open().await;
+        assert_eq!(
+            ws.close_code_after_sending(frame).await,
+            Some(code),
+            "{socket}: {what}"
+        );
     }
 }

@@ -8,6 +8,7 @@
 pub mod notifications;
 pub mod online;
 pub mod party;
+pub mod socket;
 
 use axum::{
     extract::{ws::close_code, Query, State},

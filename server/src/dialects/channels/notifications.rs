@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 
 use axum::{
-    extract::{rejection::JsonRejection, ws::Message, Path, Query, State, WebSocketUpgrade},
+    extract::{rejection::JsonRejection, Path, Query, State},
     http::HeaderMap,
     response::Response,
     Json,
@@ -19,105 +19,82 @@ use confab_shared::{
     api::{PingRequest, PingResult},
     channels::{ChannelMessage, ChannelNotification, ChannelPing},
 };
-use futures_util::StreamExt;
 
-use super::{authenticate_socket, ws_token_from, TokenQuery};
+use super::{
+    socket::{self, Channel, INTERNAL_ERROR},
+    ws_token_from, TokenQuery,
+};
 use crate::{
     auth::is_safe_image_url,
-    core::{events::Event, model::Notification},
-    dialects::{
-        plain_ws::{self, Stop},
-        timefmt::iso8601_millis,
-    },
+    core::{events::Event, model::Notification, Connection},
+    dialects::{direct_ws::Upgrade, plain_ws::Stop, timefmt::iso8601_millis},
     http::{caller::identify, error::ApiError},
     AppState,
 };
 
 pub async fn socket(
-    ws: WebSocketUpgrade,
+    upgrade: Upgrade,
     query: Query<TokenQuery>,
     headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
     let token = ws_token_from(&query, &headers);
-    plain_ws::configure(ws).on_upgrade(move |socket| {
-        let tracked = state.clone();
-        async move { tracked.spawn_connection(serve(socket, state, token)) }
-    })
+    socket::accept(upgrade, state, token, NotificationChannel::default())
 }
 
-async fn serve(socket: axum::extract::ws::WebSocket, state: AppState, token: Option<String>) {
-    let (mut sink, mut stream) = socket.split();
-    let (conn, mut inbox, session_end) = match authenticate_socket(&state, token.as_deref()).await {
-        Ok(authenticated) => authenticated,
-        Err(stop) => return plain_ws::finish(&mut sink, stop).await,
-    };
-    let core = state.core();
-    // Subscribe before reading the backlog, so nothing published in between is missed;
-    // what arrives both ways is sent once.
-    let backlog = match core.watch_notifications(&conn) {
-        Ok(()) => core.undelivered_notifications(&conn).await,
-        Err(err) => Err(err),
-    };
-    let backlog = match backlog {
-        Ok(backlog) => backlog,
-        Err(err) => {
+/// The notifications channel: the backlog on open, then each notification and ping.
+#[derive(Default)]
+struct NotificationChannel {
+    /// Notifications sent from the backlog, not to be sent again when they also arrive live.
+    from_backlog: HashSet<String>,
+}
+
+impl Channel for NotificationChannel {
+    async fn open(&mut self, state: &AppState, conn: &Connection) -> Result<Vec<String>, Stop> {
+        let core = state.core();
+        // Subscribe before reading the backlog, so nothing published in between is missed;
+        // what arrives both ways is sent once.
+        let backlog = match core.watch_notifications(conn) {
+            Ok(()) => core.undelivered_notifications(conn).await,
+            Err(err) => Err(err),
+        };
+        let backlog = backlog.map_err(|err| {
             err.log_if_internal();
-            return plain_ws::finish(
-                &mut sink,
-                Stop::Close(axum::extract::ws::close_code::ERROR, "internal error"),
-            )
-            .await;
+            INTERNAL_ERROR
+        })?;
+        let mut frames = Vec::with_capacity(backlog.len());
+        for notification in &backlog {
+            frames.push(notification_frame(notification));
+            mark_delivered(state, &notification.id).await;
+            self.from_backlog.insert(notification.id.clone());
         }
-    };
-    let from_backlog: HashSet<String> = backlog.iter().map(|n| n.id.clone()).collect();
-    let mut frames = Vec::new();
-    for notification in &backlog {
-        frames.push(notification_frame(notification));
-        mark_delivered(&state, &notification.id).await;
+        Ok(frames)
     }
-    let shutdown = state.shutdown_token().clone();
-    let overflowed = inbox.overflowed.clone();
-    let stop = loop {
-        if let Err(stop) = plain_ws::write(
-            &mut sink,
-            std::mem::take(&mut frames),
-            &shutdown,
-            &overflowed,
-        )
-        .await
-        {
-            break stop;
+
+    async fn on_event(
+        &mut self,
+        state: &AppState,
+        event: &Event,
+        frames: &mut Vec<String>,
+    ) -> Result<(), Stop> {
+        match event {
+            Event::Notification(notification) if !self.from_backlog.contains(&notification.id) => {
+                frames.push(notification_frame(notification));
+                mark_delivered(state, &notification.id).await;
+            }
+            Event::Ping {
+                from_username,
+                join_url,
+                at_ms,
+            } => frames.push(message_frame(ChannelMessage::Ping(ChannelPing {
+                from_username: from_username.clone(),
+                timestamp: iso8601_millis(*at_ms),
+                join_url: join_url.clone(),
+            }))),
+            _ => {}
         }
-        tokio::select! {
-            () = shutdown.cancelled() => break Stop::SHUTDOWN,
-            () = overflowed.cancelled() => break Stop::TOO_SLOW,
-            () = tokio::time::sleep_until(session_end) => break super::SESSION_EXPIRED,
-            delivery = inbox.queue.recv() => match delivery.as_deref().map(|d| &d.event) {
-                Some(Event::Notification(notification)) => {
-                    if !from_backlog.contains(&notification.id) {
-                        frames.push(notification_frame(notification));
-                        mark_delivered(&state, &notification.id).await;
-                    }
-                }
-                Some(Event::Ping { from_username, join_url, at_ms }) => frames.push(message_frame(ChannelMessage::Ping(ChannelPing {
-                    from_username: from_username.clone(),
-                    timestamp: iso8601_millis(*at_ms),
-                    join_url: join_url.clone(),
-                }))),
-                Some(_) => {}
-                None => break Stop::Gone,
-            },
-            frame = stream.next() => match frame {
-                // The channel is server to client; anything a client sends is ignored.
-                Some(Ok(Message::Close(_))) | None => break Stop::Gone,
-                Some(Ok(_)) => {}
-                Some(Err(err)) => break Stop::after_read_error(err),
-            },
-        }
-    };
-    plain_ws::finish(&mut sink, stop).await;
-    drop(conn);
+        Ok(())
+    }
 }
 
 async fn mark_delivered(state: &AppState, id: &str) {

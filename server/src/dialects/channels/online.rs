@@ -4,23 +4,17 @@
 
 use std::time::Duration;
 
-use axum::{
-    extract::{ws::Message, State, WebSocketUpgrade},
-    http::HeaderMap,
-    response::Response,
-    Json,
-};
+use axum::{extract::State, http::HeaderMap, response::Response, Json};
 use confab_shared::channels::{ChannelMessage, OnlineUser, OnlineUsersUpdate};
-use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use super::{authenticate_socket, ws_token_from, TokenQuery};
+use super::{
+    socket::{self, Channel, INTERNAL_ERROR},
+    ws_token_from, TokenQuery,
+};
 use crate::{
-    core::{events::Event, now_ms, Core},
-    dialects::{
-        plain_ws::{self, Stop},
-        timefmt::iso8601_millis,
-    },
+    core::{events::Event, now_ms, Connection, Core},
+    dialects::{direct_ws::Upgrade, plain_ws::Stop, timefmt::iso8601_millis},
     http::error::ApiError,
     AppState,
 };
@@ -29,71 +23,60 @@ use crate::{
 pub const COALESCE: Duration = Duration::from_millis(500);
 
 pub async fn socket(
-    ws: WebSocketUpgrade,
+    upgrade: Upgrade,
     query: axum::extract::Query<TokenQuery>,
     headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
     let token = ws_token_from(&query, &headers);
-    plain_ws::configure(ws).on_upgrade(move |socket| {
-        let tracked = state.clone();
-        async move { tracked.spawn_connection(serve(socket, state, token)) }
-    })
+    let channel = OnlineChannel {
+        last_sent: Instant::now(),
+        pending: None,
+    };
+    socket::accept(upgrade, state, token, channel)
 }
 
-async fn serve(socket: axum::extract::ws::WebSocket, state: AppState, token: Option<String>) {
-    let (mut sink, mut stream) = socket.split();
-    let (conn, mut inbox, session_end) = match authenticate_socket(&state, token.as_deref()).await {
-        Ok(authenticated) => authenticated,
-        Err(stop) => return plain_ws::finish(&mut sink, stop).await,
-    };
-    let core = state.core();
-    if let Err(err) = core.watch_presence(&conn) {
-        err.log_if_internal();
-        return plain_ws::finish(&mut sink, Stop::Gone).await;
+/// The online-users channel: a snapshot on open, then one after each change, at most one
+/// per [`COALESCE`].
+struct OnlineChannel {
+    last_sent: Instant,
+    /// When the next snapshot is due, once something changed.
+    pending: Option<Instant>,
+}
+
+impl Channel for OnlineChannel {
+    async fn open(&mut self, state: &AppState, conn: &Connection) -> Result<Vec<String>, Stop> {
+        let core = state.core();
+        if let Err(err) = core.watch_presence(conn) {
+            err.log_if_internal();
+            return Err(INTERNAL_ERROR);
+        }
+        self.last_sent = Instant::now();
+        Ok(vec![snapshot_frame(core)])
     }
-    let shutdown = state.shutdown_token().clone();
-    let overflowed = inbox.overflowed.clone();
-    let mut frames = vec![snapshot_frame(core)];
-    let mut last_sent = Instant::now();
-    let mut pending: Option<Instant> = None;
-    let stop = loop {
-        if let Err(stop) = plain_ws::write(
-            &mut sink,
-            std::mem::take(&mut frames),
-            &shutdown,
-            &overflowed,
-        )
-        .await
-        {
-            break stop;
+
+    async fn on_event(
+        &mut self,
+        _state: &AppState,
+        event: &Event,
+        _frames: &mut Vec<String>,
+    ) -> Result<(), Stop> {
+        if *event == Event::PresenceChanged {
+            let due = (self.last_sent + COALESCE).max(Instant::now());
+            self.pending.get_or_insert(due);
         }
-        tokio::select! {
-            () = shutdown.cancelled() => break Stop::SHUTDOWN,
-            () = overflowed.cancelled() => break Stop::TOO_SLOW,
-            () = tokio::time::sleep_until(session_end) => break super::SESSION_EXPIRED,
-            () = plain_ws::sleep_until(pending) => {
-                pending = None;
-                last_sent = Instant::now();
-                frames.push(snapshot_frame(core));
-            }
-            delivery = inbox.queue.recv() => match delivery {
-                Some(delivery) if delivery.event == Event::PresenceChanged => {
-                    pending.get_or_insert_with(|| (last_sent + COALESCE).max(Instant::now()));
-                }
-                Some(_) => {}
-                None => break Stop::Gone,
-            },
-            frame = stream.next() => match frame {
-                // The channel is server to client; anything a client sends is ignored.
-                Some(Ok(Message::Close(_))) | None => break Stop::Gone,
-                Some(Ok(_)) => {}
-                Some(Err(err)) => break Stop::after_read_error(err),
-            },
-        }
-    };
-    plain_ws::finish(&mut sink, stop).await;
-    drop(conn);
+        Ok(())
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.pending
+    }
+
+    fn on_deadline(&mut self, state: &AppState, frames: &mut Vec<String>) {
+        self.pending = None;
+        self.last_sent = Instant::now();
+        frames.push(snapshot_frame(state.core()));
+    }
 }
 
 fn snapshot(core: &Core) -> OnlineUsersUpdate {

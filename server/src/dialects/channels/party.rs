@@ -3,27 +3,26 @@
 //! `session_update` snapshot on connect and then the session's lifecycle events.
 
 use axum::{
-    extract::{rejection::JsonRejection, ws::Message, Path, Query, State, WebSocketUpgrade},
+    extract::{rejection::JsonRejection, ws::close_code, Path, Query, State},
     http::{HeaderMap, StatusCode},
     response::Response,
     Json,
 };
 use confab_shared::channels::{self as wire, ChannelMessage};
-use futures_util::StreamExt;
 use serde::Deserialize;
 
-use super::{authenticate_socket, ws_token_from, TokenQuery};
+use super::{
+    socket::{self, Channel, INTERNAL_ERROR},
+    ws_token_from, TokenQuery,
+};
 use crate::{
     core::{
         events::Event,
         now_ms,
         party::{PartyChange, PartyRefusal, PartyView, MIN_PARTY_PLAYERS},
-        CoreError,
+        Connection, CoreError,
     },
-    dialects::{
-        plain_ws::{self, Stop},
-        timefmt::iso8601_millis,
-    },
+    dialects::{direct_ws::Upgrade, plain_ws::Stop, timefmt::iso8601_millis},
     http::{caller::identify, error::ApiError},
     AppState,
 };
@@ -35,95 +34,68 @@ pub const CLOSE_SESSION_ENDED: u16 = 4002;
 pub const CLOSE_NOT_A_PLAYER: u16 = 4403;
 
 pub async fn socket(
-    ws: WebSocketUpgrade,
-    Path(session_id): Path<String>,
+    upgrade: Upgrade,
+    Path(party_id): Path<String>,
     query: Query<TokenQuery>,
     headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
     let token = ws_token_from(&query, &headers);
-    plain_ws::configure(ws).on_upgrade(move |socket| {
-        let tracked = state.clone();
-        async move { tracked.spawn_connection(serve(socket, state, token, session_id)) }
-    })
+    let channel = PartyChannel {
+        party_id,
+        user_id: String::new(),
+    };
+    socket::accept(upgrade, state, token, channel)
 }
 
-async fn serve(
-    socket: axum::extract::ws::WebSocket,
-    state: AppState,
-    token: Option<String>,
-    session_id: String,
-) {
-    let (mut sink, mut stream) = socket.split();
-    let (conn, mut inbox, session_end) = match authenticate_socket(&state, token.as_deref()).await {
-        Ok(authenticated) => authenticated,
-        Err(stop) => return plain_ws::finish(&mut sink, stop).await,
-    };
-    let core = state.core();
-    let user_id = core.user(&conn).map(|u| u.user_id).unwrap_or_default();
-    // Subscribe first, so nothing that happens while the snapshot is read is missed.
-    core.watch_party(&conn, &session_id);
-    let view = match core.party_for_socket(&user_id, &session_id).await {
-        Ok(Ok(view)) => view,
-        Ok(Err(refusal)) => {
-            let stop = match refusal {
+/// A party's channel: a `session_update` snapshot on open, then the party's lifecycle
+/// events, until the socket's own user leaves it.
+struct PartyChannel {
+    party_id: String,
+    /// The socket's user, known once it is open.
+    user_id: String,
+}
+
+impl Channel for PartyChannel {
+    async fn open(&mut self, state: &AppState, conn: &Connection) -> Result<Vec<String>, Stop> {
+        let core = state.core();
+        let Some(user) = core.user(conn) else {
+            tracing::error!("a party socket opened without a signed-in user");
+            return Err(INTERNAL_ERROR);
+        };
+        self.user_id = user.user_id;
+        // Subscribe first, so nothing that happens while the snapshot is read is missed.
+        core.watch_party(conn, &self.party_id);
+        match core.party_for_socket(&self.user_id, &self.party_id).await {
+            Ok(Ok(view)) => Ok(vec![frame(ChannelMessage::SessionUpdate(session(&view)))]),
+            Ok(Err(refusal)) => Err(match refusal {
                 PartyRefusal::Unknown => Stop::Close(CLOSE_UNKNOWN_SESSION, "session not found"),
                 PartyRefusal::Ended => Stop::Close(CLOSE_SESSION_ENDED, "session ended"),
                 PartyRefusal::NotAPlayer => {
                     Stop::Close(CLOSE_NOT_A_PLAYER, "not a player in this session")
                 }
-            };
-            return plain_ws::finish(&mut sink, stop).await;
+            }),
+            Err(err) => {
+                err.log_if_internal();
+                Err(INTERNAL_ERROR)
+            }
         }
-        Err(err) => {
-            err.log_if_internal();
-            return plain_ws::finish(
-                &mut sink,
-                Stop::Close(axum::extract::ws::close_code::ERROR, "internal error"),
-            )
-            .await;
+    }
+
+    async fn on_event(
+        &mut self,
+        _state: &AppState,
+        event: &Event,
+        frames: &mut Vec<String>,
+    ) -> Result<(), Stop> {
+        if let Event::Party { view, change } = event {
+            frames.extend(render(view, change).into_iter().map(frame));
+            if matches!(change, PartyChange::PlayerLeft { user_id } if *user_id == self.user_id) {
+                return Err(Stop::Close(close_code::NORMAL, "left the session"));
+            }
         }
-    };
-    let shutdown = state.shutdown_token().clone();
-    let overflowed = inbox.overflowed.clone();
-    let mut frames = vec![frame(ChannelMessage::SessionUpdate(session(&view)))];
-    let stop = loop {
-        if let Err(stop) = plain_ws::write(
-            &mut sink,
-            std::mem::take(&mut frames),
-            &shutdown,
-            &overflowed,
-        )
-        .await
-        {
-            break stop;
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => break Stop::SHUTDOWN,
-            () = overflowed.cancelled() => break Stop::TOO_SLOW,
-            () = tokio::time::sleep_until(session_end) => break super::SESSION_EXPIRED,
-            delivery = inbox.queue.recv() => match delivery.as_deref().map(|d| &d.event) {
-                Some(Event::Party { view, change }) => {
-                    frames.extend(render(view, change).into_iter().map(frame));
-                    if matches!(change, PartyChange::PlayerLeft { user_id: left } if *left == user_id) {
-                        break Stop::Close(axum::extract::ws::close_code::NORMAL, "left the session");
-                    }
-                }
-                Some(_) => {}
-                None => break Stop::Gone,
-            },
-            frame = stream.next() => match frame {
-                // The channel is server to client; anything a client sends is ignored.
-                Some(Ok(Message::Close(_))) | None => break Stop::Gone,
-                Some(Ok(_)) => {}
-                Some(Err(err)) => break Stop::after_read_error(err),
-            },
-        }
-    };
-    // A socket closing because its user left still tells them so first.
-    let _ = plain_ws::write(&mut sink, frames, &shutdown, &overflowed).await;
-    plain_ws::finish(&mut sink, stop).await;
-    drop(conn);
+        Ok(())
+    }
 }
 
 fn frame(message: ChannelMessage) -> String {

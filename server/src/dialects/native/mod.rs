@@ -44,10 +44,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn upgrade(upgrade: Upgrade, State(state): State<AppState>) -> Response {
-    upgrade.on_upgrade(plain_ws::config(), move |socket| {
-        let tracked = state.clone();
-        async move { tracked.spawn_connection(serve(socket, state)) }
-    })
+    plain_ws::accept(upgrade, state, serve)
 }
 
 struct Session {
@@ -123,7 +120,7 @@ async fn serve(mut socket: Socket, state: AppState) {
                 Some(Err(err)) => break Stop::after_ws_error(&err),
             },
         };
-        if let Err(stop) = Box::pin(plain_ws::write_direct(
+        if let Err(stop) = Box::pin(plain_ws::write(
             &mut socket,
             &replies,
             &shutdown,
@@ -136,7 +133,7 @@ async fn serve(mut socket: Socket, state: AppState) {
     };
     // Whatever was accepted still reaches the room, whoever closed the connection: the
     // store's writer broadcasts it without this connection.
-    plain_ws::finish_direct(&mut socket, stop).await;
+    plain_ws::finish(&mut socket, stop).await;
 }
 
 /// This dialect's rendering of a delivery, serialised once for all its recipients.

@@ -1,0 +1,120 @@
+//! The one loop of every `/qf` socket. The token is checked first; then the [`Channel`]
+//! (online users, notifications, a party) says what to send on open and what each core
+//! event becomes, and this loop does the rest the same way for all of them: writes that a
+//! peer who stops reading cannot pin, shutdown (1001), overflow (1013), the end of the
+//! session behind the token (1008), frames over the limit (1009), and closing.
+
+use std::future::Future;
+
+use axum::{extract::ws::close_code, response::Response};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use super::{authenticate_socket, SESSION_EXPIRED};
+use crate::{
+    core::{events::Event, Connection},
+    dialects::{
+        direct_ws::{Socket, Upgrade},
+        plain_ws::{self, Stop},
+    },
+    AppState,
+};
+
+/// The close for a socket whose channel failed on the server's side.
+pub const INTERNAL_ERROR: Stop = Stop::Close(close_code::ERROR, "internal error");
+
+/// What one kind of `/qf` socket sends. Everything a client sends on these sockets is
+/// ignored (they are server to client), except a close.
+pub trait Channel: Send + 'static {
+    /// Subscribes the signed-in connection to what the channel follows and returns the
+    /// frames to send first. Subscribing comes before reading any snapshot, so nothing that
+    /// happens in between is missed. `Err` closes the socket instead.
+    fn open(
+        &mut self,
+        state: &AppState,
+        conn: &Connection,
+    ) -> impl Future<Output = Result<Vec<String>, Stop>> + Send;
+
+    /// Adds the frames a core event calls for. `Err` closes the socket after those frames.
+    fn on_event(
+        &mut self,
+        state: &AppState,
+        event: &Event,
+        frames: &mut Vec<String>,
+    ) -> impl Future<Output = Result<(), Stop>> + Send;
+
+    /// When [`Channel::on_deadline`] is due, if ever.
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Adds the frames due at the deadline.
+    fn on_deadline(&mut self, _state: &AppState, _frames: &mut Vec<String>) {}
+}
+
+/// Answers a `/qf` socket's upgrade: the socket runs `channel` under `token`, tracked so
+/// that shutdown waits for it.
+pub fn accept(
+    upgrade: Upgrade,
+    state: AppState,
+    token: Option<String>,
+    channel: impl Channel,
+) -> Response {
+    plain_ws::accept(upgrade, state, move |mut socket, state| async move {
+        let stop = run(&mut socket, &state, token, channel).await;
+        plain_ws::finish(&mut socket, stop).await;
+    })
+}
+
+/// The socket's life until it must stop, and how.
+async fn run(
+    socket: &mut Socket,
+    state: &AppState,
+    token: Option<String>,
+    mut channel: impl Channel,
+) -> Stop {
+    let (conn, mut inbox, session_end) = match authenticate_socket(state, token.as_deref()).await {
+        Ok(authenticated) => authenticated,
+        Err(stop) => return stop,
+    };
+    let mut frames = match channel.open(state, &conn).await {
+        Ok(frames) => frames,
+        Err(stop) => return stop,
+    };
+    let shutdown = state.shutdown_token().clone();
+    let overflowed = inbox.overflowed.clone();
+    loop {
+        let batch: Vec<Utf8Bytes> = frames.drain(..).map(Utf8Bytes::from).collect();
+        if let Err(stop) = plain_ws::write(socket, &batch, &shutdown, &overflowed).await {
+            return stop;
+        }
+        let stop = tokio::select! {
+            () = shutdown.cancelled() => Stop::SHUTDOWN,
+            () = overflowed.cancelled() => Stop::TOO_SLOW,
+            () = tokio::time::sleep_until(session_end) => SESSION_EXPIRED,
+            () = plain_ws::sleep_until(channel.deadline()) => {
+                channel.on_deadline(state, &mut frames);
+                continue;
+            }
+            delivery = inbox.queue.recv() => match delivery {
+                Some(delivery) => match channel.on_event(state, &delivery.event, &mut frames).await {
+                    Ok(()) => continue,
+                    Err(stop) => {
+                        // A socket closing because of an event (its user left the party)
+                        // still sends what that event said first.
+                        let last: Vec<Utf8Bytes> = frames.drain(..).map(Utf8Bytes::from).collect();
+                        let _ = plain_ws::write(socket, &last, &shutdown, &overflowed).await;
+                        stop
+                    }
+                },
+                None => Stop::Gone,
+            },
+            frame = socket.recv() => match frame {
+                Some(Ok(Message::Close(_))) | None => Stop::Gone,
+                Some(Ok(_)) => continue,
+                Some(Err(err)) => Stop::after_ws_error(&err),
+            },
+        };
+        return stop;
+    }
+}
