@@ -35,6 +35,10 @@ use crate::{
 /// Events written per flush at most, so one busy connection cannot starve its reads.
 const MAX_BATCH: usize = 64;
 
+/// How long a connection whose peer stopped reading (or closed) goes on reading what the
+/// peer sent before, so that chat messages sent just before a close still reach the room.
+const READ_REST_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The furthest ahead a session's expiry timer is set; tokens valid for longer are checked
 /// again when it fires.
 const MAX_EXPIRY_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
@@ -128,6 +132,9 @@ async fn serve(mut socket: Socket, state: AppState) {
         ))
         .await
         {
+            if stop == Stop::Gone {
+                Box::pin(session.read_rest(&mut socket, &mut inbox.queue)).await;
+            }
             break stop;
         }
     };
@@ -192,6 +199,29 @@ impl Session {
             return vec![error("rate limit exceeded; slow down")];
         }
         vec![error("binary frames are not supported; send JSON text")]
+    }
+
+    /// After a failed write, handles what the peer sent before it stopped reading, until
+    /// its close or [`READ_REST_TIMEOUT`]: chat messages are stored and broadcast as usual,
+    /// and nothing is answered. The socket can still be read when it can no longer be
+    /// written: a peer that closes right after sending has its last messages read here.
+    async fn read_rest(&mut self, socket: &mut Socket, queue: &mut mailbox::Receiver) {
+        let rest = async {
+            loop {
+                if self.in_flight.is_full() {
+                    self.in_flight.next().await;
+                    continue;
+                }
+                match socket.recv().await {
+                    Some(Ok(Message::Text(text))) => {
+                        self.handle_text(&text, queue).await;
+                    }
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                    Some(Ok(_)) => {}
+                }
+            }
+        };
+        let _ = tokio::time::timeout(READ_REST_TIMEOUT, rest).await;
     }
 
     /// The frames a text frame from the client calls for.
