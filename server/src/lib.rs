@@ -139,6 +139,13 @@ impl AppState {
     }
 }
 
+/// Handlers that only need the core take it alone (`State<Core>`).
+impl axum::extract::FromRef<AppState> for Core {
+    fn from_ref(state: &AppState) -> Self {
+        state.core().clone()
+    }
+}
+
 /// Every route: the dialects, the HTTP API and the static site.
 pub fn router(state: AppState) -> Router {
     let socket_io = dialects::socketio::layer(&state);

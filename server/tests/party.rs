@@ -303,6 +303,34 @@ async fn a_leaving_host_hands_over_and_the_leavers_socket_closes() {
     app.shutdown().await;
 }
 
+/// A body that may be left out is read as JSON when there is one: a form post (as another
+/// site's page can send with the user's cookie) is refused, not taken for "no body".
+#[tokio::test]
+async fn a_body_that_is_not_json_is_refused_not_read_as_empty() {
+    let app = spawn_app_with(|_| {}).await;
+    for (content_type, body) in [
+        ("application/x-www-form-urlencoded", "max_players=4"),
+        ("text/plain", "{\"max_players\": 4}"),
+        ("multipart/form-data; boundary=x", "--x--"),
+    ] {
+        let response = reqwest::Client::new()
+            .post(app.http_url("/qf/party"))
+            .bearer_auth(tokens::token_for("ana", "ana"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{content_type}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "bad_request", "{error}");
+    }
+    // No body and no content type at all: the defaults.
+    let created = ok(&app, "ana", "/qf/party", None).await;
+    assert_eq!(created["players"].as_array().unwrap().len(), 1);
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn party_input_is_validated_with_json_errors() {
     let app = spawn_app_with(|_| {}).await;

@@ -9,8 +9,10 @@ pub enum CoreError {
     NotSignedIn,
     #[error("room not found")]
     RoomNotFound,
-    #[error("not found")]
-    NotFound,
+    #[error("session not found")]
+    PartyNotFound,
+    #[error("notification not found")]
+    NotificationNotFound,
     #[error("only the host can do that")]
     NotHost,
     #[error("{0}")]
@@ -19,6 +21,10 @@ pub enum CoreError {
     RoomFull,
     #[error("not a member of this room")]
     NotAMember,
+    #[error("not a player in this session")]
+    NotAPlayer,
+    #[error("the session has ended")]
+    PartyEnded,
     #[error("the game has already started")]
     AlreadyPlaying,
     #[error("too many rooms: the limit is {0}")]

@@ -281,12 +281,13 @@ impl Core {
             .await?)
     }
 
-    /// Marks a user's notification read; `NotFound` when it is not theirs or does not exist.
+    /// Marks a user's notification read; `NotificationNotFound` when it is not theirs or
+    /// does not exist.
     pub async fn mark_read(&self, user_id: &str, id: &str) -> CoreResult<()> {
         if self.inner.store.mark_read(user_id, id, now_ms()).await? {
             Ok(())
         } else {
-            Err(CoreError::NotFound)
+            Err(CoreError::NotificationNotFound)
         }
     }
 

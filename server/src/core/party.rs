@@ -61,14 +61,6 @@ pub enum PartyChange {
     },
 }
 
-/// Why a socket may not follow a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PartyRefusal {
-    Unknown,
-    NotAPlayer,
-    Ended,
-}
-
 impl Core {
     /// Creates a session with `host` as its host and first player.
     pub async fn create_party(
@@ -79,7 +71,7 @@ impl Core {
         let max_players = max_players.unwrap_or(DEFAULT_PARTY_SIZE);
         if !(MIN_PARTY_PLAYERS as u32..=MAX_PARTY_SIZE).contains(&max_players) {
             return Err(CoreError::invalid(format!(
-                "max_players must be between {MIN_PARTY_PLAYERS} and {MAX_PARTY_SIZE}"
+                "a session holds {MIN_PARTY_PLAYERS} to {MAX_PARTY_SIZE} players"
             )));
         }
         let player = PartyPlayer {
@@ -88,7 +80,7 @@ impl Core {
             ready: false,
             joined_at_ms: now_ms(),
         };
-        for _ in 0..16 {
+        for _ in 0..super::ROOM_CODE_ATTEMPTS {
             let party = Party {
                 id: uuid::Uuid::new_v4().to_string(),
                 code: new_room_code(),
@@ -111,7 +103,7 @@ impl Core {
             .store()
             .party_by_code(code)
             .await?
-            .ok_or(CoreError::NotFound)?;
+            .ok_or(CoreError::PartyNotFound)?;
         let player = PartyPlayer {
             user_id: user.user_id.clone(),
             username: user.username.clone(),
@@ -131,16 +123,19 @@ impl Core {
             }
             AddMember::AlreadyMember => self.party_view(&party.id).await,
             AddMember::Full => Err(CoreError::Conflict("the session is full".into())),
-            AddMember::NoSuchRoom => Err(CoreError::NotFound),
+            AddMember::NoSuchRoom => Err(CoreError::PartyNotFound),
         }
     }
 
     /// Leaves a session. A leaving host hands the role to the longest-present player; the
     /// last one out ends the session.
     pub async fn leave_party(&self, user: &Profile, id: &str) -> CoreResult<()> {
-        self.store().party(id).await?.ok_or(CoreError::NotFound)?;
+        self.store()
+            .party(id)
+            .await?
+            .ok_or(CoreError::PartyNotFound)?;
         if !self.store().remove_party_player(id, &user.user_id).await? {
-            return Err(CoreError::NotAMember);
+            return Err(CoreError::NotAPlayer);
         }
         let mut view = self.party_view(id).await?;
         match view.players.first() {
@@ -290,28 +285,27 @@ impl Core {
     pub async fn player_view(&self, user: &Profile, id: &str) -> CoreResult<PartyView> {
         let view = self.party_view(id).await?;
         if !view.players.iter().any(|p| p.user_id == user.user_id) {
-            return Err(CoreError::NotAMember);
+            return Err(CoreError::NotAPlayer);
         }
         Ok(view)
     }
 
-    /// Whether `user_id` may follow session `id` on a socket, and the session if so.
-    pub async fn party_for_socket(
-        &self,
-        user_id: &str,
-        id: &str,
-    ) -> CoreResult<Result<PartyView, PartyRefusal>> {
-        let Some(party) = self.store().party(id).await? else {
-            return Ok(Err(PartyRefusal::Unknown));
-        };
+    /// The session `id` if `user_id` may follow it on a socket: `PartyNotFound`,
+    /// `PartyEnded` or `NotAPlayer` otherwise.
+    pub async fn party_for_socket(&self, user_id: &str, id: &str) -> CoreResult<PartyView> {
+        let party = self
+            .store()
+            .party(id)
+            .await?
+            .ok_or(CoreError::PartyNotFound)?;
         if party.phase == PHASE_ENDED {
-            return Ok(Err(PartyRefusal::Ended));
+            return Err(CoreError::PartyEnded);
         }
         let players = self.store().party_players(id).await?;
         if !players.iter().any(|p| p.user_id == user_id) {
-            return Ok(Err(PartyRefusal::NotAPlayer));
+            return Err(CoreError::NotAPlayer);
         }
-        Ok(Ok(PartyView { party, players }))
+        Ok(PartyView { party, players })
     }
 
     /// Delivers the session's events to this connection from now on.
@@ -324,7 +318,11 @@ impl Core {
     }
 
     async fn party_view(&self, id: &str) -> CoreResult<PartyView> {
-        let party = self.store().party(id).await?.ok_or(CoreError::NotFound)?;
+        let party = self
+            .store()
+            .party(id)
+            .await?
+            .ok_or(CoreError::PartyNotFound)?;
         let players = self.store().party_players(id).await?;
         Ok(PartyView { party, players })
     }

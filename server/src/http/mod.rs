@@ -2,6 +2,7 @@
 
 pub mod caller;
 pub mod error;
+pub mod extract;
 pub mod notifications;
 pub mod publish;
 pub mod site;

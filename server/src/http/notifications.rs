@@ -2,23 +2,22 @@
 //! and marking read for the app (with the user's JWT). Delivery to sockets is the dialects'.
 
 use axum::{
-    extract::{rejection::JsonRejection, Path, State},
-    http::{HeaderMap, StatusCode},
+    extract::{Path, State},
+    http::StatusCode,
     Json,
 };
 use confab_shared::api::{NotificationList, NotificationView, PublishNotification, Published};
 
 use super::{
-    caller::{identify, require_service_key},
     error::ApiError,
+    extract::{Caller, JsonBody, ServiceKey},
 };
 use crate::{
     core::{
         model::{Level, Notification},
-        now_ms, CoreError,
+        now_ms, Core,
     },
     dialects::timefmt::iso8601_millis,
-    AppState,
 };
 
 /// Longest title, in characters.
@@ -33,14 +32,12 @@ pub const MAX_DATA_BYTES: usize = 16 * 1024;
 /// `POST /api/notifications`: stores a notification for `userId` and delivers it to the
 /// user's `/qf/notifications/ws` (and, later, Socket.IO `/notifications`) sockets.
 pub async fn publish(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Json<PublishNotification>, JsonRejection>,
+    State(core): State<Core>,
+    _: ServiceKey,
+    JsonBody(request): JsonBody<PublishNotification>,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
-    require_service_key(&state, &headers)?;
-    let Json(request) = body?;
     let notification = build(request)?;
-    let stored = state.core().notify(notification).await.map_err(from_core)?;
+    let stored = core.notify(notification).await?;
     Ok((StatusCode::CREATED, Json(Published { id: stored.id })))
 }
 
@@ -125,15 +122,10 @@ fn build(request: PublishNotification) -> Result<Notification, ApiError> {
 
 /// `GET /api/notifications`: the caller's newest notifications, newest first.
 pub async fn list(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(core): State<Core>,
+    Caller(caller): Caller,
 ) -> Result<Json<NotificationList>, ApiError> {
-    let caller = identify(&state, &headers).await?;
-    let notifications = state
-        .core()
-        .notifications_of(&caller.profile.user_id)
-        .await
-        .map_err(from_core)?;
+    let notifications = core.notifications_of(&caller.profile.user_id).await?;
     Ok(Json(NotificationList {
         notifications: notifications.iter().map(view).collect(),
     }))
@@ -141,16 +133,11 @@ pub async fn list(
 
 /// `POST /api/notifications/{id}/read`: `204`, or `404` when it is not the caller's.
 pub async fn mark_read(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(core): State<Core>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let caller = identify(&state, &headers).await?;
-    state
-        .core()
-        .mark_read(&caller.profile.user_id, &id)
-        .await
-        .map_err(from_core)?;
+    core.mark_read(&caller.profile.user_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -171,14 +158,5 @@ fn view(n: &Notification) -> NotificationView {
             .and_then(|text| serde_json::from_str(text).ok()),
         timestamp: iso8601_millis(n.created_at_ms),
         read: n.read,
-    }
-}
-
-fn from_core(err: CoreError) -> ApiError {
-    match err {
-        CoreError::Internal(cause) => ApiError::Internal(cause.0),
-        CoreError::NotFound => ApiError::NotFound("not found".into()),
-        CoreError::NotSignedIn => ApiError::Unauthorized,
-        other => ApiError::BadRequest(other.to_string()),
     }
 }

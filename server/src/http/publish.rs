@@ -3,15 +3,20 @@
 //! nothing here is stored (see `core::signals`).
 
 use axum::{
-    extract::{rejection::JsonRejection, Path, State},
-    http::{HeaderMap, StatusCode},
-    Json,
+    extract::{Path, State},
+    http::StatusCode,
 };
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{caller::require_service_key, error::ApiError};
-use crate::{core::signals::MediaUpdate, dialects::socketio::RESERVED_EVENT_NAMES, AppState};
+use super::{
+    error::ApiError,
+    extract::{JsonBody, ServiceKey},
+};
+use crate::{
+    core::{signals::MediaUpdate, Core},
+    dialects::socketio::RESERVED_EVENT_NAMES,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,13 +55,11 @@ pub struct RoomEvent {
 
 /// `POST /api/media/{mediaId}/progress` {progress: 0..=100, stage, message?}: `202`.
 pub async fn media_progress(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(core): State<Core>,
+    _: ServiceKey,
     Path(media_id): Path<String>,
-    body: Result<Json<MediaProgress>, JsonRejection>,
+    JsonBody(request): JsonBody<MediaProgress>,
 ) -> Result<StatusCode, ApiError> {
-    require_service_key(&state, &headers)?;
-    let Json(request) = body?;
     if !(0.0..=100.0).contains(&request.progress) {
         return Err(ApiError::BadRequest(
             "progress must be between 0 and 100".into(),
@@ -65,7 +68,7 @@ pub async fn media_progress(
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let progress = request.progress.round() as u8;
     publish(
-        &state,
+        &core,
         MediaUpdate::Progress {
             media_id,
             progress,
@@ -77,15 +80,13 @@ pub async fn media_progress(
 
 /// `POST /api/media/{mediaId}/complete` {url, thumbnailUrl?, metadata?}: `202`.
 pub async fn media_complete(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(core): State<Core>,
+    _: ServiceKey,
     Path(media_id): Path<String>,
-    body: Result<Json<MediaComplete>, JsonRejection>,
+    JsonBody(request): JsonBody<MediaComplete>,
 ) -> Result<StatusCode, ApiError> {
-    require_service_key(&state, &headers)?;
-    let Json(request) = body?;
     publish(
-        &state,
+        &core,
         MediaUpdate::Complete {
             media_id,
             url: request.url,
@@ -97,15 +98,13 @@ pub async fn media_complete(
 
 /// `POST /api/media/{mediaId}/error` {error, code?}: `202`.
 pub async fn media_error(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(core): State<Core>,
+    _: ServiceKey,
     Path(media_id): Path<String>,
-    body: Result<Json<MediaError>, JsonRejection>,
+    JsonBody(request): JsonBody<MediaError>,
 ) -> Result<StatusCode, ApiError> {
-    require_service_key(&state, &headers)?;
-    let Json(request) = body?;
     publish(
-        &state,
+        &core,
         MediaUpdate::Failed {
             media_id,
             error: request.error,
@@ -117,34 +116,26 @@ pub async fn media_error(
 /// `POST /api/rooms/{room}/events` {event, data?}: the event, with `data` as its payload, to
 /// every Socket.IO socket in the room. `202`.
 pub async fn room_event(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(core): State<Core>,
+    _: ServiceKey,
     Path(room): Path<String>,
-    body: Result<Json<RoomEvent>, JsonRejection>,
+    JsonBody(request): JsonBody<RoomEvent>,
 ) -> Result<StatusCode, ApiError> {
-    require_service_key(&state, &headers)?;
-    let Json(request) = body?;
     if RESERVED_EVENT_NAMES.contains(&request.event.as_str()) {
         return Err(ApiError::BadRequest(format!(
             "event {:?} is reserved",
             request.event
         )));
     }
-    state
-        .core()
-        .publish_room_event(
-            &room,
-            &request.event,
-            request.data.map(|data| data.to_string()),
-        )
-        .map_err(|err| ApiError::BadRequest(err.to_string()))?;
+    core.publish_room_event(
+        &room,
+        &request.event,
+        request.data.map(|data| data.to_string()),
+    )?;
     Ok(StatusCode::ACCEPTED)
 }
 
-fn publish(state: &AppState, update: MediaUpdate) -> Result<StatusCode, ApiError> {
-    state
-        .core()
-        .publish_media(update)
-        .map_err(|err| ApiError::BadRequest(err.to_string()))?;
+fn publish(core: &Core, update: MediaUpdate) -> Result<StatusCode, ApiError> {
+    core.publish_media(update)?;
     Ok(StatusCode::ACCEPTED)
 }

@@ -24,10 +24,7 @@ use super::plain_ws::Stop;
 use crate::{
     auth::ws_token::WsTokenError,
     core::{hub::Inbox, now_ms, Connection},
-    http::{
-        caller::{cookie, identify},
-        error::ApiError,
-    },
+    http::{caller::cookie, extract::Caller},
     AppState,
 };
 
@@ -119,12 +116,11 @@ const MAX_SESSION_WAIT_SECS: u64 = 365 * 24 * 60 * 60;
 /// the session cookie) for a token that opens `/qf` sockets.
 async fn ws_token(
     State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<WsTokenResponse>, ApiError> {
-    let identity = identify(&state, &headers).await?;
+    Caller(identity): Caller,
+) -> Json<WsTokenResponse> {
     let tokens = state.ws_tokens();
-    Ok(Json(WsTokenResponse {
+    Json(WsTokenResponse {
         token: tokens.issue(&identity, now_ms() / 1000),
         expires_in: tokens.ttl_secs(),
-    }))
+    })
 }

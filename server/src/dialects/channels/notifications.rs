@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 
 use axum::{
-    extract::{rejection::JsonRejection, Path, Query, State},
+    extract::{Path, Query, State},
     http::HeaderMap,
     response::Response,
     Json,
@@ -28,7 +28,10 @@ use crate::{
     auth::is_safe_image_url,
     core::{events::Event, model::Notification, Connection},
     dialects::{direct_ws::Upgrade, plain_ws::Stop, timefmt::iso8601_millis},
-    http::{caller::identify, error::ApiError},
+    http::{
+        error::ApiError,
+        extract::{Caller, OptionalJsonBody},
+    },
     AppState,
 };
 
@@ -122,23 +125,16 @@ fn message_frame(message: ChannelMessage) -> String {
 
 /// `POST /qf/users/online/{username}/ping` {join_url?}: a `ping` to the notification
 /// sockets of everyone online by that name. `404` when nobody by that name is online;
-/// rate limited per sender.
+/// rate limited per sender. The body is optional: no body is a ping without a link.
 pub async fn ping(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(caller): Caller,
     Path(username): Path<String>,
-    body: Result<Json<PingRequest>, JsonRejection>,
+    OptionalJsonBody(request): OptionalJsonBody<PingRequest>,
 ) -> Result<Json<PingResult>, ApiError> {
-    let caller = identify(&state, &headers).await?;
     if !state.ping_limiter().try_take(&caller.profile.user_id) {
         return Err(ApiError::RateLimited);
     }
-    // The body is optional: no body is a ping without a link.
-    let request = match body {
-        Ok(Json(request)) => request,
-        Err(JsonRejection::MissingJsonContentType(_)) => PingRequest::default(),
-        Err(rejection) => return Err(rejection.into()),
-    };
     if let Some(url) = &request.join_url {
         if !is_safe_image_url(url) {
             return Err(ApiError::BadRequest(

@@ -15,7 +15,7 @@ use super::{
 use crate::{
     core::{events::Event, now_ms, Connection, Core},
     dialects::{direct_ws::Upgrade, plain_ws::Stop, timefmt::iso8601_millis},
-    http::error::ApiError,
+    http::extract::Caller,
     AppState,
 };
 
@@ -102,10 +102,6 @@ fn snapshot_frame(core: &Core) -> String {
 
 /// `GET /qf/users/online`: the same snapshot over REST, for clients whose socket is down.
 /// Authenticated like `/qf/auth/ws-token` (a JWT as bearer token or session cookie).
-pub async fn list(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<OnlineUsersUpdate>, ApiError> {
-    crate::http::caller::identify(&state, &headers).await?;
-    Ok(Json(snapshot(state.core())))
+pub async fn list(State(core): State<Core>, _: Caller) -> Json<OnlineUsersUpdate> {
+    Json(snapshot(&core))
 }

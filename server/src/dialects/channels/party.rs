@@ -3,7 +3,7 @@
 //! `session_update` snapshot on connect and then the session's lifecycle events.
 
 use axum::{
-    extract::{rejection::JsonRejection, ws::close_code, Path, Query, State},
+    extract::{ws::close_code, Path, Query, State},
     http::{HeaderMap, StatusCode},
     response::Response,
     Json,
@@ -19,11 +19,14 @@ use crate::{
     core::{
         events::Event,
         now_ms,
-        party::{PartyChange, PartyRefusal, PartyView, MIN_PARTY_PLAYERS},
-        Connection, CoreError,
+        party::{PartyChange, PartyView, MIN_PARTY_PLAYERS},
+        Connection, Core, CoreError,
     },
     dialects::{direct_ws::Upgrade, plain_ws::Stop, timefmt::iso8601_millis},
-    http::{caller::identify, error::ApiError},
+    http::{
+        error::ApiError,
+        extract::{Caller, JsonBody, OptionalJsonBody},
+    },
     AppState,
 };
 
@@ -67,14 +70,15 @@ impl Channel for PartyChannel {
         // Subscribe first, so nothing that happens while the snapshot is read is missed.
         core.watch_party(conn, &self.party_id);
         match core.party_for_socket(&self.user_id, &self.party_id).await {
-            Ok(Ok(view)) => Ok(vec![frame(ChannelMessage::SessionUpdate(session(&view)))]),
-            Ok(Err(refusal)) => Err(match refusal {
-                PartyRefusal::Unknown => Stop::Close(CLOSE_UNKNOWN_SESSION, "session not found"),
-                PartyRefusal::Ended => Stop::Close(CLOSE_SESSION_ENDED, "session ended"),
-                PartyRefusal::NotAPlayer => {
-                    Stop::Close(CLOSE_NOT_A_PLAYER, "not a player in this session")
-                }
-            }),
+            Ok(view) => Ok(vec![frame(ChannelMessage::SessionUpdate(session(&view)))]),
+            Err(CoreError::PartyNotFound) => {
+                Err(Stop::Close(CLOSE_UNKNOWN_SESSION, "session not found"))
+            }
+            Err(CoreError::PartyEnded) => Err(Stop::Close(CLOSE_SESSION_ENDED, "session ended")),
+            Err(CoreError::NotAPlayer) => Err(Stop::Close(
+                CLOSE_NOT_A_PLAYER,
+                "not a player in this session",
+            )),
             Err(err) => {
                 err.log_if_internal();
                 Err(INTERNAL_ERROR)
@@ -232,173 +236,118 @@ pub struct HostPing {
 
 type Answer = Result<Json<wire::PartySession>, ApiError>;
 
+/// A session as the calls answer it.
+fn answer(view: &PartyView) -> Json<wire::PartySession> {
+    Json(session(view))
+}
+
 /// `POST /qf/party` {max_players?}: a new session hosted by the caller.
 pub async fn create(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Json<CreateParty>, JsonRejection>,
+    State(core): State<Core>,
+    Caller(caller): Caller,
+    OptionalJsonBody(request): OptionalJsonBody<CreateParty>,
 ) -> Result<(StatusCode, Json<wire::PartySession>), ApiError> {
-    let caller = identify(&state, &headers).await?;
-    let request = optional_body(body)?;
-    let view = state
-        .core()
+    let view = core
         .create_party(&caller.profile, request.max_players)
-        .await
-        .map_err(from_core)?;
-    Ok((StatusCode::CREATED, Json(session(&view))))
+        .await?;
+    Ok((StatusCode::CREATED, answer(&view)))
 }
 
 /// `POST /qf/party/join` {code}.
 pub async fn join(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Json<JoinParty>, JsonRejection>,
+    State(core): State<Core>,
+    Caller(caller): Caller,
+    JsonBody(request): JsonBody<JoinParty>,
 ) -> Answer {
-    let caller = identify(&state, &headers).await?;
-    let Json(request) = body?;
-    answer(
-        state
-            .core()
-            .join_party(&caller.profile, request.code.trim())
-            .await,
-    )
+    let view = core
+        .join_party(&caller.profile, request.code.trim())
+        .await?;
+    Ok(answer(&view))
 }
 
 /// `GET /qf/party/{id}`.
 pub async fn show(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(core): State<Core>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Answer {
-    let caller = identify(&state, &headers).await?;
-    answer(state.core().player_view(&caller.profile, &id).await)
+    Ok(answer(&core.player_view(&caller.profile, &id).await?))
 }
 
 /// `POST /qf/party/{id}/leave`: `204`.
 pub async fn leave(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(core): State<Core>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let caller = identify(&state, &headers).await?;
-    state
-        .core()
-        .leave_party(&caller.profile, &id)
-        .await
-        .map_err(from_core)?;
+    core.leave_party(&caller.profile, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /qf/party/{id}/ready` {ready}.
 pub async fn ready(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(core): State<Core>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
-    body: Result<Json<Ready>, JsonRejection>,
+    JsonBody(request): JsonBody<Ready>,
 ) -> Answer {
-    let caller = identify(&state, &headers).await?;
-    let Json(request) = body?;
-    answer(
-        state
-            .core()
-            .set_party_ready(&caller.profile, &id, request.ready)
-            .await,
-    )
+    let view = core
+        .set_party_ready(&caller.profile, &id, request.ready)
+        .await?;
+    Ok(answer(&view))
 }
 
 /// `POST /qf/party/{id}/start`: host only, everyone ready, enough players.
 pub async fn start(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(core): State<Core>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Answer {
-    let caller = identify(&state, &headers).await?;
-    answer(state.core().start_party(&caller.profile, &id).await)
+    Ok(answer(&core.start_party(&caller.profile, &id).await?))
 }
 
 /// `POST /qf/party/{id}/phase` {phase}: host only, started sessions.
 pub async fn phase(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(core): State<Core>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
-    body: Result<Json<MovePhase>, JsonRejection>,
+    JsonBody(request): JsonBody<MovePhase>,
 ) -> Answer {
-    let caller = identify(&state, &headers).await?;
-    let Json(request) = body?;
-    answer(
-        state
-            .core()
-            .advance_party(&caller.profile, &id, &request.phase)
-            .await,
-    )
+    let view = core
+        .advance_party(&caller.profile, &id, &request.phase)
+        .await?;
+    Ok(answer(&view))
 }
 
 /// `POST /qf/party/{id}/progress` {progress}: host only; `204`.
 pub async fn progress(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(core): State<Core>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
-    body: Result<Json<Progress>, JsonRejection>,
+    JsonBody(request): JsonBody<Progress>,
 ) -> Result<StatusCode, ApiError> {
-    let caller = identify(&state, &headers).await?;
-    let Json(request) = body?;
-    state
-        .core()
-        .party_progress(&caller.profile, &id, &request.progress.to_string())
-        .await
-        .map_err(from_core)?;
+    core.party_progress(&caller.profile, &id, &request.progress.to_string())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /qf/party/{id}/complete`: host only.
 pub async fn complete(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(core): State<Core>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Answer {
-    let caller = identify(&state, &headers).await?;
-    answer(state.core().complete_party(&caller.profile, &id).await)
+    Ok(answer(&core.complete_party(&caller.profile, &id).await?))
 }
 
 /// `POST /qf/party/{id}/host-ping` {message?}: host only; `204`.
 pub async fn host_ping(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(core): State<Core>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
-    body: Result<Json<HostPing>, JsonRejection>,
+    OptionalJsonBody(request): OptionalJsonBody<HostPing>,
 ) -> Result<StatusCode, ApiError> {
-    let caller = identify(&state, &headers).await?;
-    let request = optional_body(body)?;
-    state
-        .core()
-        .host_ping(&caller.profile, &id, request.message)
-        .await
-        .map_err(from_core)?;
+    core.host_ping(&caller.profile, &id, request.message)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A session as the calls answer it, or the core's refusal as an API error.
-fn answer(outcome: Result<PartyView, CoreError>) -> Answer {
-    outcome.map(|view| Json(session(&view))).map_err(from_core)
-}
-
-/// A JSON body that may be left out entirely.
-fn optional_body<T: Default>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    match body {
-        Ok(Json(request)) => Ok(request),
-        Err(JsonRejection::MissingJsonContentType(_)) => Ok(T::default()),
-        Err(rejection) => Err(rejection.into()),
-    }
-}
-
-fn from_core(err: CoreError) -> ApiError {
-    match err {
-        CoreError::Internal(cause) => ApiError::Internal(cause.0),
-        CoreError::NotFound => ApiError::NotFound("session not found".into()),
-        CoreError::NotAMember => ApiError::Forbidden("not a player in this session".into()),
-        CoreError::NotHost => ApiError::Forbidden(err.to_string()),
-        CoreError::Conflict(text) => ApiError::Conflict(text),
-        CoreError::NotSignedIn => ApiError::Unauthorized,
-        other => ApiError::BadRequest(other.to_string()),
-    }
 }

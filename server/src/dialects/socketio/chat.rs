@@ -131,12 +131,16 @@ impl From<CoreError> for Failure {
             CoreError::NotSignedIn => {
                 return Self::new("UNAUTHENTICATED", "Authentication required")
             }
-            CoreError::RoomNotFound | CoreError::NotFound => "ROOM_NOT_FOUND",
+            CoreError::RoomNotFound => "ROOM_NOT_FOUND",
+            CoreError::PartyNotFound | CoreError::NotificationNotFound => "NOT_FOUND",
             CoreError::RoomFull => "ROOM_FULL",
-            CoreError::NotAMember => "NOT_IN_ROOM",
+            CoreError::NotAMember | CoreError::NotAPlayer => "NOT_IN_ROOM",
             CoreError::TooManyRooms(_) => "TOO_MANY_ROOMS",
             CoreError::Invalid(_) => "VALIDATION_ERROR",
-            CoreError::NotHost | CoreError::Conflict(_) | CoreError::AlreadyPlaying => "CONFLICT",
+            CoreError::NotHost
+            | CoreError::Conflict(_)
+            | CoreError::AlreadyPlaying
+            | CoreError::PartyEnded => "CONFLICT",
             CoreError::Internal(_) => "INTERNAL_ERROR",
         };
         Self::new(code, err.to_string())
