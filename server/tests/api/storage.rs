@@ -1,10 +1,8 @@
 //! One storage suite, run against SQLite and PostgreSQL.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::db::{drop_database, fresh_database_url, Backend};
+use crate::common::db::{drop_database, fresh_database_url, Backend};
 use confab_server::{
     core::model::{
         Level, MessageKind, NewMessage, NewRoom, Notification, Party, PartyPlayer, Phase, Profile,

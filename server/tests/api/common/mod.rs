@@ -1,6 +1,5 @@
 //! Test helpers: a real server on a free port with its own data directory, and a real
 //! WebSocket client.
-#![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod db;
 pub mod tokens;
@@ -33,6 +32,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub config: Config,
     pub backend: Backend,
+    /// One HTTP client for every call a test makes.
+    pub http: reqwest::Client,
     server: Option<Server>,
     _data_dir: tempfile::TempDir,
 }
@@ -62,6 +63,7 @@ pub async fn spawn_app_on_with(backend: Backend, configure: impl FnOnce(&mut Con
         addr: server.addr(),
         config,
         backend,
+        http: reqwest::Client::new(),
         server: Some(server),
         _data_dir: data_dir,
     }
@@ -74,6 +76,54 @@ impl TestApp {
 
     pub fn ws_url(&self, path: &str) -> String {
         format!("ws://{}{path}", self.addr)
+    }
+
+    /// `POST path` as `user` (a JWT for them), with `body` as JSON when there is one.
+    pub async fn post_as(&self, user: &str, path: &str, body: Option<Value>) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(self.http_url(path))
+            .bearer_auth(tokens::token_for(user, user));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("the server answers")
+    }
+
+    /// `GET path` as `user`.
+    pub async fn get_as(&self, user: &str, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.http_url(path))
+            .bearer_auth(tokens::token_for(user, user))
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    /// A `/qf` token for the holder of `jwt`, from the token endpoint.
+    pub async fn qf_token_for_jwt(&self, jwt: &str) -> String {
+        let response = self
+            .http
+            .get(self.http_url("/qf/auth/ws-token"))
+            .bearer_auth(jwt)
+            .send()
+            .await
+            .expect("the server answers");
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("a JSON answer");
+        body["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// A `/qf` token for `user`.
+    pub async fn qf_token(&self, user: &str) -> String {
+        self.qf_token_for_jwt(&tokens::token_for(user, user)).await
+    }
+
+    /// `user`'s `/qf` socket at `path` (which may carry a query already).
+    pub async fn qf_socket(&self, user: &str, path: &str) -> WsClient {
+        let token = self.qf_token(user).await;
+        let separator = if path.contains('?') { '&' } else { '?' };
+        WsClient::connect(&self.ws_url(&format!("{path}{separator}token={token}"))).await
     }
 
     pub async fn ws(&self) -> WsClient {

@@ -1,10 +1,8 @@
 //! Contract 000 at `/ws`, end to end with real WebSocket clients, on SQLite and PostgreSQL.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{spawn_app_on, spawn_app_on_with, tokens, Backend, TestApp, WsClient};
+use crate::common::{spawn_app_on, spawn_app_on_with, tokens, Backend, TestApp, WsClient};
 use confab_server::dialects::native::MAX_POSTS_IN_FLIGHT;
 use confab_shared::limits::{is_room_code, DEFAULT_MAX_USERS, MAX_CHAT_CHARS, MAX_USERS_CAP};
 use futures_util::StreamExt;

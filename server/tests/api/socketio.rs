@@ -2,11 +2,9 @@
 //! starts a server and runs one file of Node tests (`server/tests/socketio/*.test.mjs`)
 //! against it. `scripts/bootstrap.sh test` installs the packages from the committed lock file.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::{spawn_app_with, TestApp};
+use crate::common::{spawn_app_with, TestApp};
 use confab_server::config::{Anonymous, TEST_API_KEY, TEST_JWT_SECRET};
 
 /// Longest a file of Node tests may run.

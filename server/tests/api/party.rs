@@ -1,21 +1,15 @@
 //! Party sessions over `/qf`: REST lifecycle, the socket's snapshot and events, close codes,
 //! host handoff, racing joins and persistence.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{assert_refused_frames_close, spawn_app_with, tokens, Received, TestApp, WsClient};
+use crate::common::{
+    assert_refused_frames_close, spawn_app_with, tokens, Received, TestApp, WsClient,
+};
 use serde_json::{json, Value};
 
 async fn call(app: &TestApp, user: &str, path: &str, body: Option<Value>) -> reqwest::Response {
-    let mut request = reqwest::Client::new()
-        .post(app.http_url(path))
-        .bearer_auth(tokens::token_for(user, user));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.unwrap()
+    app.post_as(user, path, body).await
 }
 
 async fn ok(app: &TestApp, user: &str, path: &str, body: Option<Value>) -> Value {
@@ -35,20 +29,8 @@ async fn status(app: &TestApp, user: &str, path: &str, body: Option<Value>) -> u
 }
 
 async fn party_socket(app: &TestApp, user: &str, session_id: &str) -> WsClient {
-    let response = reqwest::Client::new()
-        .get(app.http_url("/qf/auth/ws-token"))
-        .bearer_auth(tokens::token_for(user, user))
-        .send()
+    app.qf_socket(user, &format!("/qf/party/{session_id}/ws?context=lobby"))
         .await
-        .unwrap();
-    let token = response.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    WsClient::connect(&app.ws_url(&format!(
-        "/qf/party/{session_id}/ws?context=lobby&token={token}"
-    )))
-    .await
 }
 
 async fn close_code(ws: &mut WsClient) -> (u16, String) {
@@ -313,7 +295,8 @@ async fn a_body_that_is_not_json_is_refused_not_read_as_empty() {
         ("text/plain", "{\"max_players\": 4}"),
         ("multipart/form-data; boundary=x", "--x--"),
     ] {
-        let response = reqwest::Client::new()
+        let response = app
+            .http
             .post(app.http_url("/qf/party"))
             .bearer_auth(tokens::token_for("ana", "ana"))
             .header("content-type", content_type)
@@ -402,7 +385,8 @@ async fn party_input_is_validated_with_json_errors() {
             "{phase:?}"
         );
     }
-    let unauthenticated = reqwest::Client::new()
+    let unauthenticated = app
+        .http
         .post(app.http_url("/qf/party"))
         .send()
         .await
@@ -436,7 +420,8 @@ async fn racing_joins_never_overfill_a_session_and_sessions_persist() {
     assert_eq!(joins.iter().filter(|s| **s == 409).count(), 9);
 
     let app = Arc::into_inner(app).unwrap().restart().await;
-    let response = reqwest::Client::new()
+    let response = app
+        .http
         .get(app.http_url(&format!("/qf/party/{id}")))
         .bearer_auth(tokens::token_for("host", "host"))
         .send()

@@ -1,9 +1,7 @@
 //! The server's skeleton: health, the site fallback, the first `/ws` exchange, frame limits
 //! and graceful shutdown.
 
-mod common;
-
-use common::{assert_refused_frames_close, spawn_app, spawn_app_with, WsClient};
+use crate::common::{assert_refused_frames_close, spawn_app, spawn_app_with, WsClient};
 use confab_shared::limits::MAX_FRAME_BYTES;
 use serde_json::json;
 
@@ -129,7 +127,7 @@ async fn a_frame_sent_with_the_upgrade_request_is_answered() {
 
     let mut received = Vec::new();
     let mut chunk = [0u8; 4096];
-    let answer = tokio::time::timeout(common::WAIT, async {
+    let answer = tokio::time::timeout(crate::common::WAIT, async {
         loop {
             let read = tcp.read(&mut chunk).await.unwrap();
             assert!(read > 0, "closed: {}", String::from_utf8_lossy(&received));
@@ -176,7 +174,7 @@ async fn shutdown_closes_open_websockets_with_1001() {
     let shutdown = tokio::spawn(app.shutdown());
     assert_eq!(first.recv_close_code().await, 1001);
     assert_eq!(second.recv_close_code().await, 1001);
-    tokio::time::timeout(common::WAIT, shutdown)
+    tokio::time::timeout(crate::common::WAIT, shutdown)
         .await
         .expect("shutdown finishes")
         .unwrap();

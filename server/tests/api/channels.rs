@@ -1,13 +1,11 @@
 //! Contract 003's channels: the short-lived token endpoint, online users, notifications and
 //! pings, and the notification API.
 
-mod common;
-
-use common::{assert_refused_frames_close, spawn_app_with, tokens, TestApp, WsClient};
+use crate::common::{assert_refused_frames_close, spawn_app_with, tokens, TestApp, WsClient};
 use serde_json::{json, Value};
 
 async fn ws_token(app: &TestApp, header: Option<(&str, String)>) -> reqwest::Response {
-    let mut request = reqwest::Client::new().get(app.http_url("/qf/auth/ws-token"));
+    let mut request = app.http.get(app.http_url("/qf/auth/ws-token"));
     if let Some((name, value)) = header {
         request = request.header(name, value);
     }
@@ -102,25 +100,9 @@ async fn the_token_lifetime_is_configurable() {
     app.shutdown().await;
 }
 
-/// A `/qf` token for `user_id`, from the token endpoint.
-async fn qf_token(app: &TestApp, user_id: &str) -> String {
-    qf_token_for_jwt(app, &tokens::token_for(user_id, user_id)).await
-}
-
-async fn qf_token_for_jwt(app: &TestApp, jwt: &str) -> String {
-    let response = ws_token(app, Some(("authorization", format!("Bearer {jwt}")))).await;
-    assert_eq!(response.status(), 200);
-    response.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// `user_id`'s socket on the online-users channel, past its first snapshot (returned).
 async fn online_socket(app: &TestApp, user_id: &str) -> (WsClient, Value) {
-    let token = qf_token(app, user_id).await;
-    let mut ws =
-        WsClient::connect(&app.ws_url(&format!("/qf/users/online/ws?token={token}"))).await;
+    let mut ws = app.qf_socket(user_id, "/qf/users/online/ws").await;
     let first = ws.recv_json().await;
     assert_eq!(first["type"], "online_users_update", "{first}");
     (ws, first)
@@ -154,7 +136,7 @@ async fn until_online(ws: &mut WsClient, expected: &[&str]) -> Value {
 async fn channel_sockets_refuse_missing_invalid_and_expired_tokens_with_1008() {
     let app = spawn_app_with(|c| c.ws_token_ttl_secs = 1).await;
     let jwt = tokens::token_for("ana", "ana");
-    let expired = qf_token_for_jwt(&app, &jwt).await;
+    let expired = app.qf_token_for_jwt(&jwt).await;
     // Expiry is in whole seconds: the 1 s TTL plus the 2 s leeway can take up to 4 s to pass.
     tokio::time::sleep(std::time::Duration::from_millis(4_200)).await;
     for (query, reason) in [
@@ -166,7 +148,7 @@ async fn channel_sockets_refuse_missing_invalid_and_expired_tokens_with_1008() {
     ] {
         let mut ws = WsClient::connect(&app.ws_url(&format!("/qf/users/online/ws{query}"))).await;
         match ws.receive().await {
-            common::Received::Closed(Some(frame)) => {
+            crate::common::Received::Closed(Some(frame)) => {
                 assert_eq!(u16::from(frame.code), 1008, "{query}");
                 assert_eq!(frame.reason.as_str(), reason, "{query}");
             }
@@ -242,7 +224,8 @@ async fn everyone_signed_in_on_any_dialect_is_online_and_rest_agrees() {
     let native = app.user("ben").await; // signed in on /ws
     until_online(&mut ana, &["ana", "ben"]).await;
 
-    let response = reqwest::Client::new()
+    let response = app
+        .http
         .get(app.http_url("/qf/users/online"))
         .bearer_auth(tokens::token_for("carl", "carl"))
         .send()
@@ -271,15 +254,15 @@ async fn a_channel_socket_closes_with_1008_when_its_session_expires() {
     let app = spawn_app_with(|_| {}).await;
     let jwt =
         tokens::hs256(json!({"sub": "brief", "username": "brief", "exp": tokens::now_secs() + 2}));
-    let token = qf_token_for_jwt(&app, &jwt).await;
+    let token = app.qf_token_for_jwt(&jwt).await;
     let mut ws =
         WsClient::connect(&app.ws_url(&format!("/qf/users/online/ws?token={token}"))).await;
     assert_eq!(ws.recv_json().await["type"], "online_users_update");
     let started = std::time::Instant::now();
     let code = loop {
         match ws.receive_within(std::time::Duration::from_secs(6)).await {
-            common::Received::Closed(frame) => break frame.map(|f| u16::from(f.code)),
-            common::Received::Json(_) => continue,
+            crate::common::Received::Closed(frame) => break frame.map(|f| u16::from(f.code)),
+            crate::common::Received::Json(_) => continue,
         }
     };
     assert_eq!(code, Some(1008));
@@ -304,12 +287,12 @@ async fn channel_sockets_close_refused_frames_with_a_code_the_client_reads() {
 }
 
 async fn notification_socket(app: &TestApp, user_id: &str) -> WsClient {
-    let token = qf_token(app, user_id).await;
-    WsClient::connect(&app.ws_url(&format!("/qf/notifications/ws?token={token}"))).await
+    app.qf_socket(user_id, "/qf/notifications/ws").await
 }
 
 async fn publish(app: &TestApp, key: Option<&str>, body: Value) -> reqwest::Response {
-    let mut request = reqwest::Client::new()
+    let mut request = app
+        .http
         .post(app.http_url("/api/notifications"))
         .json(&body);
     if let Some(key) = key {
@@ -400,14 +383,8 @@ async fn the_app_lists_notifications_and_marks_them_read() {
         .as_str()
         .unwrap()
         .to_owned();
-    let client = reqwest::Client::new();
-    let list = |who: &str| {
-        client
-            .get(app.http_url("/api/notifications"))
-            .bearer_auth(tokens::token_for(who, who))
-            .send()
-    };
-    let listed: Value = list("ana").await.unwrap().json().await.unwrap();
+    let list = |who: &'static str| app.get_as(who, "/api/notifications");
+    let listed: Value = list("ana").await.json().await.unwrap();
     let entry = &listed["notifications"][0];
     assert_eq!(
         (
@@ -427,24 +404,20 @@ async fn the_app_lists_notifications_and_marks_them_read() {
     );
     assert_eq!(entry["read"], false);
 
-    let mark = |who: &str, id: &str| {
-        client
-            .post(app.http_url(&format!("/api/notifications/{id}/read")))
-            .bearer_auth(tokens::token_for(who, who))
-            .send()
-    };
-    assert_eq!(mark("ben", &id).await.unwrap().status(), 404, "not Ben's");
-    assert_eq!(mark("ana", &id).await.unwrap().status(), 204);
+    let mark_read = format!("/api/notifications/{id}/read");
+    let mark = |who: &'static str| app.post_as(who, &mark_read, None);
+    assert_eq!(mark("ben").await.status(), 404, "not Ben's");
+    assert_eq!(mark("ana").await.status(), 204);
     assert_eq!(
-        list("ana").await.unwrap().json::<Value>().await.unwrap()["notifications"][0]["read"],
+        list("ana").await.json::<Value>().await.unwrap()["notifications"][0]["read"],
         true
     );
     assert_eq!(
-        list("ben").await.unwrap().json::<Value>().await.unwrap()["notifications"],
+        list("ben").await.json::<Value>().await.unwrap()["notifications"],
         json!([])
     );
     assert_eq!(
-        client
+        app.http
             .get(app.http_url("/api/notifications"))
             .send()
             .await
@@ -476,7 +449,8 @@ async fn publishing_needs_the_service_key_and_valid_input() {
         .status(),
         401
     );
-    let with_header = reqwest::Client::new()
+    let with_header = app
+        .http
         .post(app.http_url("/api/notifications"))
         .header("x-api-key", KEY)
         .json(&round_result("ana"))
@@ -537,9 +511,10 @@ async fn publishing_is_off_without_a_configured_key() {
 
 /// Polls the REST online list until `user_id` is on it (pings reach only online users).
 async fn wait_until_online(app: &TestApp, user_id: &str) {
-    let deadline = std::time::Instant::now() + common::WAIT;
+    let deadline = std::time::Instant::now() + crate::common::WAIT;
     loop {
-        let listed: Value = reqwest::Client::new()
+        let listed: Value = app
+            .http
             .get(app.http_url("/qf/users/online"))
             .bearer_auth(tokens::token_for("observer", "observer"))
             .send()
@@ -565,7 +540,8 @@ async fn ping_user(
     username: &str,
     body: Option<Value>,
 ) -> reqwest::Response {
-    let mut request = reqwest::Client::new()
+    let mut request = app
+        .http
         .post(app.http_url(&format!("/qf/users/online/{username}/ping")))
         .bearer_auth(tokens::token_for(from, from));
     if let Some(body) = body {

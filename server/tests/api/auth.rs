@@ -1,15 +1,13 @@
 //! Token verification end to end: RS256/ES256 from a JWKS file or URL (with key rotation),
 //! refused algorithms, and Confab's own guest tokens.
 
-mod common;
-
 use std::{
     path::PathBuf,
     sync::{Arc, Mutex},
 };
 
+use crate::common::{spawn_app_with, tokens, TestApp};
 use axum::{extract::State, routing::get, Router};
-use common::{spawn_app_with, tokens, TestApp};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
