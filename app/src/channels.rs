@@ -8,7 +8,7 @@ use futures::StreamExt;
 use gloo_net::websocket::{futures::WebSocket, Message};
 use leptos::prelude::*;
 
-use crate::{api, session::Session};
+use crate::{api, backoff, session::Session};
 
 /// How often the online list's REST fallback is polled while its socket is down.
 pub const POLL_EVERY_MS: u32 = 10_000;
@@ -39,8 +39,7 @@ pub fn follow(
                 Ended::Opened => failures = 0,
                 Ended::Closed(_) | Ended::Failed => failures += 1,
             }
-            let backoff = FIRST_BACKOFF_MS * 2f64.powi(failures.min(8) as i32);
-            let delay = backoff.min(MAX_BACKOFF_MS) * (0.5 + js_sys::Math::random() * 0.5);
+            let delay = backoff::jittered_delay_ms(failures, FIRST_BACKOFF_MS, MAX_BACKOFF_MS);
             let deadline = js_sys::Date::now() + delay;
             loop {
                 while_down(&session).await;

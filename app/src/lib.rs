@@ -3,14 +3,16 @@
 //!
 //! One `/ws` connection ([`link::Link`]) serves every view; the `/qf` channels
 //! ([`channels`]) carry the online list and the notifications. Routes live in the URL's
-//! hash (`#/room/CODE`), so a room link opens that room directly on any static host.
+//! hash ([`route::Route`]), so a room link opens that room directly on any static host.
 
 mod api;
+mod backoff;
 mod channels;
 mod link;
 mod lobby;
 mod party;
 mod room;
+mod route;
 mod session;
 
 use confab_shared::{
@@ -20,6 +22,7 @@ use confab_shared::{
 };
 use leptos::{ev::SubmitEvent, html, prelude::*};
 use link::{Link, LinkState};
+use route::Route;
 use session::Session;
 use wasm_bindgen::prelude::wasm_bindgen;
 
@@ -51,54 +54,16 @@ struct Toast {
     join_url: Option<String>,
 }
 
-/// Where the page is, from its hash: `#/room/CODE`, `#/party/ID`, else the lobby.
-#[derive(Clone, Debug, PartialEq)]
-enum Route {
-    Lobby,
-    Room(String),
-    Party(String),
-}
-
-fn route_in_hash() -> Route {
-    let hash = web_sys::window()
-        .and_then(|w| w.location().hash().ok())
-        .unwrap_or_default();
-    let decoded = js_sys::decode_uri_component(&hash)
-        .ok()
-        .and_then(|s| s.as_string())
-        .unwrap_or(hash);
-    let pick = |prefix: &str| {
-        decoded
-            .strip_prefix(prefix)
-            .map(str::trim)
-            .filter(|rest| !rest.is_empty())
-            .map(str::to_owned)
-    };
-    if let Some(code) = pick("#/room/") {
-        Route::Room(code)
-    } else if let Some(id) = pick("#/party/") {
-        Route::Party(id)
-    } else {
-        Route::Lobby
-    }
-}
-
-fn set_hash(hash: &str) {
-    if let Some(window) = web_sys::window() {
-        let _ = window.location().set_hash(hash);
-    }
-}
-
 #[component]
 pub fn App() -> impl IntoView {
     let link = Link::start("/ws");
     let auth = RwSignal::new(Auth::SignedOut);
-    let route = RwSignal::new(route_in_hash());
+    let route = RwSignal::new(Route::current());
     let online = RwSignal::new(Vec::<OnlineUser>::new());
     let toasts = RwSignal::new(Vec::<Toast>::new());
     let channels_refused = RwSignal::new(false);
 
-    let _ = window_event_listener(leptos::ev::hashchange, move |_| route.set(route_in_hash()));
+    let _ = window_event_listener(leptos::ev::hashchange, move |_| route.set(Route::current()));
 
     let next_toast = StoredValue::new(0u64);
     let push_toast = move |text: String, join_url: Option<String>| {
@@ -196,14 +161,14 @@ pub fn App() -> impl IntoView {
             let _ = window.location().reload();
         }
     };
-    let enter = Callback::new(move |code: String| set_hash(&format!("/room/{code}")));
-    let enter_party = Callback::new(move |id: String| set_hash(&format!("/party/{id}")));
-    let leave = Callback::new(move |()| set_hash("/"));
+    let enter = Callback::new(move |code: String| Route::Room(code).go());
+    let enter_party = Callback::new(move |id: String| Route::Party(id).go());
+    let leave = Callback::new(move |()| Route::Lobby.go());
 
     view! {
         <div class="shell">
             <header class="topbar">
-                <h1 class="brand"><a href="#/">"Confab"</a></h1>
+                <h1 class="brand"><a href=Route::Lobby.href()>"Confab"</a></h1>
                 <LinkStatus link=link />
                 {move || match auth.get() {
                     Auth::SignedIn(session) => view! {

@@ -10,6 +10,8 @@ use futures::{channel::mpsc, SinkExt, StreamExt};
 use gloo_net::websocket::{futures::WebSocket, Message};
 use leptos::prelude::*;
 
+use crate::backoff;
+
 /// First reconnect delay; it doubles up to [`MAX_BACKOFF_MS`].
 const FIRST_BACKOFF_MS: f64 = 500.0;
 const MAX_BACKOFF_MS: f64 = 10_000.0;
@@ -107,8 +109,8 @@ impl Link {
         inner.outbox.push_back(message);
     }
 
-    /// Calls `listener` with every server message until the returned guard's owner is
-    /// cleaned up (the view that registered it goes away).
+    /// Calls `listener` with every server message until the reactive owner that called
+    /// this is cleaned up (the view that registered it goes away).
     pub fn listen(&self, listener: impl Fn(&ServerMessage) + 'static) {
         let inner = self.inner();
         let id = {
@@ -213,9 +215,11 @@ impl Link {
             inner.failures += 1;
             inner.failures
         };
-        let exp = FIRST_BACKOFF_MS * 2f64.powi(failures.saturating_sub(1).min(10) as i32);
-        // Full jitter in the upper half, so many clients do not return at once.
-        let delay = exp.min(MAX_BACKOFF_MS) * (0.5 + js_sys::Math::random() * 0.5);
+        let delay = backoff::jittered_delay_ms(
+            failures.saturating_sub(1),
+            FIRST_BACKOFF_MS,
+            MAX_BACKOFF_MS,
+        );
         let deadline = js_sys::Date::now() + delay;
         leptos::task::spawn_local(async move {
             loop {

@@ -7,7 +7,7 @@ use confab_shared::{
 };
 use leptos::{ev::SubmitEvent, html, prelude::*};
 
-use crate::{api, link::Link, room::Avatar, session::Session};
+use crate::{api, link::Link, room::Avatar, route::Route, session::Session};
 
 #[component]
 pub fn Lobby(
@@ -98,9 +98,10 @@ pub fn OnlineList(me: Session, online: RwSignal<Vec<OnlineUser>>) -> impl IntoVi
     let my_id = StoredValue::new(me.user_id.clone());
     let ping = move |username: String| {
         leptos::task::spawn_local(async move {
-            let join_url = web_sys::window()
-                .and_then(|w| w.location().href().ok())
-                .filter(|href| href.contains("/#/room/"));
+            let join_url = match Route::current() {
+                room @ Route::Room(_) => room.url(),
+                Route::Lobby | Route::Party(_) => None,
+            };
             let outcome = api::ping(&token.get_value(), &username, join_url).await;
             notice.set(Some(match outcome {
                 Ok(()) => format!("Pinged {username}."),

@@ -12,7 +12,7 @@ use confab_shared::{
 };
 use leptos::{ev, html, prelude::*};
 
-use crate::{link::Link, session::Session};
+use crate::{link::Link, route::Route, session::Session};
 
 /// Typing notices are sent at most this often while the person keeps typing.
 const TYPING_RESEND_MS: f64 = 2000.0;
@@ -201,12 +201,7 @@ pub fn RoomView(code: String, link: Link, me: Session, on_leave: Callback<()>) -
             game_state: serde_json::json!({"round": 1}),
         });
     };
-    let share_url = move || {
-        web_sys::window()
-            .and_then(|w| w.location().origin().ok())
-            .map(|origin| format!("{origin}/#/room/{}", code.get_value()))
-            .unwrap_or_default()
-    };
+    let share_url = move || Route::Room(code.get_value()).url().unwrap_or_default();
 
     view! {
         <section class="room" aria-label="Room">
