@@ -192,3 +192,12 @@ pub struct PartyPlayer {
     pub ready: bool,
     pub joined_at_ms: i64,
 }
+
+/// The outcome of adding a member to a room, or a player to a party.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddMember {
+    Added,
+    AlreadyMember,
+    Full,
+    NoSuchRoom,
+}

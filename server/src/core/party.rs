@@ -4,10 +4,9 @@
 
 use super::{
     events::{Event, Topic},
-    model::{Party, PartyPlayer, Profile},
+    model::{AddMember, Party, PartyPlayer, Profile},
     new_room_code, now_ms, Core, CoreError, CoreResult,
 };
-use crate::store::AddMember;
 
 /// Players a session needs before the host can start it.
 pub const MIN_PARTY_PLAYERS: usize = 2;
@@ -80,7 +79,7 @@ impl Core {
             ready: false,
             joined_at_ms: now_ms(),
         };
-        for _ in 0..super::ROOM_CODE_ATTEMPTS {
+        for _ in 0..super::rooms::ROOM_CODE_ATTEMPTS {
             let party = Party {
                 id: uuid::Uuid::new_v4().to_string(),
                 code: new_room_code(),

@@ -127,7 +127,7 @@ impl Core {
         name: &str,
         data: Option<String>,
     ) -> CoreResult<()> {
-        super::validate_room_key(key)?;
+        super::rooms::validate_room_key(key)?;
         if name.is_empty()
             || name.chars().count() > MAX_EVENT_NAME_CHARS
             || name.chars().any(char::is_control)

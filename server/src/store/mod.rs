@@ -12,7 +12,8 @@ pub use append::{APPEND_QUEUE_CAPACITY, MAX_APPEND_BATCH};
 pub use sql::SqlStore;
 
 use crate::core::model::{
-    Member, Message, NewMessage, NewRoom, Notification, Party, PartyPlayer, Profile, Room,
+    AddMember, Member, Message, NewMessage, NewRoom, Notification, Party, PartyPlayer, Profile,
+    Room,
 };
 
 /// A storage failure. Never shown to clients: dialects log it and answer "internal error".
@@ -40,15 +41,6 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// queued and before the writer stores anything else, so it must not block: it is where
 /// the core broadcasts a message the moment it is committed.
 pub type OnStored = Box<dyn FnOnce(StoreResult<Option<Message>>) + Send>;
-
-/// The outcome of adding a member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AddMember {
-    Added,
-    AlreadyMember,
-    Full,
-    NoSuchRoom,
-}
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

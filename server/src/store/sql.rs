@@ -23,11 +23,11 @@ use sqlx::{
 
 use super::{
     append::{AppendQueue, MessageWriter, MAX_APPEND_BATCH},
-    AddMember, OnStored, Store, StoreError, StoreResult,
+    OnStored, Store, StoreError, StoreResult,
 };
 use crate::core::model::{
-    Level, Member, Message, MessageKind, NewMessage, NewRoom, Notification, Party, PartyPlayer,
-    Phase, Profile, Room,
+    AddMember, Level, Member, Message, MessageKind, NewMessage, NewRoom, Notification, Party,
+    PartyPlayer, Phase, Profile, Room,
 };
 
 /// How long a query waits for a free connection (or, on SQLite, for the write lock).

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use crate::common::db::{drop_database, fresh_database_url, Backend};
 use confab_server::{
     core::model::{
-        Level, MessageKind, NewMessage, NewRoom, Notification, Party, PartyPlayer, Phase, Profile,
+        AddMember, Level, MessageKind, NewMessage, NewRoom, Notification, Party, PartyPlayer,
+        Phase, Profile,
     },
-    store::{self, AddMember, Store},
+    store::{self, Store},
 };
 
 struct TestStore {

@@ -1,0 +1,91 @@
+//! Notifications (stored, delivered to the user's notification sockets, listed and marked
+//! read) and pings (not stored: they reach the sockets open at the time).
+
+use super::{
+    events::{Event, Topic},
+    model::{Notification, Profile},
+    now_ms, Connection, Core, CoreError, CoreResult, MAX_ROOMS_PER_CONNECTION,
+};
+
+/// Notifications sent on connect, or listed, at most.
+pub const MAX_BACKLOG: usize = 100;
+
+impl Core {
+    /// Stores a notification and then delivers it to the user's notification sockets.
+    pub async fn notify(&self, notification: Notification) -> CoreResult<Notification> {
+        self.inner.store.insert_notification(&notification).await?;
+        self.publish(
+            Topic::User(notification.user_id.clone()),
+            Event::Notification(notification.clone()),
+            None,
+        );
+        Ok(notification)
+    }
+
+    /// Delivers the signed-in user's notifications and pings to this connection from now on.
+    pub fn watch_notifications(&self, conn: &Connection) -> CoreResult<()> {
+        let user = self.signed_in(conn)?;
+        self.inner.hub.subscribe(
+            conn.id,
+            Topic::User(user.user_id),
+            MAX_ROOMS_PER_CONNECTION + 1,
+        );
+        Ok(())
+    }
+
+    /// The signed-in user's notifications no socket has been sent yet, oldest first.
+    pub async fn undelivered_notifications(
+        &self,
+        conn: &Connection,
+    ) -> CoreResult<Vec<Notification>> {
+        let user = self.signed_in(conn)?;
+        Ok(self
+            .inner
+            .store
+            .undelivered_notifications(&user.user_id, MAX_BACKLOG)
+            .await?)
+    }
+
+    /// Records that a socket has been sent notification `id`.
+    pub async fn mark_delivered(&self, id: &str) -> CoreResult<()> {
+        Ok(self.inner.store.mark_delivered(id, now_ms()).await?)
+    }
+
+    /// A user's newest notifications, newest first.
+    pub async fn notifications_of(&self, user_id: &str) -> CoreResult<Vec<Notification>> {
+        Ok(self
+            .inner
+            .store
+            .notifications_of(user_id, MAX_BACKLOG)
+            .await?)
+    }
+
+    /// Marks a user's notification read; `NotificationNotFound` when it is not theirs or
+    /// does not exist.
+    pub async fn mark_read(&self, user_id: &str, id: &str) -> CoreResult<()> {
+        if self.inner.store.mark_read(user_id, id, now_ms()).await? {
+            Ok(())
+        } else {
+            Err(CoreError::NotificationNotFound)
+        }
+    }
+
+    /// Pings everyone online named `username` (not stored). Returns how many users it
+    /// reached; 0 when nobody by that name is online.
+    pub fn ping(&self, from: &Profile, username: &str, join_url: Option<String>) -> usize {
+        let targets: Vec<Profile> = self
+            .online_users()
+            .into_iter()
+            .filter(|user| user.username == username)
+            .collect();
+        for target in &targets {
+            let event = Event::Ping {
+                from_username: from.username.clone(),
+                join_url: join_url.clone(),
+                at_ms: now_ms(),
+            };
+            self.publish(Topic::User(target.user_id.clone()), event, None);
+        }
+        targets.len()
+    }
+}

@@ -1,0 +1,436 @@
+//! Rooms: creating, joining and leaving them, who is in them, typing, starting a game and
+//! reading history. Membership is stored; a connection receives a room's events while it
+//! is subscribed, and subscribing checks membership again afterwards (see `join_room`).
+
+use std::time::Instant;
+
+use confab_shared::limits;
+use rand::Rng;
+
+use super::{
+    events::{Event, Topic},
+    model::{AddMember, Member, Message, NewRoom, Profile, Room},
+    now_ms, Connection, Core, CoreError, CoreResult, MAX_ROOMS_PER_CONNECTION,
+};
+
+/// Longest room key (code, UUID or name), in characters.
+pub const MAX_ROOM_KEY_CHARS: usize = 128;
+/// Rooms one user may be a member of at once.
+pub const MAX_ROOMS_PER_USER: usize = 200;
+/// Attempts at finding a free room or party code before giving up.
+pub(super) const ROOM_CODE_ATTEMPTS: usize = 16;
+
+/// A room to create: `key` is chosen by the caller (a UUID, a name) or, when `None`, is a
+/// fresh room code.
+#[derive(Debug, Clone)]
+pub struct RoomSpec {
+    pub key: Option<String>,
+    pub name: String,
+    pub room_type: String,
+    pub max_users: Option<u32>,
+}
+
+/// What joining gave.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    pub room: Room,
+    pub members: Vec<Member>,
+    /// The last [`limits::HISTORY_LEN`] messages, oldest first.
+    pub history: Vec<Message>,
+    /// `false` when the user was a member already.
+    pub newly_joined: bool,
+}
+
+/// What to do when a joined room does not exist.
+#[derive(Debug, Clone)]
+pub enum IfMissing {
+    Refuse,
+    /// Create it (rooms named by clients, as the Socket.IO contracts use them).
+    Create {
+        room_type: String,
+    },
+}
+
+impl Core {
+    /// Creates a room with the caller as host and first member, and subscribes the
+    /// connection to it.
+    pub async fn create_room(&self, conn: &Connection, spec: RoomSpec) -> CoreResult<Room> {
+        let user = self.signed_in(conn)?;
+        self.check_room_quota(&user.user_id).await?;
+        let room = self.insert_room(&user, spec, limits::MAX_USERS_CAP).await?;
+        self.join_room(conn, &room.key, IfMissing::Refuse)
+            .await
+            .map(|joined| joined.room)
+    }
+
+    /// Stores a new room of at most `max_users_cap` members.
+    async fn insert_room(
+        &self,
+        host: &Profile,
+        spec: RoomSpec,
+        max_users_cap: u32,
+    ) -> CoreResult<Room> {
+        let room_type = spec.room_type.trim();
+        if room_type.is_empty() || room_type.chars().count() > limits::MAX_ROOM_TYPE_CHARS {
+            return Err(CoreError::invalid(format!(
+                "room type must be 1 to {} characters",
+                limits::MAX_ROOM_TYPE_CHARS
+            )));
+        }
+        let max_users = spec.max_users.unwrap_or(limits::DEFAULT_MAX_USERS);
+        if !(1..=max_users_cap).contains(&max_users) {
+            return Err(CoreError::invalid(format!(
+                "the maximum number of users must be between 1 and {max_users_cap}"
+            )));
+        }
+        if let Some(key) = &spec.key {
+            validate_room_key(key)?;
+        }
+        for _ in 0..ROOM_CODE_ATTEMPTS {
+            let new_room = NewRoom {
+                key: spec.key.clone().unwrap_or_else(new_room_code),
+                name: spec.name.clone(),
+                room_type: room_type.to_owned(),
+                max_users,
+                host_id: host.user_id.clone(),
+                created_at_ms: now_ms(),
+            };
+            if self.inner.store.create_room(&new_room).await? {
+                return self
+                    .inner
+                    .store
+                    .room(&new_room.key)
+                    .await?
+                    .ok_or(CoreError::RoomNotFound);
+            }
+            if spec.key.is_some() {
+                return Err(CoreError::invalid("a room with that id exists already"));
+            }
+        }
+        Err(CoreError::invalid("no free room code; try again"))
+    }
+
+    async fn check_room_quota(&self, user_id: &str) -> CoreResult<()> {
+        if self.inner.store.rooms_of(user_id).await?.len() >= MAX_ROOMS_PER_USER {
+            return Err(CoreError::TooManyRooms(MAX_ROOMS_PER_USER));
+        }
+        Ok(())
+    }
+
+    /// Joins a room (harmless when a member already) and subscribes the connection to it.
+    /// New members are announced to the others.
+    pub async fn join_room(
+        &self,
+        conn: &Connection,
+        key: &str,
+        if_missing: IfMissing,
+    ) -> CoreResult<Joined> {
+        let user = self.signed_in(conn)?;
+        validate_room_key(key)?;
+        let store = &self.inner.store;
+        let mut outcome = store.add_member(key, &user.user_id, now_ms()).await?;
+        if outcome == AddMember::NoSuchRoom {
+            if let IfMissing::Create { room_type } = if_missing {
+                let spec = RoomSpec {
+                    key: Some(key.to_owned()),
+                    name: key.to_owned(),
+                    room_type,
+                    max_users: Some(limits::MAX_JOINED_ROOM_MEMBERS),
+                };
+                // Two first joiners race to create it; either way it exists afterwards.
+                let _ = self
+                    .insert_room(&user, spec, limits::MAX_JOINED_ROOM_MEMBERS)
+                    .await;
+                outcome = store.add_member(key, &user.user_id, now_ms()).await?;
+            }
+        }
+        if outcome == AddMember::Added
+            && store.rooms_of(&user.user_id).await?.len() > MAX_ROOMS_PER_USER
+        {
+            store.remove_member(key, &user.user_id).await?;
+            return Err(CoreError::TooManyRooms(MAX_ROOMS_PER_USER));
+        }
+        match outcome {
+            AddMember::NoSuchRoom => return Err(CoreError::RoomNotFound),
+            AddMember::Full => return Err(CoreError::RoomFull),
+            AddMember::Added | AddMember::AlreadyMember => {}
+        }
+        let topic = Topic::Room(key.to_owned());
+        self.subscribe_member(conn, key, &user.user_id).await?;
+        let room = store.room(key).await?.ok_or(CoreError::RoomNotFound)?;
+        let members = self.members(key).await?;
+        let history = store.recent_messages(key, limits::HISTORY_LEN).await?;
+        let newly_joined = outcome == AddMember::Added;
+        if newly_joined {
+            let member = members
+                .iter()
+                .find(|m| m.profile.user_id == user.user_id)
+                .cloned()
+                .unwrap_or(Member {
+                    profile: user.clone(),
+                    joined_at_ms: now_ms(),
+                    online: true,
+                });
+            self.publish(
+                topic,
+                Event::MemberJoined {
+                    room_key: key.to_owned(),
+                    member,
+                },
+                Some(&user.user_id),
+            );
+        }
+        Ok(Joined {
+            room,
+            members,
+            history,
+            newly_joined,
+        })
+    }
+
+    /// Subscribes the connection to every room its user is a member of (after a reconnect);
+    /// returns their keys, most recently joined first.
+    pub async fn resubscribe(&self, conn: &Connection) -> CoreResult<Vec<String>> {
+        let user = self.signed_in(conn)?;
+        let keys = self.inner.store.rooms_of(&user.user_id).await?;
+        // Oldest first, so the most recently joined rooms are the last evicted.
+        for key in keys.iter().take(MAX_ROOMS_PER_CONNECTION).rev() {
+            self.inner
+                .hub
+                .subscribe(conn.id, Topic::Room(key.clone()), MAX_ROOMS_PER_CONNECTION);
+        }
+        // A leave that raced the subscriptions must not leave this connection receiving.
+        let still = self.inner.store.rooms_of(&user.user_id).await?;
+        for key in keys.iter().filter(|key| !still.contains(key)) {
+            self.inner
+                .hub
+                .unsubscribe(conn.id, &Topic::Room(key.clone()));
+        }
+        Ok(still)
+    }
+
+    /// Ends the user's membership; all their connections stop receiving the room.
+    pub async fn leave_room(&self, conn: &Connection, key: &str) -> CoreResult<()> {
+        let user = self.signed_in(conn)?;
+        if !self.inner.store.remove_member(key, &user.user_id).await? {
+            return Err(if self.inner.store.room(key).await?.is_some() {
+                CoreError::NotAMember
+            } else {
+                CoreError::RoomNotFound
+            });
+        }
+        let topic = Topic::Room(key.to_owned());
+        self.inner.hub.unsubscribe_user(&user.user_id, &topic);
+        if self.inner.typing.stop(key, &user.user_id) {
+            self.publish_typing(key, &user, false);
+        }
+        self.publish(
+            topic,
+            Event::MemberLeft {
+                room_key: key.to_owned(),
+                user,
+            },
+            None,
+        );
+        Ok(())
+    }
+
+    /// Stops this connection receiving a room without ending the membership.
+    pub fn unsubscribe(&self, conn: &Connection, key: &str) {
+        self.inner
+            .hub
+            .unsubscribe(conn.id, &Topic::Room(key.to_owned()));
+    }
+
+    /// A room the caller is a member of.
+    pub async fn room(&self, conn: &Connection, key: &str) -> CoreResult<Room> {
+        let user = self.signed_in(conn)?;
+        self.require_member(key, &user.user_id).await
+    }
+
+    /// The caller's most recently joined room, if any.
+    pub async fn current_room(&self, conn: &Connection) -> CoreResult<Option<Room>> {
+        let user = self.signed_in(conn)?;
+        match self.inner.store.rooms_of(&user.user_id).await?.first() {
+            Some(key) => Ok(self.inner.store.room(key).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// Members with their presence.
+    pub async fn members(&self, key: &str) -> CoreResult<Vec<Member>> {
+        let mut members = self.inner.store.members(key).await?;
+        for member in &mut members {
+            member.online = self.inner.presence.is_online(&member.profile.user_id);
+        }
+        Ok(members)
+    }
+
+    async fn require_member(&self, key: &str, user_id: &str) -> CoreResult<Room> {
+        let room = self
+            .inner
+            .store
+            .room(key)
+            .await?
+            .ok_or(CoreError::RoomNotFound)?;
+        if !self.inner.store.is_member(key, user_id).await? {
+            return Err(CoreError::NotAMember);
+        }
+        Ok(room)
+    }
+
+    /// The signed-in member acting in room `key`, and the room. The connection receives the
+    /// room from then on, even when the membership was made on another connection.
+    async fn act_in(&self, conn: &Connection, key: &str) -> CoreResult<(Profile, Room)> {
+        let user = self.signed_in(conn)?;
+        let room = self.require_member(key, &user.user_id).await?;
+        let topic = Topic::Room(key.to_owned());
+        if self.inner.hub.is_subscribed(conn.id, &topic) {
+            // Marks it used, so it is the last to be evicted.
+            self.inner
+                .hub
+                .subscribe(conn.id, topic, MAX_ROOMS_PER_CONNECTION);
+        } else {
+            self.subscribe_member(conn, key, &user.user_id).await?;
+        }
+        Ok((user, room))
+    }
+
+    /// The signed-in member acting in room `key`, for actions that need no more of the room
+    /// (chat, typing). A connection subscribed to the room is known to be a member without
+    /// asking the store: subscriptions are made only after the membership is checked, and a
+    /// leave removes the room from every connection of the user. Others are checked, and
+    /// subscribed, as [`Self::act_in`] does.
+    pub(super) async fn act_as_member(&self, conn: &Connection, key: &str) -> CoreResult<Profile> {
+        let user = self.signed_in(conn)?;
+        let topic = Topic::Room(key.to_owned());
+        if self.inner.hub.is_subscribed(conn.id, &topic) {
+            // Marks it used, so it is the last to be evicted.
+            self.inner
+                .hub
+                .subscribe(conn.id, topic, MAX_ROOMS_PER_CONNECTION);
+            return Ok(user);
+        }
+        self.act_in(conn, key).await.map(|(user, _)| user)
+    }
+
+    /// Subscribes the connection to a room its user is a member of, then checks the
+    /// membership again: a leave (from another connection) between the first check and the
+    /// subscription would otherwise leave a non-member receiving the room.
+    async fn subscribe_member(
+        &self,
+        conn: &Connection,
+        key: &str,
+        user_id: &str,
+    ) -> CoreResult<()> {
+        let topic = Topic::Room(key.to_owned());
+        self.inner
+            .hub
+            .subscribe(conn.id, topic.clone(), MAX_ROOMS_PER_CONNECTION);
+        if !self.inner.store.is_member(key, user_id).await? {
+            self.inner.hub.unsubscribe(conn.id, &topic);
+            return Err(CoreError::NotAMember);
+        }
+        Ok(())
+    }
+
+    /// Starts or stops the caller's typing indicator; the others see it change. A started
+    /// indicator ends by itself after the typing TTL unless refreshed.
+    pub async fn set_typing(&self, conn: &Connection, key: &str, typing: bool) -> CoreResult<()> {
+        let user = self.act_as_member(conn, key).await?;
+        let changed = if typing {
+            self.inner.typing.start(key, &user, Instant::now())
+        } else {
+            self.inner.typing.stop(key, &user.user_id)
+        };
+        if changed {
+            self.publish_typing(key, &user, typing);
+        }
+        Ok(())
+    }
+
+    pub(super) fn expire_typing(&self, now: Instant) {
+        for (key, user) in self.inner.typing.expire(now) {
+            self.publish_typing(&key, &user, false);
+        }
+    }
+
+    pub(super) fn publish_typing(&self, key: &str, user: &Profile, typing: bool) {
+        let event = Event::Typing {
+            room_key: key.to_owned(),
+            user: user.clone(),
+            typing,
+        };
+        self.publish(Topic::Room(key.to_owned()), event, Some(&user.user_id));
+    }
+
+    /// Starts the game: stores `game_state` (an opaque document) and tells every member.
+    pub async fn start_game(
+        &self,
+        conn: &Connection,
+        key: &str,
+        game_state: &str,
+    ) -> CoreResult<Room> {
+        let (_, room) = self.act_in(conn, key).await?;
+        if room.phase == super::model::Phase::Playing {
+            return Err(CoreError::AlreadyPlaying);
+        }
+        if game_state.len() > limits::MAX_GAME_STATE_BYTES {
+            return Err(CoreError::invalid(format!(
+                "the game state is larger than {} bytes",
+                limits::MAX_GAME_STATE_BYTES
+            )));
+        }
+        // The store starts only a room still in the lobby: of two racing starts, one wins.
+        let room = self
+            .inner
+            .store
+            .start_game(key, game_state)
+            .await?
+            .ok_or(CoreError::AlreadyPlaying)?;
+        self.publish(
+            Topic::Room(key.to_owned()),
+            Event::GameStarted(room.clone()),
+            None,
+        );
+        Ok(room)
+    }
+
+    /// Stored messages after `after_seq`, oldest first, at most [`limits::HISTORY_LEN`].
+    pub async fn history_after(
+        &self,
+        conn: &Connection,
+        key: &str,
+        after_seq: u64,
+    ) -> CoreResult<Vec<Message>> {
+        let user = self.signed_in(conn)?;
+        self.require_member(key, &user.user_id).await?;
+        Ok(self
+            .inner
+            .store
+            .messages_after(key, after_seq, limits::HISTORY_LEN)
+            .await?)
+    }
+}
+
+pub(crate) fn validate_room_key(key: &str) -> CoreResult<()> {
+    let chars = key.chars().count();
+    if chars == 0 || chars > MAX_ROOM_KEY_CHARS || key.chars().any(char::is_control) {
+        return Err(CoreError::invalid(format!(
+            "room id must be 1 to {MAX_ROOM_KEY_CHARS} characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A fresh room code: [`limits::ROOM_CODE_LEN`] characters of the unambiguous alphabet.
+pub fn new_room_code() -> String {
+    let mut rng = rand::rng();
+    (0..limits::ROOM_CODE_LEN)
+        .map(|_| {
+            char::from(
+                limits::ROOM_CODE_ALPHABET[rng.random_range(0..limits::ROOM_CODE_ALPHABET.len())],
+            )
+        })
+        .collect()
+}
