@@ -1,7 +1,8 @@
 //! Confab's server. `ARCHITECTURE.md` at the repository root is the map; in short:
 //!
 //! - [`dialects`] turn each wire format into calls on the core and render its events back;
-//! - [`http`] holds the plain HTTP routes and the static site;
+//! - [`http`] holds the plain HTTP routes and the static site, [`rest`] what every REST
+//!   route shares (the error type and extractors);
 //! - [`Server`] ties them to a listener and shuts them down gracefully.
 
 pub mod auth;
@@ -11,8 +12,10 @@ pub mod dialects;
 pub mod fanout;
 pub mod http;
 pub mod ratelimit;
+pub mod rest;
 pub mod store;
 pub mod telemetry;
+pub mod timefmt;
 
 use std::{
     net::{IpAddr, SocketAddr},

@@ -16,7 +16,7 @@ use jsonwebtoken::{encode, Header};
 use serde::Serialize;
 
 use super::GUEST_ISSUER;
-use crate::{core::now_ms, http::error::ApiError, AppState};
+use crate::{core::now_ms, rest::ApiError, AppState};
 
 /// Guest tokens one IP address may get at once, and per minute on average.
 pub const GUEST_TOKENS_BURST: u32 = 10;

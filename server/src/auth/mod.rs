@@ -5,6 +5,7 @@
 //! configured JWKS (Clerk-style identity providers). When an issuer is configured, `iss` must
 //! match it; guest tokens carry [`GUEST_ISSUER`] and are accepted alongside.
 
+pub mod caller;
 pub mod guest;
 mod jwks;
 pub mod ws_token;

@@ -6,7 +6,6 @@ pub mod direct_ws;
 pub mod native;
 pub mod plain_ws;
 pub mod socketio;
-pub mod timefmt;
 
 use axum::Router;
 
@@ -16,4 +15,5 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(native::routes())
         .merge(channels::routes())
+        .merge(socketio::publish::routes())
 }

@@ -8,9 +8,10 @@ use confab_shared::limits::MAX_FRAME_BYTES;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{protocol::WebSocketConfig, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::direct_ws::{Socket, Upgrade};
-use crate::AppState;
+use crate::{core::Connection, AppState};
 
 /// Bytes tungstenite reads at a time. Its default (128 KiB) is zero-filled before every
 /// read, which costs most of a busy server's CPU and 128 KiB per idle connection.
@@ -36,16 +37,39 @@ pub fn config() -> WebSocketConfig {
 }
 
 /// Answers a WebSocket upgrade; once switched, `serve` runs the socket as a tracked
-/// connection, so shutdown waits for it.
-pub fn accept<F, Fut>(upgrade: Upgrade, state: AppState, serve: F) -> Response
+/// connection (so shutdown waits for it), in a span naming its `dialect`, in which the
+/// socket records its core connection and user ([`record_connection`], [`record_user`]):
+/// every log line of a socket says whose it is.
+pub fn accept<F, Fut>(
+    upgrade: Upgrade,
+    state: AppState,
+    dialect: &'static str,
+    serve: F,
+) -> Response
 where
     F: FnOnce(Socket, AppState) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     upgrade.on_upgrade(config(), move |socket| async move {
+        let span = tracing::info_span!(
+            "socket",
+            dialect,
+            conn = tracing::field::Empty,
+            user = tracing::field::Empty
+        );
         let tracked = state.clone();
-        tracked.spawn_connection(serve(socket, state));
+        tracked.spawn_connection(serve(socket, state).instrument(span));
     })
+}
+
+/// Records the socket's core connection in its span.
+pub fn record_connection(conn: &Connection) {
+    tracing::Span::current().record("conn", conn.id().0);
+}
+
+/// Records the socket's user in its span.
+pub fn record_user(user_id: &str) {
+    tracing::Span::current().record("user", user_id);
 }
 
 /// Why a connection's loop ended.

@@ -1,10 +1,9 @@
-//! Plain HTTP: health, and the static site with its fallback for client-side routes.
+//! Plain HTTP: health, guest tokens, the notification API and the static site with its
+//! fallback for client-side routes. Routes that exist for one dialect live with it: the
+//! party and online-users routes of contract 003 in `dialects::channels`, the media and
+//! room-event publishing of the Socket.IO contracts in `dialects::socketio::publish`.
 
-pub mod caller;
-pub mod error;
-pub mod extract;
 pub mod notifications;
-pub mod publish;
 pub mod site;
 
 use std::path::Path;
@@ -27,17 +26,7 @@ pub fn routes(site_dir: &Path) -> Router<AppState> {
         .route(
             "/api/notifications/{id}/read",
             post(notifications::mark_read),
-        )
-        .route(
-            "/api/media/{media_id}/progress",
-            post(publish::media_progress),
-        )
-        .route(
-            "/api/media/{media_id}/complete",
-            post(publish::media_complete),
-        )
-        .route("/api/media/{media_id}/error", post(publish::media_error))
-        .route("/api/rooms/{room}/events", post(publish::room_event));
+        );
     site::serve(api, site_dir)
 }
 

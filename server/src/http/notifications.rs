@@ -8,16 +8,13 @@ use axum::{
 };
 use confab_shared::api::{NotificationList, NotificationView, PublishNotification, Published};
 
-use super::{
-    error::ApiError,
-    extract::{Caller, JsonBody, ServiceKey},
-};
+use crate::rest::{ApiError, Caller, JsonBody, ServiceKey};
 use crate::{
     core::{
         model::{Level, Notification},
         now_ms, Core,
     },
-    dialects::timefmt::iso8601_millis,
+    timefmt::iso8601_millis,
 };
 
 /// Longest title, in characters.

@@ -22,9 +22,10 @@ use tokio::time::Instant;
 
 use super::plain_ws::Stop;
 use crate::{
+    auth::caller::cookie,
     auth::ws_token::WsTokenError,
     core::{hub::Inbox, now_ms, Connection},
-    http::{caller::cookie, extract::Caller},
+    rest::Caller,
     AppState,
 };
 

@@ -27,11 +27,9 @@ use super::{
 use crate::{
     auth::is_safe_image_url,
     core::{events::Event, model::Notification, Connection},
-    dialects::{direct_ws::Upgrade, plain_ws::Stop, timefmt::iso8601_millis},
-    http::{
-        error::ApiError,
-        extract::{Caller, OptionalJsonBody},
-    },
+    dialects::{direct_ws::Upgrade, plain_ws::Stop},
+    rest::{ApiError, Caller, OptionalJsonBody},
+    timefmt::iso8601_millis,
     AppState,
 };
 
@@ -53,6 +51,10 @@ struct NotificationChannel {
 }
 
 impl Channel for NotificationChannel {
+    fn name(&self) -> &'static str {
+        "qf-notifications"
+    }
+
     async fn open(&mut self, state: &AppState, conn: &Connection) -> Result<Vec<String>, Stop> {
         let core = state.core();
         // Subscribe before reading the backlog, so nothing published in between is missed;

@@ -14,8 +14,9 @@ use super::{
 };
 use crate::{
     core::{events::Event, now_ms, Connection, Core},
-    dialects::{direct_ws::Upgrade, plain_ws::Stop, timefmt::iso8601_millis},
-    http::extract::Caller,
+    dialects::{direct_ws::Upgrade, plain_ws::Stop},
+    rest::Caller,
+    timefmt::iso8601_millis,
     AppState,
 };
 
@@ -45,6 +46,10 @@ struct OnlineChannel {
 }
 
 impl Channel for OnlineChannel {
+    fn name(&self) -> &'static str {
+        "qf-online"
+    }
+
     async fn open(&mut self, state: &AppState, conn: &Connection) -> Result<Vec<String>, Stop> {
         let core = state.core();
         if let Err(err) = core.watch_presence(conn) {

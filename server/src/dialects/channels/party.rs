@@ -22,11 +22,9 @@ use crate::{
         party::{PartyChange, PartyView, MIN_PARTY_PLAYERS},
         Connection, Core, CoreError,
     },
-    dialects::{direct_ws::Upgrade, plain_ws::Stop, timefmt::iso8601_millis},
-    http::{
-        error::ApiError,
-        extract::{Caller, JsonBody, OptionalJsonBody},
-    },
+    dialects::{direct_ws::Upgrade, plain_ws::Stop},
+    rest::{ApiError, Caller, JsonBody, OptionalJsonBody},
+    timefmt::iso8601_millis,
     AppState,
 };
 
@@ -60,6 +58,10 @@ struct PartyChannel {
 }
 
 impl Channel for PartyChannel {
+    fn name(&self) -> &'static str {
+        "qf-party"
+    }
+
     async fn open(&mut self, state: &AppState, conn: &Connection) -> Result<Vec<String>, Stop> {
         let core = state.core();
         let Some(user) = core.user(conn) else {

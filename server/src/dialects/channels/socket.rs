@@ -26,6 +26,9 @@ pub const INTERNAL_ERROR: Stop = Stop::Close(close_code::ERROR, "internal error"
 /// What one kind of `/qf` socket sends. Everything a client sends on these sockets is
 /// ignored (they are server to client), except a close.
 pub trait Channel: Send + 'static {
+    /// The channel's name in logs.
+    fn name(&self) -> &'static str;
+
     /// Subscribes the signed-in connection to what the channel follows and returns the
     /// frames to send first. Subscribing comes before reading any snapshot, so nothing that
     /// happens in between is missed. `Err` closes the socket instead.
@@ -60,10 +63,15 @@ pub fn accept(
     token: Option<String>,
     channel: impl Channel,
 ) -> Response {
-    plain_ws::accept(upgrade, state, move |mut socket, state| async move {
-        let stop = run(&mut socket, &state, token, channel).await;
-        plain_ws::finish(&mut socket, stop).await;
-    })
+    plain_ws::accept(
+        upgrade,
+        state,
+        channel.name(),
+        move |mut socket, state| async move {
+            let stop = run(&mut socket, &state, token, channel).await;
+            plain_ws::finish(&mut socket, stop).await;
+        },
+    )
 }
 
 /// The socket's life until it must stop, and how.
@@ -77,6 +85,10 @@ async fn run(
         Ok(authenticated) => authenticated,
         Err(stop) => return stop,
     };
+    plain_ws::record_connection(&conn);
+    if let Some(user) = state.core().user(&conn) {
+        plain_ws::record_user(&user.user_id);
+    }
     let mut frames = match channel.open(state, &conn).await {
         Ok(frames) => frames,
         Err(stop) => return stop,

@@ -48,7 +48,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn upgrade(upgrade: Upgrade, State(state): State<AppState>) -> Response {
-    plain_ws::accept(upgrade, state, serve)
+    plain_ws::accept(upgrade, state, "ws", serve)
 }
 
 struct Session {
@@ -64,6 +64,7 @@ struct Session {
 /// the server stops.
 async fn serve(mut socket: Socket, state: AppState) {
     let (conn, mut inbox) = state.core().connect();
+    plain_ws::record_connection(&conn);
     let config = state.config();
     let limiter = Bucket::new(config.message_burst, config.message_rate);
     let mut session = Session {
@@ -409,6 +410,7 @@ impl Session {
             issuer: identity.issuer.clone(),
             exp: identity.expires_at,
         };
+        plain_ws::record_user(&identity.profile.user_id);
         self.identity = Some(identity);
         vec![ok, self.current_state().await]
     }

@@ -28,7 +28,7 @@ use crate::{
         model::{MessageKind, Profile},
         CoreError, IfMissing, QueuedMessage, RoomSpec,
     },
-    dialects::timefmt::iso8601_millis,
+    timefmt::iso8601_millis,
     AppState,
 };
 

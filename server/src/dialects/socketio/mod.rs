@@ -9,6 +9,7 @@
 //! the room and the reverse, each in its own shape.
 
 pub mod chat;
+pub mod publish;
 pub mod render;
 pub mod studio;
 pub mod turn;
@@ -43,9 +44,6 @@ pub const PING_INTERVAL: Duration = Duration::from_millis(25_000);
 pub const PING_TIMEOUT: Duration = Duration::from_millis(60_000);
 /// Largest Engine.IO payload accepted, the same bound as a `/ws` frame.
 pub const MAX_PAYLOAD_BYTES: u64 = confab_shared::limits::MAX_FRAME_BYTES as u64;
-/// The WebSocket read buffer of each socket: tungstenite's default (128 KiB) would cost that
-/// much memory per idle connection.
-const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// Event names Socket.IO clients reserve for themselves: a room event by one of these names
 /// would never reach the application, so the publish API refuses them.
@@ -194,7 +192,8 @@ pub fn layer(state: &AppState) -> SocketIoLayer {
         .ping_timeout(PING_TIMEOUT)
         .max_payload(MAX_PAYLOAD_BYTES)
         .max_buffer_size(state.config().outbound_queue)
-        .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
+        // The same small read buffer as the plain WebSockets' (see there why).
+        .ws_read_buffer_size(crate::dialects::plain_ws::READ_BUFFER_BYTES)
         .with_state(state.clone())
         .build_layer();
     chat::register(&io);
@@ -415,7 +414,7 @@ pub fn handshake_token(socket: &SocketRef, auth: Option<&Value>) -> Option<Strin
     {
         return Some(token.to_owned());
     }
-    crate::http::caller::jwt_from_headers(&socket.req_parts().headers).map(str::to_owned)
+    crate::auth::caller::jwt_from_headers(&socket.req_parts().headers).map(str::to_owned)
 }
 
 /// The contract's text for a refused token.

@@ -12,7 +12,7 @@ use crate::{
         now_ms,
         signals::MediaUpdate,
     },
-    dialects::timefmt::iso8601_millis,
+    timefmt::iso8601_millis,
 };
 
 /// Anonymous contract-001 users are kept as `anon:<their id>`, so they can never pass for

@@ -20,7 +20,7 @@ use super::{
 use crate::{
     auth::Identity,
     core::{now_ms, CoreError, IfMissing},
-    dialects::timefmt::iso8601_millis,
+    timefmt::iso8601_millis,
     AppState,
 };
 
