@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 
-use crate::common::{spawn_app_with, TestApp};
+use crate::common::{spawn_app_with, TestApp, WsClient};
 use confab_server::config::{Anonymous, TEST_API_KEY, TEST_JWT_SECRET};
+use confab_shared::limits::MAX_FRAME_BYTES;
 
 /// Longest a file of Node tests may run.
 const NODE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
@@ -81,5 +82,67 @@ async fn events_sent_at_connect_are_answered_on_every_namespace_and_transport() 
 async fn simultaneous_first_joins_of_new_rooms_all_succeed() {
     let app = spawn_app_with(|_| {}).await;
     run_node_tests(&app, "first_joins.test.mjs").await;
+    app.shutdown().await;
+}
+
+/// The next Engine.IO packet, skipping the server's pings (`2`, the first right after the
+/// open packet); `None` once the connection has ended.
+async fn next_text(ws: &mut WsClient) -> Option<String> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let frame = tokio::time::timeout(crate::common::WAIT, ws.stream.next())
+            .await
+            .expect("the server answers or closes in time");
+        match frame {
+            Some(Ok(Message::Text(text))) if text.as_str() != "2" => return Some(text.to_string()),
+            Some(Ok(Message::Close(_)) | Err(_)) | None => return None,
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Engine.IO over WebSocket takes messages of at most 64 KiB, like every other door, and
+/// before any token is seen: a message over it ends the connection at once, whatever its
+/// size, instead of being buffered.
+#[tokio::test]
+async fn socket_io_websocket_messages_are_bounded_before_any_token() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let app = spawn_app_with(|_| {}).await;
+    let url = app.ws_url("/socket.io/?EIO=4&transport=websocket");
+    // A pong packet ("3") padded to exactly the limit is read, and the session carries on.
+    let mut ws = WsClient::connect(&url).await;
+    assert!(
+        next_text(&mut ws).await.unwrap().starts_with("0{"),
+        "the open packet"
+    );
+    ws.send_text(&format!("3{}", "x".repeat(MAX_FRAME_BYTES - 1)))
+        .await;
+    ws.send_text("40").await;
+    let refused = next_text(&mut ws).await.expect("the session is still open");
+    assert!(
+        refused.starts_with("44") && refused.contains("Authentication required"),
+        "{refused}"
+    );
+    for size in [MAX_FRAME_BYTES + 1, 1 << 20, 16 << 20] {
+        let mut ws = WsClient::connect(&url).await;
+        assert!(next_text(&mut ws).await.unwrap().starts_with("0{"));
+        let oversized = Message::text(format!("3{}", "x".repeat(size - 1)));
+        let _ = ws.stream.send(oversized).await;
+        ws.stream.send(Message::text("40")).await.ok();
+        assert_eq!(
+            next_text(&mut ws).await,
+            None,
+            "{size} bytes: the connection ends"
+        );
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_io_flood_is_disconnected_at_its_bound() {
+    let app = spawn_app_with(|_| {}).await;
+    run_node_tests(&app, "flood.test.mjs").await;
     app.shutdown().await;
 }

@@ -42,7 +42,9 @@ use crate::{
 /// Contract 004's Engine.IO timings.
 pub const PING_INTERVAL: Duration = Duration::from_millis(25_000);
 pub const PING_TIMEOUT: Duration = Duration::from_millis(60_000);
-/// Largest Engine.IO payload accepted, the same bound as a `/ws` frame.
+/// Largest Engine.IO payload accepted, over either transport: the same bound as a `/ws`
+/// frame. Over WebSocket it bounds each message and frame, which engineioxide would
+/// otherwise take up to 64 MiB and 16 MiB, before any token is seen.
 pub const MAX_PAYLOAD_BYTES: u64 = confab_shared::limits::MAX_FRAME_BYTES as u64;
 
 /// Event names Socket.IO clients reserve for themselves: a room event by one of these names
@@ -191,6 +193,8 @@ pub fn layer(state: &AppState) -> SocketIoLayer {
         .ping_interval(PING_INTERVAL)
         .ping_timeout(PING_TIMEOUT)
         .max_payload(MAX_PAYLOAD_BYTES)
+        .ws_max_message_size(confab_shared::limits::MAX_FRAME_BYTES)
+        .ws_max_frame_size(confab_shared::limits::MAX_FRAME_BYTES)
         .max_buffer_size(state.config().outbound_queue)
         // The same small read buffer as the plain WebSockets' (see there why).
         .ws_read_buffer_size(crate::dialects::plain_ws::READ_BUFFER_BYTES)
@@ -226,7 +230,7 @@ pub fn new_session(state: &AppState, namespace: Namespace) -> Arc<Session> {
         line: Mutex::new(turn::Line::default()),
         greeting: Mutex::new(None),
     });
-    *lock(&session.greeting) = Some(turn::Turn::take(&session.line));
+    *lock(&session.greeting) = turn::Turn::take(&session.line);
     session
 }
 

@@ -11,7 +11,10 @@
 //! announced. So a socket's messages share commits, are numbered in the order sent and reach
 //! the room in that order.
 
-use std::{convert::Infallible, sync::Arc};
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc,
+};
 
 use socketioxide::{
     adapter::Adapter,
@@ -22,11 +25,19 @@ use tokio::sync::oneshot;
 
 use super::{lock, Session};
 
-/// The ends of the latest turn taken on a socket: done with queueing, done altogether.
+/// Events of one socket that may wait for (or hold) their turn at once. Each waiting event
+/// is a task holding its payload, so a socket that sends faster than it is answered would
+/// otherwise grow the server without bound; past this it is disconnected. A client that
+/// waits for answers never comes near it (the rate limit refuses most of such a burst).
+pub const MAX_QUEUED_EVENTS: usize = 256;
+
+/// The ends of the latest turn taken on a socket: done with queueing, done altogether; and
+/// how many turns are not over yet.
 #[derive(Default)]
 pub struct Line {
     queued: Option<oneshot::Receiver<()>>,
     done: Option<oneshot::Receiver<()>>,
+    pending: Arc<AtomicUsize>,
 }
 
 /// An event's place in its socket's line. Dropping it ends the turn.
@@ -35,20 +46,36 @@ pub struct Turn {
     previous_done: Option<oneshot::Receiver<()>>,
     queued: Option<oneshot::Sender<()>>,
     _done: oneshot::Sender<()>,
+    _pending: Option<Pending>,
+}
+
+/// Counts a turn as pending until it is dropped.
+struct Pending(Arc<AtomicUsize>);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Turn {
-    /// The next turn on `line`.
-    pub(super) fn take(line: &std::sync::Mutex<Line>) -> Self {
+    /// The next turn on `line`; `None` when [`MAX_QUEUED_EVENTS`] are pending already.
+    pub(super) fn take(line: &std::sync::Mutex<Line>) -> Option<Self> {
+        let mut line = lock(line);
+        if line.pending.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED_EVENTS {
+            line.pending.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let pending = Pending(Arc::clone(&line.pending));
         let (queued, queued_rx) = oneshot::channel();
         let (done, done_rx) = oneshot::channel();
-        let mut line = lock(line);
-        Self {
+        Some(Self {
             previous_queued: line.queued.replace(queued_rx),
             previous_done: line.done.replace(done_rx),
             queued: Some(queued),
             _done: done,
-        }
+            _pending: Some(pending),
+        })
     }
 
     /// A turn with nobody before it (a socket with no session has no line).
@@ -59,6 +86,7 @@ impl Turn {
             previous_done: None,
             queued: None,
             _done: done,
+            _pending: None,
         }
     }
 
@@ -84,17 +112,32 @@ impl Turn {
     }
 }
 
+/// A socket had [`MAX_QUEUED_EVENTS`] waiting: the event is dropped and the socket
+/// disconnected.
+#[derive(Debug, thiserror::Error)]
+#[error("more than {MAX_QUEUED_EVENTS} events waiting; the socket is disconnected")]
+pub struct LineFull;
+
 impl<A: Adapter> FromMessageParts<A> for Turn {
-    type Error = Infallible;
+    type Error = LineFull;
 
     fn from_message_parts(
         socket: &Arc<Socket<A>>,
         _: &mut Value,
         _: &Option<i64>,
-    ) -> Result<Self, Infallible> {
-        Ok(socket
-            .extensions
-            .get::<Arc<Session>>()
-            .map_or_else(Turn::first, |session| Turn::take(&session.line)))
+    ) -> Result<Self, LineFull> {
+        let Some(session) = socket.extensions.get::<Arc<Session>>() else {
+            return Ok(Turn::first());
+        };
+        Turn::take(&session.line).ok_or_else(|| {
+            tracing::debug!(sid = %socket.id, "too many events waiting; disconnecting");
+            // Not here: socketioxide holds its handler table while it extracts, and closing
+            // the socket takes it too.
+            let socket = Arc::clone(socket);
+            tokio::spawn(async move {
+                let _ = socket.disconnect();
+            });
+            LineFull
+        })
     }
 }
