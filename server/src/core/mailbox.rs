@@ -59,6 +59,9 @@ struct Shared {
 struct Queue {
     deliveries: VecDeque<Arc<Delivery>>,
     receiver_gone: bool,
+    /// Deliveries ever put in, and ever taken out (received or cleared): see [`Watermark`].
+    pushed: u64,
+    taken: u64,
 }
 
 impl Shared {
@@ -86,6 +89,7 @@ impl Sender {
         }
         let was_empty = queue.deliveries.is_empty();
         queue.deliveries.push_back(delivery);
+        queue.pushed += 1;
         drop(queue);
         if was_empty {
             self.shared.waker.wake();
@@ -137,7 +141,12 @@ impl Receiver {
     pub async fn recv(&mut self) -> Option<Arc<Delivery>> {
         poll_fn(|cx| {
             self.shared.waker.register(cx.waker());
-            let next = self.shared.lock().deliveries.pop_front();
+            let next = {
+                let mut queue = self.shared.lock();
+                let next = queue.deliveries.pop_front();
+                queue.taken += u64::from(next.is_some());
+                next
+            };
             if next.is_some() || self.shared.senders.load(Ordering::Acquire) == 0 {
                 return Poll::Ready(next);
             }
@@ -153,17 +162,49 @@ impl Receiver {
 
     /// Drops every delivery waiting.
     pub fn clear(&mut self) {
-        self.shared.lock().deliveries.clear();
+        let mut queue = self.shared.lock();
+        queue.taken += queue.deliveries.len() as u64;
+        queue.deliveries.clear();
+    }
+
+    /// How many deliveries have ever been taken out (received or cleared).
+    pub fn taken(&self) -> u64 {
+        self.shared.lock().taken
+    }
+
+    /// A handle that reads how many deliveries have been put in, for whoever answers the
+    /// connection beside the task that receives.
+    pub fn watermark(&self) -> Watermark {
+        Watermark {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     fn take(&self, limit: usize) -> VecDeque<Arc<Delivery>> {
         let mut queue = self.shared.lock();
-        if queue.deliveries.len() <= limit {
+        let taken = if queue.deliveries.len() <= limit {
             // The whole queue, allocation and all: an idle connection keeps no capacity.
             std::mem::take(&mut queue.deliveries)
         } else {
             queue.deliveries.drain(..limit).collect()
-        }
+        };
+        queue.taken += taken.len() as u64;
+        taken
+    }
+}
+
+/// How far a mailbox has been filled. A connection whose answers are written by another
+/// task than its deliveries (Socket.IO's handlers beside its pump) waits until the
+/// receiver has taken out [`Watermark::pushed`] deliveries before it answers, so the answer
+/// comes after everything delivered before it.
+pub struct Watermark {
+    shared: Arc<Shared>,
+}
+
+impl Watermark {
+    /// How many deliveries have ever been put in.
+    pub fn pushed(&self) -> u64 {
+        self.shared.lock().pushed
     }
 }
 
@@ -267,5 +308,22 @@ mod tests {
         let (sender, receiver) = mailbox(4);
         drop(receiver);
         assert_eq!(sender.try_send(delivery(1)), Err(Refused::Closed));
+    }
+
+    #[tokio::test]
+    async fn the_watermark_counts_what_went_in_and_what_came_out() {
+        let (sender, mut receiver) = mailbox(8);
+        let watermark = receiver.watermark();
+        for n in 0..5 {
+            sender.try_send(delivery(n)).unwrap();
+        }
+        assert_eq!((watermark.pushed(), receiver.taken()), (5, 0));
+        assert_eq!(receiver.recv_many(2).await.len(), 2);
+        assert!(receiver.recv().await.is_some());
+        assert_eq!(receiver.taken(), 3);
+        receiver.clear();
+        assert_eq!((watermark.pushed(), receiver.taken()), (5, 5));
+        sender.try_send(delivery(5)).unwrap();
+        assert_eq!(watermark.pushed(), 6);
     }
 }

@@ -174,13 +174,17 @@ where
     let Some(session) = session_of(socket) else {
         return;
     };
-    if !session.allow() {
-        return report(
-            socket,
-            Failure::new("RATE_LIMITED", "rate limit exceeded; slow down"),
-        );
-    }
-    if let Err(failure) = action(session).await {
+    let outcome = if session.allow() {
+        action(Arc::clone(&session)).await
+    } else {
+        Err(Failure::new(
+            "RATE_LIMITED",
+            "rate limit exceeded; slow down",
+        ))
+    };
+    if let Err(failure) = outcome {
+        // After what the room was sent before it, as the events were sent in that order.
+        session.after_deliveries_so_far().await;
         report(socket, failure);
     }
 }

@@ -25,7 +25,7 @@ use std::{
 
 use serde_json::{json, Value};
 use socketioxide::{extract::SocketRef, layer::SocketIoLayer, SocketIo};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -33,7 +33,7 @@ use crate::{
     core::{
         events::{Delivery, Event},
         hub::Inbox,
-        now_ms, Connection,
+        mailbox, now_ms, Connection,
     },
     ratelimit::Bucket,
     AppState,
@@ -110,6 +110,10 @@ pub struct Session {
     line: Mutex<turn::Line>,
     /// The first turn, held from admission until the connect handler has greeted.
     greeting: Mutex<Option<turn::Turn>>,
+    /// How far the mailbox has been filled, and how far the pump has emitted it: a handler
+    /// that answers waits for the one to reach the other (see `after_deliveries_so_far`).
+    watermark: mailbox::Watermark,
+    emitted: watch::Sender<u64>,
 }
 
 /// The outcome of a handshake token.
@@ -178,6 +182,22 @@ impl Session {
     pub fn user(&self) -> Option<crate::core::model::Profile> {
         self.state.core().user(&self.conn)
     }
+
+    /// Waits until the pump has emitted every delivery already in the mailbox, so that an
+    /// answer emitted next follows them: a refused `send_message` is answered after the
+    /// broadcast of the message before it, which the store's writer had published when its
+    /// turn ended. Handlers emit answers and the pump emits deliveries, each from a task of
+    /// its own, so without this an answer can overtake a broadcast. Gives up after
+    /// [`DELIVERY_WAIT`] (a pump that far behind is about to disconnect) or on disconnect.
+    pub async fn after_deliveries_so_far(&self) {
+        let target = self.watermark.pushed();
+        let mut emitted = self.emitted.subscribe();
+        tokio::select! {
+            _ = emitted.wait_for(|emitted| *emitted >= target) => {}
+            () = self.closed.cancelled() => {}
+            () = tokio::time::sleep(DELIVERY_WAIT) => {}
+        }
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -210,9 +230,13 @@ pub fn layer(state: &AppState) -> SocketIoLayer {
     layer
 }
 
+/// How long an answer waits for the deliveries before it to be emitted, at most.
+const DELIVERY_WAIT: Duration = Duration::from_secs(1);
+
 /// A new session for a socket of `namespace`: a core connection, not yet delivering.
 pub fn new_session(state: &AppState, namespace: Namespace) -> Arc<Session> {
     let (conn, inbox) = state.core().connect();
+    let watermark = inbox.queue.watermark();
     let config = state.config();
     let session = Arc::new(Session {
         conn,
@@ -229,6 +253,8 @@ pub fn new_session(state: &AppState, namespace: Namespace) -> Arc<Session> {
         closed: CancellationToken::new(),
         line: Mutex::new(turn::Line::default()),
         greeting: Mutex::new(None),
+        watermark,
+        emitted: watch::Sender::new(0),
     });
     *lock(&session.greeting) = turn::Turn::take(&session.line);
     session
@@ -326,6 +352,7 @@ async fn pump(socket: SocketRef, session: Arc<Session>, mut inbox: Inbox) {
                         return;
                     }
                 }
+                session.emitted.send_replace(inbox.queue.taken());
             }
         }
     }
