@@ -34,6 +34,11 @@ pub struct Config {
     #[arg(long, env = "CONFAB_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
 
+    /// When set, tokens must name this audience in `aud` (Confab's own guest tokens
+    /// excepted), so tokens an identity provider mints for other apps are refused.
+    #[arg(long, env = "CONFAB_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
     /// JWKS with the public keys of RS256/ES256 tokens: a file path or an http(s) URL.
     #[arg(long, env = "CONFAB_JWKS")]
     pub jwks: Option<String>,
@@ -114,6 +119,7 @@ impl Config {
             database_url: None,
             jwt_secret: Some(TEST_JWT_SECRET.into()),
             jwt_issuer: None,
+            jwt_audience: None,
             jwks: None,
             jwks_refresh_secs: 30,
             ws_token_ttl_secs: crate::auth::ws_token::DEFAULT_TTL_SECS,

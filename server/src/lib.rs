@@ -85,6 +85,7 @@ impl AppState {
         let verifier = Verifier::new(
             &secret,
             config.jwt_issuer.clone(),
+            config.jwt_audience.clone(),
             config.jwks.as_deref().map(JwksSource::parse),
             Duration::from_secs(config.jwks_refresh_secs),
         );
@@ -156,7 +157,12 @@ pub fn router(state: AppState) -> Router {
         .merge(dialects::routes())
         .with_state(state)
         .layer(socket_io)
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                // The path only: a query string can hold a `/qf` token.
+                tracing::debug_span!("request", method = %request.method(), path = request.uri().path())
+            }),
+        )
 }
 
 /// A running server.

@@ -2,8 +2,9 @@
 //!
 //! Accepted: HS256 tokens signed with the server's secret (its own guest tokens, and tokens
 //! another backend signs with the shared secret), and RS256/ES256 tokens whose key is in the
-//! configured JWKS (Clerk-style identity providers). When an issuer is configured, `iss` must
-//! match it; guest tokens carry [`GUEST_ISSUER`] and are accepted alongside.
+//! configured JWKS (Clerk-style identity providers). `exp` is required and `nbf` honoured.
+//! When an issuer is configured, `iss` must match it, and when an audience is, `aud` must
+//! name it; guest tokens carry [`GUEST_ISSUER`] and no audience, and are accepted alongside.
 
 pub mod caller;
 pub mod guest;
@@ -43,8 +44,12 @@ pub enum AuthError {
     Expired,
     #[error("invalid token")]
     Invalid,
+    #[error("token not yet valid")]
+    NotYetValid,
     #[error("token issuer not accepted")]
     WrongIssuer,
+    #[error("token audience not accepted")]
+    WrongAudience,
     #[error("userId does not match the token")]
     UserMismatch,
 }
@@ -78,6 +83,8 @@ struct Claims {
     #[serde(default)]
     iss: Option<String>,
     #[serde(default)]
+    aud: Option<Audience>,
+    #[serde(default)]
     username: Option<String>,
     #[serde(default)]
     name: Option<String>,
@@ -89,6 +96,23 @@ struct Claims {
     picture: Option<String>,
     #[serde(default)]
     email: Option<String>,
+}
+
+/// `aud`: one audience or several (RFC 7519 section 4.1.3).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn names(&self, audience: &str) -> bool {
+        match self {
+            Self::One(one) => one == audience,
+            Self::Many(many) => many.iter().any(|one| one == audience),
+        }
+    }
 }
 
 impl Claims {
@@ -125,6 +149,7 @@ pub struct Verifier {
     secret: DecodingKey,
     encoding: EncodingKey,
     issuer: Option<String>,
+    audience: Option<String>,
     jwks: Option<jwks::Jwks>,
 }
 
@@ -133,6 +158,7 @@ impl Verifier {
     pub fn new(
         secret: &[u8],
         issuer: Option<String>,
+        audience: Option<String>,
         jwks: Option<JwksSource>,
         jwks_refresh: Duration,
     ) -> Self {
@@ -140,6 +166,7 @@ impl Verifier {
             secret: DecodingKey::from_secret(secret),
             encoding: EncodingKey::from_secret(secret),
             issuer,
+            audience,
             jwks: jwks.map(|source| jwks::Jwks::new(source, jwks_refresh)),
         }
     }
@@ -149,7 +176,7 @@ impl Verifier {
         &self.encoding
     }
 
-    /// Verifies signature, expiry and issuer.
+    /// Verifies signature, expiry, not-before, issuer and audience.
     pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
         let header = decode_header(token).map_err(|_| AuthError::Invalid)?;
         let (key, allowed_guest) = match header.alg {
@@ -166,11 +193,14 @@ impl Verifier {
         };
         let mut validation = Validation::new(header.alg);
         validation.leeway = EXPIRY_LEEWAY_SECS;
+        // The audience is checked below, where guest tokens (which have none) are known.
         validation.validate_aud = false;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         let claims = decode::<Claims>(token, &key, &validation)
             .map_err(|err| match err.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                 _ => AuthError::Invalid,
             })?
             .claims;
@@ -181,6 +211,11 @@ impl Verifier {
         if let Some(issuer) = &self.issuer {
             if !is_guest && claims.iss.as_deref() != Some(issuer.as_str()) {
                 return Err(AuthError::WrongIssuer);
+            }
+        }
+        if let Some(audience) = &self.audience {
+            if !is_guest && !claims.aud.as_ref().is_some_and(|aud| aud.names(audience)) {
+                return Err(AuthError::WrongAudience);
             }
         }
         Ok(claims.into_identity())

@@ -71,9 +71,12 @@ impl Core {
         max_users_cap: u32,
     ) -> CoreResult<Room> {
         let room_type = spec.room_type.trim();
-        if room_type.is_empty() || room_type.chars().count() > limits::MAX_ROOM_TYPE_CHARS {
+        if room_type.is_empty()
+            || room_type.chars().count() > limits::MAX_ROOM_TYPE_CHARS
+            || room_type.chars().any(char::is_control)
+        {
             return Err(CoreError::invalid(format!(
-                "room type must be 1 to {} characters",
+                "room type must be 1 to {} characters without control characters",
                 limits::MAX_ROOM_TYPE_CHARS
             )));
         }

@@ -1,5 +1,5 @@
 //! Token verification end to end: RS256/ES256 from a JWKS file or URL (with key rotation),
-//! refused algorithms, and Confab's own guest tokens.
+//! refused algorithms, audience and not-before, and Confab's own guest tokens.
 
 use std::{
     path::PathBuf,
@@ -211,6 +211,70 @@ async fn unknown_kids_do_not_refetch_within_the_refresh_interval() {
         assert_eq!(auth(&app, &token).await["type"], "auth:error");
     }
     assert_eq!(*jwks.fetches.lock().unwrap(), 1);
+    app.shutdown().await;
+}
+
+/// With an audience configured, a token must name it in `aud` (one or among several);
+/// `nbf` in the future is refused with or without one. Guest tokens carry no audience and
+/// are accepted alongside.
+#[tokio::test]
+async fn a_configured_audience_is_enforced_and_not_before_is_honoured() {
+    let app = spawn_app_with(|c| c.jwt_audience = Some("confab-app".into())).await;
+    let now = tokens::now_secs();
+    let token = |extra: Value| {
+        let mut claims = json!({"sub": "u1", "exp": now + 600});
+        claims
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        tokens::hs256(claims)
+    };
+    let refused = |error: &str| json!({"type": "auth:error", "error": error});
+    for (extra, answer) in [
+        (json!({}), Some(refused("token audience not accepted"))),
+        (
+            json!({"aud": "other-app"}),
+            Some(refused("token audience not accepted")),
+        ),
+        (
+            json!({"aud": ["other-app", "another"]}),
+            Some(refused("token audience not accepted")),
+        ),
+        (json!({"aud": "confab-app"}), None),
+        (json!({"aud": ["other-app", "confab-app"]}), None),
+        (
+            json!({"aud": "confab-app", "nbf": now + 600}),
+            Some(refused("token not yet valid")),
+        ),
+        (json!({"aud": "confab-app", "nbf": now - 10}), None),
+    ] {
+        let reply = auth(&app, &token(extra.clone())).await;
+        match answer {
+            Some(expected) => assert_eq!(reply, expected, "{extra}"),
+            None => assert_eq!(reply["type"], "auth:ok", "{extra}: {reply}"),
+        }
+    }
+    let body: Value = guest(&app, json!({"username": "Gus"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        auth(&app, body["token"].as_str().unwrap()).await["type"],
+        "auth:ok"
+    );
+    app.shutdown().await;
+
+    // Without an audience configured, `aud` is not read, but `nbf` still is.
+    let app = spawn_app_with(|_| {}).await;
+    assert_eq!(
+        auth(&app, &token(json!({"aud": "other-app"}))).await["type"],
+        "auth:ok"
+    );
+    assert_eq!(
+        auth(&app, &token(json!({"nbf": now + 600}))).await,
+        refused("token not yet valid")
+    );
     app.shutdown().await;
 }
 

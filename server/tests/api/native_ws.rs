@@ -195,9 +195,11 @@ async fn room_create_validates_and_makes_the_creator_a_member(backend: Backend) 
     ws.send_json(json!({"type": "room:create", "roomType": "trivia", "maxUsers": MAX_USERS_CAP}))
         .await;
     assert_eq!(ws.recv_json().await["room"]["maxUsers"], MAX_USERS_CAP);
-    ws.send_json(json!({"type": "room:create", "roomType": "  "}))
-        .await;
-    expect_room_error(&mut ws, "room type").await;
+    for room_type in ["  ", "tri\u{0}via", "tri\nvia"] {
+        ws.send_json(json!({"type": "room:create", "roomType": room_type}))
+            .await;
+        expect_room_error(&mut ws, "room type").await;
+    }
 
     // The creator is a member: the room's state is theirs to read.
     let code = room["code"].as_str().unwrap();
