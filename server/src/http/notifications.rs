@@ -85,7 +85,10 @@ fn build(request: PublishNotification) -> Result<Notification, ApiError> {
         }
     };
     Ok(Notification {
-        id: uuid::Uuid::new_v4().to_string(),
+        // Time-ordered, and ordered within a millisecond too: the backlog is sent oldest
+        // first by (created_at, id), and notifications made in the same millisecond kept
+        // no order with random ids.
+        id: uuid::Uuid::now_v7().to_string(),
         user_id,
         level,
         title: if title.is_empty() {
