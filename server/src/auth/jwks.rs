@@ -1,6 +1,12 @@
 //! Public keys from a JWKS document (a file or a URL), cached and fetched again when a token
 //! names a key id the cache does not have (the issuer rotated its keys), at most once per
 //! refresh interval (`CONFAB_JWKS_REFRESH`, 30 s by default).
+//!
+//! A fetch that fails (an error, or no answer within [`FETCH_TIMEOUT`]) is tried again
+//! after [`FIRST_RETRY`], doubling with each failure up to the refresh interval, and the
+//! keys last fetched keep verifying tokens meanwhile: an identity provider that is down or
+//! slow for a moment neither locks sign-in out for the refresh interval nor drops keys that
+//! were good.
 
 use std::{
     collections::HashMap,
@@ -12,8 +18,11 @@ use std::{
 use jsonwebtoken::{jwk::JwkSet, Algorithm, DecodingKey};
 use tokio::sync::Mutex;
 
-/// How long a fetch from a URL may take.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a fetch from a URL may take; a sign-in with an unknown key waits for it.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+/// The wait before trying again after a failed fetch; it doubles with each failure in a
+/// row, up to the refresh interval.
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub enum JwksSource {
@@ -49,7 +58,11 @@ pub struct Jwks {
 #[derive(Default)]
 struct Cache {
     keys: HashMap<String, (Option<Algorithm>, DecodingKey)>,
+    /// When `keys` were fetched.
     fetched_at: Option<Instant>,
+    /// When a fetch was last tried, and how many in a row have failed since one succeeded.
+    tried_at: Option<Instant>,
+    failures: u32,
 }
 
 impl Cache {
@@ -64,8 +77,26 @@ impl Cache {
         self.fetched_at.is_some_and(|at| at.elapsed() < MAX_KEY_AGE)
     }
 
-    fn may_refetch(&self, min_refresh: Duration) -> bool {
-        self.fetched_at.is_none_or(|at| at.elapsed() >= min_refresh)
+    /// Whether a fetch may be tried now: once per `min_refresh` after one that succeeded,
+    /// and after failures with a doubling wait from [`FIRST_RETRY`] up to `min_refresh`.
+    fn may_fetch(&self, min_refresh: Duration) -> bool {
+        let Some(tried_at) = self.tried_at else {
+            return true;
+        };
+        let wait = if self.failures == 0 {
+            min_refresh
+        } else {
+            let doublings = self.failures.saturating_sub(1).min(16);
+            FIRST_RETRY
+                .saturating_mul(1 << doublings)
+                .min(min_refresh.max(FIRST_RETRY))
+        };
+        tried_at.elapsed() >= wait
+    }
+
+    /// A fresh key, or `None` when the key must be fetched (or cannot be yet).
+    fn fresh_key(&self, kid: &str, alg: Algorithm) -> Option<DecodingKey> {
+        self.lookup(kid, alg).filter(|_| self.fresh())
     }
 }
 
@@ -80,37 +111,52 @@ impl Jwks {
         }
     }
 
-    /// The key `kid`, if the key set has it for `alg`.
+    /// The key `kid`, if the key set has it for `alg`. A key last fetched more than
+    /// [`MAX_KEY_AGE`] ago is fetched again first, and still used while fetching fails.
     pub async fn key(&self, kid: &str, alg: Algorithm) -> Option<DecodingKey> {
         {
             let cache = self.read();
-            if cache.fresh() {
-                if let Some(key) = cache.lookup(kid, alg) {
-                    return Some(key);
-                }
+            if let Some(key) = cache.fresh_key(kid, alg) {
+                return Some(key);
             }
-            if !cache.may_refetch(self.min_refresh) && cache.fresh() {
-                return None;
+            if !cache.may_fetch(self.min_refresh) {
+                return cache.lookup(kid, alg);
             }
         }
         let _fetching = self.fetching.lock().await;
-        // Another lookup may have fetched while this one waited.
-        if let Some(key) = self.read().lookup(kid, alg).filter(|_| self.read().fresh()) {
-            return Some(key);
-        }
-        if self.read().may_refetch(self.min_refresh) || !self.read().fresh() {
-            let fetched = self.fetch().await;
-            let mut cache = self
-                .cache
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            match fetched {
-                Ok(keys) => cache.keys = keys,
-                Err(err) => tracing::warn!(error = %err, "cannot load the JWKS"),
+        {
+            // Another lookup may have fetched while this one waited.
+            let cache = self.read();
+            if let Some(key) = cache.fresh_key(kid, alg) {
+                return Some(key);
             }
-            cache.fetched_at = Some(Instant::now());
+            if !cache.may_fetch(self.min_refresh) {
+                return cache.lookup(kid, alg);
+            }
         }
-        self.read().lookup(kid, alg)
+        let fetched = self.fetch().await;
+        let mut cache = self
+            .cache
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        cache.tried_at = Some(now);
+        match fetched {
+            Ok(keys) => {
+                cache.keys = keys;
+                cache.fetched_at = Some(now);
+                cache.failures = 0;
+            }
+            Err(err) => {
+                cache.failures = cache.failures.saturating_add(1);
+                tracing::warn!(
+                    error = %err,
+                    failures = cache.failures,
+                    "cannot load the JWKS; keeping the keys fetched before"
+                );
+            }
+        }
+        cache.lookup(kid, alg)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Cache> {

@@ -8,7 +8,7 @@
 
 pub mod caller;
 pub mod guest;
-mod jwks;
+pub mod jwks;
 pub mod ws_token;
 
 use std::{path::Path, time::Duration};

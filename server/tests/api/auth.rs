@@ -129,26 +129,48 @@ async fn algorithms_other_than_hs256_rs256_es256_are_refused() {
     app.shutdown().await;
 }
 
-/// A JWKS endpoint whose document the test can change, counting fetches.
+/// A JWKS endpoint whose document and behaviour the test can change, counting fetches.
 struct JwksServer {
     url: String,
     document: Arc<Mutex<Value>>,
     fetches: Arc<Mutex<usize>>,
+    behaviour: Arc<Mutex<Behaviour>>,
+}
+
+/// How the JWKS endpoint answers.
+#[derive(Debug, Clone, Copy)]
+enum Behaviour {
+    Serve,
+    Fail,
+    /// Answers only after this long.
+    Stall(std::time::Duration),
 }
 
 async fn jwks_server(document: Value) -> JwksServer {
-    type Shared = (Arc<Mutex<Value>>, Arc<Mutex<usize>>);
+    type Shared = (Arc<Mutex<Value>>, Arc<Mutex<usize>>, Arc<Mutex<Behaviour>>);
     let document = Arc::new(Mutex::new(document));
     let fetches = Arc::new(Mutex::new(0));
+    let behaviour = Arc::new(Mutex::new(Behaviour::Serve));
     let app = Router::new()
         .route(
             "/.well-known/jwks.json",
-            get(|State((document, fetches)): State<Shared>| async move {
-                *fetches.lock().unwrap() += 1;
-                axum::Json(document.lock().unwrap().clone())
-            }),
+            get(
+                |State((document, fetches, behaviour)): State<Shared>| async move {
+                    *fetches.lock().unwrap() += 1;
+                    let behaviour = *behaviour.lock().unwrap();
+                    match behaviour {
+                        Behaviour::Serve => {}
+                        Behaviour::Fail => {
+                            return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+                        }
+                        Behaviour::Stall(wait) => tokio::time::sleep(wait).await,
+                    }
+                    let document = document.lock().unwrap().clone();
+                    Ok(axum::Json(document))
+                },
+            ),
         )
-        .with_state((document.clone(), fetches.clone()));
+        .with_state((document.clone(), fetches.clone(), behaviour.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "http://{}/.well-known/jwks.json",
@@ -159,7 +181,87 @@ async fn jwks_server(document: Value) -> JwksServer {
         url,
         document,
         fetches,
+        behaviour,
     }
+}
+
+/// A JWKS endpoint that fails, or stalls past the fetch timeout, does not lock sign-in out
+/// for the refresh interval: the fetch is tried again after a backoff that starts at a
+/// second and doubles, and keys fetched before keep verifying tokens meanwhile.
+#[tokio::test]
+async fn a_failing_or_stalling_jwks_is_retried_soon_and_known_keys_keep_working() {
+    use confab_server::auth::jwks::{FETCH_TIMEOUT, FIRST_RETRY};
+    use std::time::Duration;
+    const REFRESH_SECS: u64 = 4;
+    let margin = Duration::from_millis(200);
+    let full: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("jwks.json")).unwrap()).unwrap();
+    let only_rsa = json!({"keys": [full["keys"][0].clone()]});
+    let jwks = jwks_server(only_rsa).await;
+    let url = jwks.url.clone();
+    let app = spawn_app_with(|c| {
+        c.jwks = Some(url);
+        c.jwks_refresh_secs = REFRESH_SECS;
+    })
+    .await;
+    let rsa = signed(
+        Algorithm::RS256,
+        "rsa-1",
+        "rsa-private.pem",
+        claims("rsa-user"),
+    );
+    let ec = signed(
+        Algorithm::ES256,
+        "ec-1",
+        "ec-private.pem",
+        claims("ec-user"),
+    );
+    let set = |behaviour| *jwks.behaviour.lock().unwrap() = behaviour;
+    let fetches = || *jwks.fetches.lock().unwrap();
+
+    // The first fetch fails and the endpoint recovers at once: sign-in follows after the
+    // first backoff, not the refresh interval.
+    set(Behaviour::Fail);
+    assert_eq!(auth(&app, &rsa).await["type"], "auth:error");
+    set(Behaviour::Serve);
+    tokio::time::sleep(FIRST_RETRY + margin).await;
+    assert_eq!(auth(&app, &rsa).await["userId"], "rsa-user");
+    assert_eq!(fetches(), 2);
+
+    // A new key is asked for while the endpoint fails: refused, and the known key still
+    // works.
+    *jwks.document.lock().unwrap() = full;
+    set(Behaviour::Fail);
+    tokio::time::sleep(Duration::from_secs(REFRESH_SECS) + margin).await;
+    assert_eq!(auth(&app, &ec).await["type"], "auth:error");
+    assert_eq!(fetches(), 3);
+    assert_eq!(auth(&app, &rsa).await["userId"], "rsa-user");
+
+    // It stalls past the fetch timeout: the sign-in waiting for it is refused in time, and
+    // a known key is answered meanwhile.
+    set(Behaviour::Stall(FETCH_TIMEOUT * 3));
+    tokio::time::sleep(FIRST_RETRY + margin).await;
+    let stalled = tokio::spawn({
+        let ws_url = app.ws_url("/ws");
+        let ec = ec.clone();
+        async move {
+            let mut ws = crate::common::WsClient::connect(&ws_url).await;
+            ws.send_json(json!({"type": "auth", "token": ec})).await;
+            ws.recv_json_within(FETCH_TIMEOUT * 2).await
+        }
+    });
+    tokio::time::sleep(margin).await;
+    assert_eq!(auth(&app, &rsa).await["userId"], "rsa-user");
+    assert_eq!(stalled.await.unwrap()["type"], "auth:error");
+    assert_eq!(fetches(), 4);
+
+    // Two failures in a row: the next try waits twice the first backoff; then the new key
+    // works.
+    set(Behaviour::Serve);
+    tokio::time::sleep(FIRST_RETRY * 2 + margin).await;
+    assert_eq!(auth(&app, &ec).await["userId"], "ec-user");
+    assert_eq!(fetches(), 5);
+    app.shutdown().await;
 }
 
 #[tokio::test]
