@@ -5,6 +5,8 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use clap::Parser;
 
+pub use crate::store::SqliteSynchronous;
+
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "confab-server",
@@ -85,6 +87,12 @@ pub struct Config {
     #[arg(long, env = "CONFAB_ANONYMOUS", value_enum, default_value_t = Anonymous::Deny)]
     pub anonymous: Anonymous,
 
+    /// SQLite's durability: `full` syncs every commit to disk (nothing acknowledged is lost
+    /// on power loss); `normal` syncs at checkpoints (nothing is lost on a process crash,
+    /// the last commits may be on power loss). Ignored with PostgreSQL.
+    #[arg(long, env = "CONFAB_SQLITE_SYNCHRONOUS", value_enum, default_value_t = SqliteSynchronous::Normal)]
+    pub sqlite_synchronous: SqliteSynchronous,
+
     /// The built app (`cargo leptos build --release` writes it to `target/site`).
     #[arg(long, env = "CONFAB_SITE_DIR", default_value = "target/site")]
     pub site_dir: PathBuf,
@@ -129,6 +137,7 @@ impl Config {
             message_burst: 40,
             outbound_queue: 1024,
             anonymous: Anonymous::Deny,
+            sqlite_synchronous: SqliteSynchronous::Normal,
             log: "warn".into(),
             site_dir: PathBuf::from("/nonexistent-site"),
         }

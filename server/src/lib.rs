@@ -76,7 +76,7 @@ impl AppState {
                 config.data_dir.display()
             )
         })?;
-        let store = store::open(&config.database_url()).await?;
+        let store = store::open_with(&config.database_url(), config.sqlite_synchronous).await?;
         let settings = CoreSettings {
             mailbox_capacity: config.outbound_queue,
             ..CoreSettings::default()

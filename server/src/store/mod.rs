@@ -120,12 +120,35 @@ pub trait Store: Send + Sync + 'static {
     async fn set_party_state(&self, id: &str, host_id: &str, phase: &str) -> StoreResult<bool>;
 }
 
+/// How SQLite makes a commit durable (`PRAGMA synchronous`, in WAL mode). PostgreSQL's own
+/// settings govern it there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SqliteSynchronous {
+    /// Every commit is on disk before it returns: nothing acknowledged is lost even on
+    /// power loss, at the cost of a sync per commit (chat messages share one per batch).
+    Full,
+    /// Commits reach the disk at checkpoints: a process crash loses nothing, a power loss
+    /// or kernel crash may lose the last commits. SQLite's recommendation for WAL.
+    #[default]
+    Normal,
+}
+
 /// Opens the database `url` names (`sqlite://…` or `postgres://…`) and migrates it.
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    open_with(url, SqliteSynchronous::default()).await
+}
+
+/// [`open`], with SQLite's durability setting.
+pub async fn open_with(
+    url: &str,
+    synchronous: SqliteSynchronous,
+) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(SqlStore::<sqlx::Postgres>::connect(url).await?))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqlStore::<sqlx::Sqlite>::connect(url).await?))
+        Ok(Arc::new(
+            SqlStore::<sqlx::Sqlite>::connect(url, synchronous).await?,
+        ))
     } else {
         anyhow::bail!("unsupported database URL (expected sqlite://… or postgres://…)")
     }

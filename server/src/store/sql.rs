@@ -53,12 +53,16 @@ pub struct SqlStore<DB: Database> {
 }
 
 impl SqlStore<Sqlite> {
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+    pub async fn connect(url: &str, synchronous: super::SqliteSynchronous) -> anyhow::Result<Self> {
+        let synchronous = match synchronous {
+            super::SqliteSynchronous::Full => SqliteSynchronous::Full,
+            super::SqliteSynchronous::Normal => SqliteSynchronous::Normal,
+        };
         let options = SqliteConnectOptions::from_str(url)
             .context("invalid SQLite URL")?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(synchronous)
             .busy_timeout(ACQUIRE_TIMEOUT)
             .foreign_keys(true);
         // No liveness ping before each use: a local file does not drop connections, and the
@@ -878,3 +882,26 @@ macro_rules! impl_store {
 
 impl_store!(Sqlite, SqliteRow);
 impl_store!(Postgres, PgRow);
+
+#[cfg(test)]
+mod tests {
+    use super::{SqlStore, Sqlite};
+    use crate::store::SqliteSynchronous;
+
+    /// The durability setting reaches every connection: the writer's and the readers'.
+    #[tokio::test]
+    async fn sqlite_synchronous_is_what_was_asked() {
+        for (asked, pragma) in [(SqliteSynchronous::Full, 2), (SqliteSynchronous::Normal, 1)] {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("confab.db").display());
+            let store = SqlStore::<Sqlite>::connect(&url, asked).await.unwrap();
+            for pool in [&store.writer, &store.pool] {
+                let got: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+                assert_eq!(got, pragma, "{asked:?}");
+            }
+        }
+    }
+}
