@@ -62,6 +62,8 @@ struct AppStateInner {
     guest_limiter: KeyedLimiter<IpAddr>,
     /// Pings per sending user.
     ping_limiter: KeyedLimiter<String>,
+    /// Party sessions created per user.
+    party_limiter: KeyedLimiter<String>,
     /// Cancelled when the server shuts down; every long-lived connection watches it.
     shutdown: CancellationToken,
     /// Tracks connection tasks so shutdown can wait for their close frames to go out.
@@ -99,6 +101,10 @@ impl AppState {
                     guest::GUEST_TOKENS_PER_MINUTE,
                 ),
                 ping_limiter: KeyedLimiter::per_minute(PINGS_BURST, PINGS_PER_MINUTE),
+                party_limiter: KeyedLimiter::per_minute(
+                    dialects::channels::party::CREATED_BURST,
+                    dialects::channels::party::CREATED_PER_MINUTE,
+                ),
                 config,
                 shutdown: CancellationToken::new(),
                 connections: TaskTracker::new(),
@@ -120,6 +126,10 @@ impl AppState {
 
     pub fn ping_limiter(&self) -> &KeyedLimiter<String> {
         &self.inner.ping_limiter
+    }
+
+    pub fn party_limiter(&self) -> &KeyedLimiter<String> {
+        &self.inner.party_limiter
     }
 
     pub fn guest_limiter(&self) -> &KeyedLimiter<IpAddr> {

@@ -315,6 +315,25 @@ async fn a_body_that_is_not_json_is_refused_not_read_as_empty() {
 }
 
 #[tokio::test]
+async fn creating_sessions_is_rate_limited_per_user() {
+    use confab_server::dialects::channels::party::CREATED_BURST;
+    let app = spawn_app_with(|_| {}).await;
+    for _ in 0..CREATED_BURST {
+        assert_eq!(status(&app, "ana", "/qf/party", None).await, 201);
+    }
+    let refused = call(&app, "ana", "/qf/party", None).await;
+    assert_eq!(refused.status(), 429);
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "rate_limited", "{error}");
+    assert_eq!(
+        status(&app, "ben", "/qf/party", None).await,
+        201,
+        "others are not limited"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn party_input_is_validated_with_json_errors() {
     let app = spawn_app_with(|_| {}).await;
     for body in [

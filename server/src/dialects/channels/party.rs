@@ -34,6 +34,11 @@ pub const CLOSE_UNKNOWN_SESSION: u16 = 4001;
 pub const CLOSE_SESSION_ENDED: u16 = 4002;
 pub const CLOSE_NOT_A_PLAYER: u16 = 4403;
 
+/// Sessions one user may create: a burst of this many, then [`CREATED_PER_MINUTE`]. Sessions
+/// are stored, so without a bound one account could fill the database.
+pub const CREATED_BURST: u32 = 5;
+pub const CREATED_PER_MINUTE: u32 = 10;
+
 pub async fn socket(
     upgrade: Upgrade,
     Path(party_id): Path<String>,
@@ -243,13 +248,18 @@ fn answer(view: &PartyView) -> Json<wire::PartySession> {
     Json(session(view))
 }
 
-/// `POST /qf/party` {max_players?}: a new session hosted by the caller.
+/// `POST /qf/party` {max_players?}: a new session hosted by the caller; rate limited per
+/// user ([`CREATED_BURST`], [`CREATED_PER_MINUTE`]).
 pub async fn create(
-    State(core): State<Core>,
+    State(state): State<AppState>,
     Caller(caller): Caller,
     OptionalJsonBody(request): OptionalJsonBody<CreateParty>,
 ) -> Result<(StatusCode, Json<wire::PartySession>), ApiError> {
-    let view = core
+    if !state.party_limiter().try_take(&caller.profile.user_id) {
+        return Err(ApiError::RateLimited);
+    }
+    let view = state
+        .core()
         .create_party(&caller.profile, request.max_players)
         .await?;
     Ok((StatusCode::CREATED, answer(&view)))
