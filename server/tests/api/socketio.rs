@@ -146,3 +146,14 @@ async fn a_socket_io_flood_is_disconnected_at_its_bound() {
     run_node_tests(&app, "flood.test.mjs").await;
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_message_is_answered_after_the_broadcasts_before_it() {
+    let app = spawn_app_with(|config| {
+        config.message_burst = 5;
+        config.message_rate = 0.001;
+    })
+    .await;
+    run_node_tests(&app, "rate_limit_order.test.mjs").await;
+    app.shutdown().await;
+}

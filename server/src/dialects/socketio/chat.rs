@@ -122,6 +122,10 @@ impl Failure {
     fn bad_payload(what: impl Into<String>) -> Self {
         Self::new("INVALID_PAYLOAD", what)
     }
+
+    fn rate_limited() -> Self {
+        Self::new("RATE_LIMITED", "rate limit exceeded; slow down")
+    }
 }
 
 impl From<CoreError> for Failure {
@@ -145,6 +149,13 @@ impl From<CoreError> for Failure {
         };
         Self::new(code, err.to_string())
     }
+}
+
+/// Reports `failure` once everything the socket was sent before it is out: its answer
+/// comes after the broadcasts of the events sent before it, as the events were sent.
+async fn refuse(socket: &SocketRef, session: &Session, failure: Failure) {
+    session.after_deliveries_so_far().await;
+    report(socket, failure);
 }
 
 fn report(socket: &SocketRef, failure: Failure) {
@@ -177,15 +188,10 @@ where
     let outcome = if session.allow() {
         action(Arc::clone(&session)).await
     } else {
-        Err(Failure::new(
-            "RATE_LIMITED",
-            "rate limit exceeded; slow down",
-        ))
+        Err(Failure::rate_limited())
     };
     if let Err(failure) = outcome {
-        // After what the room was sent before it, as the events were sent in that order.
-        session.after_deliveries_so_far().await;
-        report(socket, failure);
+        refuse(socket, &session, failure).await;
     }
 }
 
@@ -369,24 +375,29 @@ struct SendMessage {
 /// socket's messages share commits; the store's writer broadcasts them in the order queued.
 /// A message refused before it is queued holds the line until its error is out, so no later
 /// message of the socket is broadcast before that error.
+/// `send_message`: waits only for the event before it to have queued its message, so a
+/// busy sender's messages share commits; any failure (rate limit, refusal, storage) is
+/// reported only after every earlier event's answer and broadcast.
 async fn send_message(socket: SocketRef, mut turn: Turn, TryData(data): TryData<Value>) {
     turn.wait_queued().await;
-    attempt(&socket, async |session| {
+    let Some(session) = session_of(&socket) else {
+        return;
+    };
+    let outcome = if session.allow() {
         match queue_message(&session, data.ok()).await {
             Ok(queued) => {
                 turn.release_queued();
-                let announced = queued.announced().await.map_err(Failure::from);
-                // A failure to store is reported only after every earlier event's answer.
-                turn.wait().await;
-                announced
+                queued.announced().await.map_err(Failure::from)
             }
-            Err(failure) => {
-                turn.wait().await;
-                Err(failure)
-            }
+            Err(failure) => Err(failure),
         }
-    })
-    .await;
+    } else {
+        Err(Failure::rate_limited())
+    };
+    turn.wait().await;
+    if let Err(failure) = outcome {
+        refuse(&socket, &session, failure).await;
+    }
 }
 
 async fn queue_message(session: &Session, data: Option<Value>) -> Result<QueuedMessage, Failure> {
