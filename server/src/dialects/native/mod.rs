@@ -202,10 +202,12 @@ impl Session {
         vec![error("binary frames are not supported; send JSON text")]
     }
 
-    /// After a failed write, handles what the peer sent before it stopped reading, until
-    /// its close or [`READ_REST_TIMEOUT`]: chat messages are stored and broadcast as usual,
-    /// and nothing is answered. The socket can still be read when it can no longer be
-    /// written: a peer that closes right after sending has its last messages read here.
+    /// After a failed write, reads what the peer sent before it stopped reading, until its
+    /// close or [`READ_REST_TIMEOUT`]: chat messages are stored and broadcast as usual;
+    /// anything else is dropped, since nobody is left to answer (and a join or a leave cut
+    /// off by the timeout would be half done). The socket can still be read when it can no
+    /// longer be written: a peer that closes right after sending has its last messages
+    /// read here.
     async fn read_rest(&mut self, socket: &mut Socket, queue: &mut mailbox::Receiver) {
         let rest = async {
             loop {
@@ -215,7 +217,9 @@ impl Session {
                 }
                 match socket.recv().await {
                     Some(Ok(Message::Text(text))) => {
-                        self.handle_text(&text, queue).await;
+                        if matches!(decode_client(&text), Ok(ClientMessage::RoomChat { .. })) {
+                            self.handle_text(&text, queue).await;
+                        }
                     }
                     Some(Ok(Message::Close(_)) | Err(_)) | None => return,
                     Some(Ok(_)) => {}
