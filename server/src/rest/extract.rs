@@ -55,30 +55,75 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// A JSON body that may be left out: a request with no body and no `Content-Type` reads as
-/// `T::default()`. A body of any other type is refused like [`JsonBody`]'s, so a form post
-/// from another site cannot pass for an empty request.
+/// A JSON body that may be left out: an empty body, with no `Content-Type` or a JSON one,
+/// reads as `T::default()`. A body of any other type (a form, plain text) is refused rather
+/// than read as an empty request. (A cross-site request with no body at all is not told
+/// apart here: that takes an `Origin` check.)
 pub struct OptionalJsonBody<T>(pub T);
 
 impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let has_content_type = request.headers().contains_key(header::CONTENT_TYPE);
-        if has_content_type {
-            return JsonBody::from_request(request, state)
-                .await
-                .map(|JsonBody(value)| Self(value));
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|value| value.to_str().map(is_json).unwrap_or(false));
+        if content_type == Some(false) {
+            return Err(not_json());
         }
         let body = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
         if body.is_empty() {
-            Ok(Self(T::default()))
-        } else {
-            Err(ApiError::BadRequest(
-                "a request body must be sent as Content-Type: application/json".into(),
-            ))
+            return Ok(Self(T::default()));
+        }
+        if content_type.is_none() {
+            return Err(not_json());
+        }
+        let Json(value) = Json::<T>::from_bytes(&body)?;
+        Ok(Self(value))
+    }
+}
+
+/// Whether a `Content-Type` is JSON: `application/json` or `application/…+json`, with any
+/// parameters.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn not_json() -> ApiError {
+    ApiError::BadRequest("a request body must be sent as Content-Type: application/json".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+
+    #[test]
+    fn json_content_types_are_told_apart() {
+        for json in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/merge-patch+json",
+        ] {
+            assert!(is_json(json), "{json}");
+        }
+        for other in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonx",
+            "",
+        ] {
+            assert!(!is_json(other), "{other}");
         }
     }
 }

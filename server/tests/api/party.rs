@@ -308,9 +308,18 @@ async fn a_body_that_is_not_json_is_refused_not_read_as_empty() {
         let error: Value = response.json().await.unwrap();
         assert_eq!(error["error"]["code"], "bad_request", "{error}");
     }
-    // No body and no content type at all: the defaults.
+    // No body, with no content type or a JSON one: the defaults.
     let created = ok(&app, "ana", "/qf/party", None).await;
     assert_eq!(created["players"].as_array().unwrap().len(), 1);
+    let empty_json = app
+        .http
+        .post(app.http_url("/qf/party"))
+        .bearer_auth(tokens::token_for("ben", "ben"))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty_json.status(), 201);
     app.shutdown().await;
 }
 
