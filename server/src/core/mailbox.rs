@@ -59,9 +59,8 @@ struct Shared {
 struct Queue {
     deliveries: VecDeque<Arc<Delivery>>,
     receiver_gone: bool,
-    /// Deliveries ever put in, and ever taken out (received or cleared): see [`Watermark`].
+    /// Deliveries ever put in: see [`Watermark`].
     pushed: u64,
-    taken: u64,
 }
 
 impl Shared {
@@ -141,12 +140,7 @@ impl Receiver {
     pub async fn recv(&mut self) -> Option<Arc<Delivery>> {
         poll_fn(|cx| {
             self.shared.waker.register(cx.waker());
-            let next = {
-                let mut queue = self.shared.lock();
-                let next = queue.deliveries.pop_front();
-                queue.taken += u64::from(next.is_some());
-                next
-            };
+            let next = self.shared.lock().deliveries.pop_front();
             if next.is_some() || self.shared.senders.load(Ordering::Acquire) == 0 {
                 return Poll::Ready(next);
             }
@@ -162,14 +156,7 @@ impl Receiver {
 
     /// Drops every delivery waiting.
     pub fn clear(&mut self) {
-        let mut queue = self.shared.lock();
-        queue.taken += queue.deliveries.len() as u64;
-        queue.deliveries.clear();
-    }
-
-    /// How many deliveries have ever been taken out (received or cleared).
-    pub fn taken(&self) -> u64 {
-        self.shared.lock().taken
+        self.shared.lock().deliveries.clear();
     }
 
     /// A handle that reads how many deliveries have been put in, for whoever answers the
@@ -182,21 +169,19 @@ impl Receiver {
 
     fn take(&self, limit: usize) -> VecDeque<Arc<Delivery>> {
         let mut queue = self.shared.lock();
-        let taken = if queue.deliveries.len() <= limit {
+        if queue.deliveries.len() <= limit {
             // The whole queue, allocation and all: an idle connection keeps no capacity.
             std::mem::take(&mut queue.deliveries)
         } else {
             queue.deliveries.drain(..limit).collect()
-        };
-        queue.taken += taken.len() as u64;
-        taken
+        }
     }
 }
 
 /// How far a mailbox has been filled. A connection whose answers are written by another
-/// task than its deliveries (Socket.IO's handlers beside its pump) waits until the
-/// receiver has taken out [`Watermark::pushed`] deliveries before it answers, so the answer
-/// comes after everything delivered before it.
+/// task than its deliveries (Socket.IO's handlers beside its pump) waits until its receiver,
+/// which counts what it has taken out, has taken [`Watermark::pushed`] deliveries before
+/// it answers, so the answer comes after everything delivered before it.
 pub struct Watermark {
     shared: Arc<Shared>,
 }
@@ -311,18 +296,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_watermark_counts_what_went_in_and_what_came_out() {
+    async fn the_watermark_counts_what_went_in() {
         let (sender, mut receiver) = mailbox(8);
         let watermark = receiver.watermark();
         for n in 0..5 {
             sender.try_send(delivery(n)).unwrap();
         }
-        assert_eq!((watermark.pushed(), receiver.taken()), (5, 0));
+        assert_eq!(watermark.pushed(), 5);
         assert_eq!(receiver.recv_many(2).await.len(), 2);
-        assert!(receiver.recv().await.is_some());
-        assert_eq!(receiver.taken(), 3);
         receiver.clear();
-        assert_eq!((watermark.pushed(), receiver.taken()), (5, 5));
+        assert_eq!(watermark.pushed(), 5, "taking out does not change it");
         sender.try_send(delivery(5)).unwrap();
         assert_eq!(watermark.pushed(), 6);
     }

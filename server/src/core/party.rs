@@ -283,28 +283,20 @@ impl Core {
     /// A session as one of its players sees it.
     pub async fn player_view(&self, user: &Profile, id: &str) -> CoreResult<PartyView> {
         let view = self.party_view(id).await?;
-        if !view.players.iter().any(|p| p.user_id == user.user_id) {
-            return Err(CoreError::NotAPlayer);
-        }
+        require_player(&view, &user.user_id)?;
         Ok(view)
     }
 
     /// The session `id` if `user_id` may follow it on a socket: `PartyNotFound`,
     /// `PartyEnded` or `NotAPlayer` otherwise.
     pub async fn party_for_socket(&self, user_id: &str, id: &str) -> CoreResult<PartyView> {
-        let party = self
-            .store()
-            .party(id)
-            .await?
-            .ok_or(CoreError::PartyNotFound)?;
-        if party.phase == PHASE_ENDED {
+        let view = self.party_view(id).await?;
+        // An ended session has no players left: say it ended, not that the user is not one.
+        if view.party.phase == PHASE_ENDED {
             return Err(CoreError::PartyEnded);
         }
-        let players = self.store().party_players(id).await?;
-        if !players.iter().any(|p| p.user_id == user_id) {
-            return Err(CoreError::NotAPlayer);
-        }
-        Ok(PartyView { party, players })
+        require_player(&view, user_id)?;
+        Ok(view)
     }
 
     /// Delivers the session's events to this connection from now on.
@@ -364,6 +356,14 @@ impl Core {
             change,
         };
         self.publish(Topic::Party(view.party.id.clone()), event, None);
+    }
+}
+
+fn require_player(view: &PartyView, user_id: &str) -> CoreResult<()> {
+    if view.players.iter().any(|p| p.user_id == user_id) {
+        Ok(())
+    } else {
+        Err(CoreError::NotAPlayer)
     }
 }
 

@@ -337,22 +337,23 @@ fn seqs_in_order(chunk: &[NewMessage], rows: &[SqliteRow]) -> StoreResult<Vec<Op
 }
 
 /// A row whose seats are counted against a capacity: a room's members, a party's players.
+/// Its two statements: take a seat if one is free, and read how many are taken of how many.
 struct Seats {
-    table: &'static str,
-    taken: &'static str,
-    capacity: &'static str,
+    take: &'static str,
+    count: &'static str,
 }
 
 const ROOM_SEATS: Seats = Seats {
-    table: "rooms",
-    taken: "member_count",
-    capacity: "max_users",
+    take: "UPDATE rooms SET member_count = member_count + 1 \
+           WHERE id = $1 AND member_count < max_users RETURNING id",
+    count: "SELECT member_count AS taken, max_users AS capacity FROM rooms WHERE id = $1",
 };
 
 const PARTY_SEATS: Seats = Seats {
-    table: "party_sessions",
-    taken: "player_count",
-    capacity: "max_players",
+    take: "UPDATE party_sessions SET player_count = player_count + 1 \
+           WHERE id = $1 AND player_count < max_players RETURNING id",
+    count: "SELECT player_count AS taken, max_players AS capacity FROM party_sessions \
+            WHERE id = $1",
 };
 
 /// What trying for a seat came to.
@@ -375,17 +376,11 @@ macro_rules! impl_store {
                 seats: &Seats,
                 id: &str,
             ) -> StoreResult<Seat> {
-                let Seats { table, taken, capacity } = seats;
-                let update = format!(
-                    "UPDATE {table} SET {taken} = {taken} + 1 \
-                     WHERE id = $1 AND {taken} < {capacity} RETURNING id"
-                );
-                let read = format!("SELECT {taken} AS taken, {capacity} AS capacity FROM {table} WHERE id = $1");
                 for _ in 0..SEAT_ATTEMPTS {
-                    if sqlx::query(&update).bind(id).fetch_optional(&mut **tx).await?.is_some() {
+                    if sqlx::query(seats.take).bind(id).fetch_optional(&mut **tx).await?.is_some() {
                         return Ok(Seat::Taken);
                     }
-                    let Some(row) = sqlx::query(&read).bind(id).fetch_optional(&mut **tx).await? else {
+                    let Some(row) = sqlx::query(seats.count).bind(id).fetch_optional(&mut **tx).await? else {
                         return Ok(Seat::NoSuchRow);
                     };
                     let occupied: i64 = row.try_get("taken")?;

@@ -96,8 +96,9 @@ async fn run(
     let shutdown = state.shutdown_token().clone();
     let overflowed = inbox.overflowed.clone();
     loop {
-        let batch: Vec<Utf8Bytes> = frames.drain(..).map(Utf8Bytes::from).collect();
-        if let Err(stop) = plain_ws::write(socket, &batch, &shutdown, &overflowed).await {
+        if let Err(stop) =
+            plain_ws::write(socket, &batch(&mut frames), &shutdown, &overflowed).await
+        {
             return stop;
         }
         let stop = tokio::select! {
@@ -114,8 +115,7 @@ async fn run(
                     Err(stop) => {
                         // A socket closing because of an event (its user left the party)
                         // still sends what that event said first.
-                        let last: Vec<Utf8Bytes> = frames.drain(..).map(Utf8Bytes::from).collect();
-                        let _ = plain_ws::write(socket, &last, &shutdown, &overflowed).await;
+                        let _ = plain_ws::write(socket, &batch(&mut frames), &shutdown, &overflowed).await;
                         stop
                     }
                 },
@@ -129,4 +129,9 @@ async fn run(
         };
         return stop;
     }
+}
+
+/// The frames a channel added, taken out as one write's batch (without copying them).
+fn batch(frames: &mut Vec<String>) -> Vec<Utf8Bytes> {
+    frames.drain(..).map(Utf8Bytes::from).collect()
 }

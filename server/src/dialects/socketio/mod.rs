@@ -308,6 +308,8 @@ async fn pump(socket: SocketRef, session: Arc<Session>, mut inbox: Inbox) {
     // cancellation waiter each time costs a good part of what the delivery itself does.
     let closed = session.closed.cancelled();
     let too_slow = overflowed.cancelled();
+    // Deliveries taken out of the mailbox and emitted: the pump is its only receiver.
+    let mut emitted: u64 = 0;
     let auth_changed = session.auth_changed.notified();
     let expiry_timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(closed, too_slow, auth_changed, expiry_timer);
@@ -352,7 +354,8 @@ async fn pump(socket: SocketRef, session: Arc<Session>, mut inbox: Inbox) {
                         return;
                     }
                 }
-                session.emitted.send_replace(inbox.queue.taken());
+                emitted += deliveries.len() as u64;
+                session.emitted.send_replace(emitted);
             }
         }
     }
