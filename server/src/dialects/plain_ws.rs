@@ -38,8 +38,11 @@ pub fn config() -> WebSocketConfig {
 
 /// Answers a WebSocket upgrade; once switched, `serve` runs the socket as a tracked
 /// connection (so shutdown waits for it), in a span naming its `dialect`, in which the
-/// socket records its core connection and user ([`record_connection`], [`record_user`]):
-/// every log line of a socket says whose it is.
+/// socket records its core connection and user ([`record_connection`], [`record_user`]).
+/// The span is at debug level: with `confab_server=debug` in `CONFAB_LOG` every log line of
+/// a socket says whose it is. At info it is off, because an enabled span is entered and
+/// left on every poll of every connection, which cost `/ws` fan-out about half its best
+/// step in the benchmark.
 pub fn accept<F, Fut>(
     upgrade: Upgrade,
     state: AppState,
@@ -51,7 +54,7 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     upgrade.on_upgrade(config(), move |socket| async move {
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             "socket",
             dialect,
             conn = tracing::field::Empty,
