@@ -8,7 +8,7 @@ use futures::StreamExt;
 use gloo_net::websocket::{futures::WebSocket, Message};
 use leptos::prelude::*;
 
-use crate::{api, backoff, session::Session};
+use crate::{account::Account, api, backoff};
 
 /// How often the online list's REST fallback is polled while its socket is down.
 pub const POLL_EVERY_MS: u32 = 10_000;
@@ -17,20 +17,20 @@ const MAX_BACKOFF_MS: f64 = 30_000.0;
 /// Close codes after which reconnecting cannot help (contract 003's no-reconnect set).
 pub const AUTH_CLOSE_CODES: [u16; 7] = [1008, 4000, 4001, 4002, 4003, 4401, 4403];
 
-/// Follows `path` for `session` until `stop` is set or the server refuses the session
+/// Follows `path` for `account` until `stop` is set or the server refuses its token
 /// (then `refused` is set). `while_down` runs between attempts.
 pub fn follow(
     path: String,
-    session: Session,
+    account: Account,
     stop: RwSignal<bool>,
     refused: RwSignal<bool>,
     on_message: impl Fn(ChannelMessage) + 'static,
-    while_down: impl AsyncFn(&Session) + 'static,
+    while_down: impl AsyncFn(&Account) + 'static,
 ) {
     leptos::task::spawn_local(async move {
         let mut failures = 0u32;
         while !stop.get_untracked() {
-            match run(&path, &session, stop, &on_message).await {
+            match run(&path, &account, stop, &on_message).await {
                 Ended::Closed(code) if AUTH_CLOSE_CODES.contains(&code) => {
                     refused.set(true);
                     return;
@@ -42,7 +42,7 @@ pub fn follow(
             let delay = backoff::jittered_delay_ms(failures, FIRST_BACKOFF_MS, MAX_BACKOFF_MS);
             let deadline = js_sys::Date::now() + delay;
             loop {
-                while_down(&session).await;
+                while_down(&account).await;
                 let left = deadline - js_sys::Date::now();
                 if left <= 0.0 || stop.get_untracked() {
                     break;
@@ -64,11 +64,11 @@ enum Ended {
 
 async fn run(
     path: &str,
-    session: &Session,
+    account: &Account,
     stop: RwSignal<bool>,
     on_message: &impl Fn(ChannelMessage),
 ) -> Ended {
-    let token = match api::ws_token(&session.token).await {
+    let token = match api::ws_token(&account.token).await {
         Ok(token) => token,
         Err(api::Failure::Unauthorized) => return Ended::Closed(1008),
         Err(_) => return Ended::Failed,
@@ -113,14 +113,14 @@ async fn run(
 
 /// Keeps `users` current from `/qf/users/online/ws`, polling the REST list while it is down.
 pub fn follow_online(
-    session: Session,
+    account: Account,
     users: RwSignal<Vec<OnlineUser>>,
     stop: RwSignal<bool>,
     refused: RwSignal<bool>,
 ) {
     follow(
         "/qf/users/online/ws".to_owned(),
-        session,
+        account,
         stop,
         refused,
         move |message| {
@@ -128,8 +128,8 @@ pub fn follow_online(
                 users.set(update.users);
             }
         },
-        async move |session: &Session| {
-            if let Ok(list) = api::online_users(&session.token).await {
+        async move |account: &Account| {
+            if let Ok(list) = api::online_users(&account.token).await {
                 users.set(list.users);
             }
         },

@@ -5,6 +5,7 @@
 //! ([`channels`]) carry the online list and the notifications. Routes live in the URL's
 //! hash ([`route::Route`]), so a room link opens that room directly on any static host.
 
+mod account;
 mod api;
 mod backoff;
 mod channels;
@@ -13,8 +14,8 @@ mod lobby;
 mod party;
 mod room;
 mod route;
-mod session;
 
+use account::Account;
 use confab_shared::{
     channels::{ChannelMessage, OnlineUser},
     limits::MAX_USERNAME_CHARS,
@@ -23,7 +24,6 @@ use confab_shared::{
 use leptos::{ev::SubmitEvent, html, prelude::*};
 use link::{Link, LinkState};
 use route::Route;
-use session::Session;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 /// How long a toast stays.
@@ -43,7 +43,7 @@ pub fn main() {
 enum Auth {
     SignedOut,
     Pending,
-    SignedIn(Session),
+    SignedIn(Account),
     Refused(String),
 }
 
@@ -88,14 +88,14 @@ pub fn App() -> impl IntoView {
             stop.set(true);
         }
     };
-    let start_channels = move |session: Session| {
+    let start_channels = move |account: Account| {
         stop_channels();
         let stop = RwSignal::new(false);
         channel_stop.set_value(Some(stop));
-        channels::follow_online(session.clone(), online, stop, channels_refused);
+        channels::follow_online(account.clone(), online, stop, channels_refused);
         channels::follow(
             "/qf/notifications/ws".to_owned(),
-            session,
+            account,
             stop,
             channels_refused,
             move |message| match message {
@@ -112,12 +112,12 @@ pub fn App() -> impl IntoView {
                 }
                 _ => {}
             },
-            async |_: &Session| {},
+            async |_: &Account| {},
         );
     };
 
     let sign_out_locally = move |why: Option<String>| {
-        session::clear();
+        account::clear();
         link.set_hello(None);
         stop_channels();
         online.set(Vec::new());
@@ -127,9 +127,9 @@ pub fn App() -> impl IntoView {
     link.listen(move |message| match message {
         ServerMessage::AuthOk { .. } => {
             if let Auth::Pending = auth.get_untracked() {
-                if let Some(session) = session::load() {
-                    start_channels(session.clone());
-                    auth.set(Auth::SignedIn(session));
+                if let Some(account) = account::load() {
+                    start_channels(account.clone());
+                    auth.set(Auth::SignedIn(account));
                 }
             }
         }
@@ -144,14 +144,14 @@ pub fn App() -> impl IntoView {
         }
     });
 
-    let authenticate = move |session: &Session| {
+    let authenticate = move |account: &Account| {
         auth.set(Auth::Pending);
         link.set_hello(Some(ClientMessage::Auth {
-            user_id: Some(session.user_id.clone()),
-            token: session.token.clone(),
+            user_id: Some(account.user_id.clone()),
+            token: account.token.clone(),
         }));
     };
-    if let Some(remembered) = session::load() {
+    if let Some(remembered) = account::load() {
         authenticate(&remembered);
     }
     let sign_out = move |_| {
@@ -171,10 +171,10 @@ pub fn App() -> impl IntoView {
                 <h1 class="brand"><a href=Route::Lobby.href()>"Confab"</a></h1>
                 <LinkStatus link=link />
                 {move || match auth.get() {
-                    Auth::SignedIn(session) => view! {
+                    Auth::SignedIn(account) => view! {
                         <div class="user-chip">
-                            <room::Avatar url=session.image_url.clone() name=session.username.clone() />
-                            <span>"Signed in as "<strong data-testid="signed-in-as">{session.username.clone()}</strong></span>
+                            <room::Avatar url=account.image_url.clone() name=account.username.clone() />
+                            <span>"Signed in as "<strong data-testid="signed-in-as">{account.username.clone()}</strong></span>
                             <button type="button" class="secondary" on:click=sign_out>"Sign out"</button>
                         </div>
                     }.into_any(),
@@ -185,7 +185,7 @@ pub fn App() -> impl IntoView {
                 {move || match auth.get() {
                     Auth::SignedOut | Auth::Refused(_) => view! {
                         <SignIn refused=move || match auth.get() { Auth::Refused(why) => Some(why), _ => None }
-                            on_signed_in=move |session: Session| authenticate(&session) />
+                            on_signed_in=move |account: Account| authenticate(&account) />
                     }.into_any(),
                     Auth::Pending => view! { <p class="status">"Signing in…"</p> }.into_any(),
                     Auth::SignedIn(me) => match route.get() {
@@ -243,7 +243,7 @@ fn LinkStatus(link: Link) -> impl IntoView {
 #[component]
 fn SignIn(
     refused: impl Fn() -> Option<String> + Send + Sync + 'static,
-    on_signed_in: impl Fn(Session) + Copy + 'static,
+    on_signed_in: impl Fn(Account) + Copy + 'static,
 ) -> impl IntoView {
     let name = NodeRef::<html::Input>::new();
     let avatar = NodeRef::<html::Input>::new();
@@ -258,16 +258,16 @@ fn SignIn(
             let image_url = Some(image_url.trim()).filter(|url| !url.is_empty());
             match api::guest_sign_in(&username, image_url).await {
                 Ok(granted) => {
-                    let session = Session {
+                    let account = Account {
                         token: granted.token,
                         user_id: granted.user_id,
                         username: username.trim().to_owned(),
                         image_url: image_url.unwrap_or_default().to_owned(),
                         exp: granted.exp,
                     };
-                    session::save(&session);
+                    account::save(&account);
                     error.set(None);
-                    on_signed_in(session);
+                    on_signed_in(account);
                 }
                 Err(err) => error.set(Some(err)),
             }

@@ -7,12 +7,12 @@ use confab_shared::{
 };
 use leptos::{ev::SubmitEvent, html, prelude::*};
 
-use crate::{api, link::Link, room::Avatar, route::Route, session::Session};
+use crate::{account::Account, api, link::Link, room::Avatar, route::Route};
 
 #[component]
 pub fn Lobby(
     link: Link,
-    me: Session,
+    me: Account,
     online: RwSignal<Vec<OnlineUser>>,
     on_enter: Callback<String>,
     on_enter_party: Callback<String>,
@@ -92,7 +92,7 @@ pub fn Lobby(
 }
 
 #[component]
-pub fn OnlineList(me: Session, online: RwSignal<Vec<OnlineUser>>) -> impl IntoView {
+pub fn OnlineList(me: Account, online: RwSignal<Vec<OnlineUser>>) -> impl IntoView {
     let notice = RwSignal::new(None::<String>);
     let token = StoredValue::new(me.token.clone());
     let my_id = StoredValue::new(me.user_id.clone());

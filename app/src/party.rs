@@ -6,14 +6,14 @@ use confab_shared::channels::{ChannelMessage, PartyPlayer, PartySession};
 use leptos::{ev::SubmitEvent, html, prelude::*};
 use serde_json::json;
 
-use crate::{api, channels, session::Session};
+use crate::{account::Account, api, channels};
 
 /// Transitions kept on screen.
 const MAX_TRANSITIONS: usize = 20;
 
 /// Creating a party or joining one by code, from the lobby.
 #[component]
-pub fn PartyCard(me: Session, on_enter: Callback<String>) -> impl IntoView {
+pub fn PartyCard(me: Account, on_enter: Callback<String>) -> impl IntoView {
     let code = NodeRef::<html::Input>::new();
     let error = RwSignal::new(None::<String>);
     let token = StoredValue::new(me.token);
@@ -52,7 +52,7 @@ pub fn PartyCard(me: Session, on_enter: Callback<String>) -> impl IntoView {
 }
 
 #[component]
-pub fn PartyView(id: String, me: Session, on_leave: Callback<()>) -> impl IntoView {
+pub fn PartyView(id: String, me: Account, on_leave: Callback<()>) -> impl IntoView {
     let party = RwSignal::new(None::<PartySession>);
     let transitions = RwSignal::new(Vec::<String>::new());
     let progress = RwSignal::new(None::<String>);
@@ -132,7 +132,7 @@ pub fn PartyView(id: String, me: Session, on_leave: Callback<()>) -> impl IntoVi
         stop,
         refused,
         apply,
-        async |_: &Session| {},
+        async |_: &Account| {},
     );
     // A refused party socket (not a player, unknown or ended session): say so, don't retry.
     Effect::new(move |_| {

@@ -12,7 +12,7 @@ use confab_shared::{
 };
 use leptos::{ev, html, prelude::*};
 
-use crate::{link::Link, route::Route, session::Session};
+use crate::{account::Account, link::Link, route::Route};
 
 /// Typing notices are sent at most this often while the person keeps typing.
 const TYPING_RESEND_MS: f64 = 2000.0;
@@ -29,7 +29,7 @@ struct Typist {
 }
 
 #[component]
-pub fn RoomView(code: String, link: Link, me: Session, on_leave: Callback<()>) -> impl IntoView {
+pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -> impl IntoView {
     let messages = RwSignal::new(BTreeMap::<u64, ChatMessage>::new());
     let members = RwSignal::new(Vec::<RoomUser>::new());
     let room = RwSignal::new(None::<Room>);

@@ -2,10 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+// The key predates the type's name; changing it would sign everyone out once.
 const STORAGE_KEY: &str = "confab.session";
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct Session {
+pub struct Account {
     pub token: String,
     pub user_id: String,
     pub username: String,
@@ -18,16 +19,16 @@ fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok()?
 }
 
-/// The remembered session, unless there is none or its token has expired.
-pub fn load() -> Option<Session> {
+/// The remembered account, unless there is none or its token has expired.
+pub fn load() -> Option<Account> {
     let text = storage()?.get_item(STORAGE_KEY).ok()??;
-    let session: Session = serde_json::from_str(&text).ok()?;
+    let account: Account = serde_json::from_str(&text).ok()?;
     let now = (js_sys::Date::now() / 1000.0) as i64;
-    (session.exp > now).then_some(session)
+    (account.exp > now).then_some(account)
 }
 
-pub fn save(session: &Session) {
-    if let (Some(storage), Ok(text)) = (storage(), serde_json::to_string(session)) {
+pub fn save(account: &Account) {
+    if let (Some(storage), Ok(text)) = (storage(), serde_json::to_string(account)) {
         let _ = storage.set_item(STORAGE_KEY, &text);
     }
 }
