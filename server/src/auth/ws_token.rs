@@ -6,7 +6,7 @@
 //! can check it without shared state.
 //!
 //! `exp` (the token's own, [`DEFAULT_TTL_SECS`] after issue) bounds when a socket may be
-//! opened with it; `session_exp` (the exp of the JWT it was exchanged for) bounds how long
+//! opened with it; `jwt_exp` (the exp of the JWT it was exchanged for) bounds how long
 //! such a socket stays open.
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
@@ -36,7 +36,7 @@ struct Payload {
     /// Unix seconds: the token opens no socket after this.
     exp: i64,
     /// Unix seconds: a socket opened with it closes then.
-    session_exp: i64,
+    jwt_exp: i64,
 }
 
 /// Why a token was refused; the text is the close reason sent with 1008.
@@ -54,7 +54,7 @@ pub enum WsTokenError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsGrant {
     pub profile: Profile,
-    pub session_exp: i64,
+    pub jwt_exp: i64,
 }
 
 pub struct WsTokens {
@@ -85,7 +85,7 @@ impl WsTokens {
             username: identity.profile.username.clone(),
             image_url: identity.profile.image_url.clone(),
             exp: now_secs.saturating_add(ttl).min(identity.expires_at),
-            session_exp: identity.expires_at,
+            jwt_exp: identity.expires_at,
         };
         let body =
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).expect("payload serialises"));
@@ -126,7 +126,7 @@ impl WsTokens {
                 image_url: payload.image_url,
                 email: String::new(),
             },
-            session_exp: payload.session_exp,
+            jwt_exp: payload.jwt_exp,
         })
     }
 
@@ -169,7 +169,7 @@ mod tests {
             ),
             ("u1", "Ana")
         );
-        assert_eq!(grant.session_exp, NOW + 3600);
+        assert_eq!(grant.jwt_exp, NOW + 3600);
         assert_eq!(
             tokens.verify(Some(&token), NOW + 60 + 3),
             Err(WsTokenError::Expired)
@@ -193,7 +193,7 @@ mod tests {
         let token = tokens.issue(&identity(NOW + 3600), NOW);
         assert_eq!(other.verify(Some(&token), NOW), Err(WsTokenError::Invalid));
         let (signed, _) = token.rsplit_once('.').unwrap();
-        let forged_payload = URL_SAFE_NO_PAD.encode(br#"{"sub":"admin","username":"x","image_url":"","exp":9999999999,"session_exp":9999999999}"#);
+        let forged_payload = URL_SAFE_NO_PAD.encode(br#"{"sub":"admin","username":"x","image_url":"","exp":9999999999,"jwt_exp":9999999999}"#);
         let forged = format!("qf1.{forged_payload}.{}", token.rsplit_once('.').unwrap().1);
         for bad in [
             forged.as_str(),

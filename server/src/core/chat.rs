@@ -59,7 +59,8 @@ impl Core {
                     core.announce_message(&user, message);
                     Ok(())
                 }
-                Ok(None) => Err(CoreError::RoomNotFound),
+                // The membership ended (on any node) after it was checked.
+                Ok(None) => Err(CoreError::NotAMember),
                 Err(err) => Err(err.into()),
             };
             let _ = told.send(outcome);

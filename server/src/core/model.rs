@@ -1,7 +1,7 @@
 //! The core's data: what rooms, members and messages are, independent of any wire format.
 
 /// A user as the core knows them. Filled from token claims, kept in storage.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Profile {
     pub user_id: String,
     pub username: String,
@@ -12,7 +12,7 @@ pub struct Profile {
 }
 
 /// Whether a room waits for players or is in a game.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Phase {
     Lobby,
     Playing,
@@ -37,7 +37,7 @@ impl Phase {
 
 /// A stored room. `key` is the identity every dialect uses: a game-room code, a UUID or a
 /// free-form name, all in one namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Room {
     pub key: String,
     /// A display name; empty for rooms created without one.
@@ -55,7 +55,7 @@ pub struct Room {
 }
 
 /// A room to create.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NewRoom {
     pub key: String,
     pub name: String,
@@ -66,7 +66,7 @@ pub struct NewRoom {
 }
 
 /// A room member, with whether they have a connection open now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Member {
     pub profile: Profile,
     pub joined_at_ms: i64,
@@ -74,7 +74,7 @@ pub struct Member {
 }
 
 /// What kind of content a message carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MessageKind {
     Text,
     /// The body is an image URL.
@@ -99,7 +99,7 @@ impl MessageKind {
 }
 
 /// A message to store; the store gives it its sequence number.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NewMessage {
     pub id: String,
     pub room_key: String,
@@ -110,7 +110,7 @@ pub struct NewMessage {
 }
 
 /// A stored message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Message {
     pub id: String,
     pub room_key: String,
@@ -124,7 +124,7 @@ pub struct Message {
 }
 
 /// How a notification presents itself (contract 002's `type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Level {
     Info,
     Success,
@@ -154,7 +154,7 @@ impl Level {
 }
 
 /// A notification to one user, carrying what every dialect shows of one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Notification {
     pub id: String,
     pub user_id: String,
@@ -173,19 +173,53 @@ pub struct Notification {
 }
 
 /// A party session (contract 003): players gathered by a short code, led by a host.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Party {
     pub id: String,
     pub code: String,
     pub host_id: String,
-    /// `lobby`, then the phases the host moves through, then `completed` (or `ended` when
-    /// everyone left).
-    pub phase: String,
+    pub phase: PartyPhase,
     pub max_players: u32,
     pub created_at_ms: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a party is: gathering in the lobby, in play in a phase the host names, or over.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum PartyPhase {
+    Lobby,
+    /// Started: [`PartyPhase::PLAYING`] first, then the phases the host moves through.
+    InPlay(String),
+    Completed,
+    /// Everyone left.
+    Ended,
+}
+
+impl PartyPhase {
+    /// The name of the phase a started party enters first.
+    pub const PLAYING: &str = "playing";
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Lobby => "lobby",
+            Self::InPlay(name) => name,
+            Self::Completed => "completed",
+            Self::Ended => "ended",
+        }
+    }
+
+    /// Every name is a phase: the reserved ones are the lobby and the ends, any other is a
+    /// phase in play.
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "lobby" => Self::Lobby,
+            "completed" => Self::Completed,
+            "ended" => Self::Ended,
+            other => Self::InPlay(other.to_owned()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartyPlayer {
     pub user_id: String,
     pub username: String,
@@ -199,5 +233,6 @@ pub enum AddMember {
     Added,
     AlreadyMember,
     Full,
-    NoSuchRoom,
+    /// No such room, or no such party.
+    NotFound,
 }

@@ -1,18 +1,18 @@
 //! Party sessions (contract 003's party mode): players gather by a short code, get ready,
-//! and the host starts and moves the session through its phases. The rules live here; the
+//! and the host starts and moves the party through its phases. The rules live here; the
 //! `/qf` dialect renders the events.
 
 use super::{
     events::{Event, Topic},
-    model::{AddMember, Party, PartyPlayer, Profile},
+    model::{AddMember, Party, PartyPhase, PartyPlayer, Profile},
     new_room_code, now_ms, Core, CoreError, CoreResult,
 };
 
-/// Players a session needs before the host can start it.
+/// Players a party needs before the host can start it.
 pub const MIN_PARTY_PLAYERS: usize = 2;
-/// Players a session holds when created without a size.
+/// Players a party holds when created without a size.
 pub const DEFAULT_PARTY_SIZE: u32 = 8;
-/// The largest session.
+/// The largest party.
 pub const MAX_PARTY_SIZE: u32 = 16;
 /// Longest phase name, in characters.
 pub const MAX_PHASE_CHARS: usize = 64;
@@ -21,22 +21,15 @@ pub const MAX_PROGRESS_BYTES: usize = 4096;
 /// Longest host-ping message, in characters.
 pub const MAX_HOST_PING_CHARS: usize = 280;
 
-pub const PHASE_LOBBY: &str = "lobby";
-/// The phase a started session enters first.
-pub const PHASE_PLAYING: &str = "playing";
-pub const PHASE_COMPLETED: &str = "completed";
-/// An empty session ends.
-pub const PHASE_ENDED: &str = "ended";
-
-/// A session and its players after a change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A party and its players after a change.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartyView {
     pub party: Party,
     pub players: Vec<PartyPlayer>,
 }
 
-/// What changed in a session; delivered with the [`PartyView`] after it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What changed in a party; delivered with the [`PartyView`] after it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PartyChange {
     PlayerJoined(PartyPlayer),
     PlayerLeft {
@@ -47,8 +40,8 @@ pub enum PartyChange {
         ready: bool,
     },
     PhaseTransition {
-        from: String,
-        to: String,
+        from: PartyPhase,
+        to: PartyPhase,
     },
     /// An opaque progress document from the host.
     ProgressUpdate(String),
@@ -61,7 +54,7 @@ pub enum PartyChange {
 }
 
 impl Core {
-    /// Creates a session with `host` as its host and first player.
+    /// Creates a party with `host` as its host and first player.
     pub async fn create_party(
         &self,
         host: &Profile,
@@ -70,7 +63,7 @@ impl Core {
         let max_players = max_players.unwrap_or(DEFAULT_PARTY_SIZE);
         if !(MIN_PARTY_PLAYERS as u32..=MAX_PARTY_SIZE).contains(&max_players) {
             return Err(CoreError::invalid(format!(
-                "a session holds {MIN_PARTY_PLAYERS} to {MAX_PARTY_SIZE} players"
+                "a party holds {MIN_PARTY_PLAYERS} to {MAX_PARTY_SIZE} players"
             )));
         }
         let player = PartyPlayer {
@@ -84,7 +77,7 @@ impl Core {
                 id: uuid::Uuid::new_v4().to_string(),
                 code: new_room_code(),
                 host_id: host.user_id.clone(),
-                phase: PHASE_LOBBY.into(),
+                phase: PartyPhase::Lobby,
                 max_players,
                 created_at_ms: now_ms(),
             };
@@ -95,7 +88,7 @@ impl Core {
         Err(CoreError::invalid("no free party code; try again"))
     }
 
-    /// Joins the session with `code` (harmless when a player already). Only lobbies take
+    /// Joins the party with `code` (harmless when a player already). Only lobbies take
     /// new players.
     pub async fn join_party(&self, user: &Profile, code: &str) -> CoreResult<PartyView> {
         let party = self
@@ -109,10 +102,10 @@ impl Core {
             ready: false,
             joined_at_ms: now_ms(),
         };
-        if party.phase != PHASE_LOBBY && !self.is_party_player(&party.id, &user.user_id).await? {
-            return Err(CoreError::Conflict(
-                "the session has already started".into(),
-            ));
+        if party.phase != PartyPhase::Lobby
+            && !self.is_party_player(&party.id, &user.user_id).await?
+        {
+            return Err(CoreError::Conflict("the party has already started".into()));
         }
         match self.store().add_party_player(&party.id, &player).await? {
             AddMember::Added => {
@@ -121,13 +114,13 @@ impl Core {
                 Ok(view)
             }
             AddMember::AlreadyMember => self.party_view(&party.id).await,
-            AddMember::Full => Err(CoreError::Conflict("the session is full".into())),
-            AddMember::NoSuchRoom => Err(CoreError::PartyNotFound),
+            AddMember::Full => Err(CoreError::Conflict("the party is full".into())),
+            AddMember::NotFound => Err(CoreError::PartyNotFound),
         }
     }
 
-    /// Leaves a session. A leaving host hands the role to the longest-present player; the
-    /// last one out ends the session.
+    /// Leaves a party. A leaving host hands the role to the longest-present player; the
+    /// last one out ends the party.
     pub async fn leave_party(&self, user: &Profile, id: &str) -> CoreResult<()> {
         self.store()
             .party(id)
@@ -140,9 +133,9 @@ impl Core {
         match view.players.first() {
             None => {
                 self.store()
-                    .set_party_state(id, &view.party.host_id, PHASE_ENDED)
+                    .set_party_state(id, &view.party.host_id, &PartyPhase::Ended)
                     .await?;
-                view.party.phase = PHASE_ENDED.into();
+                view.party.phase = PartyPhase::Ended;
             }
             Some(next) if !view.players.iter().any(|p| p.user_id == view.party.host_id) => {
                 self.store()
@@ -168,10 +161,8 @@ impl Core {
         ready: bool,
     ) -> CoreResult<PartyView> {
         let view = self.player_view(user, id).await?;
-        if view.party.phase != PHASE_LOBBY {
-            return Err(CoreError::Conflict(
-                "the session has already started".into(),
-            ));
+        if view.party.phase != PartyPhase::Lobby {
+            return Err(CoreError::Conflict("the party has already started".into()));
         }
         self.store()
             .set_party_ready(id, &user.user_id, ready)
@@ -187,28 +178,28 @@ impl Core {
         Ok(view)
     }
 
-    /// Starts the session: the host only, with at least [`MIN_PARTY_PLAYERS`], all ready.
+    /// Starts the party: the host only, with at least [`MIN_PARTY_PLAYERS`], all ready.
     pub async fn start_party(&self, user: &Profile, id: &str) -> CoreResult<PartyView> {
         let view = self.host_view(user, id).await?;
-        if view.party.phase != PHASE_LOBBY {
-            return Err(CoreError::Conflict(
-                "the session has already started".into(),
-            ));
+        if view.party.phase != PartyPhase::Lobby {
+            return Err(CoreError::Conflict("the party has already started".into()));
         }
         if view.players.len() < MIN_PARTY_PLAYERS {
             return Err(CoreError::Conflict(format!(
-                "a session needs at least {MIN_PARTY_PLAYERS} players"
+                "a party needs at least {MIN_PARTY_PLAYERS} players"
             )));
         }
         if !view.players.iter().all(|p| p.ready) {
             return Err(CoreError::Conflict("not every player is ready".into()));
         }
-        let view = self.move_phase(view, PHASE_PLAYING).await?;
+        let view = self
+            .move_phase(view, PartyPhase::InPlay(PartyPhase::PLAYING.into()))
+            .await?;
         self.publish_party(&view, PartyChange::SessionStarted);
         Ok(view)
     }
 
-    /// Moves a started session to the phase `phase` (any name but the reserved ones).
+    /// Moves a started party to the phase `phase` (any name but the reserved ones).
     pub async fn advance_party(
         &self,
         user: &Profile,
@@ -226,22 +217,22 @@ impl Core {
                 "phase must be 1 to {MAX_PHASE_CHARS} characters"
             )));
         }
-        if [PHASE_LOBBY, PHASE_COMPLETED, PHASE_ENDED].contains(&phase) {
-            return Err(CoreError::invalid(format!("phase {phase:?} is reserved")));
+        match PartyPhase::parse(phase) {
+            next @ PartyPhase::InPlay(_) => self.move_phase(view, next).await,
+            _ => Err(CoreError::invalid(format!("phase {phase:?} is reserved"))),
         }
-        self.move_phase(view, phase).await
     }
 
-    /// Completes a started session.
+    /// Completes a started party.
     pub async fn complete_party(&self, user: &Profile, id: &str) -> CoreResult<PartyView> {
         let view = self.host_view(user, id).await?;
         require_started(&view)?;
-        let view = self.move_phase(view, PHASE_COMPLETED).await?;
+        let view = self.move_phase(view, PartyPhase::Completed).await?;
         self.publish_party(&view, PartyChange::SessionCompleted);
         Ok(view)
     }
 
-    /// Tells every player of a started session how it is going (an opaque document).
+    /// Tells every player of a started party how it is going (an opaque document).
     pub async fn party_progress(&self, user: &Profile, id: &str, progress: &str) -> CoreResult<()> {
         let view = self.host_view(user, id).await?;
         require_started(&view)?;
@@ -280,26 +271,26 @@ impl Core {
         Ok(())
     }
 
-    /// A session as one of its players sees it.
+    /// A party as one of its players sees it.
     pub async fn player_view(&self, user: &Profile, id: &str) -> CoreResult<PartyView> {
         let view = self.party_view(id).await?;
         require_player(&view, &user.user_id)?;
         Ok(view)
     }
 
-    /// The session `id` if `user_id` may follow it on a socket: `PartyNotFound`,
+    /// The party `id` if `user_id` may follow it on a socket: `PartyNotFound`,
     /// `PartyEnded` or `NotAPlayer` otherwise.
     pub async fn party_for_socket(&self, user_id: &str, id: &str) -> CoreResult<PartyView> {
         let view = self.party_view(id).await?;
-        // An ended session has no players left: say it ended, not that the user is not one.
-        if view.party.phase == PHASE_ENDED {
+        // An ended party has no players left: say it ended, not that the user is not one.
+        if view.party.phase == PartyPhase::Ended {
             return Err(CoreError::PartyEnded);
         }
         require_player(&view, user_id)?;
         Ok(view)
     }
 
-    /// Delivers the session's events to this connection from now on.
+    /// Delivers the party's events to this connection from now on.
     pub fn watch_party(&self, conn: &super::Connection, id: &str) {
         self.inner.hub.subscribe(
             conn.id(),
@@ -335,18 +326,12 @@ impl Core {
         Ok(view)
     }
 
-    async fn move_phase(&self, mut view: PartyView, to: &str) -> CoreResult<PartyView> {
+    async fn move_phase(&self, mut view: PartyView, to: PartyPhase) -> CoreResult<PartyView> {
         self.store()
-            .set_party_state(&view.party.id, &view.party.host_id, to)
+            .set_party_state(&view.party.id, &view.party.host_id, &to)
             .await?;
-        let from = std::mem::replace(&mut view.party.phase, to.to_owned());
-        self.publish_party(
-            &view,
-            PartyChange::PhaseTransition {
-                from,
-                to: to.to_owned(),
-            },
-        );
+        let from = std::mem::replace(&mut view.party.phase, to.clone());
+        self.publish_party(&view, PartyChange::PhaseTransition { from, to });
         Ok(view)
     }
 
@@ -368,9 +353,11 @@ fn require_player(view: &PartyView, user_id: &str) -> CoreResult<()> {
 }
 
 fn require_started(view: &PartyView) -> CoreResult<()> {
-    match view.party.phase.as_str() {
-        PHASE_LOBBY => Err(CoreError::Conflict("the session has not started".into())),
-        PHASE_COMPLETED | PHASE_ENDED => Err(CoreError::Conflict("the session is over".into())),
-        _ => Ok(()),
+    match view.party.phase {
+        PartyPhase::Lobby => Err(CoreError::Conflict("the party has not started".into())),
+        PartyPhase::Completed | PartyPhase::Ended => {
+            Err(CoreError::Conflict("the party is over".into()))
+        }
+        PartyPhase::InPlay(_) => Ok(()),
     }
 }

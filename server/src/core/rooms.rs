@@ -132,7 +132,7 @@ impl Core {
         validate_room_key(key)?;
         let store = &self.inner.store;
         let mut outcome = store.add_member(key, &user.user_id, now_ms()).await?;
-        if outcome == AddMember::NoSuchRoom {
+        if outcome == AddMember::NotFound {
             if let IfMissing::Create { room_type } = if_missing {
                 let spec = RoomSpec {
                     key: Some(key.to_owned()),
@@ -154,7 +154,7 @@ impl Core {
             return Err(CoreError::TooManyRooms(MAX_ROOMS_PER_USER));
         }
         match outcome {
-            AddMember::NoSuchRoom => return Err(CoreError::RoomNotFound),
+            AddMember::NotFound => return Err(CoreError::RoomNotFound),
             AddMember::Full => return Err(CoreError::RoomFull),
             AddMember::Added | AddMember::AlreadyMember => {}
         }

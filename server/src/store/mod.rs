@@ -12,8 +12,8 @@ pub use append::{APPEND_QUEUE_CAPACITY, MAX_APPEND_BATCH};
 pub use sql::SqlStore;
 
 use crate::core::model::{
-    AddMember, Member, Message, NewMessage, NewRoom, Notification, Party, PartyPlayer, Profile,
-    Room,
+    AddMember, Member, Message, NewMessage, NewRoom, Notification, Party, PartyPhase, PartyPlayer,
+    Profile, Room,
 };
 
 /// A storage failure. Never shown to clients: dialects log it and answer "internal error".
@@ -36,10 +36,10 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Told a queued chat message's fate: the message as stored (`None`: no such room), or the
-/// failure. Called once, on the store's message writer, in the order the messages were
-/// queued and before the writer stores anything else, so it must not block: it is where
-/// the core broadcasts a message the moment it is committed.
+/// Told a queued chat message's fate: the message as stored (`None`: no such room, or the
+/// sender is not a member), or the failure. Called once, on the store's message writer, in the
+/// order the messages were queued and before the writer stores anything else, so it must not
+/// block: it is where the core broadcasts a message the moment it is committed.
 pub type OnStored = Box<dyn FnOnce(StoreResult<Option<Message>>) + Send>;
 
 #[async_trait]
@@ -66,7 +66,7 @@ pub trait Store: Send + Sync + 'static {
     async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>>;
 
     /// Stores a message with the room's next sequence number; `None` when there is no such
-    /// room.
+    /// room or its sender is not a member.
     async fn append_message(&self, message: &NewMessage) -> StoreResult<Option<Message>> {
         let (reply, stored) = tokio::sync::oneshot::channel();
         let on_stored: OnStored = Box::new(move |outcome| {
@@ -117,7 +117,12 @@ pub trait Store: Send + Sync + 'static {
     /// `false` when they are not a player.
     async fn set_party_ready(&self, id: &str, user_id: &str, ready: bool) -> StoreResult<bool>;
     /// Sets the host and the phase; `false` when there is no such party.
-    async fn set_party_state(&self, id: &str, host_id: &str, phase: &str) -> StoreResult<bool>;
+    async fn set_party_state(
+        &self,
+        id: &str,
+        host_id: &str,
+        phase: &PartyPhase,
+    ) -> StoreResult<bool>;
 }
 
 /// How SQLite makes a commit durable (`PRAGMA synchronous`, in WAL mode). PostgreSQL's own
@@ -143,7 +148,7 @@ pub async fn open_with(
     url: &str,
     synchronous: SqliteSynchronous,
 ) -> anyhow::Result<Arc<dyn Store>> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if is_postgres(url) {
         Ok(Arc::new(SqlStore::<sqlx::Postgres>::connect(url).await?))
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(
@@ -152,6 +157,11 @@ pub async fn open_with(
     } else {
         anyhow::bail!("unsupported database URL (expected sqlite://… or postgres://…)")
     }
+}
+
+/// Whether `url` names a PostgreSQL database (which several nodes can share).
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// The default database: `confab.db` in the data directory.

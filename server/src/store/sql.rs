@@ -14,7 +14,7 @@ use std::{str::FromStr, sync::OnceLock, time::Duration};
 use anyhow::Context;
 use async_trait::async_trait;
 use sqlx::{
-    postgres::{PgPoolOptions, PgRow},
+    postgres::PgPoolOptions,
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
     },
@@ -27,7 +27,7 @@ use super::{
 };
 use crate::core::model::{
     AddMember, Level, Member, Message, MessageKind, NewMessage, NewRoom, Notification, Party,
-    PartyPlayer, Phase, Profile, Room,
+    PartyPhase, PartyPlayer, Phase, Profile, Room,
 };
 
 /// How long a query waits for a free connection (or, on SQLite, for the write lock).
@@ -147,16 +147,24 @@ fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// Whether parameter `$user`, a message's sender, is a member of its room. A message is
+/// stored only then, whatever the sender's node believed when it was posted (with several
+/// nodes, a leave reaches the others' subscriptions a moment after it is stored).
+fn sender_is_member(user: usize) -> String {
+    format!("EXISTS (SELECT 1 FROM memberships WHERE room_id = rooms.id AND user_id = ${user})")
+}
+
 /// Statements that store one message: its room's next sequence number, then the message,
 /// numbered from `$first` on (eight parameters). No row comes back when the room does not
-/// exist, and nothing changes.
+/// exist or the sender is not a member, and nothing changes.
 fn append_statements(first: usize) -> String {
     let p = |i: usize| first + i;
+    let member = sender_is_member(p(2));
     format!(
-        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ${room}; \
+        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ${room} AND {member}; \
          INSERT INTO messages (id, room_id, seq, user_id, username, image_url, body, kind, created_at) \
          SELECT ${id}, ${room}, last_seq, ${user}, ${name}, ${image}, ${body}, ${kind}, ${at} \
-         FROM rooms WHERE id = ${room} RETURNING id, seq; ",
+         FROM rooms WHERE id = ${room} AND {member} RETURNING id, seq; ",
         id = p(0),
         room = p(1),
         user = p(2),
@@ -247,12 +255,11 @@ impl MessageWriter for PostgresMessageWriter {
         let mut tx = self.writer.begin().await?;
         let mut seqs = Vec::with_capacity(batch.len());
         for message in batch {
-            let row = sqlx::query(
-                "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
-            )
-            .bind(&message.room_key)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let row = sqlx::query(postgres_next_seq())
+                .bind(&message.room_key)
+                .bind(&message.sender.user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
             let Some(row) = row else {
                 seqs.push(None);
                 continue;
@@ -274,6 +281,17 @@ impl MessageWriter for PostgresMessageWriter {
         stored.extend(seqs);
         Ok(())
     }
+}
+
+/// Takes the next sequence number of room `$1` for a message from `$2`.
+fn postgres_next_seq() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| {
+        format!(
+            "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 AND {} RETURNING last_seq",
+            sender_is_member(2)
+        )
+    })
 }
 
 /// Binds a message's eight columns, in the order of [`append_statements`].
@@ -336,17 +354,148 @@ fn seqs_in_order(chunk: &[NewMessage], rows: &[SqliteRow]) -> StoreResult<Vec<Op
     Ok(seqs)
 }
 
+/// The column reads the row mappers need, for either database's rows.
+trait Columns {
+    fn text(&self, name: &str) -> StoreResult<String>;
+    fn optional_text(&self, name: &str) -> StoreResult<Option<String>>;
+    fn int(&self, name: &str) -> StoreResult<i64>;
+    fn optional_int(&self, name: &str) -> StoreResult<Option<i64>>;
+    fn flag(&self, name: &str) -> StoreResult<bool>;
+}
+
+impl<R: Row> Columns for R
+where
+    for<'n> &'n str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn text(&self, name: &str) -> StoreResult<String> {
+        Ok(self.try_get(name)?)
+    }
+    fn optional_text(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(self.try_get(name)?)
+    }
+    fn int(&self, name: &str) -> StoreResult<i64> {
+        Ok(self.try_get(name)?)
+    }
+    fn optional_int(&self, name: &str) -> StoreResult<Option<i64>> {
+        Ok(self.try_get(name)?)
+    }
+    fn flag(&self, name: &str) -> StoreResult<bool> {
+        Ok(self.try_get(name)?)
+    }
+}
+
+fn profile_from_row(row: &impl Columns) -> StoreResult<Profile> {
+    Ok(Profile {
+        user_id: row.text("user_id")?,
+        username: row.text("username")?,
+        image_url: row.text("image_url")?,
+        email: row.text("email")?,
+    })
+}
+
+fn room_from_row(row: &impl Columns) -> StoreResult<Room> {
+    Ok(Room {
+        key: row.text("id")?,
+        name: row.text("name")?,
+        room_type: row.text("room_type")?,
+        max_users: to_u32(row.int("max_users")?, "max_users")?,
+        member_count: to_u32(row.int("member_count")?, "member_count")?,
+        phase: Phase::parse(&row.text("phase")?).ok_or_else(|| corrupt("phase"))?,
+        host_id: row.text("host_id")?,
+        game_state: row.optional_text("game_state")?,
+        created_at_ms: row.int("created_at")?,
+        last_seq: to_u64(row.int("last_seq")?, "last_seq")?,
+    })
+}
+
+fn member_from_row(row: &impl Columns) -> StoreResult<Member> {
+    Ok(Member {
+        profile: profile_from_row(row)?,
+        joined_at_ms: row.int("joined_at")?,
+        online: false,
+    })
+}
+
+fn message_from_row(row: &impl Columns) -> StoreResult<Message> {
+    Ok(Message {
+        id: row.text("id")?,
+        room_key: row.text("room_id")?,
+        seq: to_u64(row.int("seq")?, "seq")?,
+        sender: Profile {
+            user_id: row.text("user_id")?,
+            username: row.text("username")?,
+            image_url: row.text("image_url")?,
+            email: String::new(),
+        },
+        body: row.text("body")?,
+        kind: MessageKind::parse(&row.text("kind")?).ok_or_else(|| corrupt("kind"))?,
+        created_at_ms: row.int("created_at")?,
+    })
+}
+
+fn notification_from_row(row: &impl Columns) -> StoreResult<Notification> {
+    Ok(Notification {
+        id: row.text("id")?,
+        user_id: row.text("user_id")?,
+        level: Level::parse(&row.text("level")?).ok_or_else(|| corrupt("level"))?,
+        title: row.text("title")?,
+        message: row.text("message")?,
+        notification_type: row.text("notification_type")?,
+        actor_username: row.text("actor_username")?,
+        action: row.text("action")?,
+        recipient_role: row.text("recipient_role")?,
+        phrase_text: row.text("phrase_text")?,
+        data: row.optional_text("data")?,
+        created_at_ms: row.int("created_at")?,
+        read: row.optional_int("read_at")?.is_some(),
+    })
+}
+
+fn party_from_row(row: &impl Columns) -> StoreResult<Party> {
+    Ok(Party {
+        id: row.text("id")?,
+        code: row.text("code")?,
+        host_id: row.text("host_id")?,
+        phase: PartyPhase::parse(&row.text("phase")?),
+        max_players: to_u32(row.int("max_players")?, "max_players")?,
+        created_at_ms: row.int("created_at")?,
+    })
+}
+
+fn party_player_from_row(row: &impl Columns) -> StoreResult<PartyPlayer> {
+    Ok(PartyPlayer {
+        user_id: row.text("user_id")?,
+        username: row.text("username")?,
+        ready: row.flag("ready")?,
+        joined_at_ms: row.int("joined_at")?,
+    })
+}
+
 /// A row whose seats are counted against a capacity: a room's members, a party's players.
-/// Its two statements: take a seat if one is free, and read how many are taken of how many.
+/// Its statements, with `$1` the row and `$2` the user.
 struct Seats {
+    /// Takes a seat if one is free.
     take: &'static str,
+    /// Reads how many seats are taken, of how many.
     count: &'static str,
+    /// Finds the user's seat.
+    held: &'static str,
+    /// Removes the user's seat.
+    leave: &'static str,
+    /// Gives a removed seat back to the count.
+    release: &'static str,
 }
 
 const ROOM_SEATS: Seats = Seats {
     take: "UPDATE rooms SET member_count = member_count + 1 \
            WHERE id = $1 AND member_count < max_users RETURNING id",
     count: "SELECT member_count AS taken, max_users AS capacity FROM rooms WHERE id = $1",
+    held: "SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2",
+    leave: "DELETE FROM memberships WHERE room_id = $1 AND user_id = $2",
+    release: "UPDATE rooms SET member_count = member_count - 1 WHERE id = $1",
 };
 
 const PARTY_SEATS: Seats = Seats {
@@ -354,6 +503,9 @@ const PARTY_SEATS: Seats = Seats {
            WHERE id = $1 AND player_count < max_players RETURNING id",
     count: "SELECT player_count AS taken, max_players AS capacity FROM party_sessions \
             WHERE id = $1",
+    held: "SELECT 1 FROM party_players WHERE session_id = $1 AND user_id = $2",
+    leave: "DELETE FROM party_players WHERE session_id = $1 AND user_id = $2",
+    release: "UPDATE party_sessions SET player_count = player_count - 1 WHERE id = $1",
 };
 
 /// What trying for a seat came to.
@@ -365,7 +517,7 @@ enum Seat {
 }
 
 macro_rules! impl_store {
-    ($db:ty, $row:ty) => {
+    ($db:ty) => {
         impl SqlStore<$db> {
             /// Takes a seat of row `id` in `tx`. The conditional UPDATE takes one or finds
             /// none; finding none means "full" only if the row, read afterwards, exists and
@@ -393,69 +545,43 @@ macro_rules! impl_store {
                 Ok(Seat::Full)
             }
 
-            fn room_from_row(row: &$row) -> StoreResult<Room> {
-                let phase: String = row.try_get("phase")?;
-                Ok(Room {
-                    key: row.try_get("id")?,
-                    name: row.try_get("name")?,
-                    room_type: row.try_get("room_type")?,
-                    max_users: to_u32(row.try_get("max_users")?, "max_users")?,
-                    member_count: to_u32(row.try_get("member_count")?, "member_count")?,
-                    phase: Phase::parse(&phase).ok_or_else(|| corrupt("phase"))?,
-                    host_id: row.try_get("host_id")?,
-                    game_state: row.try_get("game_state")?,
-                    created_at_ms: row.try_get("created_at")?,
-                    last_seq: to_u64(row.try_get("last_seq")?, "last_seq")?,
-                })
+            /// Seats `user_id` in row `id` with `insert` (which must do nothing when they
+            /// hold a seat already), unless the row is full or missing.
+            async fn seat<'q>(
+                &self,
+                seats: &Seats,
+                id: &str,
+                user_id: &str,
+                insert: sqlx::query::Query<'q, $db, <$db as Database>::Arguments<'q>>,
+            ) -> StoreResult<AddMember> {
+                let held = sqlx::query(seats.held).bind(id).bind(user_id).fetch_optional(&self.pool).await?;
+                if held.is_some() {
+                    return Ok(AddMember::AlreadyMember);
+                }
+                let mut tx = self.writer.begin().await?;
+                match Self::take_seat(&mut tx, seats, id).await? {
+                    Seat::Taken => {}
+                    Seat::Full => return Ok(AddMember::Full),
+                    Seat::NoSuchRow => return Ok(AddMember::NotFound),
+                }
+                if insert.execute(&mut *tx).await?.rows_affected() == 0 {
+                    // A concurrent join of the same user won; give the seat back.
+                    tx.rollback().await?;
+                    return Ok(AddMember::AlreadyMember);
+                }
+                tx.commit().await?;
+                Ok(AddMember::Added)
             }
 
-            fn notification_from_row(row: &$row) -> StoreResult<Notification> {
-                let level: String = row.try_get("level")?;
-                let read_at: Option<i64> = row.try_get("read_at")?;
-                Ok(Notification {
-                    id: row.try_get("id")?,
-                    user_id: row.try_get("user_id")?,
-                    level: Level::parse(&level).ok_or_else(|| corrupt("level"))?,
-                    title: row.try_get("title")?,
-                    message: row.try_get("message")?,
-                    notification_type: row.try_get("notification_type")?,
-                    actor_username: row.try_get("actor_username")?,
-                    action: row.try_get("action")?,
-                    recipient_role: row.try_get("recipient_role")?,
-                    phrase_text: row.try_get("phrase_text")?,
-                    data: row.try_get("data")?,
-                    created_at_ms: row.try_get("created_at")?,
-                    read: read_at.is_some(),
-                })
-            }
-
-            fn party_from_row(row: &$row) -> StoreResult<Party> {
-                Ok(Party {
-                    id: row.try_get("id")?,
-                    code: row.try_get("code")?,
-                    host_id: row.try_get("host_id")?,
-                    phase: row.try_get("phase")?,
-                    max_players: to_u32(row.try_get("max_players")?, "max_players")?,
-                    created_at_ms: row.try_get("created_at")?,
-                })
-            }
-
-            fn message_from_row(row: &$row) -> StoreResult<Message> {
-                let kind: String = row.try_get("kind")?;
-                Ok(Message {
-                    id: row.try_get("id")?,
-                    room_key: row.try_get("room_id")?,
-                    seq: to_u64(row.try_get("seq")?, "seq")?,
-                    sender: Profile {
-                        user_id: row.try_get("user_id")?,
-                        username: row.try_get("username")?,
-                        image_url: row.try_get("image_url")?,
-                        email: String::new(),
-                    },
-                    body: row.try_get("body")?,
-                    kind: MessageKind::parse(&kind).ok_or_else(|| corrupt("kind"))?,
-                    created_at_ms: row.try_get("created_at")?,
-                })
+            /// Frees `user_id`'s seat in row `id`; `false` when they held none.
+            async fn unseat(&self, seats: &Seats, id: &str, user_id: &str) -> StoreResult<bool> {
+                let mut tx = self.writer.begin().await?;
+                let removed = sqlx::query(seats.leave).bind(id).bind(user_id).execute(&mut *tx).await?.rows_affected();
+                if removed == 1 {
+                    sqlx::query(seats.release).bind(id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(removed == 1)
             }
         }
 
@@ -486,15 +612,7 @@ macro_rules! impl_store {
                 .bind(user_id)
                 .fetch_optional(&self.pool)
                 .await?;
-                row.map(|row| {
-                    Ok(Profile {
-                        user_id: row.try_get("user_id")?,
-                        username: row.try_get("username")?,
-                        image_url: row.try_get("image_url")?,
-                        email: row.try_get("email")?,
-                    })
-                })
-                .transpose()
+                row.as_ref().map(profile_from_row).transpose()
             }
 
             async fn create_room(&self, room: &NewRoom) -> StoreResult<bool> {
@@ -520,7 +638,7 @@ macro_rules! impl_store {
                     .bind(key)
                     .fetch_optional(&self.pool)
                     .await?;
-                row.as_ref().map(Self::room_from_row).transpose()
+                row.as_ref().map(room_from_row).transpose()
             }
 
             async fn start_game(&self, key: &str, game_state: &str) -> StoreResult<Option<Room>> {
@@ -534,62 +652,26 @@ macro_rules! impl_store {
                 .bind(Phase::Lobby.as_str())
                 .fetch_optional(&self.writer)
                 .await?;
-                row.as_ref().map(Self::room_from_row).transpose()
+                row.as_ref().map(room_from_row).transpose()
             }
 
             async fn add_member(&self, key: &str, user_id: &str, now_ms: i64) -> StoreResult<AddMember> {
-                if self.is_member(key, user_id).await? {
-                    return Ok(AddMember::AlreadyMember);
-                }
-                let mut tx = self.writer.begin().await?;
-                match Self::take_seat(&mut tx, &ROOM_SEATS, key).await? {
-                    Seat::Taken => {}
-                    Seat::Full => return Ok(AddMember::Full),
-                    Seat::NoSuchRow => return Ok(AddMember::NoSuchRoom),
-                }
-                let inserted = sqlx::query(
+                let insert = sqlx::query(
                     "INSERT INTO memberships (room_id, user_id, joined_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (room_id, user_id) DO NOTHING",
                 )
                 .bind(key)
                 .bind(user_id)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if inserted == 0 {
-                    // A concurrent join of the same user won; give the seat back.
-                    tx.rollback().await?;
-                    return Ok(AddMember::AlreadyMember);
-                }
-                tx.commit().await?;
-                Ok(AddMember::Added)
+                .bind(now_ms);
+                self.seat(&ROOM_SEATS, key, user_id, insert).await
             }
 
             async fn remove_member(&self, key: &str, user_id: &str) -> StoreResult<bool> {
-                let mut tx = self.writer.begin().await?;
-                let removed = sqlx::query("DELETE FROM memberships WHERE room_id = $1 AND user_id = $2")
-                    .bind(key)
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if removed == 1 {
-                    sqlx::query("UPDATE rooms SET member_count = member_count - 1 WHERE id = $1")
-                        .bind(key)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(removed == 1)
+                self.unseat(&ROOM_SEATS, key, user_id).await
             }
 
             async fn is_member(&self, key: &str, user_id: &str) -> StoreResult<bool> {
-                let row = sqlx::query("SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2")
-                    .bind(key)
-                    .bind(user_id)
-                    .fetch_optional(&self.pool)
-                    .await?;
+                let row = sqlx::query(ROOM_SEATS.held).bind(key).bind(user_id).fetch_optional(&self.pool).await?;
                 Ok(row.is_some())
             }
 
@@ -603,20 +685,7 @@ macro_rules! impl_store {
                 .bind(key)
                 .fetch_all(&self.pool)
                 .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(Member {
-                            profile: Profile {
-                                user_id: row.try_get("user_id")?,
-                                username: row.try_get("username")?,
-                                image_url: row.try_get("image_url")?,
-                                email: row.try_get("email")?,
-                            },
-                            joined_at_ms: row.try_get("joined_at")?,
-                            online: false,
-                        })
-                    })
-                    .collect()
+                rows.iter().map(member_from_row).collect()
             }
 
             async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
@@ -642,7 +711,7 @@ macro_rules! impl_store {
                 .bind(to_i64(limit as u64))
                 .fetch_all(&self.pool)
                 .await?;
-                let mut messages = rows.iter().map(Self::message_from_row).collect::<StoreResult<Vec<_>>>()?;
+                let mut messages = rows.iter().map(message_from_row).collect::<StoreResult<Vec<_>>>()?;
                 messages.reverse();
                 Ok(messages)
             }
@@ -657,7 +726,7 @@ macro_rules! impl_store {
                 .bind(to_i64(limit as u64))
                 .fetch_all(&self.pool)
                 .await?;
-                rows.iter().map(Self::message_from_row).collect()
+                rows.iter().map(message_from_row).collect()
             }
 
             async fn insert_notification(&self, n: &Notification) -> StoreResult<()> {
@@ -692,7 +761,7 @@ macro_rules! impl_store {
                 .bind(to_i64(limit as u64))
                 .fetch_all(&self.pool)
                 .await?;
-                rows.iter().map(Self::notification_from_row).collect()
+                rows.iter().map(notification_from_row).collect()
             }
 
             async fn mark_delivered(&self, id: &str, now_ms: i64) -> StoreResult<()> {
@@ -713,7 +782,7 @@ macro_rules! impl_store {
                 .bind(to_i64(limit as u64))
                 .fetch_all(&self.pool)
                 .await?;
-                rows.iter().map(Self::notification_from_row).collect()
+                rows.iter().map(notification_from_row).collect()
             }
 
             async fn mark_read(&self, user_id: &str, id: &str, now_ms: i64) -> StoreResult<bool> {
@@ -738,7 +807,7 @@ macro_rules! impl_store {
                 .bind(&party.id)
                 .bind(&party.code)
                 .bind(&party.host_id)
-                .bind(&party.phase)
+                .bind(party.phase.as_str())
                 .bind(i64::from(party.max_players))
                 .bind(party.created_at_ms)
                 .execute(&mut *tx)
@@ -766,7 +835,7 @@ macro_rules! impl_store {
                     .bind(id)
                     .fetch_optional(&self.pool)
                     .await?;
-                row.as_ref().map(Self::party_from_row).transpose()
+                row.as_ref().map(party_from_row).transpose()
             }
 
             async fn party_by_code(&self, code: &str) -> StoreResult<Option<Party>> {
@@ -774,7 +843,7 @@ macro_rules! impl_store {
                     .bind(code)
                     .fetch_optional(&self.pool)
                     .await?;
-                row.as_ref().map(Self::party_from_row).transpose()
+                row.as_ref().map(party_from_row).transpose()
             }
 
             async fn party_players(&self, id: &str) -> StoreResult<Vec<PartyPlayer>> {
@@ -785,34 +854,11 @@ macro_rules! impl_store {
                 .bind(id)
                 .fetch_all(&self.pool)
                 .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(PartyPlayer {
-                            user_id: row.try_get("user_id")?,
-                            username: row.try_get("username")?,
-                            ready: row.try_get("ready")?,
-                            joined_at_ms: row.try_get("joined_at")?,
-                        })
-                    })
-                    .collect()
+                rows.iter().map(party_player_from_row).collect()
             }
 
             async fn add_party_player(&self, id: &str, player: &PartyPlayer) -> StoreResult<AddMember> {
-                let existing = sqlx::query("SELECT 1 FROM party_players WHERE session_id = $1 AND user_id = $2")
-                    .bind(id)
-                    .bind(&player.user_id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                if existing.is_some() {
-                    return Ok(AddMember::AlreadyMember);
-                }
-                let mut tx = self.writer.begin().await?;
-                match Self::take_seat(&mut tx, &PARTY_SEATS, id).await? {
-                    Seat::Taken => {}
-                    Seat::Full => return Ok(AddMember::Full),
-                    Seat::NoSuchRow => return Ok(AddMember::NoSuchRoom),
-                }
-                let inserted = sqlx::query(
+                let insert = sqlx::query(
                     "INSERT INTO party_players (session_id, user_id, username, ready, joined_at) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (session_id, user_id) DO NOTHING",
                 )
@@ -820,34 +866,12 @@ macro_rules! impl_store {
                 .bind(&player.user_id)
                 .bind(&player.username)
                 .bind(player.ready)
-                .bind(player.joined_at_ms)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if inserted == 0 {
-                    tx.rollback().await?;
-                    return Ok(AddMember::AlreadyMember);
-                }
-                tx.commit().await?;
-                Ok(AddMember::Added)
+                .bind(player.joined_at_ms);
+                self.seat(&PARTY_SEATS, id, &player.user_id, insert).await
             }
 
             async fn remove_party_player(&self, id: &str, user_id: &str) -> StoreResult<bool> {
-                let mut tx = self.writer.begin().await?;
-                let removed = sqlx::query("DELETE FROM party_players WHERE session_id = $1 AND user_id = $2")
-                    .bind(id)
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if removed == 1 {
-                    sqlx::query("UPDATE party_sessions SET player_count = player_count - 1 WHERE id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(removed == 1)
+                self.unseat(&PARTY_SEATS, id, user_id).await
             }
 
             async fn set_party_ready(&self, id: &str, user_id: &str, ready: bool) -> StoreResult<bool> {
@@ -861,11 +885,11 @@ macro_rules! impl_store {
                 Ok(updated == 1)
             }
 
-            async fn set_party_state(&self, id: &str, host_id: &str, phase: &str) -> StoreResult<bool> {
+            async fn set_party_state(&self, id: &str, host_id: &str, phase: &PartyPhase) -> StoreResult<bool> {
                 let updated = sqlx::query("UPDATE party_sessions SET host_id = $2, phase = $3 WHERE id = $1")
                     .bind(id)
                     .bind(host_id)
-                    .bind(phase)
+                    .bind(phase.as_str())
                     .execute(&self.writer)
                     .await?
                     .rows_affected();
@@ -875,8 +899,8 @@ macro_rules! impl_store {
     };
 }
 
-impl_store!(Sqlite, SqliteRow);
-impl_store!(Postgres, PgRow);
+impl_store!(Sqlite);
+impl_store!(Postgres);
 
 #[cfg(test)]
 mod tests {

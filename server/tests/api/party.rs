@@ -400,7 +400,7 @@ async fn party_input_is_validated_with_json_errors() {
         .await;
     }
     ok(&app, "ana", &format!("/qf/party/{id}/start"), None).await;
-    for phase in ["lobby", "completed", "", &"x".repeat(65)] {
+    for phase in ["lobby", "completed", "ended", "", &"x".repeat(65)] {
         assert_eq!(
             status(
                 &app,

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use crate::common::db::{drop_database, fresh_database_url, Backend};
 use confab_server::{
     core::model::{
-        AddMember, Level, MessageKind, NewMessage, NewRoom, Notification, Party, PartyPlayer,
-        Phase, Profile,
+        AddMember, Level, MessageKind, NewMessage, NewRoom, Notification, Party, PartyPhase,
+        PartyPlayer, Phase, Profile,
     },
     store::{self, Store},
 };
@@ -70,6 +70,12 @@ fn new_message(room_key: &str, body: &str) -> NewMessage {
         kind: MessageKind::Text,
         created_at_ms: 1_700_000_000_500,
     }
+}
+
+/// Creates room `key` with `u1`, the sender of [`new_message`], as its member.
+async fn room_for_messages(t: &TestStore, key: &str) {
+    t.store.create_room(&new_room(key, 4)).await.unwrap();
+    t.store.add_member(key, "u1", 1).await.unwrap();
 }
 
 async fn profiles_are_upserted(t: &TestStore) {
@@ -145,7 +151,7 @@ async fn membership_respects_capacity(t: &TestStore) {
     );
     assert_eq!(
         s.add_member("NOPE22", "a", 5).await.unwrap(),
-        AddMember::NoSuchRoom
+        AddMember::NotFound
     );
     assert!(s.is_member("ROOM22", "b").await.unwrap());
     assert!(!s.is_member("ROOM22", "c").await.unwrap());
@@ -205,7 +211,7 @@ async fn joins_racing_a_rooms_creation_are_never_told_it_is_full(t: &TestStore) 
             tokio::spawn(async move {
                 let user = format!("user{i}");
                 let first = store.add_member(&key, &user, 1).await.unwrap();
-                if first != AddMember::NoSuchRoom {
+                if first != AddMember::NotFound {
                     return first;
                 }
                 store
@@ -296,7 +302,7 @@ async fn rooms_of_lists_most_recent_first(t: &TestStore) {
 }
 
 async fn messages_get_gapless_sequence_numbers_under_concurrency(t: &TestStore) {
-    t.store.create_room(&new_room("SEQS22", 4)).await.unwrap();
+    room_for_messages(t, "SEQS22").await;
     let appends = (0..40).map(|i| {
         let store = Arc::clone(&t.store);
         tokio::spawn(async move {
@@ -321,10 +327,20 @@ async fn messages_get_gapless_sequence_numbers_under_concurrency(t: &TestStore) 
             .unwrap(),
         None
     );
+    // Only members' messages are stored, and a refused one takes no number.
+    let stranger = NewMessage {
+        sender: profile("stranger"),
+        ..new_message("SEQS22", "not a member")
+    };
+    assert_eq!(t.store.append_message(&stranger).await.unwrap(), None);
+    t.store.remove_member("SEQS22", "u1").await.unwrap();
+    let after_leaving = new_message("SEQS22", "gone");
+    assert_eq!(t.store.append_message(&after_leaving).await.unwrap(), None);
+    assert_eq!(t.store.room("SEQS22").await.unwrap().unwrap().last_seq, 40);
 }
 
 async fn a_failed_append_takes_no_sequence_number_and_the_store_carries_on(t: &TestStore) {
-    t.store.create_room(&new_room("FAIL22", 4)).await.unwrap();
+    room_for_messages(t, "FAIL22").await;
     let first = new_message("FAIL22", "first");
     assert_eq!(
         t.store.append_message(&first).await.unwrap().unwrap().seq,
@@ -356,7 +372,7 @@ async fn a_failed_append_takes_no_sequence_number_and_the_store_carries_on(t: &T
 async fn a_bad_message_fails_alone_among_messages_stored_together(t: &TestStore) {
     let rooms = ["BTCH22", "BTCH33"];
     for key in rooms {
-        t.store.create_room(&new_room(key, 4)).await.unwrap();
+        room_for_messages(t, key).await;
     }
     let taken = new_message("BTCH22", "taken");
     assert_eq!(
@@ -405,7 +421,7 @@ async fn a_bad_message_fails_alone_among_messages_stored_together(t: &TestStore)
 
 /// Appends beyond the writer's queue wait for room in it; none is refused or lost.
 async fn appends_beyond_the_queue_wait_their_turn(t: &TestStore) {
-    t.store.create_room(&new_room("FULL22", 4)).await.unwrap();
+    room_for_messages(t, "FULL22").await;
     let count = store::APPEND_QUEUE_CAPACITY + store::MAX_APPEND_BATCH + 1;
     let messages: Vec<NewMessage> = (0..count)
         .map(|i| new_message("FULL22", &format!("m{i}")))
@@ -426,8 +442,8 @@ async fn appends_beyond_the_queue_wait_their_turn(t: &TestStore) {
 
 async fn history_reads_are_ordered_and_bounded(t: &TestStore) {
     let s = &t.store;
-    s.create_room(&new_room("HIST22", 4)).await.unwrap();
-    s.create_room(&new_room("OTHR22", 4)).await.unwrap();
+    room_for_messages(t, "HIST22").await;
+    room_for_messages(t, "OTHR22").await;
     for i in 1..=60 {
         s.append_message(&new_message("HIST22", &format!("m{i}")))
             .await
@@ -550,7 +566,7 @@ fn party(id: &str, code: &str, max_players: u32) -> Party {
         id: id.into(),
         code: code.into(),
         host_id: "ana".into(),
-        phase: "lobby".into(),
+        phase: PartyPhase::Lobby,
         max_players,
         created_at_ms: 1,
     }
@@ -593,7 +609,7 @@ async fn party_sessions_keep_players_in_order_and_within_capacity(t: &TestStore)
     );
     assert_eq!(
         s.add_party_player("nope", &player("ben", 3)).await.unwrap(),
-        AddMember::NoSuchRoom
+        AddMember::NotFound
     );
     let racing = (0..10).map(|i| {
         let store = Arc::clone(&t.store);
@@ -614,16 +630,14 @@ async fn party_sessions_keep_players_in_order_and_within_capacity(t: &TestStore)
 
     assert!(s.set_party_ready("p1", "ben", true).await.unwrap());
     assert!(!s.set_party_ready("p1", "carl", true).await.unwrap());
-    assert!(s.set_party_state("p1", "ben", "playing").await.unwrap());
+    let round_two = PartyPhase::InPlay("round 2".into());
+    assert!(s.set_party_state("p1", "ben", &round_two).await.unwrap());
     assert!(s.remove_party_player("p1", "ana").await.unwrap());
     assert!(!s.remove_party_player("p1", "ana").await.unwrap());
 
     let reopened = t.reopen().await;
     let stored = reopened.party("p1").await.unwrap().unwrap();
-    assert_eq!(
-        (stored.host_id.as_str(), stored.phase.as_str()),
-        ("ben", "playing")
-    );
+    assert_eq!((stored.host_id.as_str(), stored.phase), ("ben", round_two));
     let players = reopened.party_players("p1").await.unwrap();
     assert_eq!(
         players[0],

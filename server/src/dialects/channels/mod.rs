@@ -104,7 +104,7 @@ async fn authenticate_socket(
         err.log_if_internal();
         return Err(Stop::Close(close_code::ERROR, "internal error"));
     }
-    let left = u64::try_from(grant.session_exp.saturating_sub(now_secs)).unwrap_or(0);
+    let left = u64::try_from(grant.jwt_exp.saturating_sub(now_secs)).unwrap_or(0);
     let session_end =
         Instant::now() + std::time::Duration::from_secs(left.min(MAX_SESSION_WAIT_SECS));
     Ok((conn, inbox, session_end))

@@ -77,7 +77,7 @@ impl Channel for PartyChannel {
         // Subscribe first, so nothing that happens while the snapshot is read is missed.
         core.watch_party(conn, &self.party_id);
         match core.party_for_socket(&self.user_id, &self.party_id).await {
-            Ok(view) => Ok(vec![frame(ChannelMessage::SessionUpdate(session(&view)))]),
+            Ok(view) => Ok(vec![frame(ChannelMessage::SessionUpdate(snapshot(&view)))]),
             Err(CoreError::PartyNotFound) => {
                 Err(Stop::Close(CLOSE_UNKNOWN_SESSION, "session not found"))
             }
@@ -113,13 +113,13 @@ fn frame(message: ChannelMessage) -> String {
     serde_json::to_string(&message).expect("channel messages serialise")
 }
 
-/// The session as players see it.
-pub fn session(view: &PartyView) -> wire::PartySession {
+/// The party as players see it (contract 003 calls a party a session).
+pub fn snapshot(view: &PartyView) -> wire::PartySession {
     wire::PartySession {
         session_id: view.party.id.clone(),
         code: view.party.code.clone(),
         host_id: view.party.host_id.clone(),
-        phase: view.party.phase.clone(),
+        phase: view.party.phase.as_str().to_owned(),
         min_players: MIN_PARTY_PLAYERS,
         max_players: view.party.max_players,
         players: view
@@ -155,7 +155,7 @@ fn render(view: &PartyView, change: &PartyChange) -> Vec<ChannelMessage> {
                 host_id: view.party.host_id.clone(),
             },
             // The host may have changed, or the session ended: the snapshot says which.
-            ChannelMessage::SessionUpdate(session(view)),
+            ChannelMessage::SessionUpdate(snapshot(view)),
         ],
         PartyChange::PlayerReady { user_id, ready } => {
             vec![ChannelMessage::PlayerReady {
@@ -167,8 +167,8 @@ fn render(view: &PartyView, change: &PartyChange) -> Vec<ChannelMessage> {
         PartyChange::PhaseTransition { from, to } => {
             vec![ChannelMessage::PhaseTransition {
                 session_id,
-                from: from.clone(),
-                to: to.clone(),
+                from: from.as_str().to_owned(),
+                to: to.as_str().to_owned(),
                 timestamp,
             }]
         }
@@ -180,7 +180,7 @@ fn render(view: &PartyView, change: &PartyChange) -> Vec<ChannelMessage> {
         PartyChange::SessionStarted => {
             vec![ChannelMessage::SessionStarted {
                 session_id,
-                phase: view.party.phase.clone(),
+                phase: view.party.phase.as_str().to_owned(),
                 timestamp,
             }]
         }
@@ -245,7 +245,7 @@ type Answer = Result<Json<wire::PartySession>, ApiError>;
 
 /// A session as the calls answer it.
 fn answer(view: &PartyView) -> Json<wire::PartySession> {
-    Json(session(view))
+    Json(snapshot(view))
 }
 
 /// `POST /qf/party` {max_players?}: a new session hosted by the caller; rate limited per

@@ -39,7 +39,7 @@ const MAX_BATCH: usize = 64;
 /// peer sent before, so that chat messages sent just before a close still reach the room.
 const READ_REST_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The furthest ahead a session's expiry timer is set; tokens valid for longer are checked
+/// The furthest ahead a peer's expiry timer is set; tokens valid for longer are checked
 /// again when it fires.
 const MAX_EXPIRY_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -51,7 +51,9 @@ async fn upgrade(upgrade: Upgrade, State(state): State<AppState>) -> Response {
     plain_ws::accept(upgrade, state, "ws", serve)
 }
 
-struct Session {
+/// One `/ws` client as the server keeps it: its core connection, who it signed in as, its
+/// rate limit and the messages it is storing.
+struct Peer {
     state: AppState,
     conn: Connection,
     identity: Option<Identity>,
@@ -67,7 +69,7 @@ async fn serve(mut socket: Socket, state: AppState) {
     plain_ws::record_connection(&conn);
     let config = state.config();
     let limiter = Bucket::new(config.message_burst, config.message_rate);
-    let mut session = Session {
+    let mut peer = Peer {
         state: state.clone(),
         conn,
         identity: None,
@@ -82,13 +84,13 @@ async fn serve(mut socket: Socket, state: AppState) {
     let too_slow = overflowed.cancelled();
     let expiry_timer = tokio::time::sleep(MAX_EXPIRY_WAIT);
     tokio::pin!(shutting_down, too_slow, expiry_timer);
-    // The expiry the timer is set for; `None` in it means no session to expire.
+    // The expiry the timer is set for; `None` in it means nobody signed in to expire.
     let mut timer_set_for: Option<Option<i64>> = None;
     let stop = loop {
-        let expires_at = session.expires_at_secs();
+        let expires_at = peer.expires_at_secs();
         if timer_set_for != Some(expires_at) {
             timer_set_for = Some(expires_at);
-            if let Some(deadline) = session.expiry() {
+            if let Some(deadline) = peer.expiry() {
                 expiry_timer.as_mut().reset(deadline);
             }
         }
@@ -96,15 +98,15 @@ async fn serve(mut socket: Socket, state: AppState) {
             () = &mut shutting_down => break Stop::SHUTDOWN,
             () = &mut too_slow => break Stop::TOO_SLOW,
             () = &mut expiry_timer, if expires_at.is_some() => {
-                if !session.expired() {
+                if !peer.expired() {
                     // A token that outlives the longest wait: look again later.
                     timer_set_for = None;
                     continue;
                 }
-                session.sign_out(&mut inbox.queue);
+                peer.sign_out(&mut inbox.queue);
                 to_frames(&[ServerMessage::AuthError { error: AuthError::Expired.to_string() }])
             }
-            Some(replies) = session.in_flight.next(), if !session.in_flight.is_empty() => {
+            Some(replies) = peer.in_flight.next(), if !peer.in_flight.is_empty() => {
                 to_frames(&replies)
             }
             deliveries = inbox.queue.recv_many(MAX_BATCH) => {
@@ -113,13 +115,13 @@ async fn serve(mut socket: Socket, state: AppState) {
                 }
                 deliveries.iter().filter_map(|d| rendered(d)).collect()
             }
-            frame = socket.recv(), if !session.in_flight.is_full() => match frame {
+            frame = socket.recv(), if !peer.in_flight.is_full() => match frame {
                 // Boxed: the request handling (storage calls and all) would otherwise be
                 // part of every idle connection's resident task.
                 Some(Ok(Message::Text(text))) => {
-                    Box::pin(session.handle_text(&text, &mut inbox.queue)).await
+                    Box::pin(peer.handle_text(&text, &mut inbox.queue)).await
                 }
-                Some(Ok(Message::Binary(_))) => to_frames(&session.refuse_binary()),
+                Some(Ok(Message::Binary(_))) => to_frames(&peer.refuse_binary()),
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 Some(Ok(Message::Close(_))) | None => break Stop::Gone,
                 Some(Err(err)) => break Stop::after_ws_error(&err),
@@ -134,7 +136,7 @@ async fn serve(mut socket: Socket, state: AppState) {
         .await
         {
             if stop == Stop::Gone {
-                Box::pin(session.read_rest(&mut socket, &mut inbox.queue)).await;
+                Box::pin(peer.read_rest(&mut socket, &mut inbox.queue)).await;
             }
             break stop;
         }
@@ -162,12 +164,12 @@ fn to_frames(replies: &[ServerMessage]) -> Vec<Utf8Bytes> {
         .collect()
 }
 
-impl Session {
+impl Peer {
     fn core(&self) -> &Core {
         self.state.core()
     }
 
-    /// When the session's token expires (with the verifier's leeway), or when to look again
+    /// When the peer's token expires (with the verifier's leeway), or when to look again
     /// for a token that lasts longer than [`MAX_EXPIRY_WAIT`].
     fn expiry(&self) -> Option<Instant> {
         let ends_ms = self.expires_at_secs()?.saturating_mul(1000);
@@ -182,7 +184,7 @@ impl Session {
         Some(self.identity.as_ref()?.expires_at.saturating_add(leeway))
     }
 
-    /// Whether the session's token has expired (the timer fires early for long-lived tokens).
+    /// Whether the peer's token has expired (the timer fires early for long-lived tokens).
     fn expired(&self) -> bool {
         self.expires_at_secs()
             .is_some_and(|ends| ends <= now_ms() / 1000)

@@ -15,11 +15,11 @@ use socketioxide::{
 };
 
 use super::{
-    admit, connected, handshake_token, new_session,
+    admit, connected, handshake_token, new_peer, peer_of,
     render::{self, ANONYMOUS_PREFIX},
-    session_of, studio,
+    studio,
     turn::Turn,
-    Flavor, Handshake, Namespace, Session,
+    Flavor, Handshake, Namespace, Peer,
 };
 use crate::{
     auth::{is_safe_image_url, sanitize_username},
@@ -71,15 +71,15 @@ async fn authenticate(
             Err(_) => return Err(Refusal("Invalid token")),
         },
     };
-    let session = new_session(&state, Namespace::Default);
+    let peer = new_peer(&state, Namespace::Default);
     if let Some(identity) = identity {
-        if let Err(err) = session.sign_in(&identity).await {
+        if let Err(err) = peer.sign_in(&identity).await {
             err.log_if_internal();
             return Err(Refusal("Server error"));
         }
-        session.set_handshake(Handshake::Authenticated(identity));
+        peer.set_handshake(Handshake::Authenticated(identity));
     }
-    admit(&socket, session, handlers);
+    admit(&socket, peer, handlers);
     Ok(())
 }
 
@@ -153,8 +153,8 @@ impl From<CoreError> for Failure {
 
 /// Reports `failure` once everything the socket was sent before it is out: its answer
 /// comes after the broadcasts of the events sent before it, as the events were sent.
-async fn refuse(socket: &SocketRef, session: &Session, failure: Failure) {
-    session.after_deliveries_so_far().await;
+async fn refuse(socket: &SocketRef, peer: &Peer, failure: Failure) {
+    peer.after_deliveries_so_far().await;
     report(socket, failure);
 }
 
@@ -166,32 +166,32 @@ fn report(socket: &SocketRef, failure: Failure) {
 }
 
 /// Runs a chat event in its turn (after every earlier event of the socket): the socket's
-/// session and rate limit first, any failure as `error`.
+/// state and rate limit first, any failure as `error`.
 async fn run<F, Fut>(socket: &SocketRef, mut turn: Turn, action: F)
 where
-    F: FnOnce(Arc<Session>) -> Fut,
+    F: FnOnce(Arc<Peer>) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failure>>,
 {
     turn.wait().await;
     attempt(socket, action).await;
 }
 
-/// The session and rate limit, then `action`; any failure as `error`.
+/// The socket's state and rate limit, then `action`; any failure as `error`.
 async fn attempt<F, Fut>(socket: &SocketRef, action: F)
 where
-    F: FnOnce(Arc<Session>) -> Fut,
+    F: FnOnce(Arc<Peer>) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failure>>,
 {
-    let Some(session) = session_of(socket) else {
+    let Some(peer) = peer_of(socket) else {
         return;
     };
-    let outcome = if session.allow() {
-        action(Arc::clone(&session)).await
+    let outcome = if peer.allow() {
+        action(Arc::clone(&peer)).await
     } else {
         Err(Failure::rate_limited())
     };
     if let Err(failure) = outcome {
-        refuse(socket, &session, failure).await;
+        refuse(socket, &peer, failure).await;
     }
 }
 
@@ -199,7 +199,7 @@ where
 /// without a token (anonymous clients allowed) the socket takes that id, kept apart from
 /// token users by [`ANONYMOUS_PREFIX`].
 async fn act_as_001(
-    session: &Session,
+    peer: &Peer,
     user_id: &str,
     update: Option<(&str, Option<&str>)>,
 ) -> Result<(), Failure> {
@@ -212,13 +212,13 @@ async fn act_as_001(
             "userId must be 1 to {MAX_USER_ID_CHARS} characters"
         )));
     }
-    let current = session.user();
-    let core = session.state().core();
+    let current = peer.user();
+    let core = peer.state().core();
     match current {
         Some(user) if render::id_001(&user.user_id) == user_id => {
             if let Some((username, avatar)) = update {
                 core.update_profile(
-                    &session.conn,
+                    &peer.conn,
                     profile_001(&user.user_id, username, avatar, &user.email),
                 )
                 .await?;
@@ -229,13 +229,13 @@ async fn act_as_001(
             "USER_MISMATCH",
             "userId does not match the token",
         )),
-        _ if session.state().config().anonymous == Anonymous::Deny => {
+        _ if peer.state().config().anonymous == Anonymous::Deny => {
             Err(Failure::new("UNAUTHENTICATED", "Authentication required"))
         }
         _ => {
             let (username, avatar) = update.unwrap_or((user_id, None));
             let id = format!("{ANONYMOUS_PREFIX}{user_id}");
-            core.sign_in(&session.conn, profile_001(&id, username, avatar, ""))
+            core.sign_in(&peer.conn, profile_001(&id, username, avatar, ""))
                 .await?;
             Ok(())
         }
@@ -278,10 +278,10 @@ struct CreateRoom {
 
 /// 001 `create_room` {name, userId} → `room_created` {id, name, createdAt}.
 async fn create_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>) {
-    run(&socket, turn, async |session| {
+    run(&socket, turn, async |peer| {
         let request: CreateRoom = parse(data.ok(), "create_room takes {name, userId}")?;
-        session.decide(Flavor::Chat001);
-        act_as_001(&session, &request.user_id, None).await?;
+        peer.decide(Flavor::Chat001);
+        act_as_001(&peer, &request.user_id, None).await?;
         let name = request.name.trim();
         if name.is_empty() || name.chars().count() > MAX_ROOM_NAME_CHARS {
             return Err(Failure::new(
@@ -295,7 +295,7 @@ async fn create_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value
             room_type: CHAT_ROOM_TYPE.into(),
             max_users: Some(confab_shared::limits::MAX_USERS_CAP),
         };
-        let room = session.state().core().create_room(&session.conn, spec).await?;
+        let room = peer.state().core().create_room(&peer.conn, spec).await?;
         let _ = socket.emit(
             "room_created",
             &json!({"id": room.key, "name": room.name, "createdAt": iso8601_millis(room.created_at_ms)}),
@@ -319,15 +319,15 @@ struct Join001 {
 /// use; 001 `join_room` {roomId, userId, username, avatar?} upserts the user → `history`.
 /// Both announce `user_joined` to the room.
 async fn join_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>) {
-    run(&socket, turn, async |session| {
+    run(&socket, turn, async |peer| {
         let data = data.ok();
-        let core = session.state().core();
+        let core = peer.state().core();
         if let Some(room) = room_id(data.as_ref()) {
-            session.decide(Flavor::Discussion004);
+            peer.decide(Flavor::Discussion004);
             let if_missing = IfMissing::Create {
                 room_type: DISCUSSION_ROOM_TYPE.into(),
             };
-            let joined = core.join_room(&session.conn, room, if_missing).await?;
+            let joined = core.join_room(&peer.conn, room, if_missing).await?;
             let messages: Vec<Value> = joined.history.iter().map(render::message_004).collect();
             let _ = socket.emit(
                 "room_history",
@@ -339,15 +339,15 @@ async fn join_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>)
             data,
             "join_room takes a room id, or {roomId, userId, username, avatar?}",
         )?;
-        session.decide(Flavor::Chat001);
+        peer.decide(Flavor::Chat001);
         act_as_001(
-            &session,
+            &peer,
             &request.user_id,
             Some((&request.username, request.avatar.as_deref())),
         )
         .await?;
         let joined = core
-            .join_room(&session.conn, &request.room_id, IfMissing::Refuse)
+            .join_room(&peer.conn, &request.room_id, IfMissing::Refuse)
             .await?;
         let messages: Vec<Value> = joined.history.iter().map(render::message_001).collect();
         let _ = socket.emit("history", &messages);
@@ -380,11 +380,11 @@ struct SendMessage {
 /// reported only after every earlier event's answer and broadcast.
 async fn send_message(socket: SocketRef, mut turn: Turn, TryData(data): TryData<Value>) {
     turn.wait_queued().await;
-    let Some(session) = session_of(&socket) else {
+    let Some(peer) = peer_of(&socket) else {
         return;
     };
-    let outcome = if session.allow() {
-        match queue_message(&session, data.ok()).await {
+    let outcome = if peer.allow() {
+        match queue_message(&peer, data.ok()).await {
             Ok(queued) => {
                 turn.release_queued();
                 queued.announced().await.map_err(Failure::from)
@@ -396,16 +396,16 @@ async fn send_message(socket: SocketRef, mut turn: Turn, TryData(data): TryData<
     };
     turn.wait().await;
     if let Err(failure) = outcome {
-        refuse(&socket, &session, failure).await;
+        refuse(&socket, &peer, failure).await;
     }
 }
 
-async fn queue_message(session: &Session, data: Option<Value>) -> Result<QueuedMessage, Failure> {
+async fn queue_message(peer: &Peer, data: Option<Value>) -> Result<QueuedMessage, Failure> {
     let request: SendMessage = parse(data, "send_message takes {roomId, content}")?;
     let kind = match &request.user_id {
         Some(user_id) => {
-            session.decide(Flavor::Chat001);
-            act_as_001(session, user_id, None).await?;
+            peer.decide(Flavor::Chat001);
+            act_as_001(peer, user_id, None).await?;
             match request.kind.as_deref().unwrap_or("text") {
                 "text" => MessageKind::Text,
                 "image" => MessageKind::Image,
@@ -413,18 +413,13 @@ async fn queue_message(session: &Session, data: Option<Value>) -> Result<QueuedM
             }
         }
         None => {
-            session.decide(Flavor::Discussion004);
+            peer.decide(Flavor::Discussion004);
             MessageKind::Text
         }
     };
-    let core = session.state().core();
+    let core = peer.state().core();
     let queued = core
-        .queue_message(
-            &session.conn,
-            &request.room_id,
-            request.content.trim(),
-            kind,
-        )
+        .queue_message(&peer.conn, &request.room_id, request.content.trim(), kind)
         .await?;
     Ok(queued)
 }
@@ -439,12 +434,12 @@ struct Typing001 {
 
 /// 001 `typing` {roomId, userId, isTyping} → `user_typing` to the others.
 async fn typing(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>) {
-    run(&socket, turn, async |session| {
+    run(&socket, turn, async |peer| {
         let request: Typing001 = parse(data.ok(), "typing takes {roomId, userId, isTyping}")?;
-        session.decide(Flavor::Chat001);
-        act_as_001(&session, &request.user_id, None).await?;
-        let core = session.state().core();
-        core.set_typing(&session.conn, &request.room_id, request.is_typing)
+        peer.decide(Flavor::Chat001);
+        act_as_001(&peer, &request.user_id, None).await?;
+        let core = peer.state().core();
+        core.set_typing(&peer.conn, &request.room_id, request.is_typing)
             .await?;
         Ok(())
     })
@@ -454,12 +449,12 @@ async fn typing(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>) {
 /// 004 `typing_start` / `typing_stop` "room" → `user_typing` / `user_stopped_typing` to the
 /// others.
 async fn typing_004(socket: &SocketRef, turn: Turn, data: Option<Value>, typing: bool) {
-    run(socket, turn, async |session| {
+    run(socket, turn, async |peer| {
         let room = room_id(data.as_ref())
             .ok_or_else(|| Failure::bad_payload("typing_start and typing_stop take a room id"))?;
-        session.decide(Flavor::Discussion004);
-        let core = session.state().core();
-        core.set_typing(&session.conn, room, typing).await?;
+        peer.decide(Flavor::Discussion004);
+        let core = peer.state().core();
+        core.set_typing(&peer.conn, room, typing).await?;
         Ok(())
     })
     .await;
@@ -474,26 +469,22 @@ struct Leave001 {
 
 /// `leave_room`: 004's "room" or 001's {roomId, userId} → `user_left` to the room.
 async fn leave_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>) {
-    run(&socket, turn, async |session| {
+    run(&socket, turn, async |peer| {
         let data = data.ok();
         let room = match room_id(data.as_ref()) {
             Some(room) => {
-                session.decide(Flavor::Discussion004);
+                peer.decide(Flavor::Discussion004);
                 room.to_owned()
             }
             None => {
                 let request: Leave001 =
                     parse(data, "leave_room takes a room id, or {roomId, userId}")?;
-                session.decide(Flavor::Chat001);
-                act_as_001(&session, &request.user_id, None).await?;
+                peer.decide(Flavor::Chat001);
+                act_as_001(&peer, &request.user_id, None).await?;
                 request.room_id
             }
         };
-        session
-            .state()
-            .core()
-            .leave_room(&session.conn, &room)
-            .await?;
+        peer.state().core().leave_room(&peer.conn, &room).await?;
         Ok(())
     })
     .await;

@@ -2,7 +2,7 @@
 //! contracts 001 and 004 share the default namespace (`chat.rs`), contract 002 adds its
 //! events there and owns `/media` and `/notifications` (`studio.rs`).
 //!
-//! Every socket of every namespace is one core connection ([`Session`]). Its events come from
+//! Every socket of every namespace is one core connection ([`Peer`]). Its events come from
 //! the core's hub, like any other dialect's, and a pump task renders them (`render.rs`) in
 //! the socket's own contract; socketioxide's own rooms are only bookkeeping for
 //! `getConnectionInfo`. So a message posted by a `/ws` client reaches Socket.IO members of
@@ -78,7 +78,7 @@ pub enum Namespace {
     Notifications,
 }
 
-/// A Socket.IO socket's core connection and per-socket state. Made by the namespace's
+/// One Socket.IO socket as the server keeps it: its core connection and per-socket state. Made by the namespace's
 /// connect middleware (so the socket is signed in before its first event can arrive), kept
 /// in the socket's extensions, and dropped (signing the connection out) when it disconnects.
 ///
@@ -87,7 +87,7 @@ pub enum Namespace {
 /// exists. So the middleware registers every handler ([`admit`]), and the connect handler
 /// only greets and starts the pump ([`connected`]); the greeting holds the socket's first
 /// turn, so events sent at once are answered after it, in the order sent.
-pub struct Session {
+pub struct Peer {
     pub conn: Connection,
     pub namespace: Namespace,
     pub connected_at_ms: i64,
@@ -123,7 +123,7 @@ pub enum Handshake {
     Refused(&'static str),
 }
 
-impl Session {
+impl Peer {
     pub fn state(&self) -> &AppState {
         &self.state
     }
@@ -233,12 +233,12 @@ pub fn layer(state: &AppState) -> SocketIoLayer {
 /// How long an answer waits for the deliveries before it to be emitted, at most.
 const DELIVERY_WAIT: Duration = Duration::from_secs(1);
 
-/// A new session for a socket of `namespace`: a core connection, not yet delivering.
-pub fn new_session(state: &AppState, namespace: Namespace) -> Arc<Session> {
+/// A new peer for a socket of `namespace`: a core connection, not yet delivering.
+pub fn new_peer(state: &AppState, namespace: Namespace) -> Arc<Peer> {
     let (conn, inbox) = state.core().connect();
     let watermark = inbox.queue.watermark();
     let config = state.config();
-    let session = Arc::new(Session {
+    let peer = Arc::new(Peer {
         conn,
         namespace,
         connected_at_ms: now_ms(),
@@ -256,42 +256,42 @@ pub fn new_session(state: &AppState, namespace: Namespace) -> Arc<Session> {
         watermark,
         emitted: watch::Sender::new(0),
     });
-    *lock(&session.greeting) = turn::Turn::take(&session.line);
-    session
+    *lock(&peer.greeting) = turn::Turn::take(&peer.line);
+    peer
 }
 
 /// Admits a socket from its namespace's connect middleware, before the client is told it is
-/// connected: `handlers` registers the namespace's event handlers, then the session is
+/// connected: `handlers` registers the namespace's event handlers, then its [`Peer`] is
 /// attached. An event the client sends as soon as it is connected finds both.
-pub fn admit(socket: &SocketRef, session: Arc<Session>, handlers: impl FnOnce(&SocketRef)) {
+pub fn admit(socket: &SocketRef, peer: Arc<Peer>, handlers: impl FnOnce(&SocketRef)) {
     handlers(socket);
     socket.on_disconnect(async |socket: SocketRef| {
-        if let Some(session) = socket.extensions.remove::<Arc<Session>>() {
-            session.closed.cancel();
+        if let Some(peer) = socket.extensions.remove::<Arc<Peer>>() {
+            peer.closed.cancel();
         }
     });
-    socket.extensions.insert(session);
+    socket.extensions.insert(peer);
 }
 
 /// The connect handler of every namespace: greets the socket (`welcome`, and what its
 /// handshake token came to), lets its events be handled, and starts delivering the core's
 /// events to it until it disconnects.
 pub async fn connected(socket: SocketRef) {
-    let Some(session) = session_of(&socket) else {
+    let Some(peer) = peer_of(&socket) else {
         return;
     };
-    studio::greet(&socket, &session);
-    drop(lock(&session.greeting).take());
-    let inbox = lock(&session.inbox).take();
+    studio::greet(&socket, &peer);
+    drop(lock(&peer.greeting).take());
+    let inbox = lock(&peer.inbox).take();
     if let Some(inbox) = inbox {
-        let state = session.state.clone();
-        state.spawn_connection(pump(socket.clone(), Arc::clone(&session), inbox));
+        let state = peer.state.clone();
+        state.spawn_connection(pump(socket.clone(), Arc::clone(&peer), inbox));
     }
 }
 
-/// The socket's session; `None` once it has disconnected.
-pub fn session_of(socket: &SocketRef) -> Option<Arc<Session>> {
-    socket.extensions.get::<Arc<Session>>()
+/// The socket's peer; `None` once it has disconnected.
+pub fn peer_of(socket: &SocketRef) -> Option<Arc<Peer>> {
+    socket.extensions.get::<Arc<Peer>>()
 }
 
 /// Deliveries emitted in one turn of a pump, at most: a socket that fell behind catches up
@@ -300,30 +300,30 @@ const DELIVERIES_PER_TURN: usize = 64;
 
 /// Delivers the core's events to the socket until it disconnects. A socket that cannot keep
 /// up (its mailbox or socketioxide's buffer is full) is disconnected rather than let grow.
-async fn pump(socket: SocketRef, session: Arc<Session>, mut inbox: Inbox) {
+async fn pump(socket: SocketRef, peer: Arc<Peer>, mut inbox: Inbox) {
     // Notifications sent from the backlog, not to be sent again when they also arrive live.
     let mut from_backlog = HashSet::new();
     let overflowed = inbox.overflowed.clone();
     // Made once, not on every turn: a pump turns once per delivery, and a new timer or
     // cancellation waiter each time costs a good part of what the delivery itself does.
-    let closed = session.closed.cancelled();
+    let closed = peer.closed.cancelled();
     let too_slow = overflowed.cancelled();
     // Deliveries taken out of the mailbox and emitted: the pump is its only receiver.
     let mut emitted: u64 = 0;
-    let auth_changed = session.auth_changed.notified();
+    let auth_changed = peer.auth_changed.notified();
     let expiry_timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(closed, too_slow, auth_changed, expiry_timer);
     // The expiry the timer is set for (`None` in it: signed out, no timer).
     let mut timer_set_for: Option<Option<i64>> = None;
     loop {
-        if session.backlog_pending.swap(false, Ordering::AcqRel)
-            && send_backlog(&socket, &session, &mut from_backlog)
+        if peer.backlog_pending.swap(false, Ordering::AcqRel)
+            && send_backlog(&socket, &peer, &mut from_backlog)
                 .await
                 .is_err()
         {
             break;
         }
-        let expires_at = *lock(&session.expires_at);
+        let expires_at = *lock(&peer.expires_at);
         if timer_set_for != Some(expires_at) {
             timer_set_for = Some(expires_at);
             if let Some(expires_at) = expires_at {
@@ -338,15 +338,15 @@ async fn pump(socket: SocketRef, session: Arc<Session>, mut inbox: Inbox) {
                 break;
             }
             () = &mut auth_changed => {
-                auth_changed.set(session.auth_changed.notified());
+                auth_changed.set(peer.auth_changed.notified());
             }
-            () = &mut expiry_timer, if expires_at.is_some() => expire(&socket, &session),
+            () = &mut expiry_timer, if expires_at.is_some() => expire(&socket, &peer),
             deliveries = inbox.queue.recv_many(DELIVERIES_PER_TURN) => {
                 if deliveries.is_empty() {
                     break;
                 }
                 for delivery in &deliveries {
-                    if emit_delivery(&socket, &session, delivery, &from_backlog)
+                    if emit_delivery(&socket, &peer, delivery, &from_backlog)
                         .await
                         .is_err()
                     {
@@ -355,7 +355,7 @@ async fn pump(socket: SocketRef, session: Arc<Session>, mut inbox: Inbox) {
                     }
                 }
                 emitted += deliveries.len() as u64;
-                session.emitted.send_replace(emitted);
+                peer.emitted.send_replace(emitted);
             }
         }
     }
@@ -365,7 +365,7 @@ async fn pump(socket: SocketRef, session: Arc<Session>, mut inbox: Inbox) {
 /// is gone.
 async fn emit_delivery(
     socket: &SocketRef,
-    session: &Session,
+    peer: &Peer,
     delivery: &Delivery,
     from_backlog: &HashSet<String>,
 ) -> Result<(), ()> {
@@ -373,9 +373,9 @@ async fn emit_delivery(
         if from_backlog.contains(&notification.id) {
             return Ok(());
         }
-        mark_delivered(session, &notification.id).await;
+        mark_delivered(peer, &notification.id).await;
     }
-    for (event, payload) in render::delivery(session, delivery).iter() {
+    for (event, payload) in render::delivery(peer, delivery).iter() {
         socket.emit(event, payload).map_err(drop)?;
     }
     Ok(())
@@ -384,13 +384,13 @@ async fn emit_delivery(
 /// Sends the notifications stored while the user had no notification socket.
 async fn send_backlog(
     socket: &SocketRef,
-    session: &Session,
+    peer: &Peer,
     sent: &mut HashSet<String>,
 ) -> Result<(), ()> {
-    let backlog = match session
+    let backlog = match peer
         .state
         .core()
-        .undelivered_notifications(&session.conn)
+        .undelivered_notifications(&peer.conn)
         .await
     {
         Ok(backlog) => backlog,
@@ -408,14 +408,14 @@ async fn send_backlog(
             let _ = socket.clone().disconnect();
             return Err(());
         }
-        mark_delivered(session, &notification.id).await;
+        mark_delivered(peer, &notification.id).await;
         sent.insert(notification.id);
     }
     Ok(())
 }
 
-async fn mark_delivered(session: &Session, id: &str) {
-    if let Err(err) = session.state.core().mark_delivered(id).await {
+async fn mark_delivered(peer: &Peer, id: &str) {
+    if let Err(err) = peer.state.core().mark_delivered(id).await {
         err.log_if_internal();
     }
 }
@@ -425,11 +425,11 @@ fn expiry_instant(expires_at: i64) -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_millis(left_ms.unsigned_abs())
 }
 
-/// A session's token expired. The default namespace refuses expired tokens, so its sockets
+/// A peer's token expired. The default namespace refuses expired tokens, so its sockets
 /// are disconnected; contract 002's namespaces keep the connection and say `authError`.
-fn expire(socket: &SocketRef, session: &Session) {
-    session.sign_out();
-    match session.namespace {
+fn expire(socket: &SocketRef, peer: &Peer) {
+    peer.sign_out();
+    match peer.namespace {
         Namespace::Default => {
             let _ = socket.clone().disconnect();
         }

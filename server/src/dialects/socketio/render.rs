@@ -4,7 +4,7 @@ use serde_json::{json, value::RawValue, Value};
 
 use std::sync::{Arc, Mutex};
 
-use super::{Flavor, Namespace, Session};
+use super::{Flavor, Namespace, Peer};
 use crate::{
     core::{
         events::{Delivery, Event},
@@ -139,8 +139,8 @@ type Kind = (Namespace, Flavor);
 pub type Emits = Vec<(String, Box<RawValue>)>;
 
 /// The events a delivery becomes on this socket (none when its contract has no such event).
-pub fn delivery(session: &Session, delivery: &Delivery) -> Arc<Emits> {
-    let kind = (session.namespace, session.flavor());
+pub fn delivery(peer: &Peer, delivery: &Delivery) -> Arc<Emits> {
+    let kind = (peer.namespace, peer.flavor());
     let renderings = delivery.rendered.get_or_render(Renderings::default);
     let mut renderings = renderings
         .0

@@ -14,8 +14,8 @@ use socketioxide::{
 };
 
 use super::{
-    admit, connected, handshake_token, new_session, refusal_text, session_of, turn::Turn,
-    Handshake, Namespace, Session,
+    admit, connected, handshake_token, new_peer, peer_of, refusal_text, turn::Turn, Handshake,
+    Namespace, Peer,
 };
 use crate::{
     auth::Identity,
@@ -64,10 +64,10 @@ async fn admit_to(
     namespace: Namespace,
     auth: Option<Value>,
 ) -> Result<(), std::convert::Infallible> {
-    let session = new_session(state, namespace);
+    let peer = new_peer(state, namespace);
     if let Some(token) = handshake_token(socket, auth.as_ref()) {
         let handshake = match state.verifier().verify(&token).await {
-            Ok(identity) => match session.sign_in(&identity).await {
+            Ok(identity) => match peer.sign_in(&identity).await {
                 Ok(()) => Handshake::Authenticated(identity),
                 Err(err) => {
                     err.log_if_internal();
@@ -76,18 +76,18 @@ async fn admit_to(
             },
             Err(err) => Handshake::Refused(refusal_text(&err)),
         };
-        session.set_handshake(handshake);
+        peer.set_handshake(handshake);
     }
     let handlers: fn(&SocketRef) = match namespace {
         Namespace::Media => media_handlers,
         Namespace::Default | Namespace::Notifications => register_common,
     };
-    admit(socket, session, handlers);
+    admit(socket, peer, handlers);
     Ok(())
 }
 
 /// `welcome`, then what the handshake token came to: `authenticated` or `authError`.
-pub fn greet(socket: &SocketRef, session: &Session) {
+pub fn greet(socket: &SocketRef, peer: &Peer) {
     let _ = socket.emit(
         "welcome",
         &json!({
@@ -96,7 +96,7 @@ pub fn greet(socket: &SocketRef, session: &Session) {
             "serverTime": iso8601_millis(now_ms()),
         }),
     );
-    match session.take_handshake() {
+    match peer.take_handshake() {
         Some(Handshake::Authenticated(identity)) => announce(socket, &identity),
         Some(Handshake::Refused(message)) => {
             let _ = socket.emit("authError", &json!({"message": message}));
@@ -122,13 +122,13 @@ fn announce(socket: &SocketRef, identity: &Identity) {
 /// Signs a connected socket in (the `authenticate` event) and announces it.
 async fn authenticate_as(
     socket: &SocketRef,
-    session: &Session,
+    peer: &Peer,
     identity: &Identity,
 ) -> Result<(), CoreError> {
-    if let Some(previous) = session.user() {
+    if let Some(previous) = peer.user() {
         socket.leave(user_room(&previous.user_id));
     }
-    session.sign_in(identity).await?;
+    peer.sign_in(identity).await?;
     announce(socket, identity);
     Ok(())
 }
@@ -169,7 +169,7 @@ async fn authenticate(
     ack: AckSender,
 ) {
     turn.wait().await;
-    let Some(session) = session_of(&socket) else {
+    let Some(peer) = peer_of(&socket) else {
         return;
     };
     let Some(request) = data
@@ -179,7 +179,7 @@ async fn authenticate(
         let _ = ack.send(&json!({"success": false, "error": "authenticate takes {token}"}));
         return;
     };
-    let identity = match session.state().verifier().verify(&request.token).await {
+    let identity = match peer.state().verifier().verify(&request.token).await {
         Ok(identity) => identity,
         Err(err) => {
             let message = refusal_text(&err);
@@ -188,7 +188,7 @@ async fn authenticate(
             return;
         }
     };
-    match authenticate_as(&socket, &session, &identity).await {
+    match authenticate_as(&socket, &peer, &identity).await {
         Ok(()) => {
             let _ = ack.send(&json!({"success": true, "userId": identity.profile.user_id}));
         }
@@ -202,12 +202,12 @@ async fn authenticate(
 /// `logout` → ack {success}, then `loggedOut`. The connection stays, unauthenticated.
 async fn logout(socket: SocketRef, mut turn: Turn, ack: AckSender) {
     turn.wait().await;
-    let Some(session) = session_of(&socket) else {
+    let Some(peer) = peer_of(&socket) else {
         return;
     };
     // Its `user:{userId}` room and every joined one.
     socket.leave_all();
-    session.sign_out();
+    peer.sign_out();
     let _ = ack.send(&json!({"success": true}));
     let _ = socket.emit("loggedOut", &json!({"message": "Logged out"}));
 }
@@ -215,21 +215,21 @@ async fn logout(socket: SocketRef, mut turn: Turn, ack: AckSender) {
 /// Room acks: {success, room} or {success: false, error}.
 async fn room_action<F, Fut>(socket: &SocketRef, data: Option<Value>, ack: AckSender, action: F)
 where
-    F: FnOnce(Arc<Session>, String) -> Fut,
+    F: FnOnce(Arc<Peer>, String) -> Fut,
     Fut: std::future::Future<Output = Result<(), CoreError>>,
 {
-    let Some(session) = session_of(socket) else {
+    let Some(peer) = peer_of(socket) else {
         return;
     };
     let Some(room) = data.as_ref().and_then(Value::as_str).map(str::to_owned) else {
         let _ = ack.send(&json!({"success": false, "error": "a room name is required"}));
         return;
     };
-    if !session.allow() {
+    if !peer.allow() {
         let _ = ack.send(&json!({"success": false, "error": "rate limit exceeded; slow down"}));
         return;
     }
-    match action(session, room.clone()).await {
+    match action(peer, room.clone()).await {
         Ok(()) => {
             let _ = ack.send(&json!({"success": true, "room": room}));
         }
@@ -254,12 +254,12 @@ async fn join_room(
 ) {
     turn.wait().await;
     let joined = socket.clone();
-    room_action(&socket, data.ok(), ack, async move |session, room| {
+    room_action(&socket, data.ok(), ack, async move |peer, room| {
         let if_missing = IfMissing::Create {
             room_type: STUDIO_ROOM_TYPE.into(),
         };
-        let core = session.state().core();
-        core.join_room(&session.conn, &room, if_missing).await?;
+        let core = peer.state().core();
+        core.join_room(&peer.conn, &room, if_missing).await?;
         joined.join(room.clone());
         let _ = joined.emit("roomJoined", &json!({"room": room, "success": true}));
         Ok(())
@@ -276,12 +276,8 @@ async fn leave_room(
 ) {
     turn.wait().await;
     let left = socket.clone();
-    room_action(&socket, data.ok(), ack, async move |session, room| {
-        session
-            .state()
-            .core()
-            .leave_room(&session.conn, &room)
-            .await?;
+    room_action(&socket, data.ok(), ack, async move |peer, room| {
+        peer.state().core().leave_room(&peer.conn, &room).await?;
         left.leave(room.clone());
         let _ = left.emit("roomLeft", &json!({"room": room, "success": true}));
         Ok(())
@@ -292,7 +288,7 @@ async fn leave_room(
 /// `getConnectionInfo` → ack {socketId, connected, rooms, authenticated, connectedAt}.
 async fn connection_info(socket: SocketRef, mut turn: Turn, ack: AckSender) {
     turn.wait().await;
-    let Some(session) = session_of(&socket) else {
+    let Some(peer) = peer_of(&socket) else {
         return;
     };
     // As Socket.IO lists them: the socket's own room first.
@@ -304,8 +300,8 @@ async fn connection_info(socket: SocketRef, mut turn: Turn, ack: AckSender) {
         "socketId": socket.id.to_string(),
         "connected": socket.connected(),
         "rooms": rooms,
-        "authenticated": session.user().is_some(),
-        "connectedAt": iso8601_millis(session.connected_at_ms),
+        "authenticated": peer.user().is_some(),
+        "connectedAt": iso8601_millis(peer.connected_at_ms),
     }));
 }
 
@@ -342,8 +338,8 @@ async fn subscribe_media(
     ack: AckSender,
 ) {
     turn.wait().await;
-    media_action(&socket, data.ok(), ack, |session, media_id| {
-        session.state().core().watch_media(&session.conn, media_id)
+    media_action(&socket, data.ok(), ack, |peer, media_id| {
+        peer.state().core().watch_media(&peer.conn, media_id)
     });
 }
 
@@ -355,11 +351,8 @@ async fn unsubscribe_media(
     ack: AckSender,
 ) {
     turn.wait().await;
-    media_action(&socket, data.ok(), ack, |session, media_id| {
-        session
-            .state()
-            .core()
-            .unwatch_media(&session.conn, media_id);
+    media_action(&socket, data.ok(), ack, |peer, media_id| {
+        peer.state().core().unwatch_media(&peer.conn, media_id);
         Ok(())
     });
 }
@@ -368,16 +361,16 @@ fn media_action(
     socket: &SocketRef,
     data: Option<Value>,
     ack: AckSender,
-    action: impl FnOnce(&Session, &str) -> Result<(), CoreError>,
+    action: impl FnOnce(&Peer, &str) -> Result<(), CoreError>,
 ) {
-    let Some(session) = session_of(socket) else {
+    let Some(peer) = peer_of(socket) else {
         return;
     };
     let Some(media_id) = data.as_ref().and_then(Value::as_str) else {
         let _ = ack.send(&json!({"success": false, "error": "a media id is required"}));
         return;
     };
-    let answer = match action(&session, media_id) {
+    let answer = match action(&peer, media_id) {
         Ok(()) => json!({"success": true, "mediaId": media_id}),
         Err(CoreError::NotSignedIn) => {
             json!({"success": false, "error": "Authentication required"})

@@ -23,7 +23,7 @@ use socketioxide::{
 };
 use tokio::sync::oneshot;
 
-use super::{lock, Session};
+use super::{lock, Peer};
 
 /// Events of one socket that may wait for (or hold) their turn at once. Each waiting event
 /// is a task holding its payload, so a socket that sends faster than it is answered would
@@ -78,7 +78,7 @@ impl Turn {
         })
     }
 
-    /// A turn with nobody before it (a socket with no session has no line).
+    /// A turn with nobody before it (a socket with no peer has no line).
     fn first() -> Self {
         let (done, _) = oneshot::channel();
         Self {
@@ -126,10 +126,10 @@ impl<A: Adapter> FromMessageParts<A> for Turn {
         _: &mut Value,
         _: &Option<i64>,
     ) -> Result<Self, LineFull> {
-        let Some(session) = socket.extensions.get::<Arc<Session>>() else {
+        let Some(peer) = socket.extensions.get::<Arc<Peer>>() else {
             return Ok(Turn::first());
         };
-        Turn::take(&session.line).ok_or_else(|| {
+        Turn::take(&peer.line).ok_or_else(|| {
             tracing::debug!(sid = %socket.id, "too many events waiting; disconnecting");
             // Not here: socketioxide holds its handler table while it extracts, and closing
             // the socket takes it too.
