@@ -6,6 +6,7 @@
 #   scripts/bootstrap.sh run    wasm target, wasm-bindgen-cli, wasm-opt, cargo-leptos
 #   scripts/bootstrap.sh test   the above plus Chromium, chromedriver and the Node test client
 #   scripts/bootstrap.sh dev    the above plus trunk
+#   scripts/bootstrap.sh cluster  the run tools plus HAProxy, for scripts/cluster.sh
 #   scripts/bootstrap.sh all    everything
 #
 # Nothing here downloads a prebuilt binary from a project's release page: the Rust tools are
@@ -65,13 +66,23 @@ ensure_node_test_packages() {
   npm ci --silent --no-audit --no-fund --prefix "$dir" >/dev/null
 }
 
-ensure_chromium() {
-  if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then return; fi
-  log "installing Debian's chromium and chromium-driver"
+apt_install() { # package...
   local sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_chromium() {
+  if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then return; fi
+  log "installing Debian's chromium and chromium-driver"
+  apt_install chromium chromium-driver
+}
+
+ensure_haproxy() {
+  if command -v haproxy >/dev/null; then return; fi
+  log "installing Debian's haproxy"
+  apt_install haproxy
 }
 
 ensure_wasm_target
@@ -82,12 +93,14 @@ case "$what" in
   run) ;;
   test) ensure_chromium; ensure_node_test_packages ;;
   dev) ensure_cargo_tool trunk trunk "$TRUNK_VERSION" --locked ;;
+  cluster) ensure_haproxy ;;
   all)
     ensure_chromium
+    ensure_haproxy
     ensure_node_test_packages
     ensure_cargo_tool trunk trunk "$TRUNK_VERSION" --locked
     ;;
-  *) echo "usage: $0 [run|test|dev|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [run|test|dev|cluster|all]" >&2; exit 2 ;;
 esac
 # cargo-leptos is last: it is the slowest to build. `no_downloads` makes it use the
 # wasm-bindgen and wasm-opt on PATH instead of fetching its own.

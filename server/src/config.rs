@@ -93,6 +93,18 @@ pub struct Config {
     #[arg(long, env = "CONFAB_SQLITE_SYNCHRONOUS", value_enum, default_value_t = SqliteSynchronous::Normal)]
     pub sqlite_synchronous: SqliteSynchronous,
 
+    /// Redis (`redis://host:6379`), to run several nodes as one system: they share
+    /// deliveries and presence through it. Unset: this node stands alone. Needs a
+    /// PostgreSQL database, which the nodes share.
+    #[arg(long, env = "CONFAB_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and channel Confab uses, contract 000's `usernames` and
+    /// `user_image_urls` included. Default: none, so those two are named as the contract
+    /// names them.
+    #[arg(long, env = "CONFAB_REDIS_PREFIX", default_value = "")]
+    pub redis_prefix: String,
+
     /// The built app (`cargo leptos build --release` writes it to `target/site`).
     #[arg(long, env = "CONFAB_SITE_DIR", default_value = "target/site")]
     pub site_dir: PathBuf,
@@ -138,6 +150,8 @@ impl Config {
             outbound_queue: 1024,
             anonymous: Anonymous::Deny,
             sqlite_synchronous: SqliteSynchronous::Normal,
+            redis_url: None,
+            redis_prefix: String::new(),
             log: "warn".into(),
             site_dir: PathBuf::from("/nonexistent-site"),
         }

@@ -38,7 +38,7 @@ use crate::{
     auth::{guest, ws_token::WsTokens, JwksSource, Verifier},
     config::Config,
     core::{Core, CoreSettings},
-    ratelimit::KeyedLimiter,
+    ratelimit::SharedLimiter,
 };
 
 /// Pings one user may send at once, and per minute on average.
@@ -59,11 +59,11 @@ struct AppStateInner {
     core: Core,
     verifier: Verifier,
     ws_tokens: WsTokens,
-    guest_limiter: KeyedLimiter<IpAddr>,
+    guest_limiter: SharedLimiter<IpAddr>,
     /// Pings per sending user.
-    ping_limiter: KeyedLimiter<String>,
+    ping_limiter: SharedLimiter<String>,
     /// Party sessions created per user.
-    party_limiter: KeyedLimiter<String>,
+    party_limiter: SharedLimiter<String>,
     /// Cancelled when the server shuts down; every long-lived connection watches it.
     shutdown: CancellationToken,
     /// Tracks connection tasks so shutdown can wait for their close frames to go out.
@@ -78,10 +78,46 @@ impl AppState {
                 config.data_dir.display()
             )
         })?;
-        let store = store::open_with(&config.database_url(), config.sqlite_synchronous).await?;
+        let database_url = config.database_url();
+        if config.redis_url.is_some() && !store::is_postgres(&database_url) {
+            anyhow::bail!(
+                "--redis-url joins a cluster, and the nodes of a cluster share one PostgreSQL \
+                 database: set --database-url postgres://… as well (SQLite is one node's own)"
+            );
+        }
+        let store = store::open_with(&database_url, config.sqlite_synchronous).await?;
         let settings = CoreSettings {
             mailbox_capacity: config.outbound_queue,
             ..CoreSettings::default()
+        };
+        let redis = match &config.redis_url {
+            Some(url) => {
+                let keys = fanout::redis::Keys::new(&config.redis_prefix);
+                Some(fanout::redis::connect(url, keys).await?)
+            }
+            None => None,
+        };
+        let buckets = redis.as_ref().map(fanout::redis::Connected::buckets);
+        let limiter = |name, burst, per_minute| {
+            SharedLimiter::per_minute(name, burst, per_minute, buckets.clone())
+        };
+        let guest_limiter = SharedLimiter::per_minute(
+            "guest",
+            guest::GUEST_TOKENS_BURST,
+            guest::GUEST_TOKENS_PER_MINUTE,
+            buckets.clone(),
+        );
+        let ping_limiter = limiter("ping", PINGS_BURST, PINGS_PER_MINUTE);
+        let party_limiter = limiter(
+            "party",
+            dialects::channels::party::CREATED_BURST,
+            dialects::channels::party::CREATED_PER_MINUTE,
+        );
+        let core = match redis {
+            None => Core::new(store, settings),
+            Some(connected) => Core::with_fanout(store, settings, |parts| {
+                fanout::redis::RedisFanout::start(connected, parts)
+            }),
         };
         let secret = auth::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let verifier = Verifier::new(
@@ -93,18 +129,12 @@ impl AppState {
         );
         Ok(Self {
             inner: Arc::new(AppStateInner {
-                core: Core::new(store, settings),
+                core,
                 verifier,
                 ws_tokens: WsTokens::new(&secret, config.ws_token_ttl_secs),
-                guest_limiter: KeyedLimiter::per_minute(
-                    guest::GUEST_TOKENS_BURST,
-                    guest::GUEST_TOKENS_PER_MINUTE,
-                ),
-                ping_limiter: KeyedLimiter::per_minute(PINGS_BURST, PINGS_PER_MINUTE),
-                party_limiter: KeyedLimiter::per_minute(
-                    dialects::channels::party::CREATED_BURST,
-                    dialects::channels::party::CREATED_PER_MINUTE,
-                ),
+                guest_limiter,
+                ping_limiter,
+                party_limiter,
                 config,
                 shutdown: CancellationToken::new(),
                 connections: TaskTracker::new(),
@@ -124,15 +154,15 @@ impl AppState {
         &self.inner.ws_tokens
     }
 
-    pub fn ping_limiter(&self) -> &KeyedLimiter<String> {
+    pub fn ping_limiter(&self) -> &SharedLimiter<String> {
         &self.inner.ping_limiter
     }
 
-    pub fn party_limiter(&self) -> &KeyedLimiter<String> {
+    pub fn party_limiter(&self) -> &SharedLimiter<String> {
         &self.inner.party_limiter
     }
 
-    pub fn guest_limiter(&self) -> &KeyedLimiter<IpAddr> {
+    pub fn guest_limiter(&self) -> &SharedLimiter<IpAddr> {
         &self.inner.guest_limiter
     }
 

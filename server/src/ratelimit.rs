@@ -1,12 +1,16 @@
-//! Token buckets: one per connection for inbound messages, and one per key (client IP) for
-//! HTTP endpoints that mint things.
+//! Token buckets: one per connection for inbound messages, and one per key (client IP, user)
+//! for HTTP endpoints that mint things. A [`SharedLimiter`] holds across the nodes of a
+//! cluster.
 
 use std::{
     collections::HashMap,
+    fmt::Display,
     hash::Hash,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+
+use async_trait::async_trait;
 
 /// Keys a [`KeyedLimiter`] tracks at most; past it, the least recently used is forgotten.
 pub const MAX_TRACKED_KEYS: usize = 65_536;
@@ -86,6 +90,65 @@ impl<K: Eq + Hash + Clone> KeyedLimiter<K> {
             .entry(key.clone())
             .or_insert_with(|| Bucket::new(self.burst, self.per_second))
             .try_take(now)
+    }
+}
+
+/// Buckets every node of a cluster shares (in Redis).
+#[async_trait]
+pub trait SharedBuckets: Send + Sync + 'static {
+    /// Takes a token from bucket `key` of limit `name`, which holds `burst` and refills at
+    /// `per_minute`; `false` when it is empty.
+    async fn try_take(
+        &self,
+        name: &str,
+        key: &str,
+        burst: u32,
+        per_minute: u32,
+    ) -> anyhow::Result<bool>;
+}
+
+/// A per-key limit that holds across the nodes of a cluster when they share buckets, and on
+/// this node alone otherwise. While the shared buckets cannot be reached, each node keeps
+/// its own: the limit is then per node, never gone.
+pub struct SharedLimiter<K> {
+    name: &'static str,
+    burst: u32,
+    per_minute: u32,
+    here: KeyedLimiter<K>,
+    shared: Option<Arc<dyn SharedBuckets>>,
+}
+
+impl<K: Eq + Hash + Clone + Display> SharedLimiter<K> {
+    /// `burst` actions at once per key, `per_minute` on average; `name` tells the limit's
+    /// buckets apart from other limits' in the shared store.
+    pub fn per_minute(
+        name: &'static str,
+        burst: u32,
+        per_minute: u32,
+        shared: Option<Arc<dyn SharedBuckets>>,
+    ) -> Self {
+        Self {
+            name,
+            burst,
+            per_minute,
+            here: KeyedLimiter::per_minute(burst, per_minute),
+            shared,
+        }
+    }
+
+    pub async fn try_take(&self, key: &K) -> bool {
+        let Some(shared) = &self.shared else {
+            return self.here.try_take(key);
+        };
+        let key_text = key.to_string();
+        let shared_take = shared.try_take(self.name, &key_text, self.burst, self.per_minute);
+        match shared_take.await {
+            Ok(allowed) => allowed,
+            Err(err) => {
+                tracing::debug!(%err, limit = self.name, "shared rate limit unreachable; limiting on this node");
+                self.here.try_take(key)
+            }
+        }
     }
 }
 

@@ -40,6 +40,7 @@ pub async fn issue(
     if !state
         .guest_limiter()
         .try_take(&crate::ratelimit::client_key(peer.ip()))
+        .await
     {
         return Err(ApiError::RateLimited);
     }

@@ -1,4 +1,6 @@
-//! What the core tells connections: events, addressed to a topic.
+//! What the core tells connections: events, addressed to a topic. They derive serde's
+//! traits so that a fan-out can carry them between nodes; the core itself never
+//! serialises them.
 
 use std::{
     any::{Any, TypeId},
@@ -8,7 +10,7 @@ use std::{
 use super::model::{Member, Message, Notification, Profile, Room};
 
 /// Who an event is for. Connections subscribe to topics; fan-out delivers by topic.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Topic {
     /// Everyone subscribed to a room.
     Room(String),
@@ -22,7 +24,7 @@ pub enum Topic {
     Media(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Event {
     /// A stored chat message.
     Message(Message),
@@ -66,7 +68,7 @@ pub enum Event {
 }
 
 /// An event on its way to the subscribers of a topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Delivery {
     pub topic: Topic,
     pub event: Event,
@@ -74,7 +76,8 @@ pub struct Delivery {
     pub skip_user: Option<String>,
     /// Each dialect's rendering of the event, made by the first of its connections that
     /// needs it and shared with the rest: a broadcast is serialised once per dialect, not
-    /// once per recipient.
+    /// once per recipient. Never crosses to another node: each renders its own.
+    #[serde(skip)]
     pub rendered: RenderCache,
 }
 

@@ -194,6 +194,11 @@ impl Hub {
             .is_some_and(|entry| entry.topics.contains_key(topic))
     }
 
+    /// Whether any connection of this node is subscribed to `topic`.
+    pub fn has_subscribers(&self, topic: &Topic) -> bool {
+        self.read().topics.contains_key(topic)
+    }
+
     /// Hands `delivery` to every local subscriber of its topic, without waiting.
     pub fn deliver(&self, delivery: &Arc<Delivery>) {
         let registry = self.read();

@@ -76,7 +76,7 @@ struct CoreInner {
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
     fanout: Arc<dyn Fanout>,
-    presence: presence::Presence,
+    presence: Arc<presence::Presence>,
     typing: typing::Typing,
     settings: CoreSettings,
     next_conn: AtomicU64,
@@ -109,17 +109,39 @@ pub fn now_ms() -> i64 {
         })
 }
 
+/// What a [`Fanout`] works on: the core's hub, presence and store.
+pub struct FanoutParts {
+    pub hub: Arc<Hub>,
+    pub presence: Arc<presence::Presence>,
+    pub store: Arc<dyn Store>,
+}
+
 impl Core {
-    /// A core delivering in-process. Spawns the typing sweeper, which ends with the core.
+    /// A core delivering in-process (one node).
     pub fn new(store: Arc<dyn Store>, settings: CoreSettings) -> Self {
+        Self::with_fanout(store, settings, |parts| Arc::new(InProcess::new(parts.hub)))
+    }
+
+    /// A core whose deliveries and presence go through the fan-out `fanout` makes. Spawns
+    /// the typing sweeper, which ends with the core.
+    pub fn with_fanout(
+        store: Arc<dyn Store>,
+        settings: CoreSettings,
+        fanout: impl FnOnce(FanoutParts) -> Arc<dyn Fanout>,
+    ) -> Self {
         let hub = Arc::new(Hub::default());
-        let fanout = Arc::new(InProcess::new(Arc::clone(&hub)));
+        let presence = Arc::new(presence::Presence::default());
+        let fanout = fanout(FanoutParts {
+            hub: Arc::clone(&hub),
+            presence: Arc::clone(&presence),
+            store: Arc::clone(&store),
+        });
         let core = Self {
             inner: Arc::new(CoreInner {
                 store,
                 hub,
                 fanout,
-                presence: presence::Presence::default(),
+                presence,
                 typing: typing::Typing::new(settings.typing_ttl),
                 settings,
                 next_conn: AtomicU64::new(1),
@@ -159,8 +181,10 @@ impl Core {
     pub async fn sign_in(&self, conn: &Connection, profile: Profile) -> CoreResult<()> {
         self.inner.store.upsert_profile(&profile, now_ms()).await?;
         self.sign_out(conn);
-        if self.inner.presence.arrive(&profile) {
-            self.publish(Topic::Presence, Event::PresenceChanged, None);
+        let change = self.inner.presence.arrive(&profile);
+        self.inner.fanout.signed_in(&profile, change.here);
+        if change.everywhere {
+            self.presence_changed();
         }
         self.inner.hub.set_user(conn.id, Some(profile));
         Ok(())
@@ -175,6 +199,7 @@ impl Core {
         }
         self.inner.store.upsert_profile(&profile, now_ms()).await?;
         self.inner.presence.refresh(&profile);
+        self.inner.fanout.signed_in(&profile, true);
         self.inner.hub.update_user(conn.id, profile);
         Ok(())
     }
@@ -182,10 +207,21 @@ impl Core {
     /// Signs the connection out: no identity, no subscriptions.
     pub fn sign_out(&self, conn: &Connection) {
         if let Some(previous) = self.inner.hub.set_user(conn.id, None) {
-            if self.inner.presence.depart(&previous.user_id) {
-                self.publish(Topic::Presence, Event::PresenceChanged, None);
+            let change = self.inner.presence.depart(&previous.user_id);
+            if change.here {
+                self.inner.fanout.gone_from_here(&previous.user_id);
+            }
+            if change.everywhere {
+                self.presence_changed();
             }
         }
+    }
+
+    /// Tells this node's presence watchers that the online list changed. Every node tells
+    /// its own, so this is not published to the others.
+    fn presence_changed(&self) {
+        let delivery = Delivery::new(Topic::Presence, Event::PresenceChanged, None);
+        self.inner.hub.deliver(&Arc::new(delivery));
     }
 
     /// Who the connection is signed in as.
@@ -197,7 +233,8 @@ impl Core {
         self.inner.presence.is_online(user_id)
     }
 
-    /// Everyone online now (signed in on any connection, in any dialect), by name.
+    /// Everyone online now (signed in on any connection, in any dialect, on any node), by
+    /// name.
     pub fn online_users(&self) -> Vec<Profile> {
         self.inner.presence.online()
     }

@@ -1,62 +1,170 @@
-//! Who is online: signed-in connections per user, with the profile they signed in with. A
-//! user with several tabs counts once and goes offline when the last one closes.
+//! Who is online: signed-in connections per user on this node, with the profile they signed
+//! in with, and the users other nodes report. A user with several tabs, on however many
+//! nodes, counts once, and goes offline when their last connection anywhere closes.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::{BTreeSet, HashMap, HashSet},
+    sync::{Mutex, MutexGuard},
+};
 
 use super::model::Profile;
 
 #[derive(Default)]
 pub struct Presence {
-    online: Mutex<HashMap<String, (usize, Profile)>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// This node's users: how many signed-in connections each has here.
+    here: HashMap<String, (usize, Profile)>,
+    /// Other nodes' users, by node.
+    elsewhere: HashMap<String, NodeUsers>,
+}
+
+#[derive(Default)]
+struct NodeUsers {
+    users: HashMap<String, Profile>,
+    /// Users the node's last snapshot lacked. A snapshot read just before an arrival can
+    /// reach this node just after the arrival's announcement; a user is dropped only when
+    /// two snapshots in a row lack them, so nobody flaps offline and back.
+    unseen: HashSet<String>,
+}
+
+/// What one connection signing in or out changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    /// The user's first connection on this node opened, or their last one here closed.
+    pub here: bool,
+    /// The user came online, or went offline, everywhere.
+    pub everywhere: bool,
 }
 
 impl Presence {
-    /// Counts one more connection for `profile`'s user (and keeps the newest profile);
-    /// `true` when the user just came online.
-    pub fn arrive(&self, profile: &Profile) -> bool {
-        let mut online = self.lock();
-        let entry = online
+    /// Counts one more connection here for `profile`'s user (and keeps the newest profile).
+    pub fn arrive(&self, profile: &Profile) -> Change {
+        let mut inner = self.lock();
+        let was_online = inner.is_online(&profile.user_id);
+        let entry = inner
+            .here
             .entry(profile.user_id.clone())
             .or_insert_with(|| (0, profile.clone()));
         entry.0 += 1;
         entry.1 = profile.clone();
-        entry.0 == 1
+        Change {
+            here: entry.0 == 1,
+            everywhere: !was_online,
+        }
     }
 
-    /// Counts one connection fewer; `true` when the user just went offline.
-    pub fn depart(&self, user_id: &str) -> bool {
-        let mut online = self.lock();
-        match online.get_mut(user_id) {
+    /// Counts one connection fewer here.
+    pub fn depart(&self, user_id: &str) -> Change {
+        let mut inner = self.lock();
+        let here = match inner.here.get_mut(user_id) {
             Some((count, _)) if *count > 1 => {
                 *count -= 1;
                 false
             }
             Some(_) => {
-                online.remove(user_id);
+                inner.here.remove(user_id);
                 true
             }
             None => false,
+        };
+        Change {
+            here,
+            everywhere: here && !inner.is_online(user_id),
         }
     }
 
     /// Updates an online user's profile (name, avatar); nobody comes or goes.
     pub fn refresh(&self, profile: &Profile) {
-        if let Some((_, known)) = self.lock().get_mut(&profile.user_id) {
+        if let Some((_, known)) = self.lock().here.get_mut(&profile.user_id) {
             *known = profile.clone();
         }
     }
 
-    pub fn is_online(&self, user_id: &str) -> bool {
-        self.lock().contains_key(user_id)
+    /// Node `node` reports `profile` online there; `true` when the user came online.
+    pub fn arrive_elsewhere(&self, node: &str, profile: &Profile) -> bool {
+        let mut inner = self.lock();
+        let was_online = inner.is_online(&profile.user_id);
+        let there = inner.elsewhere.entry(node.to_owned()).or_default();
+        there.unseen.remove(&profile.user_id);
+        there.users.insert(profile.user_id.clone(), profile.clone());
+        !was_online
     }
 
-    /// Everyone online, by name.
-    pub fn online(&self) -> Vec<Profile> {
-        let mut users: Vec<Profile> = self
-            .lock()
+    /// Node `node` reports `user_id` gone from there; `true` when the user went offline.
+    pub fn depart_elsewhere(&self, node: &str, user_id: &str) -> bool {
+        let mut inner = self.lock();
+        let removed = inner
+            .elsewhere
+            .get_mut(node)
+            .and_then(|there| there.users.remove(user_id))
+            .is_some();
+        removed && !inner.is_online(user_id)
+    }
+
+    /// Takes in a snapshot of node `node`'s users (empty when the node is gone); `true` when
+    /// anyone came online or went offline.
+    pub fn replace_node(&self, node: &str, snapshot: HashMap<String, Profile>) -> bool {
+        let mut inner = self.lock();
+        let before = inner.online_ids_owned();
+        let there = inner.elsewhere.entry(node.to_owned()).or_default();
+        let missing: Vec<String> = there
+            .users
+            .keys()
+            .filter(|id| !snapshot.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in missing {
+            if !there.unseen.insert(id.clone()) {
+                there.unseen.remove(&id);
+                there.users.remove(&id);
+            }
+        }
+        for (id, profile) in snapshot {
+            there.unseen.remove(&id);
+            there.users.insert(id, profile);
+        }
+        if there.users.is_empty() {
+            inner.elsewhere.remove(node);
+        }
+        before != inner.online_ids_owned()
+    }
+
+    /// The nodes other than this one that have reported users.
+    pub fn other_nodes(&self) -> Vec<String> {
+        self.lock().elsewhere.keys().cloned().collect()
+    }
+
+    /// This node's users, one profile each.
+    pub fn here(&self) -> Vec<Profile> {
+        self.lock()
+            .here
             .values()
             .map(|(_, profile)| profile.clone())
-            .collect();
+            .collect()
+    }
+
+    pub fn is_online(&self, user_id: &str) -> bool {
+        self.lock().is_online(user_id)
+    }
+
+    /// Everyone online, on any node, by name.
+    pub fn online(&self) -> Vec<Profile> {
+        let inner = self.lock();
+        let mut users: HashMap<&str, &Profile> = HashMap::new();
+        for there in inner.elsewhere.values() {
+            for (id, profile) in &there.users {
+                users.insert(id, profile);
+            }
+        }
+        // This node's own profiles win: they are the newest it knows.
+        for (id, (_, profile)) in &inner.here {
+            users.insert(id, profile);
+        }
+        let mut users: Vec<Profile> = users.into_values().cloned().collect();
         users.sort_by(|a, b| {
             a.username
                 .cmp(&b.username)
@@ -65,10 +173,28 @@ impl Presence {
         users
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (usize, Profile)>> {
-        self.online
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Inner {
+    fn is_online(&self, user_id: &str) -> bool {
+        self.here.contains_key(user_id)
+            || self
+                .elsewhere
+                .values()
+                .any(|there| there.users.contains_key(user_id))
+    }
+
+    fn online_ids_owned(&self) -> BTreeSet<String> {
+        self.here
+            .keys()
+            .chain(self.elsewhere.values().flat_map(|there| there.users.keys()))
+            .cloned()
+            .collect()
     }
 }
 
@@ -85,18 +211,89 @@ mod tests {
         }
     }
 
+    const BOTH: Change = Change {
+        here: true,
+        everywhere: true,
+    };
+    const NEITHER: Change = Change {
+        here: false,
+        everywhere: false,
+    };
+    const HERE_ONLY: Change = Change {
+        here: true,
+        everywhere: false,
+    };
+
     #[test]
     fn a_user_with_several_connections_counts_once_until_the_last_goes() {
         let presence = Presence::default();
-        assert!(presence.arrive(&profile("ana")));
-        assert!(!presence.arrive(&profile("ana")));
-        assert!(presence.arrive(&profile("ben")));
+        assert_eq!(presence.arrive(&profile("ana")), BOTH);
+        assert_eq!(presence.arrive(&profile("ana")), NEITHER);
+        assert_eq!(presence.arrive(&profile("ben")), BOTH);
         assert_eq!(presence.online().len(), 2);
-        assert!(!presence.depart("ana"));
+        assert_eq!(presence.depart("ana"), NEITHER);
         assert!(presence.is_online("ana"));
-        assert!(presence.depart("ana"));
+        assert_eq!(presence.depart("ana"), BOTH);
         assert!(!presence.is_online("ana"));
-        assert!(!presence.depart("ana"), "departing twice changes nothing");
+        assert_eq!(
+            presence.depart("ana"),
+            NEITHER,
+            "departing twice changes nothing"
+        );
         assert_eq!(presence.online(), vec![profile("ben")]);
+    }
+
+    #[test]
+    fn a_user_on_two_nodes_stays_online_until_both_are_gone() {
+        let presence = Presence::default();
+        assert!(presence.arrive_elsewhere("n2", &profile("ana")));
+        assert_eq!(presence.arrive(&profile("ana")), HERE_ONLY);
+        assert_eq!(presence.online(), vec![profile("ana")], "counted once");
+        assert_eq!(presence.depart("ana"), HERE_ONLY);
+        assert!(presence.is_online("ana"), "still on n2");
+        assert!(presence.depart_elsewhere("n2", "ana"));
+        assert!(!presence.is_online("ana"));
+    }
+
+    #[test]
+    fn a_node_that_is_gone_takes_only_its_own_users_offline() {
+        let presence = Presence::default();
+        presence.arrive(&profile("ana"));
+        let n2 = HashMap::from([
+            ("ana".to_owned(), profile("ana")),
+            ("ben".to_owned(), profile("ben")),
+        ]);
+        assert!(presence.replace_node("n2", n2.clone()));
+        assert!(!presence.replace_node("n2", n2), "nothing changed");
+        assert!(
+            !presence.replace_node("n2", HashMap::new()),
+            "gone once: not yet"
+        );
+        assert!(
+            presence.replace_node("n2", HashMap::new()),
+            "gone twice: offline"
+        );
+        assert_eq!(presence.online(), vec![profile("ana")]);
+        assert!(presence.other_nodes().is_empty());
+    }
+
+    #[test]
+    fn a_user_is_dropped_by_snapshots_only_when_two_in_a_row_lack_them() {
+        let presence = Presence::default();
+        // The announcement arrives before a snapshot read just before the arrival.
+        assert!(presence.arrive_elsewhere("n2", &profile("ben")));
+        assert!(!presence.replace_node("n2", HashMap::new()));
+        assert!(
+            presence.is_online("ben"),
+            "one stale snapshot does not drop ben"
+        );
+        let with_ben = HashMap::from([("ben".to_owned(), profile("ben"))]);
+        assert!(!presence.replace_node("n2", with_ben));
+        assert!(!presence.replace_node("n2", HashMap::new()));
+        assert!(
+            presence.replace_node("n2", HashMap::new()),
+            "gone twice: offline"
+        );
+        assert!(!presence.is_online("ben"));
     }
 }

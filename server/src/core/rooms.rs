@@ -161,6 +161,8 @@ impl Core {
         let topic = Topic::Room(key.to_owned());
         self.subscribe_member(conn, key, &user.user_id).await?;
         let room = store.room(key).await?.ok_or(CoreError::RoomNotFound)?;
+        // History is read after this, so the connection has every message up to here.
+        self.inner.fanout.follow_room(key, room.last_seq);
         let members = self.members(key).await?;
         let history = store.recent_messages(key, limits::HISTORY_LEN).await?;
         let newly_joined = outcome == AddMember::Added;
@@ -295,6 +297,7 @@ impl Core {
                 .subscribe(conn.id, topic, MAX_ROOMS_PER_CONNECTION);
         } else {
             self.subscribe_member(conn, key, &user.user_id).await?;
+            self.inner.fanout.follow_room(key, room.last_seq);
         }
         Ok((user, room))
     }

@@ -21,7 +21,7 @@ pub const MAX_SIGNAL_DATA_BYTES: usize = 16 * 1024;
 pub const MAX_EVENT_NAME_CHARS: usize = 64;
 
 /// What a media job reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MediaUpdate {
     Progress {
         media_id: String,

@@ -1,17 +1,33 @@
-//! Fan-out: how a published event reaches the subscribers of its topic on every node. One
-//! node delivers in-process ([`InProcess`]); several nodes would share events through a
-//! broker behind the same trait.
+//! Fan-out: how a published event reaches the subscribers of its topic on every node, and
+//! what the other nodes must know of this one's users. One node delivers in-process
+//! ([`InProcess`]); nodes in a cluster share deliveries and presence through Redis
+//! ([`redis::RedisFanout`]).
+
+pub mod order;
+pub mod redis;
 
 use std::sync::Arc;
 
-use crate::core::{events::Delivery, hub::Hub};
+use crate::core::{events::Delivery, hub::Hub, model::Profile};
 
 pub trait Fanout: Send + Sync + 'static {
     /// Sends `delivery` to every subscriber of its topic, on every node. Never waits.
     fn publish(&self, delivery: Delivery);
+
+    /// A connection of this node signed in as `profile`; `first_here` when it is the user's
+    /// only one on this node.
+    fn signed_in(&self, _profile: &Profile, _first_here: bool) {}
+
+    /// The user's last connection on this node signed out or closed.
+    fn gone_from_here(&self, _user_id: &str) {}
+
+    /// A connection of this node follows room `key`, and has (or needs no) stored messages
+    /// up to `last_seq`.
+    fn follow_room(&self, _key: &str, _last_seq: u64) {}
 }
 
-/// Delivers straight to this node's hub.
+/// Delivers straight to this node's hub: one writer publishes in commit order, so rooms
+/// receive their messages in order without more.
 pub struct InProcess {
     hub: Arc<Hub>,
 }

@@ -7,6 +7,7 @@ mod common;
 
 mod auth;
 mod channels;
+mod cluster;
 mod native_ws;
 mod party;
 mod skeleton;

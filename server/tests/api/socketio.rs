@@ -17,6 +17,11 @@ fn node_tests_dir() -> PathBuf {
 
 /// Runs `file` with `node --test` against `app`; fails with Node's report.
 async fn run_node_tests(app: &TestApp, file: &str) {
+    run_node_tests_with(app, file, &[]).await;
+}
+
+/// Like [`run_node_tests`], with more variables in the Node process's environment.
+pub async fn run_node_tests_with(app: &TestApp, file: &str, env: &[(&str, String)]) {
     let dir = node_tests_dir();
     assert!(
         dir.join("node_modules/socket.io-client").is_dir(),
@@ -28,6 +33,7 @@ async fn run_node_tests(app: &TestApp, file: &str) {
         .env("CONFAB_URL", app.http_url(""))
         .env("CONFAB_JWT_SECRET", TEST_JWT_SECRET)
         .env("CONFAB_API_KEY", TEST_API_KEY)
+        .envs(env.iter().map(|(name, value)| (name, value)))
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(NODE_TIMEOUT, run)

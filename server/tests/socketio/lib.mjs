@@ -41,10 +41,10 @@ export function token(sub, { expiresIn = 3600, claims = {} } = {}) {
  * one of a name without racing its arrival.
  */
 export class Client {
-  constructor(namespace = '/', options = {}) {
+  constructor(namespace = '/', options = {}, base = URL) {
     this.events = [];
     this.waiters = [];
-    this.socket = io(URL + namespace, {
+    this.socket = io(base + namespace, {
       forceNew: true,
       reconnection: false,
       transports: ['websocket'],
@@ -152,9 +152,9 @@ export async function api(method, path, body, { key = true, bearer } = {}) {
 
 /** A plain WebSocket client (the `/ws` and `/qf` dialects) with the same recording. */
 export class PlainClient {
-  static async open(path) {
+  static async open(path, base = URL) {
     const client = new PlainClient();
-    client.ws = new WebSocket(URL.replace(/^http/, 'ws') + path);
+    client.ws = new WebSocket(base.replace(/^http/, 'ws') + path);
     open.add(client);
     client.messages = [];
     client.waiters = [];

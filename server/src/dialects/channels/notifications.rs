@@ -134,7 +134,7 @@ pub async fn ping(
     Path(username): Path<String>,
     OptionalJsonBody(request): OptionalJsonBody<PingRequest>,
 ) -> Result<Json<PingResult>, ApiError> {
-    if !state.ping_limiter().try_take(&caller.profile.user_id) {
+    if !state.ping_limiter().try_take(&caller.profile.user_id).await {
         return Err(ApiError::RateLimited);
     }
     if let Some(url) = &request.join_url {

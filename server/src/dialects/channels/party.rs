@@ -255,7 +255,11 @@ pub async fn create(
     Caller(caller): Caller,
     OptionalJsonBody(request): OptionalJsonBody<CreateParty>,
 ) -> Result<(StatusCode, Json<wire::PartySession>), ApiError> {
-    if !state.party_limiter().try_take(&caller.profile.user_id) {
+    if !state
+        .party_limiter()
+        .try_take(&caller.profile.user_id)
+        .await
+    {
         return Err(ApiError::RateLimited);
     }
     let view = state

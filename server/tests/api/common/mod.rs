@@ -34,6 +34,8 @@ pub struct TestApp {
     pub backend: Backend,
     /// One HTTP client for every call a test makes.
     pub http: reqwest::Client,
+    /// Whether shutting down drops the database (not when other servers share it).
+    owns_database: bool,
     server: Option<Server>,
     _data_dir: tempfile::TempDir,
 }
@@ -55,8 +57,22 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
 
 pub async fn spawn_app_on_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
+    let url = db::fresh_database_url(backend, data_dir.path()).await;
+    let mut app = spawn_app_at(backend, &url, data_dir, configure).await;
+    app.owns_database = true;
+    app
+}
+
+/// A server on the existing database at `url` (which it does not drop), with `data_dir`
+/// as its data directory: one node of several sharing a database.
+pub async fn spawn_app_at(
+    backend: Backend,
+    url: &str,
+    data_dir: tempfile::TempDir,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     let mut config = Config::for_tests(data_dir.path());
-    config.database_url = Some(db::fresh_database_url(backend, data_dir.path()).await);
+    config.database_url = Some(url.to_owned());
     configure(&mut config);
     let server = Server::start(config.clone()).await.expect("server starts");
     TestApp {
@@ -64,6 +80,7 @@ pub async fn spawn_app_on_with(backend: Backend, configure: impl FnOnce(&mut Con
         config,
         backend,
         http: reqwest::Client::new(),
+        owns_database: false,
         server: Some(server),
         _data_dir: data_dir,
     }
@@ -133,15 +150,7 @@ impl TestApp {
     /// A connected client signed in as `user_id` (named after it), past `auth:ok` and the
     /// `room:state` that follows it.
     pub async fn user(&self, user_id: &str) -> WsClient {
-        let mut ws = self.ws().await;
-        ws.send_json(
-            serde_json::json!({"type": "auth", "token": tokens::token_for(user_id, user_id)}),
-        )
-        .await;
-        let ok = ws.recv_json().await;
-        assert_eq!(ok["type"], "auth:ok", "{ok}");
-        assert_eq!(ws.recv_json().await["type"], "room:state");
-        ws
+        signed_in_at(&self.ws_url("/ws"), user_id).await
     }
 
     /// Stops the server and starts a new one on the same data directory and database.
@@ -162,10 +171,27 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             server.shutdown().await.expect("clean shutdown");
         }
-        if let Some(url) = &self.config.database_url {
+        if let Some(url) = self
+            .config
+            .database_url
+            .as_ref()
+            .filter(|_| self.owns_database)
+        {
             db::drop_database(self.backend, url).await;
         }
     }
+}
+
+/// A `/ws` client at `url` signed in as `user_id` (named after it), past `auth:ok` and the
+/// `room:state` that follows it.
+pub async fn signed_in_at(url: &str, user_id: &str) -> WsClient {
+    let mut ws = WsClient::connect(url).await;
+    ws.send_json(serde_json::json!({"type": "auth", "token": tokens::token_for(user_id, user_id)}))
+        .await;
+    let ok = ws.recv_json().await;
+    assert_eq!(ok["type"], "auth:ok", "{ok}");
+    assert_eq!(ws.recv_json().await["type"], "room:state");
+    ws
 }
 
 pub type Stream = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;

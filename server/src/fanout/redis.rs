@@ -1,0 +1,599 @@
+//! Several nodes, one system: deliveries and presence shared through Redis.
+//!
+//! - **Deliveries.** Each is delivered on the node that made it at once, and published on
+//!   one Redis channel, serialised once, for the other nodes to deliver to theirs. A node
+//!   ignores its own. Chat messages go through the [`Sequencer`] on every node, so each
+//!   connection receives its rooms' messages in `seq` order whichever nodes stored them.
+//! - **Presence.** Each node keeps its users in a hash of its own (`…node:{id}:users`) and
+//!   announces arrivals and departures on the channel, so the others' online lists change
+//!   at once. A key that lives [`NODE_TTL`] unless the node renews it says the node is
+//!   alive; every [`HEARTBEAT`] each node renews its own and reads the others' users
+//!   afresh, so an announcement lost in an outage is mended. A user is dropped when two
+//!   snapshots in a row lack them, so a node that died without a word takes its users
+//!   offline everywhere within `NODE_TTL + 2 × HEARTBEAT` (12 s), and nobody flaps.
+//! - **Membership.** A leave reaches every node as its `MemberLeft` delivery, which
+//!   unsubscribes the user's connections there before it is delivered, as the leave did on
+//!   its own node. The store refuses a message from a non-member whatever a node's
+//!   subscriptions say, so the moments in between cannot let one post.
+//! - **Outages.** Publishing never waits: commands queue (at most [`OUTBOX_CAPACITY`]) for
+//!   one task that sends them in pipelines. While Redis is down, the node serves its own
+//!   connections, logs once, and retries with backoff; once back, it reads from the store
+//!   whatever its rooms may have missed and writes its users again.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{order::Sequencer, Fanout};
+use crate::{
+    core::{
+        events::{Delivery, Event, Topic},
+        hub::Hub,
+        model::Profile,
+        presence::Presence,
+        FanoutParts,
+    },
+    ratelimit::SharedBuckets,
+};
+
+/// How often a node says it is alive and reads the other nodes' users.
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How long a node counts as alive after its last heartbeat.
+pub const NODE_TTL: Duration = Duration::from_secs(8);
+/// Commands waiting for Redis at most; past it, deliveries are dropped for the other nodes
+/// (and counted in the log), and chat messages are read from the store there instead.
+pub const OUTBOX_CAPACITY: usize = 65_536;
+/// Commands sent in one pipeline at most.
+const PIPELINE_LEN: usize = 512;
+/// How long a Redis command or connection attempt may take.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+/// Waits between attempts to subscribe again, doubling from the first to the last.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const LAST_RETRY: Duration = Duration::from_secs(5);
+
+/// Where Confab keeps its state in Redis: every key and the channel start with `prefix`.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    fn channel(&self) -> String {
+        format!("{}confab:bus", self.prefix)
+    }
+
+    fn nodes(&self) -> String {
+        format!("{}confab:nodes", self.prefix)
+    }
+
+    fn alive(&self, node: &str) -> String {
+        format!("{}confab:node:{node}:alive", self.prefix)
+    }
+
+    fn users(&self, node: &str) -> String {
+        format!("{}confab:node:{node}:users", self.prefix)
+    }
+
+    fn bucket(&self, name: &str, key: &str) -> String {
+        format!("{}confab:limit:{name}:{key}", self.prefix)
+    }
+
+    /// Contract 000's username cache.
+    pub fn usernames(&self) -> String {
+        format!("{}usernames", self.prefix)
+    }
+
+    /// Contract 000's avatar cache.
+    pub fn image_urls(&self) -> String {
+        format!("{}user_image_urls", self.prefix)
+    }
+}
+
+/// A connection to Redis, made before the node starts serving.
+pub struct Connected {
+    client: redis::Client,
+    commands: ConnectionManager,
+    keys: Keys,
+}
+
+/// Connects to Redis at `url`; fails when it cannot be reached now.
+pub async fn connect(url: &str, keys: Keys) -> anyhow::Result<Connected> {
+    let client = redis::Client::open(url).context("invalid Redis URL")?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(REDIS_TIMEOUT))
+        .set_response_timeout(Some(REDIS_TIMEOUT))
+        .set_max_delay(LAST_RETRY);
+    let commands = client
+        .get_connection_manager_with_config(config)
+        .await
+        .with_context(|| format!("cannot connect to Redis at {}", redact(url)))?;
+    Ok(Connected {
+        client,
+        commands,
+        keys,
+    })
+}
+
+impl Connected {
+    /// Rate-limit buckets every node shares.
+    pub fn buckets(&self) -> Arc<dyn SharedBuckets> {
+        Arc::new(RedisBuckets {
+            redis: self.commands.clone(),
+            keys: self.keys.clone(),
+            take: redis::Script::new(TAKE_TOKEN),
+        })
+    }
+}
+
+/// Takes a token from the bucket at `KEYS[1]` (`ARGV`: burst, refill per minute), with
+/// Redis's clock, so that every node counts alike: 1 when there was one, 0 otherwise.
+const TAKE_TOKEN: &str = r"
+local burst = tonumber(ARGV[1])
+local per_ms = tonumber(ARGV[2]) / 60000
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - at) * per_ms)
+local taken = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  taken = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / per_ms) + 1000)
+return taken
+";
+
+struct RedisBuckets {
+    redis: ConnectionManager,
+    keys: Keys,
+    take: redis::Script,
+}
+
+#[async_trait]
+impl SharedBuckets for RedisBuckets {
+    async fn try_take(
+        &self,
+        name: &str,
+        key: &str,
+        burst: u32,
+        per_minute: u32,
+    ) -> anyhow::Result<bool> {
+        let taken: i64 = self
+            .take
+            .key(self.keys.bucket(name, key))
+            .arg(burst)
+            .arg(per_minute)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(taken == 1)
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match url.split_once('@') {
+        Some((credentials, host)) => {
+            let scheme = credentials.split("://").next().unwrap_or("redis");
+            format!("{scheme}://…@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// What crosses between nodes.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    node: String,
+    body: Body,
+}
+
+#[derive(Serialize, Deserialize)]
+enum Body {
+    Delivery(Box<Delivery>),
+    Online(Profile),
+    Offline(String),
+}
+
+/// What the sending task does.
+enum Command {
+    Publish(Vec<u8>),
+    /// The user is here now: in this node's users, announced (the envelope), in the caches.
+    Online(Profile, Vec<u8>),
+    /// The user's last connection here is gone.
+    Offline(String, Vec<u8>),
+    /// Contract 000's caches only (a sign-in on a user already here).
+    Cache(Profile),
+}
+
+/// The [`Fanout`] of a node in a cluster. Dropping it stops its tasks.
+pub struct RedisFanout {
+    shared: Arc<Shared>,
+    outbox: mpsc::Sender<Command>,
+    stop: CancellationToken,
+}
+
+struct Shared {
+    node: String,
+    keys: Keys,
+    hub: Arc<Hub>,
+    presence: Arc<Presence>,
+    sequencer: Arc<Sequencer>,
+    /// This node's users must be written again in full (at start, after an outage).
+    rewrite_users: AtomicBool,
+    /// The outbox is full: logged once until it drains.
+    overflowing: AtomicBool,
+}
+
+impl RedisFanout {
+    /// Starts the node's Redis tasks over `connected`, for the core's `parts`.
+    pub fn start(connected: Connected, parts: FanoutParts) -> Arc<Self> {
+        let FanoutParts {
+            hub,
+            presence,
+            store,
+        } = parts;
+        let shared = Arc::new(Shared {
+            node: uuid::Uuid::new_v4().simple().to_string(),
+            keys: connected.keys.clone(),
+            sequencer: Sequencer::new(Arc::clone(&hub), store),
+            hub,
+            presence,
+            rewrite_users: AtomicBool::new(true),
+            overflowing: AtomicBool::new(false),
+        });
+        let (outbox, commands) = mpsc::channel(OUTBOX_CAPACITY);
+        let stop = CancellationToken::new();
+        tokio::spawn(stop.clone().run_until_cancelled_owned(send_commands(
+            Arc::clone(&shared),
+            connected.commands.clone(),
+            commands,
+        )));
+        tokio::spawn(
+            stop.clone()
+                .run_until_cancelled_owned(listen(Arc::clone(&shared), connected.client)),
+        );
+        tokio::spawn(
+            stop.clone()
+                .run_until_cancelled_owned(heartbeat(Arc::clone(&shared), connected.commands)),
+        );
+        tracing::info!(node = %shared.node, "joined the cluster");
+        Arc::new(Self {
+            shared,
+            outbox,
+            stop,
+        })
+    }
+
+    fn envelope(&self, body: Body) -> Option<(Vec<u8>, Body)> {
+        let envelope = Envelope {
+            node: self.shared.node.clone(),
+            body,
+        };
+        match serde_json::to_vec(&envelope) {
+            Ok(bytes) => Some((bytes, envelope.body)),
+            Err(err) => {
+                tracing::error!(%err, "cannot serialise for the other nodes");
+                None
+            }
+        }
+    }
+
+    fn send(&self, command: Command) {
+        match self.outbox.try_send(command) {
+            Ok(()) => {
+                self.shared.overflowing.store(false, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if !self.shared.overflowing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        capacity = OUTBOX_CAPACITY,
+                        "Redis is not keeping up: dropping deliveries for the other nodes"
+                    );
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+impl Drop for RedisFanout {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Fanout for RedisFanout {
+    fn publish(&self, delivery: Delivery) {
+        let Some((bytes, Body::Delivery(delivery))) =
+            self.envelope(Body::Delivery(Box::new(delivery)))
+        else {
+            return;
+        };
+        self.shared.sequencer.deliver(Arc::from(delivery));
+        self.send(Command::Publish(bytes));
+    }
+
+    fn signed_in(&self, profile: &Profile, first_here: bool) {
+        if !first_here {
+            self.send(Command::Cache(profile.clone()));
+            return;
+        }
+        if let Some((bytes, Body::Online(profile))) = self.envelope(Body::Online(profile.clone())) {
+            self.send(Command::Online(profile, bytes));
+        }
+    }
+
+    fn gone_from_here(&self, user_id: &str) {
+        if let Some((bytes, Body::Offline(user_id))) =
+            self.envelope(Body::Offline(user_id.to_owned()))
+        {
+            self.send(Command::Offline(user_id, bytes));
+        }
+    }
+
+    fn follow_room(&self, key: &str, last_seq: u64) {
+        self.shared.sequencer.follow(key, last_seq);
+    }
+}
+
+impl Shared {
+    /// Handles what another node published.
+    fn receive(&self, payload: &[u8]) {
+        let envelope: Envelope = match serde_json::from_slice(payload) {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                tracing::warn!(%err, "unreadable message on the cluster channel");
+                return;
+            }
+        };
+        if envelope.node == self.node {
+            return;
+        }
+        match envelope.body {
+            Body::Delivery(delivery) => {
+                if let Event::MemberLeft { room_key, user } = &delivery.event {
+                    self.hub
+                        .unsubscribe_user(&user.user_id, &Topic::Room(room_key.clone()));
+                }
+                self.sequencer.deliver(Arc::from(delivery));
+            }
+            Body::Online(profile) => {
+                if self.presence.arrive_elsewhere(&envelope.node, &profile) {
+                    self.presence_changed();
+                }
+            }
+            Body::Offline(user_id) => {
+                if self.presence.depart_elsewhere(&envelope.node, &user_id) {
+                    self.presence_changed();
+                }
+            }
+        }
+    }
+
+    /// Tells this node's presence watchers; each node tells its own.
+    fn presence_changed(&self) {
+        let delivery = Delivery::new(Topic::Presence, Event::PresenceChanged, None);
+        self.hub.deliver(&Arc::new(delivery));
+    }
+
+    fn profile_json(profile: &Profile) -> String {
+        serde_json::to_string(profile).unwrap_or_default()
+    }
+}
+
+/// Sends queued commands in pipelines, in the order queued.
+async fn send_commands(
+    shared: Arc<Shared>,
+    mut redis: ConnectionManager,
+    mut commands: mpsc::Receiver<Command>,
+) {
+    let channel = shared.keys.channel();
+    let users = shared.keys.users(&shared.node);
+    let mut batch = Vec::with_capacity(PIPELINE_LEN);
+    let mut failing = false;
+    while commands.recv_many(&mut batch, PIPELINE_LEN).await > 0 {
+        let mut pipe = redis::pipe();
+        for command in batch.drain(..) {
+            match command {
+                Command::Publish(bytes) => {
+                    pipe.publish(&channel, bytes).ignore();
+                }
+                Command::Online(profile, bytes) => {
+                    pipe.hset(&users, &profile.user_id, Shared::profile_json(&profile))
+                        .ignore();
+                    pipe.publish(&channel, bytes).ignore();
+                    cache(&mut pipe, &shared.keys, &profile);
+                }
+                Command::Offline(user_id, bytes) => {
+                    pipe.hdel(&users, &user_id).ignore();
+                    pipe.publish(&channel, bytes).ignore();
+                }
+                Command::Cache(profile) => cache(&mut pipe, &shared.keys, &profile),
+            }
+        }
+        match pipe.exec_async(&mut redis).await {
+            Ok(()) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("publishing to Redis again");
+                }
+            }
+            Err(err) => {
+                // What this batch said is lost for the other nodes: chat messages they read
+                // from the store, this node's users are written again in full.
+                shared.rewrite_users.store(true, Ordering::Relaxed);
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(%err, "cannot publish to Redis; serving this node's connections meanwhile");
+                }
+            }
+        }
+    }
+}
+
+/// Contract 000's caches: `HSET usernames {userId} {username}` and `HSET user_image_urls
+/// {userId} {imageUrl}`.
+fn cache(pipe: &mut redis::Pipeline, keys: &Keys, profile: &Profile) {
+    pipe.hset(keys.usernames(), &profile.user_id, &profile.username)
+        .ignore();
+    if !profile.image_url.is_empty() {
+        pipe.hset(keys.image_urls(), &profile.user_id, &profile.image_url)
+            .ignore();
+    }
+}
+
+/// Reads the cluster channel, subscribing again (with backoff) whenever the subscription is
+/// lost; after each loss, the rooms this node follows catch up from the store.
+async fn listen(shared: Arc<Shared>, client: redis::Client) {
+    let channel = shared.keys.channel();
+    let mut retry = FIRST_RETRY;
+    let mut lost = false;
+    loop {
+        match subscribe(&client, &channel).await {
+            Ok(mut pubsub) => {
+                if std::mem::take(&mut lost) {
+                    tracing::info!("subscribed to Redis again; catching up from the store");
+                    shared.sequencer.catch_up();
+                    shared.rewrite_users.store(true, Ordering::Relaxed);
+                }
+                retry = FIRST_RETRY;
+                let mut messages = pubsub.on_message();
+                while let Some(message) = messages.next().await {
+                    shared.receive(message.get_payload_bytes());
+                }
+                tracing::warn!(
+                    "lost the Redis subscription; serving this node's connections meanwhile"
+                );
+                lost = true;
+            }
+            Err(err) => {
+                if !std::mem::replace(&mut lost, true) {
+                    tracing::warn!(%err, "cannot subscribe to Redis; serving this node's connections meanwhile");
+                }
+            }
+        }
+        tokio::time::sleep(retry).await;
+        retry = (retry * 2).min(LAST_RETRY);
+    }
+}
+
+async fn subscribe(
+    client: &redis::Client,
+    channel: &str,
+) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = tokio::time::timeout(REDIS_TIMEOUT, client.get_async_pubsub())
+        .await
+        .map_err(|_| timed_out())??;
+    tokio::time::timeout(REDIS_TIMEOUT, pubsub.subscribe(channel))
+        .await
+        .map_err(|_| timed_out())??;
+    Ok(pubsub)
+}
+
+fn timed_out() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+}
+
+/// Says this node is alive, and reads which other nodes are and who is on them.
+async fn heartbeat(shared: Arc<Shared>, mut redis: ConnectionManager) {
+    let mut ticker = tokio::time::interval(HEARTBEAT);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(err) = beat(&shared, &mut redis).await {
+            shared.rewrite_users.store(true, Ordering::Relaxed);
+            tracing::debug!(%err, "heartbeat failed");
+        }
+    }
+}
+
+async fn beat(shared: &Shared, redis: &mut ConnectionManager) -> redis::RedisResult<()> {
+    let keys = &shared.keys;
+    let ttl = NODE_TTL.as_secs();
+    let users = keys.users(&shared.node);
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    if shared.rewrite_users.swap(false, Ordering::Relaxed) {
+        pipe.del(&users).ignore();
+        let here: Vec<(String, String)> = shared
+            .presence
+            .here()
+            .iter()
+            .map(|profile| (profile.user_id.clone(), Shared::profile_json(profile)))
+            .collect();
+        if !here.is_empty() {
+            pipe.hset_multiple(&users, &here).ignore();
+        }
+    }
+    pipe.expire(&users, ttl as i64).ignore();
+    pipe.set_ex(keys.alive(&shared.node), 1, ttl).ignore();
+    pipe.sadd(keys.nodes(), &shared.node).ignore();
+    if let Err(err) = pipe.exec_async(redis).await {
+        shared.rewrite_users.store(true, Ordering::Relaxed);
+        return Err(err);
+    }
+
+    let nodes: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(keys.nodes())
+        .query_async(redis)
+        .await?;
+    let mut changed = false;
+    for node in nodes.iter().filter(|node| **node != shared.node) {
+        let alive: bool = redis::cmd("EXISTS")
+            .arg(keys.alive(node))
+            .query_async(redis)
+            .await?;
+        if !alive {
+            redis::cmd("SREM")
+                .arg(keys.nodes())
+                .arg(node)
+                .exec_async(redis)
+                .await?;
+            changed |= shared.presence.replace_node(node, HashMap::new());
+            continue;
+        }
+        let users: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(keys.users(node))
+            .query_async(redis)
+            .await?;
+        let users = users
+            .into_iter()
+            .filter_map(|(id, json)| Some((id, serde_json::from_str(&json).ok()?)))
+            .collect();
+        changed |= shared.presence.replace_node(node, users);
+    }
+    // Nodes no longer listed: gone, or not yet listed again in a Redis that restarted empty.
+    // Like a dead node's, their users go after two snapshots without them.
+    for gone in shared
+        .presence
+        .other_nodes()
+        .into_iter()
+        .filter(|node| !nodes.contains(node))
+    {
+        changed |= shared.presence.replace_node(&gone, HashMap::new());
+    }
+    if changed {
+        shared.presence_changed();
+    }
+    Ok(())
+}
