@@ -57,6 +57,27 @@ enum Scenario {
         #[arg(long, value_delimiter = ',', default_values = ["confab-ws", "raw-ws", "confab-sio", "node-sio"])]
         targets: Vec<Kind>,
     },
+    /// The room-chat load on one node and on several (PostgreSQL and Redis): deliveries,
+    /// latency and CPU per delivery, across nodes.
+    Cluster {
+        /// Node counts to run, one after the other (1: a single node, without Redis).
+        #[arg(long, value_delimiter = ',', default_values = ["1", "3"])]
+        nodes: Vec<usize>,
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        #[arg(long, default_value_t = 100)]
+        members: usize,
+        /// Messages a second into each room; several run one after the other.
+        #[arg(long, value_delimiter = ',', default_values = ["1", "10"])]
+        rate: Vec<f64>,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(
+            long,
+            default_value = "postgres://postgres@127.0.0.1:5432/confab_bench"
+        )]
+        postgres: String,
+    },
     /// Chat messages stored and acknowledged a second, on SQLite and on PostgreSQL.
     Ingest {
         #[arg(long, default_value_t = 50)]
@@ -122,6 +143,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 rows.push(scenario::fanout(kind, members, step_seconds, start_rate).await?);
             }
             ("fanout", rows, "max deliveries/s")
+        }
+        Scenario::Cluster {
+            nodes,
+            rooms,
+            members,
+            rate,
+            seconds,
+            postgres,
+        } => {
+            let mut rows = Vec::new();
+            for rate in rate {
+                for &n in &nodes {
+                    recreate_database(&postgres).await?;
+                    let database = Database::Postgres(postgres.clone());
+                    let shape = (rooms, members);
+                    rows.push(scenario::cluster_chat(n, &database, shape, rate, seconds).await?);
+                }
+            }
+            ("cluster", rows, "deliveries/s")
         }
         Scenario::Ingest {
             senders,

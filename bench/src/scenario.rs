@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
     client::{self, Member, Writer},
-    target::{generator_cpu_seconds, Database, Kind, Server},
+    target::{generator_cpu_seconds, Database, Kind, Redis, Server},
 };
 
 /// Connections set up at once.
@@ -132,6 +132,19 @@ async fn populate(
     members: usize,
     label: &str,
 ) -> anyhow::Result<Vec<Vec<Member>>> {
+    populate_on(kind, &[server.port], rooms, members, label).await
+}
+
+/// Like [`populate`], over the servers at `ports`: member `m` of room `r` connects to
+/// `ports[(r + m) % ports.len()]`, so every room has members on every server.
+async fn populate_on(
+    kind: Kind,
+    ports: &[u16],
+    rooms: usize,
+    members: usize,
+    label: &str,
+) -> anyhow::Result<Vec<Vec<Member>>> {
+    let port = |r: usize, m: usize| ports[(r + m) % ports.len()];
     let bar = progress((rooms * members) as u64, label);
     let mut all = Vec::with_capacity(rooms);
     let capacity = u32::try_from(members).unwrap_or(u32::MAX);
@@ -140,7 +153,7 @@ async fn populate(
     for r in 0..rooms {
         let name = format!("room-{r}");
         let room = (kind != Kind::ConfabWs).then_some(name.as_str());
-        firsts.push(client::join(kind, server.port, &format!("u{r}-0"), room, capacity).await?);
+        firsts.push(client::join(kind, port(r, 0), &format!("u{r}-0"), room, capacity).await?);
         bar.inc(1);
     }
     let names: Vec<String> = firsts.iter().map(|m| m.room.clone()).collect();
@@ -158,7 +171,7 @@ async fn populate(
                     r,
                     client::join(
                         kind,
-                        server.port,
+                        port(r, m),
                         &format!("u{r}-{m}"),
                         Some(&room),
                         capacity,
@@ -414,6 +427,87 @@ pub async fn fanout(
             ("generator cpu % at max", best.3),
         ],
     ))
+}
+
+/// Scenario 5, cluster: the room-chat load on `nodes` Confab nodes sharing PostgreSQL and a
+/// Redis of the harness's own (one node: no Redis, as a single node runs), every room with
+/// members on every node; the nodes and Redis share core 0.
+pub async fn cluster_chat(
+    nodes: usize,
+    database: &Database,
+    shape: (usize, usize),
+    rate: f64,
+    seconds: u64,
+) -> anyhow::Result<Row> {
+    let kind = Kind::ConfabWs;
+    let (rooms, members) = shape;
+    let redis = if nodes > 1 {
+        Some(Redis::start().await?)
+    } else {
+        None
+    };
+    let bus = redis
+        .as_ref()
+        .map(|redis| redis.bus(&format!("bench{}:", now_us())));
+    let mut servers = Vec::with_capacity(nodes);
+    for _ in 0..nodes {
+        servers.push(Server::start_node(kind, database, bus.as_ref()).await?);
+    }
+    let ports: Vec<u16> = servers.iter().map(|server| server.port).collect();
+    let all = populate_on(kind, &ports, rooms, members, "cluster: connecting").await?;
+    let recorder = Recorder::new();
+    let live: Vec<Vec<Live>> = all
+        .into_iter()
+        .map(|room| {
+            room.into_iter()
+                .map(|m| record(kind, m, &recorder))
+                .collect()
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    recorder.reset();
+    let servers_cpu = |servers: &[Server]| servers.iter().map(Server::cpu_seconds).sum::<f64>();
+    let redis_cpu = |redis: &Option<Redis>| redis.as_ref().map_or(0.0, Redis::cpu_seconds);
+    let (cpu_before, redis_before) = (servers_cpu(&servers), redis_cpu(&redis));
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let senders: Vec<JoinHandle<()>> = live
+        .iter()
+        .enumerate()
+        .map(|(i, room)| {
+            let phase = period.mul_f64(i as f64 / rooms as f64);
+            sender(kind, &room[0], rate, phase, until, &recorder)
+        })
+        .collect();
+    for s in senders {
+        let _ = s.await;
+    }
+    let cpu_used = servers_cpu(&servers) - cpu_before;
+    let redis_used = redis_cpu(&redis) - redis_before;
+    tokio::time::sleep(DRAIN).await;
+    let sent = recorder.sent.load(Ordering::Relaxed) as f64;
+    let received = recorder.received.load(Ordering::Relaxed) as f64;
+    let figures = vec![
+        ("deliveries/s", received / seconds as f64),
+        ("p50 ms", recorder.quantile_ms(0.5)),
+        ("p99 ms", recorder.quantile_ms(0.99)),
+        ("nodes cpu %", cpu_used / seconds as f64 * 100.0),
+        ("redis cpu %", redis_used / seconds as f64 * 100.0),
+        (
+            "cpu us/delivery",
+            (cpu_used + redis_used) / received.max(1.0) * 1e6,
+        ),
+        ("lost", (sent * members as f64 - received).max(0.0)),
+    ];
+    stop(live);
+    for server in servers {
+        server.stop().await;
+    }
+    let label = format!(
+        "{nodes} node{}, {rate}/s a room",
+        if nodes == 1 { "" } else { "s" }
+    );
+    Ok(row(kind, &label, figures))
 }
 
 /// Scenario 4, ingest: `senders` members, each alone in a room, each sending its next message when

@@ -73,8 +73,77 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
+/// The Redis a cluster's nodes share, and the prefix of one run's keys in it.
+#[derive(Debug, Clone)]
+pub struct Bus {
+    pub url: String,
+    pub prefix: String,
+}
+
+/// A redis-server of the harness's own, pinned with the servers, so its CPU is measured.
+pub struct Redis {
+    pub port: u16,
+    child: Child,
+}
+
+impl Redis {
+    pub async fn start() -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let child = Command::new("taskset")
+            .arg("-c")
+            .arg(SERVER_CORE.to_string())
+            .args([
+                "redis-server",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start redis-server")?;
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            if started.elapsed() > Duration::from_secs(10) {
+                bail!("redis-server did not start listening");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(Self { port, child })
+    }
+
+    pub fn bus(&self, prefix: &str) -> Bus {
+        Bus {
+            url: format!("redis://127.0.0.1:{}", self.port),
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds_of(&format!(
+            "/proc/{}/stat",
+            self.child.id().unwrap_or_default()
+        ))
+    }
+}
+
 impl Server {
     pub async fn start(kind: Kind, database: &Database) -> anyhow::Result<Self> {
+        Self::start_node(kind, database, None).await
+    }
+
+    /// A server; for Confab, a node of the cluster on `bus` when there is one.
+    pub async fn start_node(
+        kind: Kind,
+        database: &Database,
+        bus: Option<&Bus>,
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let data = tempfile::tempdir()?;
         let addr = format!("127.0.0.1:{port}");
@@ -94,6 +163,11 @@ impl Server {
                     .env("CONFAB_SITE_DIR", data.path().join("no-site"));
                 if let Database::Postgres(url) = database {
                     command.env("CONFAB_DATABASE_URL", url);
+                }
+                if let Some(bus) = bus {
+                    command
+                        .env("CONFAB_REDIS_URL", &bus.url)
+                        .env("CONFAB_REDIS_PREFIX", &bus.prefix);
                 }
             }
             Kind::RawWs => {

@@ -18,7 +18,9 @@
 //! - **Outages.** Publishing never waits: commands queue (at most [`OUTBOX_CAPACITY`]) for
 //!   one task that sends them in pipelines. While Redis is down, the node serves its own
 //!   connections, logs once, and retries with backoff; once back, it reads from the store
-//!   whatever its rooms may have missed and writes its users again.
+//!   whatever its rooms may have missed and writes its users again. A node that could not
+//!   publish for a while tells the others to do the same when it can again.
+//! - **Limits** that protect the system are token buckets in Redis ([`Connected::buckets`]).
 
 use std::{
     collections::HashMap,
@@ -214,6 +216,8 @@ enum Body {
     Delivery(Box<Delivery>),
     Online(Profile),
     Offline(String),
+    /// The sender could not publish for a while: what it stored meanwhile is in the store.
+    CatchUp,
 }
 
 /// What the sending task does.
@@ -389,6 +393,7 @@ impl Shared {
                     self.presence_changed();
                 }
             }
+            Body::CatchUp => self.sequencer.catch_up(),
         }
     }
 
@@ -423,6 +428,7 @@ async fn send_commands(
                 Command::Online(profile, bytes) => {
                     pipe.hset(&users, &profile.user_id, Shared::profile_json(&profile))
                         .ignore();
+                    pipe.expire(&users, NODE_TTL.as_secs() as i64).ignore();
                     pipe.publish(&channel, bytes).ignore();
                     cache(&mut pipe, &shared.keys, &profile);
                 }
@@ -437,6 +443,19 @@ async fn send_commands(
             Ok(()) => {
                 if std::mem::take(&mut failing) {
                     tracing::info!("publishing to Redis again");
+                    // The others missed what this node published meanwhile, and nothing
+                    // later may reveal it: they read it from the store.
+                    let catch_up = Envelope {
+                        node: shared.node.clone(),
+                        body: Body::CatchUp,
+                    };
+                    if let Ok(bytes) = serde_json::to_vec(&catch_up) {
+                        let _ = redis::cmd("PUBLISH")
+                            .arg(&channel)
+                            .arg(bytes)
+                            .exec_async(&mut redis)
+                            .await;
+                    }
                 }
             }
             Err(err) => {

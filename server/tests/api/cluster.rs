@@ -782,7 +782,11 @@ async fn nodes_recover_from_a_redis_restart_without_silent_gaps() {
     redis.restart().await;
 
     let (accepted, _) = ana_chat.await.unwrap();
-    assert_eq!(accepted.len(), 200, "the node kept serving its own connections");
+    assert_eq!(
+        accepted.len(),
+        200,
+        "the node kept serving its own connections"
+    );
     // Ben, on the other node, ends up with every message, in order, none twice: what the
     // outage kept from him is read from the store once Redis is back.
     let mut seen = Vec::new();

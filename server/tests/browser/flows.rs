@@ -17,7 +17,7 @@ async fn serve() -> (Server, tempfile::TempDir) {
 }
 
 /// A browser signed in as `name`, at `url`.
-async fn signed_in(driver: &Chromedriver, url: &str, name: &str) -> Browser {
+pub async fn signed_in(driver: &Chromedriver, url: &str, name: &str) -> Browser {
     let browser = Browser::open(driver).await;
     browser.goto(url).await;
     browser.fill("#display-name", name).await;
@@ -30,7 +30,7 @@ async fn signed_in(driver: &Chromedriver, url: &str, name: &str) -> Browser {
     browser
 }
 
-async fn expect_text(browser: &Browser, selector: &str, needle: &str) -> String {
+pub async fn expect_text(browser: &Browser, selector: &str, needle: &str) -> String {
     browser
         .wait_until(selector, SCREEN_WAIT, |text| text.contains(needle))
         .await
@@ -38,7 +38,7 @@ async fn expect_text(browser: &Browser, selector: &str, needle: &str) -> String 
 }
 
 /// Creates a room from the lobby; returns its shareable link.
-async fn create_room(browser: &Browser) -> String {
+pub async fn create_room(browser: &Browser) -> String {
     browser
         .click("[data-testid=create-room] button[type=submit]")
         .await;
@@ -49,7 +49,7 @@ async fn create_room(browser: &Browser) -> String {
     browser.attribute("[data-testid=share-link]", "href").await
 }
 
-async fn say(browser: &Browser, text: &str) {
+pub async fn say(browser: &Browser, text: &str) {
     browser
         .type_into("#message", &format!("{text}{ENTER}"))
         .await;

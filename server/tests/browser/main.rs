@@ -1,5 +1,6 @@
 //! End-to-end tests in headless Chromium against the real server and the built app.
 
+mod cluster;
 mod flows;
 mod harness;
 
