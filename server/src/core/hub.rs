@@ -194,6 +194,27 @@ impl Hub {
             .is_some_and(|entry| entry.topics.contains_key(topic))
     }
 
+    /// Every (user, room) pair of a signed-in connection here and a room it follows.
+    pub fn room_followers(&self) -> Vec<(String, String)> {
+        let registry = self.read();
+        let mut pairs: Vec<(String, String)> = registry
+            .topics
+            .iter()
+            .filter_map(|(topic, subscribers)| match topic {
+                Topic::Room(key) => Some((key, subscribers)),
+                _ => None,
+            })
+            .flat_map(|(key, subscribers)| {
+                subscribers
+                    .values()
+                    .filter_map(|(user, _)| Some((user.clone()?, key.clone())))
+            })
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        pairs
+    }
+
     /// Whether any connection of this node is subscribed to `topic`.
     pub fn has_subscribers(&self, topic: &Topic) -> bool {
         self.read().topics.contains_key(topic)

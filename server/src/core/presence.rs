@@ -5,6 +5,7 @@
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
     sync::{Mutex, MutexGuard},
+    time::{Duration, Instant},
 };
 
 use super::model::Profile;
@@ -22,6 +23,11 @@ struct Inner {
     elsewhere: HashMap<String, NodeUsers>,
 }
 
+/// How long a departure announced by another node outweighs snapshots of that node: longer
+/// than reading a snapshot takes, so one read just before the departure cannot bring the
+/// user back.
+pub const DEPARTURE_MEMORY: Duration = Duration::from_secs(5);
+
 #[derive(Default)]
 struct NodeUsers {
     users: HashMap<String, Profile>,
@@ -29,6 +35,9 @@ struct NodeUsers {
     /// reach this node just after the arrival's announcement; a user is dropped only when
     /// two snapshots in a row lack them, so nobody flaps offline and back.
     unseen: HashSet<String>,
+    /// Users the node announced gone, and when: a snapshot read before the departure must
+    /// not bring them back.
+    departed: HashMap<String, Instant>,
 }
 
 /// What one connection signing in or out changed.
@@ -90,6 +99,7 @@ impl Presence {
         let was_online = inner.is_online(&profile.user_id);
         let there = inner.elsewhere.entry(node.to_owned()).or_default();
         there.unseen.remove(&profile.user_id);
+        there.departed.remove(&profile.user_id);
         there.users.insert(profile.user_id.clone(), profile.clone());
         !was_online
     }
@@ -97,11 +107,9 @@ impl Presence {
     /// Node `node` reports `user_id` gone from there; `true` when the user went offline.
     pub fn depart_elsewhere(&self, node: &str, user_id: &str) -> bool {
         let mut inner = self.lock();
-        let removed = inner
-            .elsewhere
-            .get_mut(node)
-            .and_then(|there| there.users.remove(user_id))
-            .is_some();
+        let there = inner.elsewhere.entry(node.to_owned()).or_default();
+        there.departed.insert(user_id.to_owned(), Instant::now());
+        let removed = there.users.remove(user_id).is_some();
         removed && !inner.is_online(user_id)
     }
 
@@ -111,6 +119,9 @@ impl Presence {
         let mut inner = self.lock();
         let before = inner.online_ids_owned();
         let there = inner.elsewhere.entry(node.to_owned()).or_default();
+        there
+            .departed
+            .retain(|_, at| at.elapsed() < DEPARTURE_MEMORY);
         let missing: Vec<String> = there
             .users
             .keys()
@@ -124,10 +135,13 @@ impl Presence {
             }
         }
         for (id, profile) in snapshot {
+            if there.departed.contains_key(&id) {
+                continue;
+            }
             there.unseen.remove(&id);
             there.users.insert(id, profile);
         }
-        if there.users.is_empty() {
+        if there.users.is_empty() && there.departed.is_empty() {
             inner.elsewhere.remove(node);
         }
         before != inner.online_ids_owned()
@@ -136,6 +150,19 @@ impl Presence {
     /// The nodes other than this one that have reported users.
     pub fn other_nodes(&self) -> Vec<String> {
         self.lock().elsewhere.keys().cloned().collect()
+    }
+
+    /// The profile of `user_id` if they have a connection on this node.
+    pub fn here_profile(&self, user_id: &str) -> Option<Profile> {
+        self.lock()
+            .here
+            .get(user_id)
+            .map(|(_, profile)| profile.clone())
+    }
+
+    /// Whether anyone has a connection on this node.
+    pub fn has_here(&self) -> bool {
+        !self.lock().here.is_empty()
     }
 
     /// This node's users, one profile each.
@@ -295,5 +322,22 @@ mod tests {
             "gone twice: offline"
         );
         assert!(!presence.is_online("ben"));
+    }
+
+    #[test]
+    fn a_snapshot_read_before_a_departure_does_not_bring_the_user_back() {
+        let presence = Presence::default();
+        let with_ben = HashMap::from([("ben".to_owned(), profile("ben"))]);
+        assert!(presence.replace_node("n2", with_ben.clone()));
+        assert!(presence.depart_elsewhere("n2", "ben"));
+        assert!(
+            !presence.replace_node("n2", with_ben),
+            "the stale snapshot is ignored"
+        );
+        assert!(!presence.is_online("ben"));
+        assert!(
+            presence.arrive_elsewhere("n2", &profile("ben")),
+            "a new arrival counts"
+        );
     }
 }

@@ -3,7 +3,8 @@
 //! One node's message writer publishes in commit order, so one node alone delivers a room's
 //! messages in order. With several nodes storing into one room, two commits can reach a
 //! third node in either order, and a message published while the bus was down never reaches
-//! it at all. So each node keeps, for every room it delivers, the next `seq` it expects:
+//! it at all. So each node keeps, for every room its connections follow, the next `seq` it
+//! expects:
 //!
 //! - the expected message is delivered at once, with any held ones that follow it;
 //! - a message from further on is held back for up to [`HOLD`];
@@ -12,7 +13,9 @@
 //! - a message from before the expected one has been delivered already and is dropped.
 //!
 //! Every connection of the node therefore receives a room's messages in `seq` order, with no
-//! gap and no duplicate, from the first one it receives. Other events are not ordered.
+//! gap and no duplicate, from the first one it receives. Other events are not ordered. A
+//! room nobody here follows keeps no position: the connection that follows it next starts
+//! after the history it read ([`Sequencer::follow`]).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -33,26 +36,34 @@ use crate::{
 /// the store. Messages between nodes take well under a millisecond on a local network; a
 /// gap this old is a lost message, not a slow one.
 pub const HOLD: Duration = Duration::from_millis(250);
-/// Messages held back in one room at most; past it the gap is filled at once.
+/// Messages held back in one room at most; one past it is dropped, and the fill under way
+/// reads it from the store.
 pub const MAX_HELD_PER_ROOM: usize = 1024;
-/// Rooms whose position a node keeps; past it, the ones idle longest are forgotten (a
-/// forgotten room starts again at the next message it receives).
+/// Rooms whose position a node keeps; past it, the ones idle longest are forgotten, those
+/// nobody here follows first (a forgotten room starts again at the next message).
 pub const MAX_TRACKED_ROOMS: usize = 100_000;
 /// Messages read from the store per fill.
 const FILL_BATCH: usize = 500;
-/// Fills in a row that find nothing new in the store before the gap is given up on.
+/// Reads in a row that find nothing new in the store before a gap is given up on.
 const FILL_ATTEMPTS: u32 = 20;
+/// Failed reads in a row before a fill gives up (they are retried with backoff).
+const FILL_FAILURES: u32 = 12;
+/// The longest wait between two failed reads.
+const FILL_RETRY_MAX: Duration = Duration::from_secs(5);
 
 pub struct Sequencer {
     hub: Arc<Hub>,
     store: Arc<dyn Store>,
+    /// Where fills run: the server's runtime, also for messages published on the store
+    /// writer's thread (whose runtime exists to commit, not to read and deliver).
+    runtime: tokio::runtime::Handle,
     rooms: Mutex<HashMap<String, RoomLine>>,
 }
 
 /// What a fill does after reading from the store.
 enum Fill {
     Done,
-    /// It made progress and more is missing: read on.
+    /// It made progress and more may be missing: read on.
     Again,
     /// The store had nothing new: wait, then read again.
     Wait,
@@ -64,8 +75,10 @@ struct RoomLine {
     next: u64,
     /// Messages from further on, waiting for the gap before them to close.
     held: BTreeMap<u64, Arc<Delivery>>,
-    /// A fill is scheduled.
+    /// A fill is scheduled or running.
     filling: bool,
+    /// A message was dropped for want of room in `held`: the fill reads on until it has it.
+    dropped: bool,
     last_used: Instant,
 }
 
@@ -75,6 +88,7 @@ impl RoomLine {
             next,
             held: BTreeMap::new(),
             filling: false,
+            dropped: false,
             last_used: Instant::now(),
         }
     }
@@ -94,13 +108,20 @@ impl RoomLine {
             }
         }
     }
+
+    /// Whether a fill has nothing left to do.
+    fn settled(&self) -> bool {
+        self.held.is_empty() && !self.dropped
+    }
 }
 
 impl Sequencer {
+    /// Made on the server's runtime, whose handle fills use.
     pub fn new(hub: Arc<Hub>, store: Arc<dyn Store>) -> Arc<Self> {
         Arc::new(Self {
             hub,
             store,
+            runtime: tokio::runtime::Handle::current(),
             rooms: Mutex::default(),
         })
     }
@@ -117,8 +138,15 @@ impl Sequencer {
         // Delivering under the lock keeps two threads (this node's writer and the bus
         // reader) from handing one room's messages to the hub out of order.
         let mut rooms = self.lock();
+        if !self.hub.has_subscribers(&delivery.topic) {
+            // Nobody here to deliver to: whoever follows the room next starts afresh.
+            if rooms.get(&key).is_some_and(|line| !line.filling) {
+                rooms.remove(&key);
+            }
+            return;
+        }
         if !rooms.contains_key(&key) {
-            forget_idle(&mut rooms);
+            forget_idle(&mut rooms, &self.hub);
         }
         let line = rooms
             .entry(key.clone())
@@ -127,20 +155,21 @@ impl Sequencer {
         if seq < line.next {
             return;
         }
-        line.held.insert(seq, delivery);
-        line.release(&self.hub);
-        if line.held.is_empty() || line.filling {
+        if seq > line.next && line.held.len() >= MAX_HELD_PER_ROOM {
+            line.dropped = true;
+        } else {
+            line.held.insert(seq, delivery);
+            line.release(&self.hub);
+        }
+        if line.settled() || line.filling {
             return;
         }
         line.filling = true;
-        let wait = if line.held.len() >= MAX_HELD_PER_ROOM {
-            Duration::ZERO
-        } else {
-            HOLD
-        };
+        let wait = if line.dropped { Duration::ZERO } else { HOLD };
         drop(rooms);
         let this = Arc::clone(self);
-        tokio::spawn(async move { this.fill(key, wait).await });
+        self.runtime
+            .spawn(async move { this.fill(key, wait, false).await });
     }
 
     /// A connection of this node follows room `key` from after `last_seq`: a room this node
@@ -148,13 +177,14 @@ impl Sequencer {
     pub fn follow(&self, key: &str, last_seq: u64) {
         let mut rooms = self.lock();
         if !rooms.contains_key(key) {
-            forget_idle(&mut rooms);
+            forget_idle(&mut rooms, &self.hub);
             rooms.insert(key.to_owned(), RoomLine::starting_at(last_seq + 1));
         }
     }
 
     /// Looks in the store for messages this node may have missed in every room it follows
-    /// (after the bus was down): a gap nothing later would reveal.
+    /// (after the bus was down): a gap nothing later would reveal. One room at a time, so a
+    /// node with many rooms does not take every database connection at once.
     pub fn catch_up(self: &Arc<Self>) {
         let keys: Vec<String> = self
             .lock()
@@ -164,20 +194,32 @@ impl Sequencer {
                 (!std::mem::replace(&mut line.filling, true)).then(|| key.clone())
             })
             .collect();
-        for key in keys {
-            let this = Arc::clone(self);
-            tokio::spawn(async move { this.fill(key, Duration::ZERO).await });
-        }
+        let this = Arc::clone(self);
+        self.runtime.spawn(async move {
+            for key in keys {
+                Arc::clone(&this).fill(key, Duration::ZERO, true).await;
+            }
+        });
     }
 
     /// After `wait`, reads from the store what the room's line is missing and delivers it,
-    /// until nothing is held back.
-    async fn fill(self: Arc<Self>, key: String, wait: Duration) {
+    /// until nothing is held back; `catching_up` reads on until the store has nothing newer.
+    async fn fill(self: Arc<Self>, key: String, wait: Duration, mut catching_up: bool) {
         tokio::time::sleep(wait).await;
-        let mut stuck = 0;
+        let (mut stuck, mut failures) = (0, 0);
         loop {
-            let Some(next) = self.lock().get(&key).map(|line| line.next) else {
-                return;
+            let next = {
+                let mut rooms = self.lock();
+                let Some(line) = rooms.get_mut(&key) else {
+                    return;
+                };
+                if !catching_up && line.settled() {
+                    // The gap closed by itself while the fill waited.
+                    line.filling = false;
+                    return;
+                }
+                line.dropped = false;
+                line.next
             };
             let found = match self
                 .store
@@ -186,11 +228,21 @@ impl Sequencer {
             {
                 Ok(found) => found,
                 Err(err) => {
-                    tracing::warn!(room = %key, %err, "cannot read missed messages");
-                    Vec::new()
+                    failures += 1;
+                    tracing::warn!(room = %key, %err, failures, "cannot read missed messages");
+                    if failures < FILL_FAILURES {
+                        let backoff = HOLD * 2u32.saturating_pow(failures);
+                        tokio::time::sleep(backoff.min(FILL_RETRY_MAX)).await;
+                        continue;
+                    }
+                    self.give_up(&key);
+                    return;
                 }
             };
-            match self.take_in(&key, next, found, &mut stuck) {
+            failures = 0;
+            let more_stored = found.len() == FILL_BATCH;
+            catching_up &= more_stored;
+            match self.take_in(&key, next, found, more_stored, &mut stuck) {
                 Fill::Done => return,
                 Fill::Again => {}
                 Fill::Wait => tokio::time::sleep(HOLD).await,
@@ -199,7 +251,14 @@ impl Sequencer {
     }
 
     /// Delivers what a fill read from the store (from `next` on) and says what next.
-    fn take_in(&self, key: &str, next: u64, found: Vec<Message>, stuck: &mut u32) -> Fill {
+    fn take_in(
+        &self,
+        key: &str,
+        next: u64,
+        found: Vec<Message>,
+        more_stored: bool,
+        stuck: &mut u32,
+    ) -> Fill {
         let mut rooms = self.lock();
         let Some(line) = rooms.get_mut(key) else {
             return Fill::Done;
@@ -208,7 +267,7 @@ impl Sequencer {
             self.deliver_stored(line, message);
         }
         line.release(&self.hub);
-        if line.held.is_empty() {
+        if line.settled() && !more_stored {
             line.filling = false;
             return Fill::Done;
         }
@@ -220,14 +279,25 @@ impl Sequencer {
         if *stuck < FILL_ATTEMPTS {
             return Fill::Wait;
         }
-        // The store does not have what is missing: deliver what is held rather than hold
-        // the room back for good.
-        let first = *line.held.keys().next().expect("held is not empty");
-        tracing::warn!(room = %key, from = line.next, to = first, "skipping messages the store does not have");
-        line.next = first;
-        line.release(&self.hub);
-        line.filling = false;
+        drop(rooms);
+        self.give_up(key);
         Fill::Done
+    }
+
+    /// The store cannot give what is missing: deliver what is held rather than hold the
+    /// room back for good.
+    fn give_up(&self, key: &str) {
+        let mut rooms = self.lock();
+        let Some(line) = rooms.get_mut(key) else {
+            return;
+        };
+        if let Some(&first) = line.held.keys().next() {
+            tracing::warn!(room = %key, from = line.next, to = first, "skipping messages the store does not give");
+            line.next = first;
+            line.release(&self.hub);
+        }
+        line.filling = false;
+        line.dropped = false;
     }
 
     fn deliver_stored(&self, line: &mut RoomLine, message: Message) {
@@ -252,18 +322,22 @@ impl Sequencer {
     }
 }
 
-/// Makes room for one more room when the map is full: forgets the tenth idle longest.
-fn forget_idle(rooms: &mut HashMap<String, RoomLine>) {
+/// Makes room for one more room when the map is full: forgets a tenth, those nobody here
+/// follows first, then those idle longest.
+fn forget_idle(rooms: &mut HashMap<String, RoomLine>, hub: &Hub) {
     if rooms.len() < MAX_TRACKED_ROOMS {
         return;
     }
-    let mut idle: Vec<(Instant, String)> = rooms
+    let mut idle: Vec<(bool, Instant, String)> = rooms
         .iter()
         .filter(|(_, line)| !line.filling)
-        .map(|(key, line)| (line.last_used, key.clone()))
+        .map(|(key, line)| {
+            let followed = hub.has_subscribers(&Topic::Room(key.clone()));
+            (followed, line.last_used, key.clone())
+        })
         .collect();
     idle.sort_unstable();
-    for (_, key) in idle.into_iter().take(MAX_TRACKED_ROOMS / 10 + 1) {
+    for (_, _, key) in idle.into_iter().take(MAX_TRACKED_ROOMS / 10 + 1) {
         rooms.remove(&key);
     }
 }
@@ -388,5 +462,20 @@ mod tests {
         assert!(delivered(&mut inbox).is_empty());
         sequencer.deliver(delivery(&m[1]));
         assert_eq!(delivered(&mut inbox), [2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_room_nobody_here_follows_keeps_no_position() {
+        let (_dir, sequencer, mut inbox, m) = setup(3).await;
+        let topic = Topic::Room(ROOM.into());
+        sequencer.hub.unsubscribe(ConnId(1), &topic);
+        sequencer.deliver(delivery(&m[0]));
+        sequencer.deliver(delivery(&m[2]));
+        assert!(sequencer.lock().is_empty(), "nothing kept for nobody");
+        // Someone follows it again after reading the history up to 2: 3 is next.
+        sequencer.hub.subscribe(ConnId(1), topic, 10);
+        sequencer.follow(ROOM, 2);
+        sequencer.deliver(delivery(&m[2]));
+        assert_eq!(delivered(&mut inbox), [3]);
     }
 }

@@ -49,6 +49,7 @@ use crate::{
         FanoutParts,
     },
     ratelimit::SharedBuckets,
+    store::Store,
 };
 
 /// How often a node says it is alive and reads the other nodes' users.
@@ -218,23 +219,31 @@ enum Body {
     Offline(String),
     /// The sender could not publish for a while: what it stored meanwhile is in the store.
     CatchUp,
+    /// Every [`HEARTBEAT`]: a node that hears nothing, not even its own, for
+    /// [`SILENCE_LIMIT`] has lost its subscription without being told.
+    Heartbeat,
 }
 
 /// What the sending task does.
 enum Command {
     Publish(Vec<u8>),
-    /// The user is here now: in this node's users, announced (the envelope), in the caches.
-    Online(Profile, Vec<u8>),
-    /// The user's last connection here is gone.
-    Offline(String, Vec<u8>),
+    /// The user's presence here changed. Written and announced as it is when the command is
+    /// sent, not as it was when queued, so that a sign-in and a sign-out racing on two
+    /// connections cannot leave the other nodes with the older of the two.
+    Presence(String),
     /// Contract 000's caches only (a sign-in on a user already here).
     Cache(Profile),
+    /// This node's users, written again in full (at start, after a loss).
+    RewriteUsers,
 }
+
+/// How long a node may hear nothing on the channel (its own heartbeats included) before it
+/// subscribes again.
+const SILENCE_LIMIT: Duration = Duration::from_secs(3 * HEARTBEAT.as_secs());
 
 /// The [`Fanout`] of a node in a cluster. Dropping it stops its tasks.
 pub struct RedisFanout {
     shared: Arc<Shared>,
-    outbox: mpsc::Sender<Command>,
     stop: CancellationToken,
 }
 
@@ -243,9 +252,13 @@ struct Shared {
     keys: Keys,
     hub: Arc<Hub>,
     presence: Arc<Presence>,
+    store: Arc<dyn Store>,
     sequencer: Arc<Sequencer>,
-    /// This node's users must be written again in full (at start, after an outage).
+    outbox: mpsc::Sender<Command>,
+    /// This node's users must be written again in full (at start, after a loss).
     rewrite_users: AtomicBool,
+    /// Something this node meant to publish was lost: the others must catch up.
+    lost_publishes: AtomicBool,
     /// The outbox is full: logged once until it drains.
     overflowing: AtomicBool,
 }
@@ -258,16 +271,19 @@ impl RedisFanout {
             presence,
             store,
         } = parts;
+        let (outbox, commands) = mpsc::channel(OUTBOX_CAPACITY);
         let shared = Arc::new(Shared {
             node: uuid::Uuid::new_v4().simple().to_string(),
             keys: connected.keys.clone(),
-            sequencer: Sequencer::new(Arc::clone(&hub), store),
+            sequencer: Sequencer::new(Arc::clone(&hub), Arc::clone(&store)),
             hub,
             presence,
+            store,
+            outbox,
             rewrite_users: AtomicBool::new(true),
+            lost_publishes: AtomicBool::new(false),
             overflowing: AtomicBool::new(false),
         });
-        let (outbox, commands) = mpsc::channel(OUTBOX_CAPACITY);
         let stop = CancellationToken::new();
         tokio::spawn(stop.clone().run_until_cancelled_owned(send_commands(
             Arc::clone(&shared),
@@ -283,16 +299,49 @@ impl RedisFanout {
                 .run_until_cancelled_owned(heartbeat(Arc::clone(&shared), connected.commands)),
         );
         tracing::info!(node = %shared.node, "joined the cluster");
-        Arc::new(Self {
-            shared,
-            outbox,
-            stop,
-        })
+        Arc::new(Self { shared, stop })
+    }
+}
+
+impl Drop for RedisFanout {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Fanout for RedisFanout {
+    fn publish(&self, delivery: Delivery) {
+        let Some((bytes, Body::Delivery(delivery))) =
+            self.shared.envelope(Body::Delivery(Box::new(delivery)))
+        else {
+            return;
+        };
+        self.shared.sequencer.deliver(Arc::from(delivery));
+        self.shared.send(Command::Publish(bytes));
     }
 
+    fn signed_in(&self, profile: &Profile, first_here: bool) {
+        let command = if first_here {
+            Command::Presence(profile.user_id.clone())
+        } else {
+            Command::Cache(profile.clone())
+        };
+        self.shared.send(command);
+    }
+
+    fn gone_from_here(&self, user_id: &str) {
+        self.shared.send(Command::Presence(user_id.to_owned()));
+    }
+
+    fn follow_room(&self, key: &str, last_seq: u64) {
+        self.shared.sequencer.follow(key, last_seq);
+    }
+}
+
+impl Shared {
     fn envelope(&self, body: Body) -> Option<(Vec<u8>, Body)> {
         let envelope = Envelope {
-            node: self.shared.node.clone(),
+            node: self.node.clone(),
             body,
         };
         match serde_json::to_vec(&envelope) {
@@ -307,10 +356,14 @@ impl RedisFanout {
     fn send(&self, command: Command) {
         match self.outbox.try_send(command) {
             Ok(()) => {
-                self.shared.overflowing.store(false, Ordering::Relaxed);
+                self.overflowing.store(false, Ordering::Relaxed);
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                if !self.shared.overflowing.swap(true, Ordering::Relaxed) {
+                // Mended once Redis keeps up again: the users written in full, and the
+                // other nodes told to read what they missed from the store.
+                self.rewrite_users.store(true, Ordering::Relaxed);
+                self.lost_publishes.store(true, Ordering::Relaxed);
+                if !self.overflowing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         capacity = OUTBOX_CAPACITY,
                         "Redis is not keeping up: dropping deliveries for the other nodes"
@@ -320,51 +373,9 @@ impl RedisFanout {
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
-}
 
-impl Drop for RedisFanout {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-impl Fanout for RedisFanout {
-    fn publish(&self, delivery: Delivery) {
-        let Some((bytes, Body::Delivery(delivery))) =
-            self.envelope(Body::Delivery(Box::new(delivery)))
-        else {
-            return;
-        };
-        self.shared.sequencer.deliver(Arc::from(delivery));
-        self.send(Command::Publish(bytes));
-    }
-
-    fn signed_in(&self, profile: &Profile, first_here: bool) {
-        if !first_here {
-            self.send(Command::Cache(profile.clone()));
-            return;
-        }
-        if let Some((bytes, Body::Online(profile))) = self.envelope(Body::Online(profile.clone())) {
-            self.send(Command::Online(profile, bytes));
-        }
-    }
-
-    fn gone_from_here(&self, user_id: &str) {
-        if let Some((bytes, Body::Offline(user_id))) =
-            self.envelope(Body::Offline(user_id.to_owned()))
-        {
-            self.send(Command::Offline(user_id, bytes));
-        }
-    }
-
-    fn follow_room(&self, key: &str, last_seq: u64) {
-        self.shared.sequencer.follow(key, last_seq);
-    }
-}
-
-impl Shared {
     /// Handles what another node published.
-    fn receive(&self, payload: &[u8]) {
+    fn receive(self: &Arc<Self>, payload: &[u8]) {
         let envelope: Envelope = match serde_json::from_slice(payload) {
             Ok(envelope) => envelope,
             Err(err) => {
@@ -393,7 +404,31 @@ impl Shared {
                     self.presence_changed();
                 }
             }
-            Body::CatchUp => self.sequencer.catch_up(),
+            Body::CatchUp => self.recover(),
+            Body::Heartbeat => {}
+        }
+    }
+
+    /// After deliveries may have been lost (this node's subscription broke, or another node
+    /// could not publish): reads what the rooms followed here missed from the store, and
+    /// ends the subscriptions of users who left a room meanwhile, as the lost `MemberLeft`
+    /// would have.
+    fn recover(self: &Arc<Self>) {
+        self.sequencer.catch_up();
+        let this = Arc::clone(self);
+        tokio::spawn(async move { this.reconcile_memberships().await });
+    }
+
+    async fn reconcile_memberships(&self) {
+        for (user_id, key) in self.hub.room_followers() {
+            match self.store.is_member(&key, &user_id).await {
+                Ok(true) => {}
+                Ok(false) => self.hub.unsubscribe_user(&user_id, &Topic::Room(key)),
+                Err(err) => {
+                    tracing::warn!(%err, "cannot check memberships after a loss");
+                    return;
+                }
+            }
         }
     }
 
@@ -406,6 +441,49 @@ impl Shared {
     fn profile_json(profile: &Profile) -> String {
         serde_json::to_string(profile).unwrap_or_default()
     }
+
+    /// Adds `command` to `pipe`.
+    fn add(&self, pipe: &mut redis::Pipeline, command: Command) {
+        let channel = self.keys.channel();
+        let users = self.keys.users(&self.node);
+        let ttl = NODE_TTL.as_secs() as i64;
+        match command {
+            Command::Publish(bytes) => {
+                pipe.publish(&channel, bytes).ignore();
+            }
+            Command::Presence(user_id) => match self.presence.here_profile(&user_id) {
+                Some(profile) => {
+                    pipe.hset(&users, &user_id, Self::profile_json(&profile))
+                        .ignore();
+                    pipe.expire(&users, ttl).ignore();
+                    cache(pipe, &self.keys, &profile);
+                    if let Some((bytes, _)) = self.envelope(Body::Online(profile)) {
+                        pipe.publish(&channel, bytes).ignore();
+                    }
+                }
+                None => {
+                    pipe.hdel(&users, &user_id).ignore();
+                    if let Some((bytes, _)) = self.envelope(Body::Offline(user_id)) {
+                        pipe.publish(&channel, bytes).ignore();
+                    }
+                }
+            },
+            Command::Cache(profile) => cache(pipe, &self.keys, &profile),
+            Command::RewriteUsers => {
+                pipe.del(&users).ignore();
+                let here: Vec<(String, String)> = self
+                    .presence
+                    .here()
+                    .iter()
+                    .map(|profile| (profile.user_id.clone(), Self::profile_json(profile)))
+                    .collect();
+                if !here.is_empty() {
+                    pipe.hset_multiple(&users, &here).ignore();
+                    pipe.expire(&users, ttl).ignore();
+                }
+            }
+        }
+    }
 }
 
 /// Sends queued commands in pipelines, in the order queued.
@@ -414,54 +492,33 @@ async fn send_commands(
     mut redis: ConnectionManager,
     mut commands: mpsc::Receiver<Command>,
 ) {
-    let channel = shared.keys.channel();
-    let users = shared.keys.users(&shared.node);
     let mut batch = Vec::with_capacity(PIPELINE_LEN);
     let mut failing = false;
     while commands.recv_many(&mut batch, PIPELINE_LEN).await > 0 {
         let mut pipe = redis::pipe();
         for command in batch.drain(..) {
-            match command {
-                Command::Publish(bytes) => {
-                    pipe.publish(&channel, bytes).ignore();
-                }
-                Command::Online(profile, bytes) => {
-                    pipe.hset(&users, &profile.user_id, Shared::profile_json(&profile))
-                        .ignore();
-                    pipe.expire(&users, NODE_TTL.as_secs() as i64).ignore();
-                    pipe.publish(&channel, bytes).ignore();
-                    cache(&mut pipe, &shared.keys, &profile);
-                }
-                Command::Offline(user_id, bytes) => {
-                    pipe.hdel(&users, &user_id).ignore();
-                    pipe.publish(&channel, bytes).ignore();
-                }
-                Command::Cache(profile) => cache(&mut pipe, &shared.keys, &profile),
-            }
+            shared.add(&mut pipe, command);
         }
         match pipe.exec_async(&mut redis).await {
             Ok(()) => {
                 if std::mem::take(&mut failing) {
                     tracing::info!("publishing to Redis again");
+                }
+                if shared.lost_publishes.swap(false, Ordering::Relaxed) {
                     // The others missed what this node published meanwhile, and nothing
                     // later may reveal it: they read it from the store.
-                    let catch_up = Envelope {
-                        node: shared.node.clone(),
-                        body: Body::CatchUp,
-                    };
-                    if let Ok(bytes) = serde_json::to_vec(&catch_up) {
-                        let _ = redis::cmd("PUBLISH")
-                            .arg(&channel)
-                            .arg(bytes)
-                            .exec_async(&mut redis)
-                            .await;
+                    if let Some((bytes, _)) = shared.envelope(Body::CatchUp) {
+                        let mut pipe = redis::pipe();
+                        pipe.publish(shared.keys.channel(), bytes).ignore();
+                        if pipe.exec_async(&mut redis).await.is_err() {
+                            shared.lost_publishes.store(true, Ordering::Relaxed);
+                        }
                     }
                 }
             }
             Err(err) => {
-                // What this batch said is lost for the other nodes: chat messages they read
-                // from the store, this node's users are written again in full.
                 shared.rewrite_users.store(true, Ordering::Relaxed);
+                shared.lost_publishes.store(true, Ordering::Relaxed);
                 if !std::mem::replace(&mut failing, true) {
                     tracing::warn!(%err, "cannot publish to Redis; serving this node's connections meanwhile");
                 }
@@ -482,7 +539,7 @@ fn cache(pipe: &mut redis::Pipeline, keys: &Keys, profile: &Profile) {
 }
 
 /// Reads the cluster channel, subscribing again (with backoff) whenever the subscription is
-/// lost; after each loss, the rooms this node follows catch up from the store.
+/// lost or falls silent; after each loss, the node recovers what it may have missed.
 async fn listen(shared: Arc<Shared>, client: redis::Client) {
     let channel = shared.keys.channel();
     let mut retry = FIRST_RETRY;
@@ -492,17 +549,24 @@ async fn listen(shared: Arc<Shared>, client: redis::Client) {
             Ok(mut pubsub) => {
                 if std::mem::take(&mut lost) {
                     tracing::info!("subscribed to Redis again; catching up from the store");
-                    shared.sequencer.catch_up();
+                    shared.recover();
                     shared.rewrite_users.store(true, Ordering::Relaxed);
                 }
                 retry = FIRST_RETRY;
                 let mut messages = pubsub.on_message();
-                while let Some(message) = messages.next().await {
-                    shared.receive(message.get_payload_bytes());
+                loop {
+                    match tokio::time::timeout(SILENCE_LIMIT, messages.next()).await {
+                        Ok(Some(message)) => shared.receive(message.get_payload_bytes()),
+                        Ok(None) => {
+                            tracing::warn!("lost the Redis subscription; serving this node's connections meanwhile");
+                            break;
+                        }
+                        Err(_) => {
+                            tracing::warn!(silent = ?SILENCE_LIMIT, "the Redis subscription fell silent; subscribing again");
+                            break;
+                        }
+                    }
                 }
-                tracing::warn!(
-                    "lost the Redis subscription; serving this node's connections meanwhile"
-                );
                 lost = true;
             }
             Err(err) => {
@@ -549,27 +613,21 @@ async fn heartbeat(shared: Arc<Shared>, mut redis: ConnectionManager) {
 async fn beat(shared: &Shared, redis: &mut ConnectionManager) -> redis::RedisResult<()> {
     let keys = &shared.keys;
     let ttl = NODE_TTL.as_secs();
-    let users = keys.users(&shared.node);
-    let mut pipe = redis::pipe();
-    pipe.atomic();
     if shared.rewrite_users.swap(false, Ordering::Relaxed) {
-        pipe.del(&users).ignore();
-        let here: Vec<(String, String)> = shared
-            .presence
-            .here()
-            .iter()
-            .map(|profile| (profile.user_id.clone(), Shared::profile_json(profile)))
-            .collect();
-        if !here.is_empty() {
-            pipe.hset_multiple(&users, &here).ignore();
-        }
+        // Through the outbox, in order with the presence commands queued before it.
+        shared.send(Command::RewriteUsers);
     }
-    pipe.expire(&users, ttl as i64).ignore();
+    let mut pipe = redis::pipe();
     pipe.set_ex(keys.alive(&shared.node), 1, ttl).ignore();
     pipe.sadd(keys.nodes(), &shared.node).ignore();
-    if let Err(err) = pipe.exec_async(redis).await {
+    pipe.expire(keys.users(&shared.node), ttl as i64);
+    if let Some((bytes, _)) = shared.envelope(Body::Heartbeat) {
+        pipe.publish(keys.channel(), bytes).ignore();
+    }
+    let (users_kept,): (bool,) = pipe.query_async(redis).await?;
+    if !users_kept && shared.presence.has_here() {
+        // The hash is gone (expired after a stall, evicted, a failover): write it again.
         shared.rewrite_users.store(true, Ordering::Relaxed);
-        return Err(err);
     }
 
     let nodes: Vec<String> = redis::cmd("SMEMBERS")

@@ -253,15 +253,20 @@ impl MessageWriter for PostgresMessageWriter {
         stored: &mut Vec<Option<i64>>,
     ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        let mut seqs = Vec::with_capacity(batch.len());
-        for message in batch {
+        let mut seqs = vec![None; batch.len()];
+        // Room rows are locked in one order (by key) in every node's batches: two writers
+        // taking a batch's rooms in opposite orders would deadlock, and PostgreSQL would
+        // abort one of them. A room's messages keep their order (the sort is stable).
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by(|&a, &b| batch[a].room_key.cmp(&batch[b].room_key));
+        for index in order {
+            let message = &batch[index];
             let row = sqlx::query(postgres_next_seq())
                 .bind(&message.room_key)
                 .bind(&message.sender.user_id)
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(row) = row else {
-                seqs.push(None);
                 continue;
             };
             let seq: i64 = row.try_get("last_seq")?;
@@ -275,7 +280,7 @@ impl MessageWriter for PostgresMessageWriter {
             .bind(seq)
             .execute(&mut *tx)
             .await?;
-            seqs.push(Some(seq));
+            seqs[index] = Some(seq);
         }
         tx.commit().await?;
         stored.extend(seqs);

@@ -772,12 +772,18 @@ async fn nodes_recover_from_a_redis_restart_without_silent_gaps() {
     join(&mut ana, &code).await;
     let mut ben = two.user("ben").await;
     join(&mut ben, &code).await;
+    // Carl is in the room on both nodes, and leaves on one while Redis is down.
+    let mut carl = one.user("carl").await;
+    join(&mut carl, &code).await;
+    let mut carl_elsewhere = two.user("carl").await;
     // Ana's last messages are sent while Redis is down, and nothing after them would
     // reveal to Ben's node that it missed them.
     let every = Duration::from_millis(5);
     let ana_chat = tokio::spawn(chat_and_watch(ana, code.clone(), "ana", 200, every));
     tokio::time::sleep(Duration::from_millis(300)).await;
     redis.kill().await;
+    carl.send_json(json!({"type": "room:leave", "code": code}))
+        .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     redis.restart().await;
 
@@ -797,5 +803,16 @@ async fn nodes_recover_from_a_redis_restart_without_silent_gaps() {
         }
     }
     assert_eq!(seen, (1..=200).collect::<Vec<_>>());
+
+    // The leave never crossed the bus; Carl's other node checked the memberships when
+    // Redis came back, so his connection there no longer receives the room.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ben.send_json(json!({"type": "room:chat", "code": code, "message": "after the outage"}))
+        .await;
+    ben.recv_type("room:chat").await;
+    let quiet = Duration::from_millis(500);
+    while let Ok(event) = tokio::time::timeout(quiet, carl_elsewhere.recv_json()).await {
+        assert_ne!(event["message"], "after the outage", "carl left the room");
+    }
     cluster.shutdown().await;
 }
