@@ -66,12 +66,7 @@ impl Core {
                 "a party holds {MIN_PARTY_PLAYERS} to {MAX_PARTY_SIZE} players"
             )));
         }
-        let player = PartyPlayer {
-            user_id: host.user_id.clone(),
-            username: host.username.clone(),
-            ready: false,
-            joined_at_ms: now_ms(),
-        };
+        let player = new_player(host);
         for _ in 0..super::rooms::ROOM_CODE_ATTEMPTS {
             let party = Party {
                 id: uuid::Uuid::new_v4().to_string(),
@@ -96,12 +91,7 @@ impl Core {
             .party_by_code(code)
             .await?
             .ok_or(CoreError::PartyNotFound)?;
-        let player = PartyPlayer {
-            user_id: user.user_id.clone(),
-            username: user.username.clone(),
-            ready: false,
-            joined_at_ms: now_ms(),
-        };
+        let player = new_player(user);
         if party.phase != PartyPhase::Lobby
             && !self.is_party_player(&party.id, &user.user_id).await?
         {
@@ -341,6 +331,16 @@ impl Core {
             change,
         };
         self.publish(Topic::Party(view.party.id.clone()), event, None);
+    }
+}
+
+/// `user` as a player who just joined, not yet ready.
+fn new_player(user: &Profile) -> PartyPlayer {
+    PartyPlayer {
+        user_id: user.user_id.clone(),
+        username: user.username.clone(),
+        ready: false,
+        joined_at_ms: now_ms(),
     }
 }
 

@@ -289,13 +289,7 @@ impl Core {
     async fn act_in(&self, conn: &Connection, key: &str) -> CoreResult<(Profile, Room)> {
         let user = self.signed_in(conn)?;
         let room = self.require_member(key, &user.user_id).await?;
-        let topic = Topic::Room(key.to_owned());
-        if self.inner.hub.is_subscribed(conn.id, &topic) {
-            // Marks it used, so it is the last to be evicted.
-            self.inner
-                .hub
-                .subscribe(conn.id, topic, MAX_ROOMS_PER_CONNECTION);
-        } else {
+        if !self.touch(conn, key) {
             self.subscribe_member(conn, key, &user.user_id).await?;
             self.inner.fanout.follow_room(key, room.last_seq);
         }
@@ -309,15 +303,22 @@ impl Core {
     /// subscribed, as [`Self::act_in`] does.
     pub(super) async fn act_as_member(&self, conn: &Connection, key: &str) -> CoreResult<Profile> {
         let user = self.signed_in(conn)?;
-        let topic = Topic::Room(key.to_owned());
-        if self.inner.hub.is_subscribed(conn.id, &topic) {
-            // Marks it used, so it is the last to be evicted.
-            self.inner
-                .hub
-                .subscribe(conn.id, topic, MAX_ROOMS_PER_CONNECTION);
+        if self.touch(conn, key) {
             return Ok(user);
         }
         self.act_in(conn, key).await.map(|(user, _)| user)
+    }
+
+    /// Marks room `key` used on the connection, so it is the last to be evicted; `false`
+    /// when the connection is not subscribed to it.
+    fn touch(&self, conn: &Connection, key: &str) -> bool {
+        let topic = Topic::Room(key.to_owned());
+        let subscribed = self.inner.hub.is_subscribed(conn.id, &topic);
+        if subscribed {
+            let hub = &self.inner.hub;
+            hub.subscribe(conn.id, topic, MAX_ROOMS_PER_CONNECTION);
+        }
+        subscribed
     }
 
     /// Subscribes the connection to a room its user is a member of, then checks the

@@ -91,33 +91,26 @@ fn build(request: PublishNotification) -> Result<Notification, ApiError> {
         id: uuid::Uuid::now_v7().to_string(),
         user_id,
         level,
-        title: if title.is_empty() {
-            notification_type.clone()
-        } else {
-            title
-        },
-        message: if message.is_empty() {
-            phrase_text.clone()
-        } else {
-            message.clone()
-        },
-        notification_type: if notification_type.is_empty() {
-            level.as_str().to_owned()
-        } else {
-            notification_type
-        },
+        title: or(title, &notification_type),
+        message: or(message.clone(), &phrase_text),
+        notification_type: or(notification_type, level.as_str()),
         actor_username: field("actorUsername", request.actor_username, MAX_FIELD_CHARS)?,
         action: field("action", request.action, MAX_FIELD_CHARS)?,
         recipient_role: field("recipientRole", request.recipient_role, MAX_FIELD_CHARS)?,
-        phrase_text: if phrase_text.is_empty() {
-            message
-        } else {
-            phrase_text
-        },
+        phrase_text: or(phrase_text, &message),
         data,
         created_at_ms: now_ms(),
         read: false,
     })
+}
+
+/// `value`, or `fallback` when it is empty.
+fn or(value: String, fallback: &str) -> String {
+    if value.is_empty() {
+        fallback.to_owned()
+    } else {
+        value
+    }
 }
 
 /// `GET /api/notifications`: the caller's newest notifications, newest first.

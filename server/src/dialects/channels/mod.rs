@@ -13,7 +13,7 @@ pub mod socket;
 use axum::{
     extract::{ws::close_code, Query, State},
     http::HeaderMap,
-    routing::get,
+    routing::{get, post},
     Json, Router,
 };
 use confab_shared::api::WsTokenResponse;
@@ -42,29 +42,20 @@ pub fn routes() -> Router<AppState> {
         .route("/qf/users/online", get(online::list))
         .route(
             "/qf/users/online/{username}/ping",
-            axum::routing::post(notifications::ping),
+            post(notifications::ping),
         )
         .route("/qf/notifications/ws", get(notifications::socket))
-        .route("/qf/party", axum::routing::post(party::create))
-        .route("/qf/party/join", axum::routing::post(party::join))
+        .route("/qf/party", post(party::create))
+        .route("/qf/party/join", post(party::join))
         .route("/qf/party/{id}", get(party::show))
         .route("/qf/party/{id}/ws", get(party::socket))
-        .route("/qf/party/{id}/leave", axum::routing::post(party::leave))
-        .route("/qf/party/{id}/ready", axum::routing::post(party::ready))
-        .route("/qf/party/{id}/start", axum::routing::post(party::start))
-        .route("/qf/party/{id}/phase", axum::routing::post(party::phase))
-        .route(
-            "/qf/party/{id}/progress",
-            axum::routing::post(party::progress),
-        )
-        .route(
-            "/qf/party/{id}/complete",
-            axum::routing::post(party::complete),
-        )
-        .route(
-            "/qf/party/{id}/host-ping",
-            axum::routing::post(party::host_ping),
-        )
+        .route("/qf/party/{id}/leave", post(party::leave))
+        .route("/qf/party/{id}/ready", post(party::ready))
+        .route("/qf/party/{id}/start", post(party::start))
+        .route("/qf/party/{id}/phase", post(party::phase))
+        .route("/qf/party/{id}/progress", post(party::progress))
+        .route("/qf/party/{id}/complete", post(party::complete))
+        .route("/qf/party/{id}/host-ping", post(party::host_ping))
 }
 
 /// The `token` query parameter of a `/qf` socket.

@@ -155,14 +155,8 @@ impl From<CoreError> for Failure {
 /// comes after the broadcasts of the events sent before it, as the events were sent.
 async fn refuse(socket: &SocketRef, peer: &Peer, failure: Failure) {
     peer.after_deliveries_so_far().await;
-    report(socket, failure);
-}
-
-fn report(socket: &SocketRef, failure: Failure) {
-    let _ = socket.emit(
-        "error",
-        &json!({"code": failure.code, "message": failure.message}),
-    );
+    let error = json!({"code": failure.code, "message": failure.message});
+    let _ = socket.emit("error", &error);
 }
 
 /// Runs a chat event in its turn (after every earlier event of the socket): the socket's
@@ -173,15 +167,6 @@ where
     Fut: std::future::Future<Output = Result<(), Failure>>,
 {
     turn.wait().await;
-    attempt(socket, action).await;
-}
-
-/// The socket's state and rate limit, then `action`; any failure as `error`.
-async fn attempt<F, Fut>(socket: &SocketRef, action: F)
-where
-    F: FnOnce(Arc<Peer>) -> Fut,
-    Fut: std::future::Future<Output = Result<(), Failure>>,
-{
     let Some(peer) = peer_of(socket) else {
         return;
     };
@@ -373,11 +358,8 @@ struct SendMessage {
 ///
 /// The next event of the socket may start once this message is queued for storage, so a
 /// socket's messages share commits; the store's writer broadcasts them in the order queued.
-/// A message refused before it is queued holds the line until its error is out, so no later
-/// message of the socket is broadcast before that error.
-/// `send_message`: waits only for the event before it to have queued its message, so a
-/// busy sender's messages share commits; any failure (rate limit, refusal, storage) is
-/// reported only after every earlier event's answer and broadcast.
+/// Any failure (rate limit, refusal, storage) is reported only after every earlier event's
+/// answer and broadcast, so no later message of the socket is broadcast before it.
 async fn send_message(socket: SocketRef, mut turn: Turn, TryData(data): TryData<Value>) {
     turn.wait_queued().await;
     let Some(peer) = peer_of(&socket) else {

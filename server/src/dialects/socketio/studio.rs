@@ -229,19 +229,24 @@ where
         let _ = ack.send(&json!({"success": false, "error": "rate limit exceeded; slow down"}));
         return;
     }
-    match action(peer, room.clone()).await {
-        Ok(()) => {
-            let _ = ack.send(&json!({"success": true, "room": room}));
-        }
+    let outcome = action(peer, room.clone()).await;
+    acknowledge(ack, "room", &room, outcome);
+}
+
+/// The ack of a room or media action: {success, `key`: `id`} or {success: false, error}.
+fn acknowledge(ack: AckSender, key: &str, id: &str, outcome: Result<(), CoreError>) {
+    let answer = match outcome {
+        Ok(()) => json!({"success": true, key: id}),
         Err(err) => {
             err.log_if_internal();
             let error = match err {
                 CoreError::NotSignedIn => "Authentication required".to_owned(),
                 other => other.to_string(),
             };
-            let _ = ack.send(&json!({"success": false, "error": error}));
+            json!({"success": false, "error": error})
         }
-    }
+    };
+    let _ = ack.send(&answer);
 }
 
 /// `joinRoom` "room" → ack, then `roomJoined` {room, success}. The socket then receives the
@@ -370,12 +375,6 @@ fn media_action(
         let _ = ack.send(&json!({"success": false, "error": "a media id is required"}));
         return;
     };
-    let answer = match action(&peer, media_id) {
-        Ok(()) => json!({"success": true, "mediaId": media_id}),
-        Err(CoreError::NotSignedIn) => {
-            json!({"success": false, "error": "Authentication required"})
-        }
-        Err(err) => json!({"success": false, "error": err.to_string()}),
-    };
-    let _ = ack.send(&answer);
+    let outcome = action(&peer, media_id);
+    acknowledge(ack, "mediaId", media_id, outcome);
 }
