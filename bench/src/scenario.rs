@@ -189,6 +189,43 @@ async fn populate_on(
     Ok(all)
 }
 
+/// Records every member's deliveries; the counts start from zero a second later, once
+/// the joins have settled.
+async fn record_all(kind: Kind, all: Vec<Vec<Member>>) -> (Arc<Recorder>, Vec<Vec<Live>>) {
+    let recorder = Recorder::new();
+    let live = all
+        .into_iter()
+        .map(|room| {
+            room.into_iter()
+                .map(|m| record(kind, m, &recorder))
+                .collect()
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    recorder.reset();
+    (recorder, live)
+}
+
+/// Every room's first member sends `rate` messages a second for `seconds`, the rooms'
+/// phases spread over one period (see [`sender`]).
+fn start_senders(
+    kind: Kind,
+    live: &[Vec<Live>],
+    rate: f64,
+    seconds: u64,
+    recorder: &Arc<Recorder>,
+) -> Vec<JoinHandle<()>> {
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let period = Duration::from_secs_f64(1.0 / rate);
+    live.iter()
+        .enumerate()
+        .map(|(i, room)| {
+            let phase = period.mul_f64(i as f64 / live.len() as f64);
+            sender(kind, &room[0], rate, phase, until, recorder)
+        })
+        .collect()
+}
+
 /// Sends `rate` messages a second into `live`'s room until `until`, the first `phase` after
 /// now and then one every `1 / rate`. Rooms of one run get phases spread over one period, so
 /// that their messages arrive as a steady stream: started together, every room's sender
@@ -299,29 +336,10 @@ pub async fn room_chat(
 ) -> anyhow::Result<Row> {
     let server = Server::start(kind, &Database::Sqlite).await?;
     let all = populate(kind, &server, rooms, members, "room chat: connecting").await?;
-    let recorder = Recorder::new();
-    let live: Vec<Vec<Live>> = all
-        .into_iter()
-        .map(|room| {
-            room.into_iter()
-                .map(|m| record(kind, m, &recorder))
-                .collect()
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    recorder.reset();
+    let (recorder, live) = record_all(kind, all).await;
     let cpu_before = server.cpu_seconds();
     let generator_before = generator_cpu_seconds();
-    let until = Instant::now() + Duration::from_secs(seconds);
-    let period = Duration::from_secs_f64(1.0 / rate);
-    let senders: Vec<JoinHandle<()>> = live
-        .iter()
-        .enumerate()
-        .map(|(i, room)| {
-            let phase = period.mul_f64(i as f64 / rooms as f64);
-            sender(kind, &room[0], rate, phase, until, &recorder)
-        })
-        .collect();
+    let senders = start_senders(kind, &live, rate, seconds, &recorder);
     let bar = progress(seconds, "room chat: sending (s)");
     for _ in 0..seconds {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -455,30 +473,11 @@ pub async fn cluster_chat(
     }
     let ports: Vec<u16> = servers.iter().map(|server| server.port).collect();
     let all = populate_on(kind, &ports, rooms, members, "cluster: connecting").await?;
-    let recorder = Recorder::new();
-    let live: Vec<Vec<Live>> = all
-        .into_iter()
-        .map(|room| {
-            room.into_iter()
-                .map(|m| record(kind, m, &recorder))
-                .collect()
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    recorder.reset();
+    let (recorder, live) = record_all(kind, all).await;
     let servers_cpu = |servers: &[Server]| servers.iter().map(Server::cpu_seconds).sum::<f64>();
     let redis_cpu = |redis: &Option<Redis>| redis.as_ref().map_or(0.0, Redis::cpu_seconds);
     let (cpu_before, redis_before) = (servers_cpu(&servers), redis_cpu(&redis));
-    let until = Instant::now() + Duration::from_secs(seconds);
-    let period = Duration::from_secs_f64(1.0 / rate);
-    let senders: Vec<JoinHandle<()>> = live
-        .iter()
-        .enumerate()
-        .map(|(i, room)| {
-            let phase = period.mul_f64(i as f64 / rooms as f64);
-            sender(kind, &room[0], rate, phase, until, &recorder)
-        })
-        .collect();
+    let senders = start_senders(kind, &live, rate, seconds, &recorder);
     for s in senders {
         let _ = s.await;
     }

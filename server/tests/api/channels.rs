@@ -108,7 +108,7 @@ async fn online_socket(app: &TestApp, user_id: &str) -> (WsClient, Value) {
     (ws, first)
 }
 
-fn user_ids(update: &Value) -> Vec<String> {
+pub fn user_ids(update: &Value) -> Vec<String> {
     update["users"]
         .as_array()
         .unwrap()

@@ -7,6 +7,7 @@ use confab_server::config::{Anonymous, Config, TEST_API_KEY};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
+use crate::channels::user_ids;
 use crate::common::{db, spawn_app_at, Backend, TestApp, WsClient};
 
 /// The Redis the cluster tests share (they never restart it).
@@ -232,15 +233,6 @@ async fn online_socket(node: &TestApp, user_id: &str) -> WsClient {
     let mut ws = node.qf_socket(user_id, "/qf/users/online/ws").await;
     assert_eq!(ws.recv_json().await["type"], "online_users_update");
     ws
-}
-
-fn user_ids(update: &Value) -> Vec<String> {
-    update["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["user_id"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// Reads updates until one lists exactly `expected`; returns every list seen on the way.
