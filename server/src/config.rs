@@ -105,9 +105,27 @@ pub struct Config {
     #[arg(long, env = "CONFAB_REDIS_PREFIX", default_value = "")]
     pub redis_prefix: String,
 
+    /// Seconds between `/readyz` turning 503 and the node closing its connections when it
+    /// shuts down: time for a load balancer to stop sending it new ones.
+    #[arg(long, env = "CONFAB_SHUTDOWN_DELAY", default_value_t = 0)]
+    pub shutdown_delay_secs: u64,
+
+    /// Log lines as `json` or `text`; `auto` is text (coloured) on a terminal, JSON
+    /// otherwise.
+    #[arg(long, env = "CONFAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+
     /// The built app (`cargo leptos build --release` writes it to `target/site`).
     #[arg(long, env = "CONFAB_SITE_DIR", default_value = "target/site")]
     pub site_dir: PathBuf,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Text,
 }
 
 /// Whether tokenless Socket.IO clients are let in.
@@ -152,6 +170,8 @@ impl Config {
             sqlite_synchronous: SqliteSynchronous::Normal,
             redis_url: None,
             redis_prefix: String::new(),
+            shutdown_delay_secs: 0,
+            log_format: LogFormat::Text,
             log: "warn".into(),
             site_dir: PathBuf::from("/nonexistent-site"),
         }

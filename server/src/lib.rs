@@ -64,6 +64,8 @@ struct AppStateInner {
     ping_limiter: SharedLimiter<String>,
     /// Party sessions created per user.
     party_limiter: SharedLimiter<String>,
+    /// Set when shutdown begins, before anything closes: `/readyz` answers 503 from then on.
+    draining: std::sync::atomic::AtomicBool,
     /// Cancelled when the server shuts down; every long-lived connection watches it.
     shutdown: CancellationToken,
     /// Tracks connection tasks so shutdown can wait for their close frames to go out.
@@ -136,6 +138,7 @@ impl AppState {
                 ping_limiter,
                 party_limiter,
                 config,
+                draining: std::sync::atomic::AtomicBool::new(false),
                 shutdown: CancellationToken::new(),
                 connections: TaskTracker::new(),
             }),
@@ -170,6 +173,13 @@ impl AppState {
         &self.inner.config
     }
 
+    /// Whether shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.inner
+            .draining
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.inner.shutdown
     }
@@ -198,10 +208,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(socket_io)
         .layer(
-            tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-                // The path only: a query string can hold a `/qf` token.
-                tracing::debug_span!("request", method = %request.method(), path = request.uri().path())
-            }),
+            // One line per request at `info` when it is answered: method, path, status and
+            // latency. The path only: a query string can hold a `/qf` token.
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<_>| {
+                    tracing::info_span!("request", method = %request.method(), path = request.uri().path())
+                })
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(tower_http::LatencyUnit::Millis),
+                ),
         )
 }
 
@@ -257,6 +274,11 @@ impl Server {
     /// [`SHUTDOWN_GRACE`]) for them to go.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let inner = &self.state.inner;
+        // Unready first, so load balancers stop sending new connections, then close.
+        inner
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(inner.config.shutdown_delay_secs)).await;
         inner.shutdown.cancel();
         inner.connections.close();
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {

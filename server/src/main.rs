@@ -7,7 +7,7 @@ use confab_server::{config::Config, Server};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    confab_server::telemetry::init(&config.log);
+    confab_server::telemetry::init(&config.log, config.log_format);
     let server = Server::start(config).await?;
     tracing::info!(addr = %server.addr(), "confab is listening");
     shutdown_signal().await;

@@ -47,6 +47,8 @@ use crate::{
 /// Rooms one connection receives at once; past it, the least recently used one is dropped
 /// (acting in a room subscribes to it again).
 pub const MAX_ROOMS_PER_CONNECTION: usize = 100;
+/// How long a readiness check waits for the database.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often expired typing indicators are swept.
 const TYPING_SWEEP: Duration = Duration::from_millis(250);
 
@@ -246,6 +248,20 @@ impl Core {
             .hub
             .subscribe(conn.id, Topic::Presence, MAX_ROOMS_PER_CONNECTION + 1);
         Ok(())
+    }
+
+    /// Whether this node can serve: its database answers within [`READY_TIMEOUT`] with
+    /// every migration applied, and its fan-out reaches the other nodes. Why not, if not.
+    pub async fn readiness(&self) -> Result<(), &'static str> {
+        match tokio::time::timeout(READY_TIMEOUT, self.inner.store.ready()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(%err, "not ready: the database");
+                return Err("database unavailable");
+            }
+            Err(_) => return Err("database too slow"),
+        }
+        self.inner.fanout.ready()
     }
 
     fn signed_in(&self, conn: &Connection) -> CoreResult<Profile> {

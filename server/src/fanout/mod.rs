@@ -24,6 +24,11 @@ pub trait Fanout: Send + Sync + 'static {
     /// A connection of this node follows room `key`, and has (or needs no) stored messages
     /// up to `last_seq`.
     fn follow_room(&self, _key: &str, _last_seq: u64) {}
+
+    /// Whether deliveries reach the other nodes and theirs reach this one; why not if not.
+    fn ready(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
 }
 
 /// Delivers straight to this node's hub: one writer publishes in commit order, so rooms

@@ -25,7 +25,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicI64, Ordering},
         Arc,
     },
     time::Duration,
@@ -45,6 +45,7 @@ use crate::{
         events::{Delivery, Event, Topic},
         hub::Hub,
         model::Profile,
+        now_ms,
         presence::Presence,
         FanoutParts,
     },
@@ -261,6 +262,10 @@ struct Shared {
     lost_publishes: AtomicBool,
     /// The outbox is full: logged once until it drains.
     overflowing: AtomicBool,
+    /// Subscribed to the channel now.
+    subscribed: AtomicBool,
+    /// When the last heartbeat went through, in milliseconds since the Unix epoch.
+    last_beat_ms: AtomicI64,
 }
 
 impl RedisFanout {
@@ -283,6 +288,8 @@ impl RedisFanout {
             rewrite_users: AtomicBool::new(true),
             lost_publishes: AtomicBool::new(false),
             overflowing: AtomicBool::new(false),
+            subscribed: AtomicBool::new(false),
+            last_beat_ms: AtomicI64::new(0),
         });
         let stop = CancellationToken::new();
         tokio::spawn(stop.clone().run_until_cancelled_owned(send_commands(
@@ -335,6 +342,17 @@ impl Fanout for RedisFanout {
 
     fn follow_room(&self, key: &str, last_seq: u64) {
         self.shared.sequencer.follow(key, last_seq);
+    }
+
+    fn ready(&self) -> Result<(), &'static str> {
+        let since_beat = now_ms() - self.shared.last_beat_ms.load(Ordering::Relaxed);
+        if !self.shared.subscribed.load(Ordering::Relaxed) {
+            Err("redis: not subscribed")
+        } else if since_beat > SILENCE_LIMIT.as_millis() as i64 {
+            Err("redis: heartbeats failing")
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -553,6 +571,7 @@ async fn listen(shared: Arc<Shared>, client: redis::Client) {
                     shared.rewrite_users.store(true, Ordering::Relaxed);
                 }
                 retry = FIRST_RETRY;
+                shared.subscribed.store(true, Ordering::Relaxed);
                 let mut messages = pubsub.on_message();
                 loop {
                     match tokio::time::timeout(SILENCE_LIMIT, messages.next()).await {
@@ -568,6 +587,7 @@ async fn listen(shared: Arc<Shared>, client: redis::Client) {
                     }
                 }
                 lost = true;
+                shared.subscribed.store(false, Ordering::Relaxed);
             }
             Err(err) => {
                 if !std::mem::replace(&mut lost, true) {
@@ -625,6 +645,7 @@ async fn beat(shared: &Shared, redis: &mut ConnectionManager) -> redis::RedisRes
         pipe.publish(keys.channel(), bytes).ignore();
     }
     let (users_kept,): (bool,) = pipe.query_async(redis).await?;
+    shared.last_beat_ms.store(now_ms(), Ordering::Relaxed);
     if !users_kept && shared.presence.has_here() {
         // The hash is gone (expired after a stall, evicted, a failover): write it again.
         shared.rewrite_users.store(true, Ordering::Relaxed);

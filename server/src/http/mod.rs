@@ -9,15 +9,19 @@ pub mod site;
 use std::path::Path;
 
 use axum::{
+    extract::State,
+    http::StatusCode,
     routing::{get, post},
-    Router,
+    Json, Router,
 };
+use serde_json::json;
 
 use crate::AppState;
 
 pub fn routes(site_dir: &Path) -> Router<AppState> {
     let api = Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/api/auth/guest", post(crate::auth::guest::issue))
         .route(
             "/api/notifications",
@@ -30,6 +34,24 @@ pub fn routes(site_dir: &Path) -> Router<AppState> {
     site::serve(api, site_dir)
 }
 
+/// The process answers.
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// The node can serve: `{"ready": true}`, or 503 with `{"ready": false, "reason"}` while its
+/// database or Redis is unavailable, and from the moment it starts shutting down.
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let outcome = if state.is_draining() {
+        Err("shutting down")
+    } else {
+        state.core().readiness().await
+    };
+    match outcome {
+        Ok(()) => (StatusCode::OK, Json(json!({"ready": true}))),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "reason": reason})),
+        ),
+    }
 }

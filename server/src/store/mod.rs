@@ -44,6 +44,9 @@ pub type OnStored = Box<dyn FnOnce(StoreResult<Option<Message>>) + Send>;
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Whether the database answers and has every migration this build knows applied.
+    async fn ready(&self) -> StoreResult<()>;
+
     /// Creates or updates a profile (the username and avatar caches of contract 000).
     async fn upsert_profile(&self, profile: &Profile, now_ms: i64) -> StoreResult<()>;
     async fn profile(&self, user_id: &str) -> StoreResult<Option<Profile>>;

@@ -610,6 +610,21 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn ready(&self) -> StoreResult<()> {
+                let applied: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM _sqlx_migrations WHERE success",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                let known = MIGRATOR.iter().count();
+                if usize::try_from(applied).unwrap_or(0) < known {
+                    return Err(StoreError(anyhow::anyhow!(
+                        "{applied} of {known} migrations applied"
+                    )));
+                }
+                Ok(())
+            }
+
             async fn profile(&self, user_id: &str) -> StoreResult<Option<Profile>> {
                 let row = sqlx::query(
                     "SELECT user_id, username, image_url, email FROM profiles WHERE user_id = $1",

@@ -808,3 +808,22 @@ async fn nodes_recover_from_a_redis_restart_without_silent_gaps() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn readyz_follows_the_nodes_redis() {
+    let mut redis = OwnRedis::start().await;
+    let url = redis.url();
+    let cluster = spawn_cluster(1, move |config| config.redis_url = Some(url.clone())).await;
+    let readyz = cluster.nodes[0].http_url("/readyz");
+    let wait = Duration::from_secs(15);
+    crate::operations::until_status(&readyz, 200, wait).await;
+    redis.kill().await;
+    let body = crate::operations::until_status(&readyz, 503, wait).await;
+    assert!(
+        body["reason"].as_str().unwrap().starts_with("redis"),
+        "{body}"
+    );
+    redis.restart().await;
+    crate::operations::until_status(&readyz, 200, wait).await;
+    cluster.shutdown().await;
+}

@@ -9,6 +9,7 @@ mod auth;
 mod channels;
 mod cluster;
 mod native_ws;
+mod operations;
 mod party;
 mod skeleton;
 mod socketio;
