@@ -61,18 +61,67 @@ where
             user = tracing::field::Empty
         );
         let tracked = state.clone();
-        tracked.spawn_connection(serve(socket, state).instrument(span));
+        let started = Instant::now();
+        tracked.spawn_connection(async move {
+            let session = Session::default();
+            let ended = SESSION.scope(session, async move {
+                serve(socket, state).instrument(span).await;
+                SESSION.with(Session::take)
+            });
+            let ended = ended.await;
+            // The access log's line for the socket, at its end.
+            tracing::info!(
+                dialect,
+                conn = ended.conn,
+                user = ended.user.as_deref().unwrap_or(""),
+                close = ended.close,
+                duration_ms = started.elapsed().as_millis() as u64,
+                "socket closed"
+            );
+        });
     })
 }
 
-/// Records the socket's core connection in its span.
-pub fn record_connection(conn: &Connection) {
-    tracing::Span::current().record("conn", conn.id().0);
+tokio::task_local! {
+    /// What the access log says of a socket when it ends, gathered as it runs.
+    static SESSION: Session;
 }
 
-/// Records the socket's user in its span.
+#[derive(Default)]
+struct Session {
+    conn: std::cell::Cell<u64>,
+    user: std::cell::RefCell<Option<String>>,
+    close: std::cell::Cell<Option<u16>>,
+}
+
+/// What a socket's session came to, for its line in the access log.
+struct Ended {
+    conn: u64,
+    user: Option<String>,
+    /// The close code sent; `None` when the peer went without one.
+    close: Option<u16>,
+}
+
+impl Session {
+    fn take(&self) -> Ended {
+        Ended {
+            conn: self.conn.get(),
+            user: self.user.take(),
+            close: self.close.get(),
+        }
+    }
+}
+
+/// Records the socket's core connection in its span and its access-log line.
+pub fn record_connection(conn: &Connection) {
+    tracing::Span::current().record("conn", conn.id().0);
+    let _ = SESSION.try_with(|session| session.conn.set(conn.id().0));
+}
+
+/// Records the socket's user in its span and its access-log line.
 pub fn record_user(user_id: &str) {
     tracing::Span::current().record("user", user_id);
+    let _ = SESSION.try_with(|session| *session.user.borrow_mut() = Some(user_id.to_owned()));
 }
 
 /// Why a connection's loop ended.
@@ -146,6 +195,7 @@ async fn guarded<E>(
 /// sends is discarded (bounded), so it reads the close code instead of a reset.
 pub async fn finish(socket: &mut Socket, stop: Stop) {
     if let Stop::Close(code, reason) = stop {
+        let _ = SESSION.try_with(|session| session.close.set(Some(code)));
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.close(code, reason)).await;
         socket.discard_unread().await;
     }

@@ -24,7 +24,7 @@ use std::{
 };
 
 use serde_json::{json, Value};
-use socketioxide::{extract::SocketRef, layer::SocketIoLayer, SocketIo};
+use socketioxide::{extract::SocketRef, layer::SocketIoLayer, socket::DisconnectReason, SocketIo};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -265,9 +265,19 @@ pub fn new_peer(state: &AppState, namespace: Namespace) -> Arc<Peer> {
 /// attached. An event the client sends as soon as it is connected finds both.
 pub fn admit(socket: &SocketRef, peer: Arc<Peer>, handlers: impl FnOnce(&SocketRef)) {
     handlers(socket);
-    socket.on_disconnect(async |socket: SocketRef| {
+    socket.on_disconnect(async |socket: SocketRef, reason: DisconnectReason| {
         if let Some(peer) = socket.extensions.remove::<Arc<Peer>>() {
             peer.closed.cancel();
+            let user = peer.state.core().user(&peer.conn).map(|user| user.user_id);
+            tracing::info!(
+                dialect = "socket.io",
+                namespace = ?peer.namespace,
+                conn = peer.conn.id().0,
+                user = user.as_deref().unwrap_or(""),
+                reason = ?reason,
+                duration_ms = now_ms() - peer.connected_at_ms,
+                "socket closed"
+            );
         }
     });
     socket.extensions.insert(peer);
