@@ -105,6 +105,12 @@ pub struct Config {
     #[arg(long, env = "CONFAB_REDIS_PREFIX", default_value = "")]
     pub redis_prefix: String,
 
+    /// Origins (`https://app.example`, comma-separated; `*` for any) besides the server's
+    /// own whose pages may open `/qf` sockets with the token cookie and call the REST API
+    /// from a browser (CORS).
+    #[arg(long, env = "CONFAB_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
     /// Seconds between `/readyz` turning 503 and the node closing its connections when it
     /// shuts down: time for a load balancer to stop sending it new ones.
     #[arg(long, env = "CONFAB_SHUTDOWN_DELAY", default_value_t = 0)]
@@ -170,6 +176,7 @@ impl Config {
             sqlite_synchronous: SqliteSynchronous::Normal,
             redis_url: None,
             redis_prefix: String::new(),
+            allowed_origins: Vec::new(),
             shutdown_delay_secs: 0,
             log_format: LogFormat::Text,
             log: "warn".into(),

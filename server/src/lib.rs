@@ -200,13 +200,40 @@ impl axum::extract::FromRef<AppState> for Core {
     }
 }
 
+/// CORS for pages on the origins `CONFAB_ALLOWED_ORIGINS` lists (the server's own pages
+/// need none). No credentials: no cookie authenticates a REST call, so a page on another
+/// origin can only call with a token it holds.
+fn cors(allowed: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{header, HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins = if allowed.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        let listed = allowed
+            .iter()
+            .filter_map(|origin| HeaderValue::from_str(origin.trim_end_matches('/')).ok());
+        AllowOrigin::list(listed)
+    };
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-api-key"),
+        ])
+        .max_age(Duration::from_secs(60 * 60))
+}
+
 /// Every route: the dialects, the HTTP API and the static site.
 pub fn router(state: AppState) -> Router {
     let socket_io = dialects::socketio::layer(&state);
+    let cors = cors(&state.inner.config.allowed_origins);
     http::routes(&state.inner.config.site_dir)
         .merge(dialects::routes())
         .with_state(state)
         .layer(socket_io)
+        .layer(cors)
         .layer(
             // One line per request at `info` when it is answered: method, path, status and
             // latency. The path only: a query string can hold a `/qf` token.

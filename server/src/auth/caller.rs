@@ -1,13 +1,14 @@
-//! Who is calling an HTTP endpoint: a JWT as `Authorization: Bearer` or the session cookie,
-//! or (for other backends) the service key.
+//! Who is calling an HTTP endpoint: a JWT as `Authorization: Bearer`, or (for other
+//! backends) the service key; and whether a request's Origin may use the one credential a
+//! browser adds by itself, the `/qf` token cookie.
+//!
+//! No JWT is read from a cookie: no contract needs it, and a cookie is sent by the browser
+//! on requests any site starts (cross-site request forgery, WebSocket hijacking).
 
 use axum::http::{header, HeaderMap};
 
 use super::Identity;
 use crate::{rest::ApiError, AppState};
-
-/// The cookie that may carry the caller's JWT instead of an `Authorization` header.
-pub const SESSION_COOKIE: &str = "confab_token";
 
 /// The verified identity of a caller presenting a JWT; `401` otherwise.
 pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Identity, ApiError> {
@@ -37,9 +38,27 @@ pub fn require_service_key(state: &AppState, headers: &HeaderMap) -> Result<(), 
     }
 }
 
-/// The caller's JWT: `Authorization: Bearer`, else the [`SESSION_COOKIE`] cookie.
+/// The caller's JWT: `Authorization: Bearer`.
 pub fn jwt_from_headers(headers: &HeaderMap) -> Option<&str> {
-    bearer_token(headers).or_else(|| cookie(headers, SESSION_COOKIE))
+    bearer_token(headers)
+}
+
+/// Whether a request's `Origin` may use a credential the browser adds by itself: no
+/// `Origin` (not sent by a web page), the server's own (the `Host` it was sent to), or one
+/// of `allowed` (`*` allows any).
+pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let origin = origin.trim_end_matches('/');
+    let listed =
+        |entry: &String| entry == "*" || entry.trim_end_matches('/').eq_ignore_ascii_case(origin);
+    if allowed.iter().any(listed) {
+        return true;
+    }
+    let authority = origin.split_once("://").map(|(_, authority)| authority);
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    matches!((authority, host), (Some(authority), Some(host)) if authority.eq_ignore_ascii_case(host))
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {

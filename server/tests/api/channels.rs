@@ -16,10 +16,7 @@ async fn ws_token(app: &TestApp, header: Option<(&str, String)>) -> reqwest::Res
 async fn a_jwt_is_exchanged_for_a_short_lived_token() {
     let app = spawn_app_with(|_| {}).await;
     let jwt = tokens::token_for("ana", "Ana");
-    for header in [
-        ("authorization", format!("Bearer {jwt}")),
-        ("cookie", format!("theme=dark; confab_token={jwt}")),
-    ] {
+    for header in [("authorization", format!("Bearer {jwt}"))] {
         let response = ws_token(&app, Some(header.clone())).await;
         assert_eq!(response.status(), 200, "{header:?}");
         let body: Value = response.json().await.unwrap();
@@ -43,7 +40,11 @@ async fn the_token_endpoint_needs_a_valid_jwt() {
             "authorization",
             format!("Basic {}", tokens::token_for("ana", "Ana")),
         )),
-        Some(("cookie", "confab_token=".to_owned())),
+        // No cookie authenticates a REST call, a valid JWT in one neither.
+        Some((
+            "cookie",
+            format!("confab_token={}", tokens::token_for("ana", "Ana")),
+        )),
     ] {
         let response = ws_token(&app, header.clone()).await;
         assert_eq!(response.status(), 401, "{header:?}");
@@ -656,4 +657,85 @@ async fn presence_stays_right_under_racing_arrivals_and_departures() {
         .expect("no other handle")
         .shutdown()
         .await;
+}
+
+/// Opens `path` with `headers` on the upgrade request; the HTTP status when it is refused.
+async fn open_with_headers(
+    app: &TestApp,
+    path: &str,
+    headers: &[(&str, String)],
+) -> Result<WsClient, u16> {
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http, Error};
+    let mut request = app.ws_url(path).into_client_request().unwrap();
+    for (name, value) in headers {
+        let name = http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((stream, _)) => Ok(WsClient { stream }),
+        Err(Error::Http(response)) => Err(response.status().as_u16()),
+        Err(err) => panic!("{err}"),
+    }
+}
+
+#[tokio::test]
+async fn the_token_cookie_opens_a_socket_only_from_an_allowed_origin() {
+    let app = spawn_app_with(|config| {
+        config.allowed_origins = vec!["https://app.example".into()];
+    })
+    .await;
+    let own = format!("http://{}", app.addr);
+    let path = "/qf/users/online/ws";
+    let cookie = |token: &str| ("cookie", format!("confab_ws_token={token}"));
+    for origin in [None, Some(own.as_str()), Some("https://app.example")] {
+        let token = app.qf_token("ana").await;
+        let mut headers = vec![cookie(&token)];
+        headers.extend(origin.map(|origin| ("origin", origin.to_owned())));
+        let mut ws = open_with_headers(&app, path, &headers)
+            .await
+            .unwrap_or_else(|status| panic!("{origin:?}: refused with {status}"));
+        assert_eq!(ws.recv_json().await["type"], "online_users_update");
+    }
+    // Another site's page: the browser would send the cookie, the server refuses it.
+    let token = app.qf_token("ana").await;
+    let evil = ("origin", "https://evil.example".to_owned());
+    let refused = open_with_headers(&app, path, &[cookie(&token), evil.clone()]).await;
+    assert_eq!(refused.err(), Some(403));
+    // A token the page itself sends is its own, from any Origin.
+    let query = format!("{path}?token={token}");
+    let mut ws = open_with_headers(&app, &query, &[evil]).await.unwrap();
+    assert_eq!(ws.recv_json().await["type"], "online_users_update");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn cors_answers_the_allowed_origins_only() {
+    let app = spawn_app_with(|config| {
+        config.allowed_origins = vec!["https://app.example".into()];
+    })
+    .await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.http_url("/api/notifications"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("https://app.example").await.unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert!(allowed
+        .headers()
+        .get("access-control-allow-credentials")
+        .is_none());
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    app.shutdown().await;
 }

@@ -11,8 +11,8 @@ pub mod party;
 pub mod socket;
 
 use axum::{
-    extract::{ws::close_code, Query, State},
-    http::HeaderMap,
+    extract::{ws::close_code, FromRequestParts, Query, State},
+    http::request::Parts,
     routing::{get, post},
     Json, Router,
 };
@@ -22,10 +22,10 @@ use tokio::time::Instant;
 
 use super::plain_ws::Stop;
 use crate::{
-    auth::caller::cookie,
+    auth::caller::{cookie, origin_allowed},
     auth::ws_token::WsTokenError,
     core::{hub::Inbox, now_ms, Connection},
-    rest::Caller,
+    rest::{ApiError, Caller},
     AppState,
 };
 
@@ -60,16 +60,37 @@ pub fn routes() -> Router<AppState> {
 
 /// The `token` query parameter of a `/qf` socket.
 #[derive(Debug, Deserialize)]
-pub struct TokenQuery {
+struct TokenQuery {
     token: Option<String>,
 }
 
-/// The socket's token: the query parameter, else the [`WS_TOKEN_COOKIE`] cookie.
-fn ws_token_from(query: &Query<TokenQuery>, headers: &HeaderMap) -> Option<String> {
-    query
-        .token
-        .clone()
-        .or_else(|| cookie(headers, WS_TOKEN_COOKIE).map(str::to_owned))
+/// A `/qf` socket's token: the `token` query parameter, else the [`WS_TOKEN_COOKIE`]
+/// cookie. The browser sends the cookie by itself, whichever site opened the socket, so it
+/// counts only from an allowed Origin (`origin_allowed`); anything else is refused with 403
+/// before the upgrade. A token in the query is the page's own, from any Origin.
+pub struct SocketToken(Option<String>);
+
+impl FromRequestParts<AppState> for SocketToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Query(query) = Query::<TokenQuery>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+        if query.token.is_some() {
+            return Ok(Self(query.token));
+        }
+        let Some(token) = cookie(&parts.headers, WS_TOKEN_COOKIE) else {
+            return Ok(Self(None));
+        };
+        if !origin_allowed(&parts.headers, &state.config().allowed_origins) {
+            return Err(ApiError::Forbidden(format!(
+                "the {WS_TOKEN_COOKIE} cookie is accepted from this site's pages and \
+                 CONFAB_ALLOWED_ORIGINS only; send the token as ?token= instead"
+            )));
+        }
+        Ok(Self(Some(token.to_owned())))
+    }
 }
 
 /// Checks a socket's token and signs a new core connection in with it: the connection, its

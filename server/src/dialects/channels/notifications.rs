@@ -10,8 +10,7 @@
 use std::collections::HashSet;
 
 use axum::{
-    extract::{Path, Query, State},
-    http::HeaderMap,
+    extract::{Path, State},
     response::Response,
     Json,
 };
@@ -22,7 +21,7 @@ use confab_shared::{
 
 use super::{
     socket::{self, Channel, INTERNAL_ERROR},
-    ws_token_from, TokenQuery,
+    SocketToken,
 };
 use crate::{
     auth::is_safe_image_url,
@@ -35,11 +34,9 @@ use crate::{
 
 pub async fn socket(
     upgrade: Upgrade,
-    query: Query<TokenQuery>,
-    headers: HeaderMap,
+    SocketToken(token): SocketToken,
     State(state): State<AppState>,
 ) -> Response {
-    let token = ws_token_from(&query, &headers);
     socket::accept(upgrade, state, token, NotificationChannel::default())
 }
 

@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use axum::{extract::State, http::HeaderMap, response::Response, Json};
+use axum::{extract::State, response::Response, Json};
 use confab_shared::channels::{ChannelMessage, OnlineUser, OnlineUsersUpdate};
 use tokio::time::Instant;
 
 use super::{
     socket::{self, Channel, INTERNAL_ERROR},
-    ws_token_from, TokenQuery,
+    SocketToken,
 };
 use crate::{
     core::{events::Event, now_ms, Connection, Core},
@@ -25,11 +25,9 @@ pub const COALESCE: Duration = Duration::from_millis(500);
 
 pub async fn socket(
     upgrade: Upgrade,
-    query: axum::extract::Query<TokenQuery>,
-    headers: HeaderMap,
+    SocketToken(token): SocketToken,
     State(state): State<AppState>,
 ) -> Response {
-    let token = ws_token_from(&query, &headers);
     let channel = OnlineChannel {
         last_sent: Instant::now(),
         pending: None,

@@ -3,8 +3,8 @@
 //! `session_update` snapshot on connect and then the session's lifecycle events.
 
 use axum::{
-    extract::{ws::close_code, Path, Query, State},
-    http::{HeaderMap, StatusCode},
+    extract::{ws::close_code, Path, State},
+    http::StatusCode,
     response::Response,
     Json,
 };
@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{
     socket::{self, Channel, INTERNAL_ERROR},
-    ws_token_from, TokenQuery,
+    SocketToken,
 };
 use crate::{
     core::{
@@ -42,11 +42,9 @@ pub const CREATED_PER_MINUTE: u32 = 10;
 pub async fn socket(
     upgrade: Upgrade,
     Path(party_id): Path<String>,
-    query: Query<TokenQuery>,
-    headers: HeaderMap,
+    SocketToken(token): SocketToken,
     State(state): State<AppState>,
 ) -> Response {
-    let token = ws_token_from(&query, &headers);
     let channel = PartyChannel {
         party_id,
         user_id: String::new(),
