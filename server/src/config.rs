@@ -111,6 +111,11 @@ pub struct Config {
     #[arg(long, env = "CONFAB_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Seconds a `/ws` connection has to authenticate before it is closed (1008).
+    #[arg(long, env = "CONFAB_AUTH_DEADLINE", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub auth_deadline_secs: u64,
+
     /// Seconds between `/readyz` turning 503 and the node closing its connections when it
     /// shuts down: time for a load balancer to stop sending it new ones.
     #[arg(long, env = "CONFAB_SHUTDOWN_DELAY", default_value_t = 0)]
@@ -177,6 +182,7 @@ impl Config {
             redis_url: None,
             redis_prefix: String::new(),
             allowed_origins: Vec::new(),
+            auth_deadline_secs: 30,
             shutdown_delay_secs: 0,
             log_format: LogFormat::Text,
             log: "warn".into(),

@@ -8,6 +8,12 @@ use confab_server::{config::Config, Server};
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     confab_server::telemetry::init(&config.log, config.log_format);
+    // Every connection is a file descriptor; the soft limit is often 1,024, far below what
+    // the hard limit allows and a busy node needs.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "file descriptor limit"),
+        Err(err) => tracing::warn!(%err, "cannot raise the file descriptor limit"),
+    }
     let server = Server::start(config).await?;
     tracing::info!(addr = %server.addr(), "confab is listening");
     shutdown_signal().await;

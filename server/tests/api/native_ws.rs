@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::common::{spawn_app_on, spawn_app_on_with, tokens, Backend, TestApp, WsClient};
+use crate::common::{
+    spawn_app_on, spawn_app_on_with, spawn_app_with, tokens, Backend, TestApp, WsClient,
+};
 use confab_server::dialects::native::MAX_POSTS_IN_FLIGHT;
 use confab_shared::limits::{is_room_code, DEFAULT_MAX_USERS, MAX_CHAT_CHARS, MAX_USERS_CAP};
 use futures_util::StreamExt;
@@ -693,3 +695,22 @@ on_both_backends!(
     a_burst_of_chat_arrives_in_order_and_before_the_next_answer,
     chat_sent_just_before_closing_still_reaches_the_room,
 );
+
+#[tokio::test]
+async fn a_connection_that_never_authenticates_is_closed_at_the_deadline() {
+    let app = spawn_app_with(|config| config.auth_deadline_secs = 1).await;
+    let mut idle = app.ws().await;
+    let mut ana = app.user("ana").await;
+    let opened = std::time::Instant::now();
+    assert_eq!(idle.recv_close_code().await, 1008);
+    assert!(
+        opened.elapsed() >= Duration::from_millis(900),
+        "not before the deadline: {:?}",
+        opened.elapsed()
+    );
+    // A connection that signed in in time stays open past it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ana.send_json(json!({"type": "ping"})).await;
+    assert_eq!(ana.recv_json().await["type"], "room:state");
+    app.shutdown().await;
+}

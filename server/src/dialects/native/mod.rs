@@ -9,7 +9,12 @@ mod render;
 
 use std::time::Duration;
 
-use axum::{extract::State, response::Response, routing::get, Router};
+use axum::{
+    extract::{ws::close_code, State},
+    response::Response,
+    routing::get,
+    Router,
+};
 use confab_shared::native::{decode_client, ClientMessage, RoomStateView, ServerMessage};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -57,10 +62,15 @@ struct Peer {
     state: AppState,
     conn: Connection,
     identity: Option<Identity>,
+    /// Signed in at some point: the authentication deadline no longer applies.
+    signed_in_once: bool,
     limiter: Bucket,
     /// Chat messages being stored, to be announced in order.
     in_flight: InFlight,
 }
+
+/// The close for a connection that did not authenticate within `--auth-deadline-secs`.
+const AUTH_TIMEOUT: Stop = Stop::Close(close_code::POLICY, "authentication required");
 
 /// One connection: frames in, replies and room events out, until either side closes or
 /// the server stops.
@@ -73,9 +83,11 @@ async fn serve(mut socket: Socket, state: AppState) {
         state: state.clone(),
         conn,
         identity: None,
+        signed_in_once: false,
         limiter,
         in_flight: InFlight::default(),
     };
+    let auth_deadline = tokio::time::sleep(Duration::from_secs(config.auth_deadline_secs));
     let shutdown = state.shutdown_token().clone();
     let overflowed = inbox.overflowed.clone();
     // Made once, not on every turn of the loop: a connection may turn it thousands of times
@@ -83,7 +95,7 @@ async fn serve(mut socket: Socket, state: AppState) {
     let shutting_down = shutdown.cancelled();
     let too_slow = overflowed.cancelled();
     let expiry_timer = tokio::time::sleep(MAX_EXPIRY_WAIT);
-    tokio::pin!(shutting_down, too_slow, expiry_timer);
+    tokio::pin!(shutting_down, too_slow, expiry_timer, auth_deadline);
     // The expiry the timer is set for; `None` in it means nobody signed in to expire.
     let mut timer_set_for: Option<Option<i64>> = None;
     let stop = loop {
@@ -97,6 +109,7 @@ async fn serve(mut socket: Socket, state: AppState) {
         let replies = tokio::select! {
             () = &mut shutting_down => break Stop::SHUTDOWN,
             () = &mut too_slow => break Stop::TOO_SLOW,
+            () = &mut auth_deadline, if !peer.signed_in_once => break AUTH_TIMEOUT,
             () = &mut expiry_timer, if expires_at.is_some() => {
                 if !peer.expired() {
                     // A token that outlives the longest wait: look again later.
@@ -418,6 +431,7 @@ impl Peer {
         };
         plain_ws::record_user(&identity.profile.user_id);
         self.identity = Some(identity);
+        self.signed_in_once = true;
         vec![ok, self.current_state().await]
     }
 
