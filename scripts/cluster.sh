@@ -53,6 +53,7 @@ for n in 1 2 3; do
   CONFAB_DATABASE_URL="$database" \
   CONFAB_REDIS_URL="$redis" \
   CONFAB_JWT_SECRET="$secret" \
+  CONFAB_TRUSTED_PROXIES=127.0.0.1 \
     "$server" --site-dir target/site "$@" &
   pids+=($!)
 done

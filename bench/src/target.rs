@@ -159,6 +159,8 @@ impl Server {
                     // The bench measures the server, not its per-connection rate limit.
                     .env("CONFAB_MESSAGE_RATE", "1000000")
                     .env("CONFAB_MESSAGE_BURST", "1000000")
+                    // Every member connects from this one address.
+                    .env("CONFAB_MAX_CONNECTIONS_PER_ADDRESS", "10000000")
                     .env("CONFAB_LOG", "warn")
                     .env("CONFAB_SITE_DIR", data.path().join("no-site"));
                 if let Database::Postgres(url) = database {

@@ -111,6 +111,22 @@ pub struct Config {
     #[arg(long, env = "CONFAB_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Seconds a request's headers may take to arrive before the connection is closed.
+    #[arg(long, env = "CONFAB_HEADER_READ_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_secs: u64,
+
+    /// Connections one client address (an IPv6 /64) may hold at once, WebSockets included;
+    /// past it, new ones are closed at once.
+    #[arg(long, env = "CONFAB_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections_per_address: u64,
+
+    /// Addresses (comma-separated) of load balancers and proxies in front, which the
+    /// per-address cap does not apply to.
+    #[arg(long, env = "CONFAB_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     /// Seconds a `/ws` connection has to authenticate before it is closed (1008).
     #[arg(long, env = "CONFAB_AUTH_DEADLINE", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -183,6 +199,10 @@ impl Config {
             redis_prefix: String::new(),
             allowed_origins: Vec::new(),
             auth_deadline_secs: 30,
+            header_read_timeout_secs: 10,
+            // Tests connect thousands of clients from one address.
+            max_connections_per_address: 100_000,
+            trusted_proxies: Vec::new(),
             shutdown_delay_secs: 0,
             log_format: LogFormat::Text,
             log: "warn".into(),

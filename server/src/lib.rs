@@ -11,6 +11,7 @@ pub mod core;
 pub mod dialects;
 pub mod fanout;
 pub mod http;
+pub mod listener;
 pub mod ratelimit;
 pub mod rest;
 pub mod store;
@@ -24,14 +25,8 @@ use std::{
 };
 
 use anyhow::Context;
-use axum::{
-    serve::{ListenerExt, TapIo},
-    Router,
-};
-use tokio::{
-    net::{TcpListener, TcpStream},
-    task::JoinHandle,
-};
+use axum::Router;
+use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
@@ -256,19 +251,6 @@ pub struct Server {
     serve: JoinHandle<std::io::Result<()>>,
 }
 
-/// The listener with Nagle's algorithm off on every accepted connection, as WebSocket servers
-/// have it: small frames go out as they are written. With it on, a chat message written while
-/// the previous one is still unacknowledged waits for the peer's delayed acknowledgement, up
-/// to 40 ms on Linux.
-fn without_nagle(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)> {
-    let no_delay: fn(&mut TcpStream) = |tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(%err, "cannot set TCP_NODELAY");
-        }
-    };
-    listener.tap_io(no_delay)
-}
-
 impl Server {
     /// Binds `config.addr` and starts serving in the background.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
@@ -280,15 +262,13 @@ impl Server {
         let state = AppState::new(config).await?;
         let app = router(state.clone());
         let token = state.inner.shutdown.clone();
-        let listener = without_nagle(listener);
-        let serve = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await
-        });
+        let config = &state.inner.config;
+        let limits = listener::Limits {
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+            per_address: usize::try_from(config.max_connections_per_address).unwrap_or(usize::MAX),
+            trusted_proxies: config.trusted_proxies.clone(),
+        };
+        let serve = tokio::spawn(listener::serve(listener, app, limits, token));
         Ok(Self { addr, state, serve })
     }
 
@@ -321,21 +301,5 @@ impl Server {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::serve::Listener;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn accepted_connections_have_nagle_off() {
-        let mut listener = without_nagle(TcpListener::bind("127.0.0.1:0").await.unwrap());
-        let addr = listener.local_addr().unwrap();
-        let _client = TcpStream::connect(addr).await.unwrap();
-        let (accepted, _) = listener.accept().await;
-        assert!(accepted.nodelay().unwrap());
     }
 }

@@ -8,6 +8,7 @@ mod common;
 mod auth;
 mod channels;
 mod cluster;
+mod connections;
 mod native_ws;
 mod operations;
 mod party;

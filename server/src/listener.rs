@@ -1,0 +1,286 @@
+//! Accepting connections. axum's `serve` runs hyper without a timer, so a request whose
+//! headers trickle in forever (slowloris) is never timed out, and it takes every connection
+//! it is offered, so one address can hold every file descriptor. This is axum's loop with
+//! what it lacks: a header-read timeout, a cap on the connections one client address holds
+//! at once (WebSockets included: the count lives with the socket, not the request), Nagle's
+//! algorithm off, and accept errors logged without spinning.
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    pin::{pin, Pin},
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{
+    body::Body,
+    extract::{ConnectInfo, Request},
+    Router,
+};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto::Builder,
+    service::TowerToHyperService,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::ratelimit::client_key;
+
+/// How long the loop pauses after a failed accept (out of file descriptors, most often):
+/// retrying at once would spin a core and flood the log.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// What one node accepts.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// How long a request's headers may take to arrive.
+    pub header_read_timeout: Duration,
+    /// Connections one client address (an IPv6 /64) may hold at once.
+    pub per_address: usize,
+    /// Addresses the cap does not apply to: load balancers and proxies in front.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+/// Serves `app` on `listener` until `shutdown`, then lets open requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let open = Arc::new(OpenConnections::default());
+    // Connections watch `signal` to shut down gracefully; `closed` tells when all have.
+    let (signal_tx, signal_rx) = watch::channel(());
+    let (closed_tx, closed_rx) = watch::channel(());
+    let mut failing = false;
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::error!(%err, "cannot accept connections");
+                    }
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        if std::mem::take(&mut failing) {
+            tracing::info!("accepting connections again");
+        }
+        let Some(admitted) = open.admit(peer.ip(), &limits) else {
+            tracing::debug!(%peer, "refused: too many connections from one address");
+            continue;
+        };
+        nagle_off(&stream);
+        let io = TokioIo::new(Counted {
+            stream,
+            _admitted: admitted,
+        });
+        let service = app.clone().map_request(move |request: Request<Incoming>| {
+            let mut request = request.map(Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
+        let hyper_service = TowerToHyperService::new(service);
+        let signal = signal_tx.clone();
+        let closed = closed_rx.clone();
+        let header_read_timeout = limits.header_read_timeout;
+        tokio::spawn(async move {
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout);
+            let mut connection = pin!(builder.serve_connection_with_upgrades(io, hyper_service));
+            let mut shutting_down = pin!(signal.closed());
+            loop {
+                tokio::select! {
+                    served = connection.as_mut() => {
+                        if let Err(err) = served {
+                            tracing::trace!(%err, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    () = &mut shutting_down => connection.as_mut().graceful_shutdown(),
+                }
+            }
+            drop(closed);
+        });
+    }
+    drop(listener);
+    drop(signal_rx);
+    drop(closed_rx);
+    closed_tx.closed().await;
+    Ok(())
+}
+
+/// Turns Nagle's algorithm off, as WebSocket servers have it: small frames go out as they
+/// are written. With it on, a chat message written while the previous one is still
+/// unacknowledged waits for the peer's delayed acknowledgement, up to 40 ms on Linux.
+fn nagle_off(stream: &TcpStream) {
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!(%err, "cannot set TCP_NODELAY");
+    }
+}
+
+/// How many connections each client address holds.
+#[derive(Default)]
+struct OpenConnections {
+    by_address: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl OpenConnections {
+    /// Counts one more connection from `ip`, unless its address holds its cap already.
+    fn admit(self: &Arc<Self>, ip: IpAddr, limits: &Limits) -> Option<Admitted> {
+        if limits.trusted_proxies.contains(&ip) {
+            return Some(Admitted {
+                open: None,
+                key: ip,
+            });
+        }
+        let key = client_key(ip);
+        let mut by_address = self.lock();
+        let count = by_address.entry(key).or_default();
+        if *count >= limits.per_address {
+            return None;
+        }
+        *count += 1;
+        Some(Admitted {
+            open: Some(Arc::clone(self)),
+            key,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.by_address
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// One admitted connection; dropping it (with the socket) frees its place.
+struct Admitted {
+    open: Option<Arc<OpenConnections>>,
+    key: IpAddr,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let Some(open) = &self.open else { return };
+        let mut by_address = open.lock();
+        if let Some(count) = by_address.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                by_address.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// A TCP stream that holds its address's place until it is closed, also after an upgrade
+/// hands it to a WebSocket.
+struct Counted {
+    stream: TcpStream,
+    _admitted: Admitted,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_have_nagle_off() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        nagle_off(&accepted);
+        assert!(accepted.nodelay().unwrap());
+    }
+
+    #[test]
+    fn an_address_holds_its_cap_and_frees_places_as_connections_close() {
+        let open = Arc::new(OpenConnections::default());
+        let limits = Limits {
+            header_read_timeout: Duration::from_secs(10),
+            per_address: 2,
+            trusted_proxies: vec!["10.0.0.1".parse().unwrap()],
+        };
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let first = open.admit(client, &limits).unwrap();
+        let _second = open.admit(client, &limits).unwrap();
+        assert!(
+            open.admit(client, &limits).is_none(),
+            "the third is refused"
+        );
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        assert!(
+            open.admit(other, &limits).is_some(),
+            "other addresses are not"
+        );
+        drop(first);
+        assert!(
+            open.admit(client, &limits).is_some(),
+            "a closed one frees a place"
+        );
+        let proxy = "10.0.0.1".parse().unwrap();
+        let behind_proxy: Vec<_> = (0..5).map(|_| open.admit(proxy, &limits)).collect();
+        assert!(
+            behind_proxy.iter().all(Option::is_some),
+            "trusted proxies are not capped"
+        );
+    }
+}
