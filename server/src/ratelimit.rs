@@ -152,6 +152,32 @@ impl<K: Eq + Hash + Clone + Display> SharedLimiter<K> {
     }
 }
 
+/// The address of the client behind a request: the peer's own, or, when the peer is one of
+/// the `trusted` proxies, the last address in `X-Forwarded-For` that is not one of them.
+/// Proxies append the address they received the request from, so entries before that are
+/// the client's own word and could be forged.
+pub fn client_address(
+    peer: std::net::IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[std::net::IpAddr],
+) -> std::net::IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|address| address.trim().parse().ok())
+        .collect();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|address| !trusted.contains(address))
+        .unwrap_or(peer)
+}
+
 /// The key for rate limiting a client address: the address itself for IPv4, its /64 network
 /// for IPv6 (one subscriber commonly holds a whole /64).
 pub fn client_key(ip: std::net::IpAddr) -> std::net::IpAddr {
@@ -187,6 +213,28 @@ mod tests {
         assert_ne!(client_key(a), client_key(other));
         let v4: std::net::IpAddr = "192.0.2.7".parse().unwrap();
         assert_eq!(client_key(v4), v4);
+    }
+
+    #[test]
+    fn behind_a_trusted_proxy_the_client_is_the_last_address_it_forwarded() {
+        let proxy: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("x-forwarded-for", "6.6.6.6, 203.0.113.9".parse().unwrap());
+        assert_eq!(
+            client_address(proxy, &headers, &[proxy]).to_string(),
+            "203.0.113.9",
+            "the entry the proxy added, not the one the client sent"
+        );
+        let stranger: std::net::IpAddr = "198.51.100.4".parse().unwrap();
+        assert_eq!(
+            client_address(stranger, &headers, &[proxy]),
+            stranger,
+            "only a trusted proxy's word counts"
+        );
+        assert_eq!(
+            client_address(proxy, &axum::http::HeaderMap::new(), &[proxy]),
+            proxy
+        );
     }
 
     #[test]

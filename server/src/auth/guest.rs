@@ -1,11 +1,12 @@
 //! `POST /api/auth/guest` {username, imageUrl?} → {token, userId, exp}: tokens for people
 //! without an identity provider. Names are validated; requests are rate limited per client
-//! IP address.
+//! IP address (behind `--trusted-proxies`, the address they forward).
 
 use std::net::SocketAddr;
 
 use axum::{
     extract::{rejection::JsonRejection, ConnectInfo, State},
+    http::HeaderMap,
     Json,
 };
 use confab_shared::{
@@ -16,7 +17,12 @@ use jsonwebtoken::{encode, Header};
 use serde::Serialize;
 
 use super::GUEST_ISSUER;
-use crate::{core::now_ms, rest::ApiError, AppState};
+use crate::{
+    core::now_ms,
+    ratelimit::{client_address, client_key},
+    rest::ApiError,
+    AppState,
+};
 
 /// Guest tokens one IP address may get at once, and per minute on average.
 pub const GUEST_TOKENS_BURST: u32 = 10;
@@ -35,13 +41,12 @@ struct GuestClaims<'a> {
 pub async fn issue(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     request: Result<Json<GuestRequest>, JsonRejection>,
 ) -> Result<Json<GuestResponse>, ApiError> {
-    if !state
-        .guest_limiter()
-        .try_take(&crate::ratelimit::client_key(peer.ip()))
-        .await
-    {
+    let trusted = &state.config().trusted_proxies;
+    let client = client_key(client_address(peer.ip(), &headers, trusted));
+    if !state.guest_limiter().try_take(&client).await {
         return Err(ApiError::RateLimited);
     }
     let Json(request) = request?;

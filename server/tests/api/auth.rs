@@ -463,3 +463,28 @@ async fn guest_tokens_are_rate_limited_per_client() {
     assert_eq!(error["error"]["code"], "rate_limited");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_guest_tokens_are_limited_per_forwarded_client() {
+    let app = spawn_app_with(|config| {
+        config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let from = |client: &'static str| {
+        app.http
+            .post(app.http_url("/api/auth/guest"))
+            .header("x-forwarded-for", client)
+            .json(&json!({"username": "Guest"}))
+            .send()
+    };
+    for _ in 0..confab_server::auth::guest::GUEST_TOKENS_BURST {
+        assert_eq!(from("203.0.113.1").await.unwrap().status(), 200);
+    }
+    assert_eq!(from("203.0.113.1").await.unwrap().status(), 429);
+    // Another client behind the same proxy has a bucket of its own.
+    assert_eq!(from("203.0.113.2").await.unwrap().status(), 200);
+    // A forged entry before the proxy's own does not make a new client.
+    let forged = from("198.51.100.7, 203.0.113.1").await.unwrap();
+    assert_eq!(forged.status(), 429);
+    app.shutdown().await;
+}
