@@ -42,6 +42,8 @@ pub const PINGS_PER_MINUTE: u32 = 10;
 
 /// How long shutdown waits for open connections to close before giving up on them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the other nodes to be told this one is leaving.
+pub const LEAVE_GRACE: Duration = Duration::from_secs(2);
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -294,6 +296,13 @@ impl Server {
             served
         })
         .await;
+        // Every socket has signed out: the other nodes hear it, then that this one left.
+        if tokio::time::timeout(LEAVE_GRACE, inner.core.leave_cluster())
+            .await
+            .is_err()
+        {
+            tracing::warn!("could not tell the other nodes in {LEAVE_GRACE:?} that this one left");
+        }
         match drained {
             Ok(served) => served?.context("server failed")?,
             Err(_) => {

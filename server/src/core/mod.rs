@@ -250,6 +250,12 @@ impl Core {
         Ok(())
     }
 
+    /// Tells the other nodes, once what is queued for them has gone, that this one is
+    /// leaving: its users go offline there at once rather than when its heartbeat stops.
+    pub async fn leave_cluster(&self) {
+        self.inner.fanout.leave().await;
+    }
+
     /// Whether this node can serve: its database answers within [`READY_TIMEOUT`] with
     /// every migration applied, and its fan-out reaches the other nodes. Why not, if not.
     pub async fn readiness(&self) -> Result<(), &'static str> {

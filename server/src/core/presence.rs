@@ -147,6 +147,14 @@ impl Presence {
         before != inner.online_ids_owned()
     }
 
+    /// Node `node` left: its users are gone at once. `true` when anyone went offline.
+    pub fn forget_node(&self, node: &str) -> bool {
+        let mut inner = self.lock();
+        let before = inner.online_ids_owned();
+        inner.elsewhere.remove(node);
+        before != inner.online_ids_owned()
+    }
+
     /// The nodes other than this one that have reported users.
     pub fn other_nodes(&self) -> Vec<String> {
         self.lock().elsewhere.keys().cloned().collect()

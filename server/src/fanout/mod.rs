@@ -25,6 +25,11 @@ pub trait Fanout: Send + Sync + 'static {
     /// up to `last_seq`.
     fn follow_room(&self, _key: &str, _last_seq: u64) {}
 
+    /// Tells the other nodes, after everything queued for them, that this node is leaving.
+    fn leave(&self) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
     /// Whether deliveries reach the other nodes and theirs reach this one; why not if not.
     fn ready(&self) -> Result<(), &'static str> {
         Ok(())

@@ -223,6 +223,8 @@ enum Body {
     /// Every [`HEARTBEAT`]: a node that hears nothing, not even its own, for
     /// [`SILENCE_LIMIT`] has lost its subscription without being told.
     Heartbeat,
+    /// The sender is shutting down: its users are gone.
+    Left,
 }
 
 /// What the sending task does.
@@ -236,6 +238,8 @@ enum Command {
     Cache(Profile),
     /// This node's users, written again in full (at start, after a loss).
     RewriteUsers,
+    /// The node is leaving: its keys go, the others are told; then `done` is.
+    Leave(tokio::sync::oneshot::Sender<()>),
 }
 
 /// How long a node may hear nothing on the channel (its own heartbeats included) before it
@@ -344,6 +348,14 @@ impl Fanout for RedisFanout {
         self.shared.sequencer.follow(key, last_seq);
     }
 
+    fn leave(&self) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let (done, left) = tokio::sync::oneshot::channel();
+            self.shared.send(Command::Leave(done));
+            let _ = left.await;
+        })
+    }
+
     fn ready(&self) -> Result<(), &'static str> {
         let since_beat = now_ms() - self.shared.last_beat_ms.load(Ordering::Relaxed);
         if !self.shared.subscribed.load(Ordering::Relaxed) {
@@ -424,6 +436,11 @@ impl Shared {
             }
             Body::CatchUp => self.recover(),
             Body::Heartbeat => {}
+            Body::Left => {
+                if self.presence.forget_node(&envelope.node) {
+                    self.presence_changed();
+                }
+            }
         }
     }
 
@@ -460,8 +477,12 @@ impl Shared {
         serde_json::to_string(profile).unwrap_or_default()
     }
 
-    /// Adds `command` to `pipe`.
-    fn add(&self, pipe: &mut redis::Pipeline, command: Command) {
+    /// Adds `command` to `pipe`; a `Leave` hands back who to tell once the pipeline ran.
+    fn add(
+        &self,
+        pipe: &mut redis::Pipeline,
+        command: Command,
+    ) -> Option<tokio::sync::oneshot::Sender<()>> {
         let channel = self.keys.channel();
         let users = self.keys.users(&self.node);
         let ttl = NODE_TTL.as_secs() as i64;
@@ -500,7 +521,17 @@ impl Shared {
                     pipe.expire(&users, ttl).ignore();
                 }
             }
+            Command::Leave(done) => {
+                pipe.del(&users).ignore();
+                pipe.del(self.keys.alive(&self.node)).ignore();
+                pipe.srem(self.keys.nodes(), &self.node).ignore();
+                if let Some((bytes, _)) = self.envelope(Body::Left) {
+                    pipe.publish(&channel, bytes).ignore();
+                }
+                return Some(done);
+            }
         }
+        None
     }
 }
 
@@ -514,10 +545,15 @@ async fn send_commands(
     let mut failing = false;
     while commands.recv_many(&mut batch, PIPELINE_LEN).await > 0 {
         let mut pipe = redis::pipe();
-        for command in batch.drain(..) {
-            shared.add(&mut pipe, command);
+        let leaving: Vec<_> = batch
+            .drain(..)
+            .filter_map(|command| shared.add(&mut pipe, command))
+            .collect();
+        let outcome = pipe.exec_async(&mut redis).await;
+        for done in leaving {
+            let _ = done.send(());
         }
-        match pipe.exec_async(&mut redis).await {
+        match outcome {
             Ok(()) => {
                 if std::mem::take(&mut failing) {
                     tracing::info!("publishing to Redis again");

@@ -827,3 +827,44 @@ async fn readyz_follows_the_nodes_redis() {
     crate::operations::until_status(&readyz, 200, wait).await;
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_node_that_shuts_down_takes_its_users_offline_at_once() {
+    let mut cluster = spawn_cluster(2, |_| {}).await;
+    let leaving = cluster.nodes.pop().unwrap();
+    let _ana = leaving.user("ana").await;
+    let staying = &cluster.nodes[0];
+    wait_until_listed(staying, "ana").await;
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let nodes_key = format!("{}confab:nodes", cluster.prefix);
+    let members = |redis: &mut redis::aio::MultiplexedConnection| {
+        let mut redis = redis.clone();
+        let key = nodes_key.clone();
+        async move {
+            let nodes: Vec<String> = redis::cmd("SMEMBERS")
+                .arg(key)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            nodes.len()
+        }
+    };
+    assert_eq!(members(&mut redis).await, 2);
+    let stopped = std::time::Instant::now();
+    leaving.shutdown().await;
+    assert_eq!(
+        members(&mut redis).await,
+        1,
+        "the node removed itself on the way out"
+    );
+    while listed_online(staying).await.iter().any(|id| id == "ana") {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(3),
+            "ana still online {:?} after her node stopped (the heartbeat would take 12 s)",
+            stopped.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.shutdown().await;
+}
