@@ -28,6 +28,7 @@ use anyhow::Context;
 use axum::Router;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::{
     auth::{guest, ws_token::WsTokens, JwksSource, Verifier},
@@ -231,12 +232,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(socket_io)
         .layer(cors)
+        // The request id goes back to the client in the answer's `x-request-id`.
+        .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
-            // One line per request at `info` when it is answered: method, path, status and
-            // latency. The path only: a query string can hold a `/qf` token.
+            // One line per request at `info` when it is answered: method, path, request id,
+            // status and latency. The path only: a query string can hold a `/qf` token.
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(|request: &axum::http::Request<_>| {
-                    tracing::info_span!("request", method = %request.method(), path = request.uri().path())
+                    let id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|id| id.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!("request", method = %request.method(), path = request.uri().path(), id)
                 })
                 .on_response(
                     tower_http::trace::DefaultOnResponse::new()
@@ -244,6 +252,9 @@ pub fn router(state: AppState) -> Router {
                         .latency_unit(tower_http::LatencyUnit::Millis),
                 ),
         )
+        // Outermost: every request has an id before anything logs it (a client's own
+        // `x-request-id` is kept, so a request can be followed across services).
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
 /// A running server.

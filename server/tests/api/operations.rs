@@ -68,3 +68,29 @@ async fn readyz_turns_unready_before_shutdown_closes_anything() {
     shutting_down.await.unwrap().unwrap();
     assert_eq!(ws.recv_close_code().await, 1001);
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_keeps_the_clients_own() {
+    let app = crate::common::spawn_app().await;
+    let answered = app.http.get(app.http_url("/healthz")).send().await.unwrap();
+    let id = answered.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let again = app.http.get(app.http_url("/healthz")).send().await.unwrap();
+    assert_ne!(
+        again.headers()["x-request-id"],
+        id.as_str(),
+        "one per request"
+    );
+    let own = app
+        .http
+        .get(app.http_url("/readyz"))
+        .header("x-request-id", "trace-4711")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.headers()["x-request-id"], "trace-4711");
+    app.shutdown().await;
+}
