@@ -392,15 +392,7 @@ pub async fn fanout(
     ];
     let server = Server::start(kind, &Database::Sqlite).await?;
     let all = populate(kind, &server, 1, members, "fan-out: connecting").await?;
-    let recorder = Recorder::new();
-    let live: Vec<Vec<Live>> = all
-        .into_iter()
-        .map(|room| {
-            room.into_iter()
-                .map(|m| record(kind, m, &recorder))
-                .collect()
-        })
-        .collect();
+    let (recorder, live) = record_all(kind, all).await;
     let mut best = (0.0, 0.0, 0.0, 0.0);
     let bar = progress(RATES.len() as u64, "fan-out: rate steps");
     for rate in RATES.into_iter().filter(|&rate| rate >= start_rate) {
