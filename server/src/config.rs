@@ -132,6 +132,16 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub auth_deadline_secs: u64,
 
+    /// Days chat messages are kept; older ones are deleted. Unset: kept forever.
+    #[arg(long, env = "CONFAB_MESSAGE_RETENTION_DAYS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub message_retention_days: Option<u64>,
+
+    /// Days notifications are kept; older ones are deleted. Unset: kept forever.
+    #[arg(long, env = "CONFAB_NOTIFICATION_RETENTION_DAYS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub notification_retention_days: Option<u64>,
+
     /// Seconds between `/readyz` turning 503 and the node closing its connections when it
     /// shuts down: time for a load balancer to stop sending it new ones.
     #[arg(long, env = "CONFAB_SHUTDOWN_DELAY", default_value_t = 0)]
@@ -204,6 +214,8 @@ impl Config {
             max_connections_per_address: 100_000,
             trusted_proxies: Vec::new(),
             shutdown_delay_secs: 0,
+            message_retention_days: None,
+            notification_retention_days: None,
             log_format: LogFormat::Text,
             log: "warn".into(),
             site_dir: PathBuf::from("/nonexistent-site"),

@@ -14,6 +14,7 @@ pub mod http;
 pub mod listener;
 pub mod ratelimit;
 pub mod rest;
+pub mod retention;
 pub mod store;
 pub mod telemetry;
 pub mod timefmt;
@@ -127,7 +128,7 @@ impl AppState {
             config.jwks.as_deref().map(JwksSource::parse),
             Duration::from_secs(config.jwks_refresh_secs),
         );
-        Ok(Self {
+        let state = Self {
             inner: Arc::new(AppStateInner {
                 core,
                 verifier,
@@ -140,7 +141,18 @@ impl AppState {
                 shutdown: CancellationToken::new(),
                 connections: TaskTracker::new(),
             }),
-        })
+        };
+        let config = &state.inner.config;
+        let policy = retention::Policy {
+            message_days: config.message_retention_days,
+            notification_days: config.notification_retention_days,
+        };
+        if !policy.keeps_everything() {
+            let store = Arc::clone(state.core().store());
+            let stop = state.inner.shutdown.clone();
+            tokio::spawn(retention::run(store, policy, stop));
+        }
+        Ok(state)
     }
 
     pub fn core(&self) -> &Core {

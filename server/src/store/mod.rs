@@ -47,6 +47,12 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the database answers and has every migration this build knows applied.
     async fn ready(&self) -> StoreResult<()>;
 
+    /// Deletes at most `limit` chat messages created before `before_ms`, oldest first;
+    /// how many it deleted.
+    async fn delete_messages_before(&self, before_ms: i64, limit: usize) -> StoreResult<u64>;
+    /// Deletes at most `limit` notifications created before `before_ms`, oldest first.
+    async fn delete_notifications_before(&self, before_ms: i64, limit: usize) -> StoreResult<u64>;
+
     /// Creates or updates a profile (the username and avatar caches of contract 000).
     async fn upsert_profile(&self, profile: &Profile, now_ms: i64) -> StoreResult<()>;
     async fn profile(&self, user_id: &str) -> StoreResult<Option<Profile>>;

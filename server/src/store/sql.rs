@@ -625,6 +625,30 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn delete_messages_before(&self, before_ms: i64, limit: usize) -> StoreResult<u64> {
+                let deleted = sqlx::query(
+                    "DELETE FROM messages WHERE id IN \
+                     (SELECT id FROM messages WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+                )
+                .bind(before_ms)
+                .bind(to_i64(limit as u64))
+                .execute(&self.writer)
+                .await?;
+                Ok(deleted.rows_affected())
+            }
+
+            async fn delete_notifications_before(&self, before_ms: i64, limit: usize) -> StoreResult<u64> {
+                let deleted = sqlx::query(
+                    "DELETE FROM notifications WHERE id IN \
+                     (SELECT id FROM notifications WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+                )
+                .bind(before_ms)
+                .bind(to_i64(limit as u64))
+                .execute(&self.writer)
+                .await?;
+                Ok(deleted.rows_affected())
+            }
+
             async fn profile(&self, user_id: &str) -> StoreResult<Option<Profile>> {
                 let row = sqlx::query(
                     "SELECT user_id, username, image_url, email FROM profiles WHERE user_id = $1",

@@ -650,6 +650,75 @@ async fn party_sessions_keep_players_in_order_and_within_capacity(t: &TestStore)
     assert_eq!(players.len(), 2);
 }
 
+/// Retention deletes what is past its age, more than one batch of it, and nothing newer;
+/// a room's sequence numbers go on after it.
+async fn retention_deletes_only_what_is_past_its_age(t: &TestStore) {
+    use confab_server::retention::{self, Policy, Swept, BATCH};
+    const DAY: i64 = 24 * 60 * 60 * 1000;
+    let now = 1_800_000_000_000;
+    room_for_messages(t, "AGED22").await;
+    let aged = |body: String, created_at_ms: i64| NewMessage {
+        created_at_ms,
+        ..new_message("AGED22", &body)
+    };
+    let old: Vec<NewMessage> = (0..BATCH + 3)
+        .map(|i| aged(format!("old {i}"), now - 3 * DAY))
+        .collect();
+    for stored in
+        futures_util::future::join_all(old.iter().map(|m| t.store.append_message(m))).await
+    {
+        stored.unwrap().unwrap();
+    }
+    for i in 0..2 {
+        let recent = aged(format!("recent {i}"), now - DAY / 2);
+        t.store.append_message(&recent).await.unwrap().unwrap();
+    }
+    let s = &t.store;
+    s.insert_notification(&notification("n-old", "u1", now - 10 * DAY))
+        .await
+        .unwrap();
+    s.insert_notification(&notification("n-new", "u1", now - DAY))
+        .await
+        .unwrap();
+
+    let policy = Policy {
+        message_days: Some(2),
+        notification_days: Some(7),
+    };
+    let swept = retention::sweep(s.as_ref(), policy, now).await.unwrap();
+    let old_count = (BATCH + 3) as u64;
+    assert_eq!(
+        swept,
+        Swept {
+            messages: old_count,
+            notifications: 1
+        }
+    );
+    let kept: Vec<u64> = s
+        .messages_after("AGED22", 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(kept, [old_count + 1, old_count + 2]);
+    let notifications = s.notifications_of("u1", 10).await.unwrap();
+    assert_eq!(
+        notifications
+            .iter()
+            .map(|n| n.id.as_str())
+            .collect::<Vec<_>>(),
+        ["n-new"]
+    );
+    let next = s.append_message(&aged("after".into(), now)).await.unwrap();
+    assert_eq!(next.unwrap().seq, old_count + 3, "numbering goes on");
+    assert_eq!(
+        retention::sweep(s.as_ref(), policy, now).await.unwrap(),
+        Swept::default(),
+        "nothing more to delete"
+    );
+}
+
 macro_rules! storage_suite {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -691,4 +760,5 @@ storage_suite!(
     everything_survives_reopening,
     notifications_track_delivery_and_read_state,
     party_sessions_keep_players_in_order_and_within_capacity,
+    retention_deletes_only_what_is_past_its_age,
 );
