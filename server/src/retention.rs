@@ -42,31 +42,39 @@ pub struct Swept {
 
 /// Deletes, as of `now_ms`, everything `policy` no longer keeps, a batch at a time.
 pub async fn sweep(store: &dyn Store, policy: Policy, now_ms: i64) -> StoreResult<Swept> {
-    let cutoff = |days: u64| now_ms - i64::try_from(days).unwrap_or(i64::MAX / DAY_MS) * DAY_MS;
-    let mut swept = Swept::default();
-    if let Some(days) = policy.message_days {
-        loop {
-            let deleted = store.delete_messages_before(cutoff(days), BATCH).await?;
-            swept.messages += deleted;
-            if deleted < BATCH as u64 {
-                break;
-            }
-            tokio::time::sleep(PAUSE).await;
+    let cutoff = |days: Option<u64>| {
+        days.map(|days| now_ms - i64::try_from(days).unwrap_or(i64::MAX / DAY_MS) * DAY_MS)
+    };
+    Ok(Swept {
+        messages: in_batches(store, Rows::Messages, cutoff(policy.message_days)).await?,
+        notifications: in_batches(store, Rows::Notifications, cutoff(policy.notification_days))
+            .await?,
+    })
+}
+
+/// What a retention delete removes.
+#[derive(Debug, Clone, Copy)]
+enum Rows {
+    Messages,
+    Notifications,
+}
+
+/// Deletes `rows` created before `before`, [`BATCH`] at a time until a batch comes back
+/// short, pausing between batches; how many went. Nothing when `before` is `None`.
+async fn in_batches(store: &dyn Store, rows: Rows, before: Option<i64>) -> StoreResult<u64> {
+    let Some(before) = before else { return Ok(0) };
+    let mut total = 0;
+    loop {
+        let deleted = match rows {
+            Rows::Messages => store.delete_messages_before(before, BATCH).await?,
+            Rows::Notifications => store.delete_notifications_before(before, BATCH).await?,
+        };
+        total += deleted;
+        if deleted < BATCH as u64 {
+            return Ok(total);
         }
+        tokio::time::sleep(PAUSE).await;
     }
-    if let Some(days) = policy.notification_days {
-        loop {
-            let deleted = store
-                .delete_notifications_before(cutoff(days), BATCH)
-                .await?;
-            swept.notifications += deleted;
-            if deleted < BATCH as u64 {
-                break;
-            }
-            tokio::time::sleep(PAUSE).await;
-        }
-    }
-    Ok(swept)
 }
 
 /// Runs [`sweep`] every [`SWEEP_EVERY`] until `stop`.

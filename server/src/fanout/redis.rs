@@ -255,6 +255,9 @@ pub struct RedisFanout {
 struct Shared {
     node: String,
     keys: Keys,
+    /// The cluster channel and this node's users hash, named once: every command uses them.
+    channel: String,
+    users_key: String,
     hub: Arc<Hub>,
     presence: Arc<Presence>,
     store: Arc<dyn Store>,
@@ -281,8 +284,11 @@ impl RedisFanout {
             store,
         } = parts;
         let (outbox, commands) = mpsc::channel(OUTBOX_CAPACITY);
+        let node = uuid::Uuid::new_v4().simple().to_string();
         let shared = Arc::new(Shared {
-            node: uuid::Uuid::new_v4().simple().to_string(),
+            channel: connected.keys.channel(),
+            users_key: connected.keys.users(&node),
+            node,
             keys: connected.keys.clone(),
             sequencer: Sequencer::new(Arc::clone(&hub), Arc::clone(&store)),
             hub,
@@ -483,33 +489,32 @@ impl Shared {
         pipe: &mut redis::Pipeline,
         command: Command,
     ) -> Option<tokio::sync::oneshot::Sender<()>> {
-        let channel = self.keys.channel();
-        let users = self.keys.users(&self.node);
+        let (channel, users) = (&self.channel, &self.users_key);
         let ttl = NODE_TTL.as_secs() as i64;
         match command {
             Command::Publish(bytes) => {
-                pipe.publish(&channel, bytes).ignore();
+                pipe.publish(channel, bytes).ignore();
             }
             Command::Presence(user_id) => match self.presence.here_profile(&user_id) {
                 Some(profile) => {
-                    pipe.hset(&users, &user_id, Self::profile_json(&profile))
+                    pipe.hset(users, &user_id, Self::profile_json(&profile))
                         .ignore();
-                    pipe.expire(&users, ttl).ignore();
+                    pipe.expire(users, ttl).ignore();
                     cache(pipe, &self.keys, &profile);
                     if let Some((bytes, _)) = self.envelope(Body::Online(profile)) {
-                        pipe.publish(&channel, bytes).ignore();
+                        pipe.publish(channel, bytes).ignore();
                     }
                 }
                 None => {
-                    pipe.hdel(&users, &user_id).ignore();
+                    pipe.hdel(users, &user_id).ignore();
                     if let Some((bytes, _)) = self.envelope(Body::Offline(user_id)) {
-                        pipe.publish(&channel, bytes).ignore();
+                        pipe.publish(channel, bytes).ignore();
                     }
                 }
             },
             Command::Cache(profile) => cache(pipe, &self.keys, &profile),
             Command::RewriteUsers => {
-                pipe.del(&users).ignore();
+                pipe.del(users).ignore();
                 let here: Vec<(String, String)> = self
                     .presence
                     .here()
@@ -517,16 +522,16 @@ impl Shared {
                     .map(|profile| (profile.user_id.clone(), Self::profile_json(profile)))
                     .collect();
                 if !here.is_empty() {
-                    pipe.hset_multiple(&users, &here).ignore();
-                    pipe.expire(&users, ttl).ignore();
+                    pipe.hset_multiple(users, &here).ignore();
+                    pipe.expire(users, ttl).ignore();
                 }
             }
             Command::Leave(done) => {
-                pipe.del(&users).ignore();
+                pipe.del(users).ignore();
                 pipe.del(self.keys.alive(&self.node)).ignore();
                 pipe.srem(self.keys.nodes(), &self.node).ignore();
                 if let Some((bytes, _)) = self.envelope(Body::Left) {
-                    pipe.publish(&channel, bytes).ignore();
+                    pipe.publish(channel, bytes).ignore();
                 }
                 return Some(done);
             }
@@ -563,7 +568,7 @@ async fn send_commands(
                     // later may reveal it: they read it from the store.
                     if let Some((bytes, _)) = shared.envelope(Body::CatchUp) {
                         let mut pipe = redis::pipe();
-                        pipe.publish(shared.keys.channel(), bytes).ignore();
+                        pipe.publish(&shared.channel, bytes).ignore();
                         if pipe.exec_async(&mut redis).await.is_err() {
                             shared.lost_publishes.store(true, Ordering::Relaxed);
                         }
@@ -595,11 +600,11 @@ fn cache(pipe: &mut redis::Pipeline, keys: &Keys, profile: &Profile) {
 /// Reads the cluster channel, subscribing again (with backoff) whenever the subscription is
 /// lost or falls silent; after each loss, the node recovers what it may have missed.
 async fn listen(shared: Arc<Shared>, client: redis::Client) {
-    let channel = shared.keys.channel();
+    let channel = &shared.channel;
     let mut retry = FIRST_RETRY;
     let mut lost = false;
     loop {
-        match subscribe(&client, &channel).await {
+        match subscribe(&client, channel).await {
             Ok(mut pubsub) => {
                 if std::mem::take(&mut lost) {
                     tracing::info!("subscribed to Redis again; catching up from the store");
@@ -676,9 +681,9 @@ async fn beat(shared: &Shared, redis: &mut ConnectionManager) -> redis::RedisRes
     let mut pipe = redis::pipe();
     pipe.set_ex(keys.alive(&shared.node), 1, ttl).ignore();
     pipe.sadd(keys.nodes(), &shared.node).ignore();
-    pipe.expire(keys.users(&shared.node), ttl as i64);
+    pipe.expire(&shared.users_key, ttl as i64);
     if let Some((bytes, _)) = shared.envelope(Body::Heartbeat) {
-        pipe.publish(keys.channel(), bytes).ignore();
+        pipe.publish(&shared.channel, bytes).ignore();
     }
     let (users_kept,): (bool,) = pipe.query_async(redis).await?;
     shared.last_beat_ms.store(now_ms(), Ordering::Relaxed);

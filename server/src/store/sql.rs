@@ -513,6 +513,12 @@ const PARTY_SEATS: Seats = Seats {
     release: "UPDATE party_sessions SET player_count = player_count - 1 WHERE id = $1",
 };
 
+/// Retention's deletes: at most `$2` rows created before `$1`, oldest first.
+const DELETE_OLD_MESSAGES: &str = "DELETE FROM messages WHERE id IN \
+     (SELECT id FROM messages WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
+const DELETE_OLD_NOTIFICATIONS: &str = "DELETE FROM notifications WHERE id IN \
+     (SELECT id FROM notifications WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
+
 /// What trying for a seat came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Seat {
@@ -578,6 +584,17 @@ macro_rules! impl_store {
                 Ok(AddMember::Added)
             }
 
+            /// Runs one of the `DELETE_OLD_*` statements: at most `limit` rows created before
+            /// `before_ms`, oldest first; how many went.
+            async fn delete_oldest(&self, statement: &'static str, before_ms: i64, limit: usize) -> StoreResult<u64> {
+                let deleted = sqlx::query(statement)
+                    .bind(before_ms)
+                    .bind(to_i64(limit as u64))
+                    .execute(&self.writer)
+                    .await?;
+                Ok(deleted.rows_affected())
+            }
+
             /// Frees `user_id`'s seat in row `id`; `false` when they held none.
             async fn unseat(&self, seats: &Seats, id: &str, user_id: &str) -> StoreResult<bool> {
                 let mut tx = self.writer.begin().await?;
@@ -626,27 +643,11 @@ macro_rules! impl_store {
             }
 
             async fn delete_messages_before(&self, before_ms: i64, limit: usize) -> StoreResult<u64> {
-                let deleted = sqlx::query(
-                    "DELETE FROM messages WHERE id IN \
-                     (SELECT id FROM messages WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
-                )
-                .bind(before_ms)
-                .bind(to_i64(limit as u64))
-                .execute(&self.writer)
-                .await?;
-                Ok(deleted.rows_affected())
+                self.delete_oldest(DELETE_OLD_MESSAGES, before_ms, limit).await
             }
 
             async fn delete_notifications_before(&self, before_ms: i64, limit: usize) -> StoreResult<u64> {
-                let deleted = sqlx::query(
-                    "DELETE FROM notifications WHERE id IN \
-                     (SELECT id FROM notifications WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
-                )
-                .bind(before_ms)
-                .bind(to_i64(limit as u64))
-                .execute(&self.writer)
-                .await?;
-                Ok(deleted.rows_affected())
+                self.delete_oldest(DELETE_OLD_NOTIFICATIONS, before_ms, limit).await
             }
 
             async fn profile(&self, user_id: &str) -> StoreResult<Option<Profile>> {

@@ -40,13 +40,9 @@ async fn auth(app: &TestApp, token: &str) -> Value {
     ws.recv_json().await
 }
 
-#[tokio::test]
-async fn rs256_and_es256_tokens_verify_against_a_jwks_file() {
-    let app = spawn_app_with(|c| {
-        c.jwks = Some(fixture("jwks.json").display().to_string());
-        c.jwt_issuer = Some("https://clerk.example".into());
-    })
-    .await;
+/// Tokens for `rsa-user` (RS256, kid `rsa-1`) and `ec-user` (ES256, kid `ec-1`), signed
+/// with the keys whose public halves `fixtures/jwks.json` holds.
+fn rsa_and_ec_tokens() -> (String, String) {
     let rsa = signed(
         Algorithm::RS256,
         "rsa-1",
@@ -59,6 +55,17 @@ async fn rs256_and_es256_tokens_verify_against_a_jwks_file() {
         "ec-private.pem",
         claims("ec-user"),
     );
+    (rsa, ec)
+}
+
+#[tokio::test]
+async fn rs256_and_es256_tokens_verify_against_a_jwks_file() {
+    let app = spawn_app_with(|c| {
+        c.jwks = Some(fixture("jwks.json").display().to_string());
+        c.jwt_issuer = Some("https://clerk.example".into());
+    })
+    .await;
+    let (rsa, ec) = rsa_and_ec_tokens();
     let ok = auth(&app, &rsa).await;
     assert_eq!(
         (ok["type"].as_str(), ok["userId"].as_str()),
@@ -204,18 +211,7 @@ async fn a_failing_or_stalling_jwks_is_retried_soon_and_known_keys_keep_working(
         c.jwks_refresh_secs = REFRESH_SECS;
     })
     .await;
-    let rsa = signed(
-        Algorithm::RS256,
-        "rsa-1",
-        "rsa-private.pem",
-        claims("rsa-user"),
-    );
-    let ec = signed(
-        Algorithm::ES256,
-        "ec-1",
-        "ec-private.pem",
-        claims("ec-user"),
-    );
+    let (rsa, ec) = rsa_and_ec_tokens();
     let set = |behaviour| *jwks.behaviour.lock().unwrap() = behaviour;
     let fetches = || *jwks.fetches.lock().unwrap();
 
