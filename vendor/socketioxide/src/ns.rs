@@ -17,7 +17,7 @@ use crate::{
 use socketioxide_core::{
     Sid, Str, Uid, Value,
     adapter::{BroadcastIter, CoreLocalAdapter, RemoteSocketData, SocketEmitter},
-    packet::{ConnectPacket, Packet, PacketData},
+    packet::{Packet, PacketData},
     parser::Parse,
 };
 
@@ -168,7 +168,17 @@ impl<A: Adapter> Namespace<A> {
         tracing::trace!(?socket.id, ?self.path, "socket added to namespace");
 
         let protocol = esocket.protocol.into();
-        let payload = ConnectPacket { sid: socket.id };
+        // Confab patch: the reply carries the socket's `pid` when one was set.
+        #[derive(serde::Serialize)]
+        struct ConnectReply<'a> {
+            sid: Sid,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pid: Option<&'a str>,
+        }
+        let payload = ConnectReply {
+            sid: socket.id,
+            pid: socket.pid.get().map(String::as_str),
+        };
         let payload = match protocol {
             ProtocolVersion::V5 => Some(self.parser.encode_default(&payload).unwrap()),
             ProtocolVersion::V4 => None,

@@ -294,6 +294,8 @@ pub struct Socket<A: Adapter = LocalAdapter> {
     ack_sweep_at: AtomicUsize,
     ack_counter: AtomicI64,
     connected: AtomicBool,
+    /// Confab patch: the private session id the CONNECT reply carries, if any.
+    pub(crate) pid: std::sync::OnceLock<String>,
     pub(crate) parser: Parser,
     /// The socket id
     pub id: Sid,
@@ -324,6 +326,7 @@ impl<A: Adapter> Socket<A> {
             ack_sweep_at: AtomicUsize::new(ACK_SWEEP_MIN),
             ack_counter: AtomicI64::new(0),
             connected: AtomicBool::new(false),
+            pid: std::sync::OnceLock::new(),
             parser,
             id: sid,
             #[cfg(feature = "extensions")]
@@ -611,6 +614,14 @@ impl<A: Adapter> Socket<A> {
     /// and that all [connect middlewares](crate::handler::connect#middlewares) have been executed.
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::SeqCst)
+    }
+
+    /// Confab patch: sets the private session id (`pid`) that the CONNECT reply carries
+    /// next to `sid`, for the connection state recovery of socket.io clients 4.6+. Takes
+    /// effect only from a connect middleware, before the reply is sent; later calls are
+    /// ignored.
+    pub fn set_pid(&self, pid: String) {
+        let _ = self.pid.set(pid);
     }
 
     // Socket operators
