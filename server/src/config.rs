@@ -132,6 +132,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub auth_deadline_secs: u64,
 
+    /// Socket.IO connection state recovery (socket.io clients 4.6+), on the default
+    /// namespace: a client that reconnects gets the chat messages it missed. Every event
+    /// then carries one more argument, the client's offset, which `onAny` listeners see.
+    #[arg(long, env = "CONFAB_SOCKETIO_RECOVERY")]
+    pub socketio_recovery: bool,
+
     /// Days chat messages are kept; older ones are deleted. Unset: kept forever.
     #[arg(long, env = "CONFAB_MESSAGE_RETENTION_DAYS",
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -214,6 +220,7 @@ impl Config {
             max_connections_per_address: 100_000,
             trusted_proxies: Vec::new(),
             shutdown_delay_secs: 0,
+            socketio_recovery: false,
             message_retention_days: None,
             notification_retention_days: None,
             log_format: LogFormat::Text,

@@ -58,6 +58,8 @@ struct AppStateInner {
     core: Core,
     verifier: Verifier,
     ws_tokens: WsTokens,
+    /// Connection state recovery's `pid`s; `None` when it is off.
+    socketio_pids: Option<dialects::socketio::recovery::Pids>,
     guest_limiter: SharedLimiter<IpAddr>,
     /// Pings per sending user.
     ping_limiter: SharedLimiter<String>,
@@ -133,6 +135,9 @@ impl AppState {
                 core,
                 verifier,
                 ws_tokens: WsTokens::new(&secret, config.ws_token_ttl_secs),
+                socketio_pids: config
+                    .socketio_recovery
+                    .then(|| dialects::socketio::recovery::Pids::new(&secret)),
                 guest_limiter,
                 ping_limiter,
                 party_limiter,
@@ -165,6 +170,10 @@ impl AppState {
 
     pub fn ws_tokens(&self) -> &WsTokens {
         &self.inner.ws_tokens
+    }
+
+    pub fn socketio_pids(&self) -> Option<&dialects::socketio::recovery::Pids> {
+        self.inner.socketio_pids.as_ref()
     }
 
     pub fn ping_limiter(&self) -> &SharedLimiter<String> {

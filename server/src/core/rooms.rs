@@ -214,6 +214,41 @@ impl Core {
         Ok(still)
     }
 
+    /// Subscribes the connection again to a room its user is still a member of, as after a
+    /// reconnect, and reads what was stored after `after_seq`, oldest first: `None` when
+    /// that is more than `limit` messages (the connection is then not subscribed). The
+    /// subscription comes before the read, so whatever the read misses arrives live.
+    pub async fn resume_room(
+        &self,
+        conn: &Connection,
+        key: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> CoreResult<Option<Vec<Message>>> {
+        let user = self.signed_in(conn)?;
+        self.subscribe_member(conn, key, &user.user_id).await?;
+        let store = &self.inner.store;
+        let Some(room) = store.room(key).await? else {
+            self.unsubscribe(conn, key);
+            return Err(CoreError::RoomNotFound);
+        };
+        self.inner.fanout.follow_room(key, room.last_seq);
+        let missed = store
+            .messages_after(key, after_seq, limit.saturating_add(1))
+            .await?;
+        if missed.len() > limit {
+            self.unsubscribe(conn, key);
+            return Ok(None);
+        }
+        Ok(Some(missed))
+    }
+
+    /// The keys of the rooms the caller is a member of, most recently joined first.
+    pub async fn member_rooms(&self, conn: &Connection) -> CoreResult<Vec<String>> {
+        let user = self.signed_in(conn)?;
+        Ok(self.inner.store.rooms_of(&user.user_id).await?)
+    }
+
     /// Ends the user's membership; all their connections stop receiving the room.
     pub async fn leave_room(&self, conn: &Connection, key: &str) -> CoreResult<()> {
         let user = self.signed_in(conn)?;

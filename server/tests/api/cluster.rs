@@ -91,6 +91,42 @@ async fn every_dialect_on_every_node_shares_a_room() {
     cluster.shutdown().await;
 }
 
+/// socket.io clients recover what they missed on whichever node they reconnect to, the
+/// node they left included when it was killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_io_clients_recover_on_another_node_and_after_a_kill() {
+    let recovering = |config: &mut Config| {
+        config.socketio_recovery = true;
+        config.message_rate = 1000.0;
+        config.message_burst = 1000;
+    };
+    let cluster = spawn_cluster(2, recovering).await;
+    let victim = ProcessNode::start(
+        &cluster,
+        &redis_url(),
+        &[
+            ("CONFAB_SOCKETIO_RECOVERY", "true"),
+            ("CONFAB_MESSAGE_RATE", "1000"),
+            ("CONFAB_MESSAGE_BURST", "1000"),
+        ],
+    )
+    .await;
+    let mut urls = vec![format!("http://{}", victim.addr)];
+    urls.extend(cluster.nodes.iter().map(|node| node.http_url("")));
+    let victim_pid = victim.child.id().expect("the node runs").to_string();
+    crate::socketio::run_node_tests_with(
+        &cluster.nodes[0],
+        "recovery.test.mjs",
+        &[
+            ("CONFAB_URLS", urls.join(",")),
+            ("CONFAB_VICTIM_PID", victim_pid),
+        ],
+    )
+    .await;
+    drop(victim);
+    cluster.shutdown().await;
+}
+
 #[tokio::test]
 async fn chat_joins_and_typing_cross_nodes() {
     let cluster = spawn_cluster(3, |_| {}).await;

@@ -85,6 +85,19 @@ async fn events_sent_at_connect_are_answered_on_every_namespace_and_transport() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_socket_io_clients_recover_what_they_missed() {
+    let app = spawn_app_with(|config| {
+        config.socketio_recovery = true;
+        // The bound test sends its 501 messages at once.
+        config.message_rate = 1000.0;
+        config.message_burst = 1000;
+    })
+    .await;
+    run_node_tests(&app, "recovery.test.mjs").await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_first_joins_of_new_rooms_all_succeed() {
     let app = spawn_app_with(|_| {}).await;
     run_node_tests(&app, "first_joins.test.mjs").await;

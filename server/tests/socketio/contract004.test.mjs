@@ -27,6 +27,17 @@ test('the token may come in an Authorization header', async () => {
   client.close();
 });
 
+test('without --socketio-recovery the CONNECT reply has no pid and events no offset', async () => {
+  const client = await as('ana');
+  assert.equal(client.socket._pid, undefined);
+  let args;
+  client.socket.once('room_history', (...all) => { args = all; });
+  client.emit('join_room', fresh('no-offset'));
+  await client.next('room_history');
+  assert.equal(args.length, 1, 'the payload alone');
+  client.close();
+});
+
 test('the server announces the contract ping timings', async () => {
   const client = await as('ana');
   assert.equal(client.socket.io.engine._pingInterval, 25000);

@@ -15,7 +15,7 @@ use socketioxide::{
 };
 
 use super::{
-    admit, connected, handshake_token, new_peer, peer_of,
+    admit, connected, handshake_token, new_peer, peer_of, recovery,
     render::{self, ANONYMOUS_PREFIX},
     studio,
     turn::Turn,
@@ -26,7 +26,7 @@ use crate::{
     config::Anonymous,
     core::{
         model::{MessageKind, Profile},
-        CoreError, IfMissing, QueuedMessage, RoomSpec,
+        CoreError, IfMissing, Joined, QueuedMessage, RoomSpec,
     },
     timefmt::iso8601_millis,
     AppState,
@@ -63,7 +63,8 @@ async fn authenticate(
     TryData(auth): TryData<Value>,
     State(state): State<AppState>,
 ) -> Result<(), Refusal> {
-    let identity = match handshake_token(&socket, auth.ok().as_ref()) {
+    let auth = auth.ok();
+    let identity = match handshake_token(&socket, auth.as_ref()) {
         None if state.config().anonymous == Anonymous::Allow => None,
         None => return Err(Refusal("Authentication required")),
         Some(token) => match state.verifier().verify(&token).await {
@@ -78,6 +79,9 @@ async fn authenticate(
             return Err(Refusal("Server error"));
         }
         peer.set_handshake(Handshake::Authenticated(identity));
+        if let Some(pids) = state.socketio_pids() {
+            recovery::offer(&socket, &peer, pids, auth.as_ref()).await;
+        }
     }
     admit(&socket, peer, handlers);
     Ok(())
@@ -156,7 +160,7 @@ impl From<CoreError> for Failure {
 async fn refuse(socket: &SocketRef, peer: &Peer, failure: Failure) {
     peer.after_deliveries_so_far().await;
     let error = json!({"code": failure.code, "message": failure.message});
-    let _ = socket.emit("error", &error);
+    let _ = peer.emit(socket, "error", &error);
 }
 
 /// Runs a chat event in its turn (after every earlier event of the socket): the socket's
@@ -281,9 +285,12 @@ async fn create_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value
             max_users: Some(confab_shared::limits::MAX_USERS_CAP),
         };
         let room = peer.state().core().create_room(&peer.conn, spec).await?;
-        let _ = socket.emit(
+        peer.emit_history(
+            &socket,
             "room_created",
             &json!({"id": room.key, "name": room.name, "createdAt": iso8601_millis(room.created_at_ms)}),
+            &room.key,
+            room.last_seq,
         );
         Ok(())
     })
@@ -314,9 +321,12 @@ async fn join_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>)
             };
             let joined = core.join_room(&peer.conn, room, if_missing).await?;
             let messages: Vec<Value> = joined.history.iter().map(render::message_004).collect();
-            let _ = socket.emit(
+            peer.emit_history(
+                &socket,
                 "room_history",
                 &json!({"roomId": joined.room.key, "messages": messages}),
+                &joined.room.key,
+                sent_up_to(&joined),
             );
             return Ok(());
         }
@@ -335,10 +345,22 @@ async fn join_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>)
             .join_room(&peer.conn, &request.room_id, IfMissing::Refuse)
             .await?;
         let messages: Vec<Value> = joined.history.iter().map(render::message_001).collect();
-        let _ = socket.emit("history", &messages);
+        peer.emit_history(
+            &socket,
+            "history",
+            &messages,
+            &joined.room.key,
+            sent_up_to(&joined),
+        );
         Ok(())
     })
     .await;
+}
+
+/// The last message a join's history gives the socket of its room.
+fn sent_up_to(joined: &Joined) -> u64 {
+    let newest = joined.history.last().map_or(0, |m| m.seq);
+    newest.max(joined.room.last_seq)
 }
 
 #[derive(Deserialize)]
@@ -467,6 +489,7 @@ async fn leave_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>
             }
         };
         peer.state().core().leave_room(&peer.conn, &room).await?;
+        peer.forget_room(&room);
         Ok(())
     })
     .await;

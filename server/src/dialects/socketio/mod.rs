@@ -10,6 +10,7 @@
 
 pub mod chat;
 pub mod publish;
+pub mod recovery;
 pub mod render;
 pub mod studio;
 pub mod turn;
@@ -31,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     auth::{AuthError, Identity},
     core::{
-        events::{Delivery, Event},
+        events::{Delivery, Event, Topic},
         hub::Inbox,
         mailbox, now_ms, Connection,
     },
@@ -114,7 +115,16 @@ pub struct Peer {
     /// that answers waits for the one to reach the other (see `after_deliveries_so_far`).
     watermark: mailbox::Watermark,
     emitted: watch::Sender<u64>,
+    /// With connection state recovery, where the socket is in its rooms; every event it is
+    /// sent ends with the offset this makes. `None`: the socket has no `pid`.
+    positions: Mutex<Option<recovery::Positions>>,
+    /// What a recovered socket missed, to send before anything live.
+    missed: Mutex<recovery::Missed>,
 }
+
+/// An event the socket could not take: socketioxide's buffer is full or the socket is gone.
+#[derive(Debug)]
+pub struct NotSent;
 
 /// The outcome of a handshake token.
 #[derive(Debug, Clone)]
@@ -154,6 +164,10 @@ impl Peer {
                 .await?;
         } else {
             core.sign_in(&self.conn, identity.profile.clone()).await?;
+            // Signing in as someone else leaves every room.
+            if let Some(positions) = lock(&self.positions).as_mut() {
+                *positions = recovery::Positions::default();
+            }
         }
         *lock(&self.expires_at) = Some(identity.expires_at);
         if self.namespace == Namespace::Notifications {
@@ -181,6 +195,108 @@ impl Peer {
 
     pub fn user(&self) -> Option<crate::core::model::Profile> {
         self.state.core().user(&self.conn)
+    }
+
+    /// Emits an event. A socket with a `pid` gets its offset as the last argument.
+    pub fn emit<T: serde::Serialize + ?Sized>(
+        &self,
+        socket: &SocketRef,
+        event: &str,
+        payload: &T,
+    ) -> Result<(), NotSent> {
+        self.emit_at(socket, event, payload, None)
+            .map_err(|()| NotSent)
+    }
+
+    /// Emits an event that sends room `key` up to `seq` (a join's history): the socket's
+    /// offset says so from this event on.
+    pub fn emit_history<T: serde::Serialize + ?Sized>(
+        &self,
+        socket: &SocketRef,
+        event: &str,
+        payload: &T,
+        key: &str,
+        seq: u64,
+    ) {
+        let _ = self.emit_at(socket, event, payload, Some((key, seq)));
+    }
+
+    /// The one place events leave for the socket: the offset is made and the event sent
+    /// under one lock, so offsets reach the client in the order they were made.
+    fn emit_at<T: serde::Serialize + ?Sized>(
+        &self,
+        socket: &SocketRef,
+        event: &str,
+        payload: &T,
+        sent_up_to: Option<(&str, u64)>,
+    ) -> Result<(), ()> {
+        let mut positions = lock(&self.positions);
+        let Some(positions) = positions.as_mut() else {
+            return socket.emit(event, payload).map_err(drop);
+        };
+        if let Some((key, seq)) = sent_up_to {
+            positions.advance(key, seq);
+        }
+        let offset = positions.offset(self.flavor());
+        socket.emit(event, &(payload, offset)).map_err(drop)
+    }
+
+    /// Emits a chat message's events, unless the socket was sent the message already
+    /// (replayed after a reconnect, or in a join's history).
+    fn emit_message(
+        &self,
+        socket: &SocketRef,
+        emits: &render::Emits,
+        key: &str,
+        seq: u64,
+    ) -> Result<(), ()> {
+        let mut positions = lock(&self.positions);
+        let Some(positions) = positions.as_mut() else {
+            return emits
+                .iter()
+                .try_for_each(|(event, payload)| socket.emit(event, payload).map_err(drop));
+        };
+        if !positions.admit(key, seq) {
+            return Ok(());
+        }
+        let offset = positions.offset(self.flavor());
+        emits
+            .iter()
+            .try_for_each(|(event, payload)| socket.emit(event, &(payload, &offset)).map_err(drop))
+    }
+
+    /// The socket stopped following room `key`.
+    pub fn forget_room(&self, key: &str) {
+        if let Some(positions) = lock(&self.positions).as_mut() {
+            positions.forget(key);
+        }
+    }
+
+    /// The rooms the socket's offset names.
+    fn followed_rooms(&self) -> Vec<String> {
+        lock(&self.positions)
+            .as_ref()
+            .map(|positions| positions.keys().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    fn set_positions(&self, positions: recovery::Positions) {
+        *lock(&self.positions) = Some(positions);
+    }
+
+    fn set_missed(&self, missed: recovery::Missed) {
+        *lock(&self.missed) = missed;
+    }
+
+    /// Sends a recovered socket what it missed, before anything live.
+    fn send_missed(&self, socket: &SocketRef) -> Result<(), ()> {
+        let missed = std::mem::take(&mut *lock(&self.missed));
+        for message in missed {
+            let (key, seq) = (message.room_key.clone(), message.seq);
+            let delivery = Delivery::new(Topic::Room(key.clone()), Event::Message(message), None);
+            self.emit_message(socket, &render::delivery(self, &delivery), &key, seq)?;
+        }
+        Ok(())
     }
 
     /// Waits until the pump has emitted every delivery already in the mailbox, so that an
@@ -255,6 +371,8 @@ pub fn new_peer(state: &AppState, namespace: Namespace) -> Arc<Peer> {
         greeting: Mutex::new(None),
         watermark,
         emitted: watch::Sender::new(0),
+        positions: Mutex::new(None),
+        missed: Mutex::new(Vec::new()),
     });
     *lock(&peer.greeting) = turn::Turn::take(&peer.line);
     peer
@@ -291,6 +409,10 @@ pub async fn connected(socket: SocketRef) {
         return;
     };
     studio::greet(&socket, &peer);
+    if peer.send_missed(&socket).is_err() {
+        let _ = socket.clone().disconnect();
+        return;
+    }
     drop(lock(&peer.greeting).take());
     let inbox = lock(&peer.inbox).take();
     if let Some(inbox) = inbox {
@@ -385,10 +507,13 @@ async fn emit_delivery(
         }
         mark_delivered(peer, &notification.id).await;
     }
-    for (event, payload) in render::delivery(peer, delivery).iter() {
-        socket.emit(event, payload).map_err(drop)?;
+    let emits = render::delivery(peer, delivery);
+    if let Event::Message(message) = &delivery.event {
+        return peer.emit_message(socket, &emits, &message.room_key, message.seq);
     }
-    Ok(())
+    emits
+        .iter()
+        .try_for_each(|(event, payload)| peer.emit_at(socket, event, payload, None))
 }
 
 /// Sends the notifications stored while the user had no notification socket.
@@ -411,8 +536,12 @@ async fn send_backlog(
         }
     };
     for notification in backlog {
-        if socket
-            .emit("notification", &render::notification_002(&notification))
+        if peer
+            .emit(
+                socket,
+                "notification",
+                &render::notification_002(&notification),
+            )
             .is_err()
         {
             let _ = socket.clone().disconnect();
@@ -444,7 +573,7 @@ fn expire(socket: &SocketRef, peer: &Peer) {
             let _ = socket.clone().disconnect();
         }
         Namespace::Media | Namespace::Notifications => {
-            let _ = socket.emit("authError", &json!({"message": "Token expired"}));
+            let _ = peer.emit(socket, "authError", &json!({"message": "Token expired"}));
         }
     }
 }

@@ -88,7 +88,8 @@ async fn admit_to(
 
 /// `welcome`, then what the handshake token came to: `authenticated` or `authError`.
 pub fn greet(socket: &SocketRef, peer: &Peer) {
-    let _ = socket.emit(
+    let _ = peer.emit(
+        socket,
         "welcome",
         &json!({
             "message": "Welcome to Confab",
@@ -97,16 +98,16 @@ pub fn greet(socket: &SocketRef, peer: &Peer) {
         }),
     );
     match peer.take_handshake() {
-        Some(Handshake::Authenticated(identity)) => announce(socket, &identity),
+        Some(Handshake::Authenticated(identity)) => announce(socket, peer, &identity),
         Some(Handshake::Refused(message)) => {
-            let _ = socket.emit("authError", &json!({"message": message}));
+            let _ = peer.emit(socket, "authError", &json!({"message": message}));
         }
         None => {}
     }
 }
 
 /// Joins the signed-in socket to `user:{userId}` and says `authenticated`.
-fn announce(socket: &SocketRef, identity: &Identity) {
+fn announce(socket: &SocketRef, peer: &Peer, identity: &Identity) {
     let profile = &identity.profile;
     socket.join(user_room(&profile.user_id));
     let mut payload = json!({
@@ -116,7 +117,7 @@ fn announce(socket: &SocketRef, identity: &Identity) {
     if !profile.email.is_empty() {
         payload["email"] = json!(profile.email);
     }
-    let _ = socket.emit("authenticated", &payload);
+    let _ = peer.emit(socket, "authenticated", &payload);
 }
 
 /// Signs a connected socket in (the `authenticate` event) and announces it.
@@ -129,7 +130,7 @@ async fn authenticate_as(
         socket.leave(user_room(&previous.user_id));
     }
     peer.sign_in(identity).await?;
-    announce(socket, identity);
+    announce(socket, peer, identity);
     Ok(())
 }
 
@@ -150,7 +151,9 @@ pub fn register_common(socket: &SocketRef) {
             turn.wait().await;
             let payload = json!({"timestamp": now_ms()});
             let _ = ack.send(&payload);
-            let _ = socket.emit("pong", &payload);
+            if let Some(peer) = peer_of(&socket) {
+                let _ = peer.emit(&socket, "pong", &payload);
+            }
         },
     );
     socket.on("heartbeat", heartbeat);
@@ -184,7 +187,7 @@ async fn authenticate(
         Err(err) => {
             let message = refusal_text(&err);
             let _ = ack.send(&json!({"success": false, "error": message}));
-            let _ = socket.emit("authError", &json!({"message": message}));
+            let _ = peer.emit(&socket, "authError", &json!({"message": message}));
             return;
         }
     };
@@ -209,7 +212,7 @@ async fn logout(socket: SocketRef, mut turn: Turn, ack: AckSender) {
     socket.leave_all();
     peer.sign_out();
     let _ = ack.send(&json!({"success": true}));
-    let _ = socket.emit("loggedOut", &json!({"message": "Logged out"}));
+    let _ = peer.emit(&socket, "loggedOut", &json!({"message": "Logged out"}));
 }
 
 /// Room acks: {success, room} or {success: false, error}.
@@ -264,9 +267,16 @@ async fn join_room(
             room_type: STUDIO_ROOM_TYPE.into(),
         };
         let core = peer.state().core();
-        core.join_room(&peer.conn, &room, if_missing).await?;
+        let outcome = core.join_room(&peer.conn, &room, if_missing).await?;
         joined.join(room.clone());
-        let _ = joined.emit("roomJoined", &json!({"room": room, "success": true}));
+        let payload = json!({"room": room, "success": true});
+        peer.emit_history(
+            &joined,
+            "roomJoined",
+            &payload,
+            &room,
+            outcome.room.last_seq,
+        );
         Ok(())
     })
     .await;
@@ -284,7 +294,8 @@ async fn leave_room(
     room_action(&socket, data.ok(), ack, async move |peer, room| {
         peer.state().core().leave_room(&peer.conn, &room).await?;
         left.leave(room.clone());
-        let _ = left.emit("roomLeft", &json!({"room": room, "success": true}));
+        peer.forget_room(&room);
+        let _ = peer.emit(&left, "roomLeft", &json!({"room": room, "success": true}));
         Ok(())
     })
     .await;
@@ -332,7 +343,9 @@ async fn heartbeat(
         "latency": latency,
     });
     let _ = ack.send(&payload);
-    let _ = socket.emit("heartbeatAck", &payload);
+    if let Some(peer) = peer_of(&socket) {
+        let _ = peer.emit(&socket, "heartbeatAck", &payload);
+    }
 }
 
 /// `/media` `subscribeMedia` "mediaId" → ack {success, mediaId | error}.
