@@ -4,6 +4,7 @@
 //! `BENCHMARKS.md` has the latest figures.
 
 mod client;
+mod recovery;
 mod report;
 mod scenario;
 mod target;
@@ -77,6 +78,19 @@ enum Scenario {
             default_value = "postgres://postgres@127.0.0.1:5432/confab_bench"
         )]
         postgres: String,
+    },
+    /// Socket.IO connection state recovery: clients drop, miss messages and reconnect at
+    /// once; connect latency with and without a replay, and messages replayed a second.
+    Recovery {
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        /// Messages each client misses per round.
+        #[arg(long, default_value_t = 100)]
+        missed: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[arg(long, value_delimiter = ',', default_values = ["confab-sio", "node-sio"])]
+        targets: Vec<Kind>,
     },
     /// Chat messages stored and acknowledged a second, on SQLite and on PostgreSQL.
     Ingest {
@@ -162,6 +176,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             ("cluster", rows, "deliveries/s")
+        }
+        Scenario::Recovery {
+            clients,
+            missed,
+            rounds,
+            targets,
+        } => {
+            let mut rows = Vec::new();
+            for kind in targets {
+                rows.push(recovery::recovery(kind, clients, missed, rounds).await?);
+            }
+            ("recovery", rows, "replayed msgs/s (median round)")
         }
         Scenario::Ingest {
             senders,

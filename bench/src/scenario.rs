@@ -279,7 +279,7 @@ pub struct Row {
     pub figures: Vec<(String, f64)>,
 }
 
-fn row(kind: Kind, label: &str, figures: Vec<(&str, f64)>) -> Row {
+pub(crate) fn row(kind: Kind, label: &str, figures: Vec<(&str, f64)>) -> Row {
     Row {
         target: if label.is_empty() {
             kind.name().to_owned()

@@ -144,6 +144,21 @@ impl Server {
         database: &Database,
         bus: Option<&Bus>,
     ) -> anyhow::Result<Self> {
+        Self::launch(kind, database, bus, false).await
+    }
+
+    /// A Socket.IO server with connection state recovery on (Confab's
+    /// `--socketio-recovery`, Node's `connectionStateRecovery`).
+    pub async fn start_recovering(kind: Kind) -> anyhow::Result<Self> {
+        Self::launch(kind, &Database::Sqlite, None, true).await
+    }
+
+    async fn launch(
+        kind: Kind,
+        database: &Database,
+        bus: Option<&Bus>,
+        recovery: bool,
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let data = tempfile::tempdir()?;
         let addr = format!("127.0.0.1:{port}");
@@ -171,6 +186,9 @@ impl Server {
                         .env("CONFAB_REDIS_URL", &bus.url)
                         .env("CONFAB_REDIS_PREFIX", &bus.prefix);
                 }
+                if recovery {
+                    command.env("CONFAB_SOCKETIO_RECOVERY", "true");
+                }
             }
             Kind::RawWs => {
                 command.arg(binary("raw-ws")).arg(&addr);
@@ -191,6 +209,9 @@ impl Server {
                     .arg("node")
                     .arg(dir.join("server.js"))
                     .arg(port.to_string());
+                if recovery {
+                    command.env("SIO_RECOVERY", "1");
+                }
             }
         }
         let child = command
