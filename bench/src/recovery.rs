@@ -202,6 +202,8 @@ async fn reconnect(
     let (mut session, early) = Session::open(port, &user, auth).await?;
     let connect = started.elapsed();
     let recovered = session.pid.is_some() && session.pid == pid;
+    // As socket.io-client does: the offset stands until an event brings a newer one.
+    session.offset = offset;
     if recovered {
         session.read_messages(early, &tag, missed).await?;
     }
