@@ -153,6 +153,11 @@ pub struct Config {
     #[arg(long, env = "CONFAB_SHUTDOWN_DELAY", default_value_t = 0)]
     pub shutdown_delay_secs: u64,
 
+    /// Address for `GET /metrics` (Prometheus) alone, e.g. `127.0.0.1:9090`. Unset:
+    /// `/metrics` is served on the main address.
+    #[arg(long, env = "CONFAB_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Log lines as `json` or `text`; `auto` is text (coloured) on a terminal, JSON
     /// otherwise.
     #[arg(long, env = "CONFAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
@@ -220,6 +225,7 @@ impl Config {
             max_connections_per_address: 100_000,
             trusted_proxies: Vec::new(),
             shutdown_delay_secs: 0,
+            metrics_addr: None,
             socketio_recovery: false,
             message_retention_days: None,
             notification_retention_days: None,

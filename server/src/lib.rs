@@ -12,6 +12,7 @@ pub mod dialects;
 pub mod fanout;
 pub mod http;
 pub mod listener;
+pub mod metrics;
 pub mod ratelimit;
 pub mod rest;
 pub mod retention;
@@ -88,6 +89,8 @@ impl AppState {
                  database: set --database-url postgres://… as well (SQLite is one node's own)"
             );
         }
+        // Installed before anything records.
+        crate::metrics::handle();
         let store = store::open_with(&database_url, config.sqlite_synchronous).await?;
         let settings = CoreSettings {
             mailbox_capacity: config.outbound_queue,
@@ -248,8 +251,11 @@ fn cors(allowed: &[String]) -> tower_http::cors::CorsLayer {
 pub fn router(state: AppState) -> Router {
     let socket_io = dialects::socketio::layer(&state);
     let cors = cors(&state.inner.config.allowed_origins);
-    http::routes(&state.inner.config.site_dir)
-        .merge(dialects::routes())
+    let mut routes = http::routes(&state.inner.config.site_dir).merge(dialects::routes());
+    if state.inner.config.metrics_addr.is_none() {
+        routes = routes.merge(http::metrics_routes());
+    }
+    routes
         .with_state(state)
         .layer(socket_io)
         .layer(cors)
@@ -278,6 +284,21 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
+/// Serves `/metrics` alone on `addr`, until `shutdown`.
+async fn serve_metrics(addr: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+    let app = http::metrics_routes().with_state(());
+    tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
+        if let Err(err) = serve.await {
+            tracing::error!(%err, "the metrics listener failed");
+        }
+    });
+    Ok(())
+}
+
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
@@ -303,6 +324,9 @@ impl Server {
             trusted_proxies: config.trusted_proxies.clone(),
         };
         let serve = tokio::spawn(listener::serve(listener, app, limits, token));
+        if let Some(metrics_addr) = config.metrics_addr {
+            serve_metrics(metrics_addr, state.inner.shutdown.clone()).await?;
+        }
         Ok(Self { addr, state, serve })
     }
 

@@ -137,6 +137,14 @@ impl<K: Eq + Hash + Clone + Display> SharedLimiter<K> {
     }
 
     pub async fn try_take(&self, key: &K) -> bool {
+        let allowed = self.take(key).await;
+        if !allowed {
+            crate::metrics::rate_limited(self.name);
+        }
+        allowed
+    }
+
+    async fn take(&self, key: &K) -> bool {
         let Some(shared) = &self.shared else {
             return self.here.try_take(key);
         };

@@ -141,6 +141,8 @@ impl Jwks {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = Instant::now();
         cache.tried_at = Some(now);
+        let outcome = if fetched.is_ok() { "ok" } else { "failed" };
+        metrics::counter!(crate::metrics::JWKS_REFRESHES, "outcome" => outcome).increment(1);
         match fetched {
             Ok(keys) => {
                 cache.keys = keys;

@@ -54,6 +54,21 @@ pub enum AuthError {
     UserMismatch,
 }
 
+impl AuthError {
+    /// Counts the refusal in `confab_auth_failures_total`.
+    pub fn count(&self) {
+        let reason = match self {
+            Self::Expired => "expired",
+            Self::Invalid => "invalid",
+            Self::NotYetValid => "not_yet_valid",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::UserMismatch => "user_mismatch",
+        };
+        metrics::counter!(crate::metrics::AUTH_FAILURES, "reason" => reason).increment(1);
+    }
+}
+
 /// Longest email kept from a token, in characters.
 const MAX_EMAIL_CHARS: usize = 254;
 
@@ -178,6 +193,14 @@ impl Verifier {
 
     /// Verifies signature, expiry, not-before, issuer and audience.
     pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        let verified = self.check(token).await;
+        if let Err(err) = &verified {
+            err.count();
+        }
+        verified
+    }
+
+    async fn check(&self, token: &str) -> Result<Identity, AuthError> {
         let header = decode_header(token).map_err(|_| AuthError::Invalid)?;
         let (key, allowed_guest) = match header.alg {
             Algorithm::HS256 => (self.secret.clone(), true),

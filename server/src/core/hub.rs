@@ -232,7 +232,12 @@ impl Hub {
             }
             match mailbox.queue.try_send(Arc::clone(delivery)) {
                 Ok(()) | Err(Refused::Closed) => {}
-                Err(Refused::Full) => mailbox.overflowed.cancel(),
+                Err(Refused::Full) => {
+                    if !mailbox.overflowed.is_cancelled() {
+                        metrics::counter!(crate::metrics::OUTBOUND_OVERFLOWS).increment(1);
+                    }
+                    mailbox.overflowed.cancel();
+                }
             }
         }
     }

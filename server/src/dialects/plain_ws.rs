@@ -63,12 +63,18 @@ where
         let tracked = state.clone();
         let started = Instant::now();
         tracked.spawn_connection(async move {
-            let session = Session::default();
+            let open = metrics::gauge!(crate::metrics::CONNECTIONS_OPEN, "dialect" => dialect);
+            open.increment(1.0);
+            let session = Session::new(dialect);
             let ended = SESSION.scope(session, async move {
                 serve(socket, state).instrument(span).await;
                 SESSION.with(Session::take)
             });
             let ended = ended.await;
+            open.decrement(1.0);
+            let close = ended.close.map_or_else(|| "none".to_owned(), |code| code.to_string());
+            metrics::counter!(crate::metrics::CONNECTIONS_CLOSED, "dialect" => dialect, "close" => close)
+                .increment(1);
             // The access log's line for the socket, at its end.
             tracing::info!(
                 dialect,
@@ -87,11 +93,13 @@ tokio::task_local! {
     static SESSION: Session;
 }
 
-#[derive(Default)]
 struct Session {
     conn: std::cell::Cell<u64>,
     user: std::cell::RefCell<Option<String>>,
     close: std::cell::Cell<Option<u16>>,
+    /// The dialect's frame and byte counters, held for the socket's writes.
+    sent: metrics::Counter,
+    bytes: metrics::Counter,
 }
 
 /// What a socket's session came to, for its line in the access log.
@@ -103,6 +111,16 @@ struct Ended {
 }
 
 impl Session {
+    fn new(dialect: &'static str) -> Self {
+        Self {
+            conn: std::cell::Cell::default(),
+            user: std::cell::RefCell::default(),
+            close: std::cell::Cell::default(),
+            sent: metrics::counter!(crate::metrics::MESSAGES_SENT, "dialect" => dialect),
+            bytes: metrics::counter!(crate::metrics::BYTES_SENT, "dialect" => dialect),
+        }
+    }
+
     fn take(&self) -> Ended {
         Ended {
             conn: self.conn.get(),
@@ -168,7 +186,13 @@ pub async fn write(
     if frames.is_empty() {
         return Ok(());
     }
-    guarded(socket.write_texts(frames), shutdown, overflowed).await
+    guarded(socket.write_texts(frames), shutdown, overflowed).await?;
+    let _ = SESSION.try_with(|session| {
+        session.sent.increment(frames.len() as u64);
+        let bytes: usize = frames.iter().map(|frame| frame.len()).sum();
+        session.bytes.increment(bytes as u64);
+    });
+    Ok(())
 }
 
 /// Races a write against the server's shutdown, the connection's overflow flag and

@@ -210,6 +210,10 @@ fn redact(url: &str) -> String {
 #[derive(Serialize, Deserialize)]
 struct Envelope {
     node: String,
+    /// When the sender published it (Unix milliseconds), for the lag metric; 0 from nodes
+    /// that did not say.
+    #[serde(default)]
+    sent_ms: i64,
     body: Body,
 }
 
@@ -225,6 +229,20 @@ enum Body {
     Heartbeat,
     /// The sender is shutting down: its users are gone.
     Left,
+}
+
+impl Body {
+    /// Its name in metrics.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Delivery(_) => "delivery",
+            Self::Online(_) => "online",
+            Self::Offline(_) => "offline",
+            Self::CatchUp => "catch_up",
+            Self::Heartbeat => "heartbeat",
+            Self::Left => "left",
+        }
+    }
 }
 
 /// What the sending task does.
@@ -378,8 +396,11 @@ impl Shared {
     fn envelope(&self, body: Body) -> Option<(Vec<u8>, Body)> {
         let envelope = Envelope {
             node: self.node.clone(),
+            sent_ms: crate::core::now_ms(),
             body,
         };
+        let kind = envelope.body.kind();
+        metrics::counter!(crate::metrics::REDIS_PUBLISHED, "kind" => kind).increment(1);
         match serde_json::to_vec(&envelope) {
             Ok(bytes) => Some((bytes, envelope.body)),
             Err(err) => {
@@ -421,6 +442,12 @@ impl Shared {
         };
         if envelope.node == self.node {
             return;
+        }
+        let kind = envelope.body.kind();
+        metrics::counter!(crate::metrics::REDIS_RECEIVED, "kind" => kind).increment(1);
+        if envelope.sent_ms > 0 {
+            let lag_ms = (crate::core::now_ms() - envelope.sent_ms).max(0);
+            metrics::histogram!(crate::metrics::REDIS_LAG_SECONDS).record(lag_ms as f64 / 1000.0);
         }
         match envelope.body {
             Body::Delivery(delivery) => {

@@ -34,6 +34,22 @@ pub fn routes(site_dir: &Path) -> Router<AppState> {
     site::serve(api, site_dir)
 }
 
+/// `GET /metrics`: Prometheus's text format. On the public listener unless
+/// `--metrics-addr` gives it one of its own.
+pub fn metrics_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+async fn metrics() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+}
+
 /// The process answers.
 async fn healthz() -> &'static str {
     "ok"

@@ -83,7 +83,9 @@ async fn write_batches(writer: impl MessageWriter, mut receiver: mpsc::Receiver<
         let (messages, replies): (Vec<NewMessage>, Vec<_>) =
             pending.drain(..).map(|p| (p.message, p.on_stored)).unzip();
         stored.clear();
+        let started = std::time::Instant::now();
         let outcome = writer.insert_batch(&messages, &mut stored).await;
+        record_batch(&stored, started);
         let mut messages = messages.into_iter();
         let mut replies = replies.into_iter();
         for seq in stored.drain(..) {
@@ -102,14 +104,25 @@ async fn write_batches(writer: impl MessageWriter, mut receiver: mpsc::Receiver<
             }
             for (message, reply) in messages.zip(replies) {
                 stored.clear();
+                let started = std::time::Instant::now();
                 let outcome = writer
                     .insert_batch(std::slice::from_ref(&message), &mut stored)
                     .await;
+                record_batch(&stored, started);
                 let seq = stored.first().copied().flatten();
                 tell(reply, outcome.map(|()| (message, seq)));
             }
         }
     }
+}
+
+/// Records a write that stored `stored` and started at `started`.
+fn record_batch(stored: &[Option<i64>], started: std::time::Instant) {
+    use crate::metrics::{MESSAGES_STORED, STORE_BATCH_SIZE, STORE_COMMIT_SECONDS};
+    let count = stored.iter().filter(|seq| seq.is_some()).count();
+    metrics::histogram!(STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+    metrics::histogram!(STORE_BATCH_SIZE).record(count as f64);
+    metrics::counter!(MESSAGES_STORED).increment(count as u64);
 }
 
 /// Tells a message's caller its fate: the message handed back as stored (so the writer

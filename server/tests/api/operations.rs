@@ -94,3 +94,227 @@ async fn every_answer_carries_a_request_id_and_keeps_the_clients_own() {
     assert_eq!(own.headers()["x-request-id"], "trace-4711");
     app.shutdown().await;
 }
+
+/// A server binary of its own, so that its metrics hold only what a test did to it (the
+/// in-process servers of the other tests share one recorder).
+struct ServerProcess {
+    child: tokio::process::Child,
+    addr: std::net::SocketAddr,
+    _data_dir: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    async fn start(env: &[(&str, String)]) -> Self {
+        let addr = free_addr();
+        let data_dir = tempfile::tempdir().unwrap();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_confab-server"))
+            .env("CONFAB_ADDR", addr.to_string())
+            .env("CONFAB_DATA_DIR", data_dir.path())
+            .env("CONFAB_JWT_SECRET", confab_server::config::TEST_JWT_SECRET)
+            .env("CONFAB_LOG", "warn")
+            .env("CONFAB_SITE_DIR", "/nonexistent-site")
+            .envs(env.iter().map(|(name, value)| (name, value)))
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the server binary starts");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while reqwest::get(format!("http://{addr}/healthz")).await.is_err() {
+            assert!(Instant::now() < deadline, "the server never answered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self {
+            child,
+            addr,
+            _data_dir: data_dir,
+        }
+    }
+}
+
+fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Prometheus text → (name with sorted labels → value).
+async fn scrape(url: &str) -> std::collections::HashMap<String, f64> {
+    let response = reqwest::get(url).await.expect("/metrics answers");
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    let text = response.text().await.unwrap();
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let series = match series.split_once('{') {
+                None => series.to_owned(),
+                Some((name, labels)) => {
+                    let mut labels: Vec<&str> = labels.trim_end_matches('}').split(',').collect();
+                    labels.sort_unstable();
+                    format!("{name}{{{}}}", labels.join(","))
+                }
+            };
+            Some((series, value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn value(metrics: &std::collections::HashMap<String, f64>, series: &str) -> f64 {
+    metrics.get(series).copied().unwrap_or(0.0)
+}
+
+/// A Socket.IO client over a plain WebSocket, connected to the default namespace.
+async fn raw_socket_io(addr: std::net::SocketAddr, token: &str) -> WsClient {
+    let mut sio =
+        WsClient::connect(&format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await;
+    let open = crate::socketio::next_text(&mut sio).await.unwrap();
+    assert!(open.starts_with("0{"), "{open}");
+    sio.send_text(&format!("40{}", json!({"token": token})))
+        .await;
+    let connected = crate::socketio::next_text(&mut sio).await.unwrap();
+    assert!(connected.starts_with("40{"), "{connected}");
+    sio
+}
+
+#[tokio::test]
+async fn metrics_count_what_a_scripted_session_did() {
+    let server = ServerProcess::start(&[]).await;
+    let metrics_url = format!("http://{}/metrics", server.addr);
+    let ws_url = format!("ws://{}/ws", server.addr);
+    let before = scrape(&metrics_url).await;
+    assert_eq!(value(&before, "confab_messages_stored_total"), 0.0);
+
+    let mut ana = crate::common::signed_in_at(&ws_url, "ana").await;
+    ana.send_json(json!({"type": "room:create", "roomType": "chat"}))
+        .await;
+    let code = ana.recv_type("room:created").await["room"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut ben = crate::common::signed_in_at(&ws_url, "ben").await;
+    ben.send_json(json!({"type": "room:join", "code": code}))
+        .await;
+    ben.recv_type("room:history").await;
+    for i in 0..3 {
+        ana.send_json(json!({"type": "room:chat", "code": code, "message": format!("m{i}")}))
+            .await;
+        ben.recv_type("room:chat").await;
+    }
+    // Two refused tokens, for two reasons.
+    let mut forged = WsClient::connect(&ws_url).await;
+    forged
+        .send_json(json!({"type": "auth", "token": "not-a-jwt"}))
+        .await;
+    forged.recv_type("auth:error").await;
+    let expired = crate::common::tokens::hs256(json!({
+        "sub": "old", "exp": crate::common::tokens::now_secs() - 3600
+    }));
+    forged
+        .send_json(json!({"type": "auth", "token": expired}))
+        .await;
+    forged.recv_type("auth:error").await;
+    // One Socket.IO socket, signed in.
+    let _sio = raw_socket_io(
+        server.addr,
+        &crate::common::tokens::token_for("cleo", "Cleo"),
+    )
+    .await;
+    // The guest-token limit refuses the eleventh at once.
+    let guest = format!("http://{}/api/auth/guest", server.addr);
+    let client = reqwest::Client::new();
+    let mut refused = 0;
+    for _ in 0..11 {
+        let status = client
+            .post(&guest)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        refused += u32::from(status == 429);
+    }
+    assert_eq!(refused, 1);
+
+    let during = scrape(&metrics_url).await;
+    assert_eq!(value(&during, "confab_messages_stored_total"), 3.0);
+    assert_eq!(value(&during, "confab_store_batch_size_sum"), 3.0);
+    assert_eq!(
+        value(&during, r#"confab_connections_open{dialect="ws"}"#),
+        3.0
+    );
+    assert_eq!(
+        value(&during, r#"confab_connections_open{dialect="socket.io"}"#),
+        1.0
+    );
+    // Its greeting: `welcome` and `authenticated`.
+    assert_eq!(
+        value(&during, r#"confab_messages_sent_total{dialect="socket.io"}"#),
+        2.0
+    );
+    assert_eq!(
+        value(&during, r#"confab_auth_failures_total{reason="invalid"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(&during, r#"confab_auth_failures_total{reason="expired"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(&during, r#"confab_rate_limited_total{limit="guest"}"#),
+        1.0
+    );
+    // Ben was sent: auth:ok, room:state, room:history, room:state (his join), 3 chats.
+    let sent = value(&during, r#"confab_messages_sent_total{dialect="ws"}"#);
+    assert!(sent >= 7.0, "{sent} frames sent on /ws");
+    assert!(value(&during, r#"confab_bytes_sent_total{dialect="ws"}"#) > sent * 10.0);
+
+    drop(ben);
+    drop(forged);
+    let deadline = Instant::now() + WAIT;
+    let after = loop {
+        let after = scrape(&metrics_url).await;
+        if value(&after, r#"confab_connections_open{dialect="ws"}"#) == 1.0
+            || Instant::now() > deadline
+        {
+            break after;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        value(&after, r#"confab_connections_open{dialect="ws"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &after,
+            r#"confab_connections_closed_total{close="none",dialect="ws"}"#
+        ),
+        2.0,
+        "two peers went without a close frame"
+    );
+    drop(ana);
+    drop(server.child);
+}
+
+#[tokio::test]
+async fn metrics_can_have_a_listener_of_their_own() {
+    let metrics_addr = free_addr();
+    let server = ServerProcess::start(&[("CONFAB_METRICS_ADDR", metrics_addr.to_string())]).await;
+    let _ana = crate::common::signed_in_at(&format!("ws://{}/ws", server.addr), "ana").await;
+    let public = reqwest::get(format!("http://{}/metrics", server.addr))
+        .await
+        .unwrap();
+    let public = public.text().await.unwrap();
+    assert!(
+        !public.contains("confab_"),
+        "not on the public listener: {public}"
+    );
+    let own = scrape(&format!("http://{metrics_addr}/metrics")).await;
+    assert_eq!(value(&own, r#"confab_connections_open{dialect="ws"}"#), 1.0);
+}

@@ -106,7 +106,7 @@ async fn simultaneous_first_joins_of_new_rooms_all_succeed() {
 
 /// The next Engine.IO packet, skipping the server's pings (`2`, the first right after the
 /// open packet); `None` once the connection has ended.
-async fn next_text(ws: &mut WsClient) -> Option<String> {
+pub async fn next_text(ws: &mut WsClient) -> Option<String> {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
     loop {

@@ -210,8 +210,17 @@ impl Peer {
         queue.clear();
     }
 
+    /// Takes a token from the connection's inbound rate limit; `false` when over it.
+    fn allow(&mut self) -> bool {
+        let allowed = self.limiter.try_take(std::time::Instant::now());
+        if !allowed {
+            crate::metrics::rate_limited("messages");
+        }
+        allowed
+    }
+
     fn refuse_binary(&mut self) -> Vec<ServerMessage> {
-        if !self.limiter.try_take(std::time::Instant::now()) {
+        if !self.allow() {
             return vec![error("rate limit exceeded; slow down")];
         }
         vec![error("binary frames are not supported; send JSON text")]
@@ -246,7 +255,7 @@ impl Peer {
 
     /// The frames a text frame from the client calls for.
     async fn handle_text(&mut self, text: &str, queue: &mut mailbox::Receiver) -> Vec<Utf8Bytes> {
-        if !self.limiter.try_take(std::time::Instant::now()) {
+        if !self.allow() {
             return to_frames(&[error("rate limit exceeded; slow down")]);
         }
         let message = match decode_client(text) {
@@ -398,6 +407,7 @@ impl Peer {
                 .await
                 .and_then(|identity| match user_id {
                     Some(claimed) if claimed != identity.profile.user_id => {
+                        AuthError::UserMismatch.count();
                         Err(AuthError::UserMismatch)
                     }
                     _ => Ok(identity),

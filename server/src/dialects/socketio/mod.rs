@@ -40,6 +40,9 @@ use crate::{
     AppState,
 };
 
+/// The dialect's name in logs and metrics.
+const DIALECT: &str = "socket.io";
+
 /// Contract 004's Engine.IO timings.
 pub const PING_INTERVAL: Duration = Duration::from_millis(25_000);
 pub const PING_TIMEOUT: Duration = Duration::from_millis(60_000);
@@ -120,6 +123,9 @@ pub struct Peer {
     positions: Mutex<Option<recovery::Positions>>,
     /// What a recovered socket missed, to send before anything live.
     missed: Mutex<recovery::Missed>,
+    /// The dialect's event and byte counters, held for the socket's emits.
+    sent: metrics::Counter,
+    bytes: metrics::Counter,
 }
 
 /// An event the socket could not take: socketioxide's buffer is full or the socket is gone.
@@ -153,7 +159,11 @@ impl Peer {
 
     /// Takes a token from the socket's inbound rate limit; `false` when over it.
     pub fn allow(&self) -> bool {
-        lock(&self.limiter).try_take(std::time::Instant::now())
+        let allowed = lock(&self.limiter).try_take(std::time::Instant::now());
+        if !allowed {
+            crate::metrics::rate_limited("messages");
+        }
+        allowed
     }
 
     /// Signs the socket in as `identity` until its token expires.
@@ -231,14 +241,19 @@ impl Peer {
         sent_up_to: Option<(&str, u64)>,
     ) -> Result<(), ()> {
         let mut positions = lock(&self.positions);
-        let Some(positions) = positions.as_mut() else {
-            return socket.emit(event, payload).map_err(drop);
+        let emitted = match positions.as_mut() {
+            None => socket.emit(event, payload),
+            Some(positions) => {
+                if let Some((key, seq)) = sent_up_to {
+                    positions.advance(key, seq);
+                }
+                let offset = positions.offset(self.flavor());
+                socket.emit(event, &(payload, offset))
+            }
         };
-        if let Some((key, seq)) = sent_up_to {
-            positions.advance(key, seq);
-        }
-        let offset = positions.offset(self.flavor());
-        socket.emit(event, &(payload, offset)).map_err(drop)
+        emitted.map_err(drop)?;
+        self.sent.increment(1);
+        Ok(())
     }
 
     /// Emits a chat message's events, unless the socket was sent the message already
@@ -251,18 +266,25 @@ impl Peer {
         seq: u64,
     ) -> Result<(), ()> {
         let mut positions = lock(&self.positions);
-        let Some(positions) = positions.as_mut() else {
-            return emits
-                .iter()
-                .try_for_each(|(event, payload)| socket.emit(event, payload).map_err(drop));
+        let offset = match positions.as_mut() {
+            None => None,
+            Some(positions) => {
+                if !positions.admit(key, seq) {
+                    return Ok(());
+                }
+                Some(positions.offset(self.flavor()))
+            }
         };
-        if !positions.admit(key, seq) {
-            return Ok(());
+        for (event, payload) in emits.iter() {
+            let emitted = match &offset {
+                None => socket.emit(event, payload),
+                Some(offset) => socket.emit(event, &(payload, offset)),
+            };
+            emitted.map_err(drop)?;
+            self.sent.increment(1);
+            self.bytes.increment(payload.get().len() as u64);
         }
-        let offset = positions.offset(self.flavor());
-        emits
-            .iter()
-            .try_for_each(|(event, payload)| socket.emit(event, &(payload, &offset)).map_err(drop))
+        Ok(())
     }
 
     /// The socket stopped following room `key`.
@@ -373,6 +395,8 @@ pub fn new_peer(state: &AppState, namespace: Namespace) -> Arc<Peer> {
         emitted: watch::Sender::new(0),
         positions: Mutex::new(None),
         missed: Mutex::new(Vec::new()),
+        sent: metrics::counter!(crate::metrics::MESSAGES_SENT, "dialect" => DIALECT),
+        bytes: metrics::counter!(crate::metrics::BYTES_SENT, "dialect" => DIALECT),
     });
     *lock(&peer.greeting) = turn::Turn::take(&peer.line);
     peer
@@ -383,12 +407,18 @@ pub fn new_peer(state: &AppState, namespace: Namespace) -> Arc<Peer> {
 /// attached. An event the client sends as soon as it is connected finds both.
 pub fn admit(socket: &SocketRef, peer: Arc<Peer>, handlers: impl FnOnce(&SocketRef)) {
     handlers(socket);
+    metrics::gauge!(crate::metrics::CONNECTIONS_OPEN, "dialect" => DIALECT).increment(1.0);
     socket.on_disconnect(async |socket: SocketRef, reason: DisconnectReason| {
         if let Some(peer) = socket.extensions.remove::<Arc<Peer>>() {
             peer.closed.cancel();
+            metrics::gauge!(crate::metrics::CONNECTIONS_OPEN, "dialect" => DIALECT)
+                .decrement(1.0);
+            let reason_label = format!("{reason:?}");
+            metrics::counter!(crate::metrics::CONNECTIONS_CLOSED, "dialect" => DIALECT, "close" => reason_label)
+                .increment(1);
             let user = peer.state.core().user(&peer.conn).map(|user| user.user_id);
             tracing::info!(
-                dialect = "socket.io",
+                dialect = DIALECT,
                 namespace = ?peer.namespace,
                 conn = peer.conn.id().0,
                 user = user.as_deref().unwrap_or(""),
