@@ -35,6 +35,9 @@ pub const RATE_LIMITED: &str = "confab_rate_limited_total";
 pub const AUTH_FAILURES: &str = "confab_auth_failures_total";
 /// JWKS fetches, by `outcome` (`ok`, `failed`).
 pub const JWKS_REFRESHES: &str = "confab_jwks_refreshes_total";
+/// Party sessions moving between phases, by `from` (`none` when created) and `to`
+/// (`lobby`, `in_play`, `completed`, `ended`).
+pub const PARTY_TRANSITIONS: &str = "confab_party_transitions_total";
 /// Messages this node published to the cluster's Redis channel, by `kind`.
 pub const REDIS_PUBLISHED: &str = "confab_redis_published_total";
 /// Messages this node received from other nodes, by `kind`.
@@ -116,6 +119,10 @@ fn describe() {
     describe_counter!(RATE_LIMITED, "Actions refused by a rate limit, by limit.");
     describe_counter!(AUTH_FAILURES, "Tokens refused, by reason.");
     describe_counter!(JWKS_REFRESHES, "JWKS fetches, by outcome.");
+    describe_counter!(
+        PARTY_TRANSITIONS,
+        "Party sessions moving between phases, by from (none: created) and to."
+    );
     describe_counter!(
         REDIS_PUBLISHED,
         "Messages published to the cluster's Redis channel, by kind."

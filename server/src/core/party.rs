@@ -77,6 +77,7 @@ impl Core {
                 created_at_ms: now_ms(),
             };
             if self.store().create_party(&party, &player).await? {
+                count_transition(None, &party.phase);
                 return self.party_view(&party.id).await;
             }
         }
@@ -125,6 +126,7 @@ impl Core {
                 self.store()
                     .set_party_state(id, &view.party.host_id, &PartyPhase::Ended)
                     .await?;
+                count_transition(Some(&view.party.phase), &PartyPhase::Ended);
                 view.party.phase = PartyPhase::Ended;
             }
             Some(next) if !view.players.iter().any(|p| p.user_id == view.party.host_id) => {
@@ -320,6 +322,7 @@ impl Core {
         self.store()
             .set_party_state(&view.party.id, &view.party.host_id, &to)
             .await?;
+        count_transition(Some(&view.party.phase), &to);
         let from = std::mem::replace(&mut view.party.phase, to.clone());
         self.publish_party(&view, PartyChange::PhaseTransition { from, to });
         Ok(view)
@@ -360,4 +363,19 @@ fn require_started(view: &PartyView) -> CoreResult<()> {
         }
         PartyPhase::InPlay(_) => Ok(()),
     }
+}
+
+/// Counts a party's move from `from` (`None`: created) to `to` in
+/// `confab_party_transitions_total`. Phases the host names are all `in_play`, so the labels
+/// stay few.
+fn count_transition(from: Option<&PartyPhase>, to: &PartyPhase) {
+    let label = |phase: Option<&PartyPhase>| match phase {
+        None => "none",
+        Some(PartyPhase::Lobby) => "lobby",
+        Some(PartyPhase::InPlay(_)) => "in_play",
+        Some(PartyPhase::Completed) => "completed",
+        Some(PartyPhase::Ended) => "ended",
+    };
+    metrics::counter!(crate::metrics::PARTY_TRANSITIONS, "from" => label(from), "to" => label(Some(to)))
+        .increment(1);
 }

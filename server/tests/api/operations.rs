@@ -119,7 +119,10 @@ impl ServerProcess {
             .spawn()
             .expect("the server binary starts");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while reqwest::get(format!("http://{addr}/healthz")).await.is_err() {
+        while reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .is_err()
+        {
             assert!(Instant::now() < deadline, "the server never answered");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -240,10 +243,26 @@ async fn metrics_count_what_a_scripted_session_did() {
         refused += u32::from(status == 429);
     }
     assert_eq!(refused, 1);
+    // A party session, created in its lobby.
+    let created = client
+        .post(format!("http://{}/qf/party", server.addr))
+        .bearer_auth(crate::common::tokens::token_for("dora", "Dora"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
 
     let during = scrape(&metrics_url).await;
     assert_eq!(value(&during, "confab_messages_stored_total"), 3.0);
     assert_eq!(value(&during, "confab_store_batch_size_sum"), 3.0);
+    assert_eq!(
+        value(
+            &during,
+            r#"confab_party_transitions_total{from="none",to="lobby"}"#
+        ),
+        1.0
+    );
     assert_eq!(
         value(&during, r#"confab_connections_open{dialect="ws"}"#),
         3.0
@@ -254,7 +273,10 @@ async fn metrics_count_what_a_scripted_session_did() {
     );
     // Its greeting: `welcome` and `authenticated`.
     assert_eq!(
-        value(&during, r#"confab_messages_sent_total{dialect="socket.io"}"#),
+        value(
+            &during,
+            r#"confab_messages_sent_total{dialect="socket.io"}"#
+        ),
         2.0
     );
     assert_eq!(
