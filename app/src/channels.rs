@@ -29,10 +29,11 @@ pub fn follow(
 ) {
     leptos::task::spawn_local(async move {
         let mut failures = 0u32;
-        while !stop.get_untracked() {
+        while !stopped(stop) {
             match run(&path, &account, stop, &on_message).await {
                 Ended::Closed(code) if AUTH_CLOSE_CODES.contains(&code) => {
-                    refused.set(true);
+                    // The view that asked may be gone by now.
+                    let _ = refused.try_set(true);
                     return;
                 }
                 Ended::Stopped => return,
@@ -44,7 +45,7 @@ pub fn follow(
             loop {
                 while_down(&account).await;
                 let left = deadline - js_sys::Date::now();
-                if left <= 0.0 || stop.get_untracked() {
+                if left <= 0.0 || stopped(stop) {
                     break;
                 }
                 gloo_timers::future::TimeoutFuture::new(left.min(f64::from(POLL_EVERY_MS)) as u32)
@@ -52,6 +53,12 @@ pub fn follow(
             }
         }
     });
+}
+
+/// Whether the view that started a channel has asked it to stop, or is gone: the channel's
+/// task outlives the view, and a disposed signal counts as a stop.
+fn stopped(stop: RwSignal<bool>) -> bool {
+    stop.try_get_untracked().unwrap_or(true)
 }
 
 enum Ended {
@@ -83,7 +90,7 @@ async fn run(
     let (_sink, mut stream) = socket.split();
     let mut opened = false;
     while let Some(frame) = stream.next().await {
-        if stop.get_untracked() {
+        if stopped(stop) {
             return Ended::Stopped;
         }
         match frame {

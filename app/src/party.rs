@@ -142,12 +142,12 @@ pub fn PartyView(id: String, me: Account, on_leave: Callback<()>) -> impl IntoVi
     });
 
     let act = move |path: &'static str, body: serde_json::Value| {
+        let path = format!("/{}{path}", id.get_value());
+        let token = token.get_value();
         leptos::task::spawn_local(async move {
-            let path = format!("/{}{path}", id.get_value());
-            match api::party_post::<serde_json::Value>(&token.get_value(), &path, body).await {
-                Ok(_) => error.set(None),
-                Err(err) => error.set(Some(err.to_string())),
-            }
+            let answer = api::party_post::<serde_json::Value>(&token, &path, body).await;
+            // Leaving disposes the view before the answer comes.
+            let _ = error.try_set(answer.err().map(|err| err.to_string()));
         });
     };
     let mine = move || {

@@ -138,14 +138,24 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
     let last_typing_sent = StoredValue::new(0.0f64);
     let idle_timer = StoredValue::new_local(None::<TimeoutHandle>);
     let stop_typing = move || {
-        if last_typing_sent.get_value() > 0.0 {
+        // Also run by the idle timer, which must find the view gone without failing.
+        let (Some(sent), Some(code)) = (last_typing_sent.try_get_value(), code.try_get_value())
+        else {
+            return;
+        };
+        if sent > 0.0 {
             last_typing_sent.set_value(0.0);
             link.send(ClientMessage::RoomTyping {
-                code: code.get_value(),
+                code,
                 typing: false,
             });
         }
     };
+    on_cleanup(move || {
+        if let Some(Some(handle)) = idle_timer.try_get_value() {
+            handle.clear();
+        }
+    });
     let on_input = move |ev: ev::Event| {
         draft.set(event_target_value(&ev));
         let now = js_sys::Date::now();

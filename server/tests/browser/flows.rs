@@ -97,6 +97,26 @@ async fn two_people_chat_through_a_shared_link_and_a_latecomer_sees_the_history(
     server.shutdown().await.unwrap();
 }
 
+/// The typing indicator's idle timer (3 s) outlived the room view: typing and then leaving
+/// at once made the page panic when it fired. The harness fails on any panic the page logs.
+#[tokio::test]
+async fn leaving_a_room_right_after_typing_leaves_nothing_running() {
+    let (server, _data) = serve().await;
+    let url = format!("http://{}/", server.addr());
+    let driver = Chromedriver::start().await;
+    let ana = signed_in(&driver, &url, "Ana").await;
+    create_room(&ana).await;
+    ana.type_into("#message", "half a thou").await;
+    ana.click(".room-actions button.secondary:last-child").await;
+    ana.wait_for_text("[data-testid=create-room] button[type=submit]", SCREEN_WAIT)
+        .await
+        .unwrap_or_else(|err| panic!("back in the lobby: {err}"));
+    // Past the idle timer.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    ana.close().await;
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn the_typing_indicator_appears_for_the_other_person_and_goes_away() {
     let (server, _data) = serve().await;
@@ -286,6 +306,37 @@ async fn expect_text_in(browser: &Browser, seen: &str, needle: &str) -> String {
         return seen.to_owned();
     }
     expect_text(browser, "[data-testid=messages]", needle).await
+}
+
+/// Leaving a party view used to leave its socket's loop and its last request reading the
+/// view's disposed signals: the page panicked when the leave was answered, and when the
+/// next party frame arrived.
+#[tokio::test]
+async fn leaving_a_party_leaves_nothing_running() {
+    let (server, _data) = serve().await;
+    let url = format!("http://{}/", server.addr());
+    let driver = Chromedriver::start().await;
+    let ana = signed_in(&driver, &url, "Ana").await;
+    ana.click("[data-testid=create-party]").await;
+    let code = ana
+        .wait_for_text("[data-testid=party-code]", SCREEN_WAIT)
+        .await
+        .unwrap_or_else(|err| panic!("the party opens: {err}"));
+    let ben = signed_in(&driver, &url, "Ben").await;
+    ben.fill("#party-code", &code).await;
+    ben.click("form:has(#party-code) button[type=submit]").await;
+    expect_text(&ana, "[data-testid=players]", "Ben").await;
+    ana.click(".party button.secondary").await;
+    ana.wait_for_text("[data-testid=create-party]", SCREEN_WAIT)
+        .await
+        .unwrap_or_else(|err| panic!("back in the lobby: {err}"));
+    // Frames for the party keep coming while Ana's view is gone.
+    ben.click("[data-testid=ready-toggle]").await;
+    expect_text(&ben, "[data-testid=players]", "ready").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    ana.close().await;
+    ben.close().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]

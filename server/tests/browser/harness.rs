@@ -107,6 +107,8 @@ impl Browser {
         let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         let capabilities = json!({
             "browserName": "chrome",
+            // The page's console, read back by `page_errors`.
+            "goog:loggingPrefs": {"browser": "ALL"},
             "goog:chromeOptions": {
                 "binary": chromium,
                 "args": [
@@ -304,7 +306,55 @@ impl Browser {
             .expect("script runs");
     }
 
+    /// Panics and uncaught errors the page logged since the last call: a WASM panic is
+    /// logged as "panicked at …", and what follows it (or any other uncaught exception) as
+    /// "Uncaught …". Failed requests (a server restarting, say) are not errors of the page.
+    pub async fn page_errors(&self) -> Vec<String> {
+        let logged = self
+            .client
+            .issue_cmd(BrowserLog)
+            .await
+            .expect("chromedriver returns the browser's log");
+        logged
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry["message"].as_str())
+            .filter(|message| message.contains("panicked at") || message.contains("Uncaught"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Closes the window; fails the test if the page panicked or threw an uncaught error at
+    /// any point.
     pub async fn close(self) {
+        let errors = self.page_errors().await;
         let _ = self.client.close().await;
+        assert!(errors.is_empty(), "the page failed: {errors:#?}");
+    }
+}
+
+/// ChromeDriver's log command (`POST /session/{id}/se/log`, type `browser`): the console
+/// messages since it was last asked.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({"type": "browser"}).to_string()),
+        )
     }
 }
