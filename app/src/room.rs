@@ -213,7 +213,23 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
     };
     let share_url = move || Route::Room(code.get_value()).url().unwrap_or_default();
 
+    // A join the server refused (no such room, full, a bad code) leaves nothing to show but
+    // why, and the way back.
+    let unavailable = move || room.with(Option::is_none) && error.with(Option::is_some);
+    let back = move |_| on_leave.run(());
+    let refused = move || {
+        view! {
+            <section class="card room-unavailable" aria-label="Room not available" data-testid="room-unavailable">
+                <h2>"Room "<code>{code.get_value()}</code>" cannot be opened"</h2>
+                <p class="status error" role="alert">{move || error.get().unwrap_or_default()}</p>
+                <p>"Check the code or the link you were given."</p>
+                <button type="button" on:click=back>"Back to the lobby"</button>
+            </section>
+        }
+    };
+
     view! {
+        <Show when=move || !unavailable() fallback=refused>
         <section class="room" aria-label="Room">
             <header class="room-head">
                 <h2>"Room "<code data-testid="room-code">{code.get_value()}</code></h2>
@@ -224,7 +240,7 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
                             <button type="button" class="secondary" on:click=start>"Start game"</button>
                         }.into_any(),
                         RoomPhase::Playing => view! {
-                            <p class="status ok" data-testid="game-state">"Playing: "{r.game_state.to_string()}</p>
+                            <p class="status ok" data-testid="game-state">{game_line(&r.game_state)}</p>
                         }.into_any(),
                     })}
                     <button type="button" class="secondary" on:click=leave>"Leave"</button>
@@ -267,6 +283,32 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
                 <button type="submit" disabled=move || draft.with(|d| d.trim().is_empty())>"Send"</button>
             </form>
         </section>
+        </Show>
+    }
+}
+
+/// The game as people read it: "Game started", then the state's fields as `name: value`
+/// ("Game started · round: 1"), never raw JSON.
+pub fn game_line(state: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let text = |value: &Value| match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "none".into(),
+        other => other.to_string(),
+    };
+    let details = match state {
+        Value::Null => String::new(),
+        Value::Object(fields) => fields
+            .iter()
+            .map(|(name, value)| format!("{name}: {}", text(value)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => text(other),
+    };
+    if details.is_empty() {
+        "Game started".into()
+    } else {
+        format!("Game started · {details}")
     }
 }
 
@@ -304,7 +346,20 @@ pub fn Avatar(url: String, name: String) -> impl IntoView {
 
 #[cfg(test)]
 mod tests {
-    use super::typing_line;
+    use super::{game_line, typing_line};
+
+    #[test]
+    fn a_game_state_reads_as_words_not_json() {
+        use serde_json::json;
+        assert_eq!(game_line(&json!(null)), "Game started");
+        assert_eq!(game_line(&json!({})), "Game started");
+        assert_eq!(game_line(&json!({"round": 1})), "Game started · round: 1");
+        assert_eq!(
+            game_line(&json!({"map": "docks", "round": 2})),
+            "Game started · map: docks, round: 2"
+        );
+        assert_eq!(game_line(&json!("warm-up")), "Game started · warm-up");
+    }
 
     #[test]
     fn typing_lines_name_one_two_or_a_few() {

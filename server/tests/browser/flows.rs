@@ -117,6 +117,111 @@ async fn leaving_a_room_right_after_typing_leaves_nothing_running() {
     server.shutdown().await.unwrap();
 }
 
+/// A code that opens no room shows why, with the way back, and no composer to type into.
+#[tokio::test]
+async fn a_wrong_room_code_says_so_and_leads_back() {
+    let (server, _data) = serve().await;
+    let url = format!("http://{}/", server.addr());
+    let driver = Chromedriver::start().await;
+    let ana = signed_in(&driver, &url, "Ana").await;
+    ana.goto(&format!("{url}#/room/NOPE99")).await;
+    let shown = ana
+        .wait_for_text("[data-testid=room-unavailable]", SCREEN_WAIT)
+        .await
+        .unwrap_or_else(|err| panic!("the room is said to be unavailable: {err}"));
+    assert!(
+        shown.contains("NOPE99") && shown.contains("cannot be opened"),
+        "{shown}"
+    );
+    assert!(shown.contains("room not found"), "{shown}");
+    assert!(
+        !ana.exists("#message").await,
+        "no composer for a room that is not there"
+    );
+    ana.screenshot("room-not-found").await;
+    ana.click("[data-testid=room-unavailable] button").await;
+    ana.wait_for_text("[data-testid=create-room] button[type=submit]", SCREEN_WAIT)
+        .await
+        .unwrap_or_else(|err| panic!("back in the lobby: {err}"));
+    ana.close().await;
+    server.shutdown().await.unwrap();
+}
+
+/// A started game reads as words, never as raw JSON.
+#[tokio::test]
+async fn a_started_game_reads_as_words() {
+    let (server, _data) = serve().await;
+    let url = format!("http://{}/", server.addr());
+    let driver = Chromedriver::start().await;
+    let ana = signed_in(&driver, &url, "Ana").await;
+    create_room(&ana).await;
+    ana.click(".room-actions button.secondary:first-child")
+        .await;
+    expect_text(&ana, "[data-testid=game-state]", "Game started · round: 1").await;
+    let shown = ana
+        .wait_for_text("[data-testid=game-state]", SCREEN_WAIT)
+        .await
+        .unwrap();
+    assert!(!shown.contains('{'), "{shown}");
+    ana.close().await;
+    server.shutdown().await.unwrap();
+}
+
+/// WCAG AA: text at 4.5:1 against what is behind it, control boundaries at 3:1.
+#[tokio::test]
+async fn text_and_controls_meet_aa_contrast() {
+    let (server, _data) = serve().await;
+    let url = format!("http://{}/", server.addr());
+    let driver = Chromedriver::start().await;
+    let ana = signed_in(&driver, &url, "Ana").await;
+    create_room(&ana).await;
+    expect_text(&ana, "[data-testid=link-state]", "Connected").await;
+    let colors = ana
+        .evaluate(
+            "const css = (sel, prop) => getComputedStyle(document.querySelector(sel))[prop];
+             return {
+               connected: css('[data-testid=link-state]', 'color'),
+               page: css('html', 'backgroundColor'),
+               input: css('#message', 'borderTopColor'),
+               field: css('#message', 'backgroundColor'),
+             };",
+        )
+        .await;
+    let rgb = |key: &str| -> [f64; 3] {
+        let text = colors[key].as_str().unwrap_or_default();
+        let parts: Vec<f64> = text
+            .trim_start_matches("rgba(")
+            .trim_start_matches("rgb(")
+            .trim_end_matches(')')
+            .split(',')
+            .filter_map(|p| p.trim().parse().ok())
+            .collect();
+        assert!(parts.len() >= 3, "{key}: {text}");
+        [parts[0], parts[1], parts[2]]
+    };
+    let ratio = |a: [f64; 3], b: [f64; 3]| {
+        let luminance = |c: [f64; 3]| {
+            let linear = |v: f64| {
+                let v = v / 255.0;
+                if v <= 0.03928 {
+                    v / 12.92
+                } else {
+                    ((v + 0.055) / 1.055).powf(2.4)
+                }
+            };
+            0.2126 * linear(c[0]) + 0.7152 * linear(c[1]) + 0.0722 * linear(c[2])
+        };
+        let (x, y) = (luminance(a) + 0.05, luminance(b) + 0.05);
+        x.max(y) / x.min(y)
+    };
+    let connected = ratio(rgb("connected"), rgb("page"));
+    assert!(connected >= 4.5, "\"Connected\" at {connected:.2}:1");
+    let border = ratio(rgb("input"), rgb("field"));
+    assert!(border >= 3.0, "input border at {border:.2}:1");
+    ana.close().await;
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn the_typing_indicator_appears_for_the_other_person_and_goes_away() {
     let (server, _data) = serve().await;

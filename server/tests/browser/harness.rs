@@ -327,6 +327,14 @@ impl Browser {
 
     /// Closes the window; fails the test if the page panicked or threw an uncaught error at
     /// any point.
+    /// Runs `script` (a function body that `return`s) in the page; its value.
+    pub async fn evaluate(&self, script: &str) -> serde_json::Value {
+        self.client
+            .execute(script, Vec::new())
+            .await
+            .expect("script runs")
+    }
+
     pub async fn close(self) {
         let errors = self.page_errors().await;
         let _ = self.client.close().await;
