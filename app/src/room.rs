@@ -28,6 +28,16 @@ struct Typist {
     until: f64,
 }
 
+/// A message this person sent that the room has not shown back yet: "Sending…" until the
+/// server broadcasts it (the outbox holds it while the connection is down), "Not sent" with
+/// a retry when the room refused what was sent.
+#[derive(Clone, Debug, PartialEq)]
+struct Outgoing {
+    id: u64,
+    text: String,
+    failed: bool,
+}
+
 #[component]
 pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -> impl IntoView {
     let messages = RwSignal::new(BTreeMap::<u64, ChatMessage>::new());
@@ -36,6 +46,8 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
     let error = RwSignal::new(None::<String>);
     let typists = RwSignal::new(BTreeMap::<String, Typist>::new());
     let draft = RwSignal::new(String::new());
+    let outgoing = RwSignal::new(Vec::<Outgoing>::new());
+    let next_outgoing = StoredValue::new(0u64);
     let list_ref = NodeRef::<html::Ol>::new();
     let code = StoredValue::new(code);
 
@@ -81,6 +93,14 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
                 typists.update(|t| {
                     t.remove(&m.from);
                 });
+                if m.from == my_id.get_value() {
+                    outgoing.update(|all| {
+                        if let Some(i) = all.iter().position(|o| o.text.trim() == m.message.trim())
+                        {
+                            all.remove(i);
+                        }
+                    });
+                }
                 add(vec![m.clone()]);
             }
             ServerMessage::RoomUserJoined { code, user } if ours(code) => members.update(|all| {
@@ -110,8 +130,30 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
                 }
             }),
             ServerMessage::RoomStarted { room: r } if ours(&r.code) => room.set(Some(r.clone())),
+            // A chat message over the rate limit is refused with a plain `error`.
+            ServerMessage::RoomError {
+                error: e,
+                code: None,
+            }
+            | ServerMessage::Error { error: e }
+                if outgoing.with_untracked(|all| all.iter().any(|o| !o.failed)) =>
+            {
+                error.set(Some(e.clone()));
+                outgoing.update(|all| {
+                    if let Some(o) = all.iter_mut().find(|o| !o.failed) {
+                        o.failed = true;
+                    }
+                });
+            }
             ServerMessage::RoomError { error: e, code: c } if c.as_deref().is_none_or(ours) => {
                 error.set(Some(e.clone()));
+                // Answers come in the order sent: the oldest message still sending is the
+                // one refused, when one is.
+                outgoing.update(|all| {
+                    if let Some(o) = all.iter_mut().find(|o| !o.failed) {
+                        o.failed = true;
+                    }
+                });
             }
             _ => {}
         }
@@ -184,10 +226,36 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
         }
         link.send(ClientMessage::RoomChat {
             code: code.get_value(),
-            message: text,
+            message: text.clone(),
+        });
+        let id = next_outgoing.get_value();
+        next_outgoing.set_value(id + 1);
+        outgoing.update(|all| {
+            all.push(Outgoing {
+                id,
+                text,
+                failed: false,
+            });
         });
         draft.set(String::new());
         stop_typing();
+    };
+    let retry = move |id: u64| {
+        let Some(text) =
+            outgoing.with_untracked(|all| all.iter().find(|o| o.id == id).map(|o| o.text.clone()))
+        else {
+            return;
+        };
+        outgoing.update(|all| {
+            if let Some(o) = all.iter_mut().find(|o| o.id == id) {
+                o.failed = false;
+            }
+        });
+        error.set(None);
+        link.send(ClientMessage::RoomChat {
+            code: code.get_value(),
+            message: text,
+        });
     };
     let on_keydown = move |ev: ev::KeyboardEvent| {
         if ev.key() == "Enter" && !ev.shift_key() {
@@ -256,6 +324,19 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
                                 <p class="meta"><strong>{m.username.clone()}</strong>" "
                                     <time>{clock(m.ts)}</time></p>
                                 <p class="text">{m.message.clone()}</p>
+                            </div>
+                        </li>
+                    </For>
+                    <For each=move || outgoing.get() key=|o| (o.id, o.failed) let:o>
+                        <li class="message own pending" data-testid="pending">
+                            <div>
+                                <p class="meta"><strong>"You"</strong>" "
+                                    <span class="pending-state">{if o.failed { "Not sent" } else { "Sending…" }}</span>
+                                    {o.failed.then(|| view! {
+                                        <button type="button" class="secondary retry" on:click=move |_| retry(o.id)>"Retry"</button>
+                                    })}
+                                </p>
+                                <p class="text">{o.text.clone()}</p>
                             </div>
                         </li>
                     </For>

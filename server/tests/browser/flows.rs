@@ -117,6 +117,50 @@ async fn leaving_a_room_right_after_typing_leaves_nothing_running() {
     server.shutdown().await.unwrap();
 }
 
+/// A message the server refuses (here: over the rate limit) shows as not sent, with a retry
+/// that sends it once it may be.
+#[tokio::test]
+async fn a_refused_message_can_be_sent_again() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(data.path());
+    config.site_dir = site_dir();
+    config.message_burst = 4;
+    config.message_rate = 0.5;
+    let server = Server::start(config).await.expect("server starts");
+    let url = format!("http://{}/", server.addr());
+    let driver = Chromedriver::start().await;
+    let ana = signed_in(&driver, &url, "Ana").await;
+    create_room(&ana).await;
+    // Signing in and joining took from the burst: some of these are over it.
+    for n in 1..=4 {
+        say(&ana, &format!("note {n}")).await;
+    }
+    let refused = expect_text(&ana, "[data-testid=pending]", "Not sent").await;
+    let text = refused
+        .split_whitespace()
+        .skip_while(|word| *word != "note")
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(text.starts_with("note "), "{refused}");
+    // The bucket refills one message every 2 s.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    ana.click("[data-testid=pending] button.retry").await;
+    ana.wait_until("[data-testid=messages]", SCREEN_WAIT, |t| {
+        t.matches(&text).count() == 1 && !shows_pending(t, &text)
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{text:?} sent on retry: {err}"));
+    ana.close().await;
+    server.shutdown().await.unwrap();
+}
+
+/// Whether the text of the message list shows `text` as still pending.
+fn shows_pending(list: &str, text: &str) -> bool {
+    list.split("You")
+        .any(|item| item.contains(text) && (item.contains("Not sent") || item.contains("Sending")))
+}
+
 /// A code that opens no room shows why, with the way back, and no composer to type into.
 #[tokio::test]
 async fn a_wrong_room_code_says_so_and_leads_back() {
@@ -371,8 +415,10 @@ async fn after_a_server_restart_the_page_reconnects_and_no_message_is_lost_or_do
     server.shutdown().await.unwrap();
     expect_text(&ana, "[data-testid=link-state]", "Reconnecting in").await;
     ana.screenshot("reconnecting").await;
-    // Sent while the server is down: kept, and delivered once it is back.
+    // Sent while the server is down: shown as sending, kept, and delivered once it is back.
     say(&ana, "while it was down").await;
+    let pending = expect_text(&ana, "[data-testid=pending]", "while it was down").await;
+    assert!(pending.contains("Sending…"), "{pending}");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let server = Server::start(config).await.expect("server restarts");
 
@@ -400,6 +446,10 @@ async fn after_a_server_restart_the_page_reconnects_and_no_message_is_lost_or_do
             );
         }
     }
+    assert!(
+        !ana.exists("[data-testid=pending]").await,
+        "delivered: no longer pending"
+    );
     ana.close().await;
     ben.close().await;
     server.shutdown().await.unwrap();
