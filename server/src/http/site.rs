@@ -1,15 +1,19 @@
-//! Serves the built app. Any path that is not a file gets the app's shell page, so client-side
-//! routes load the app. Without a built site, `/` explains how to build one and every API and
-//! socket keeps working: Confab is also a backend for other apps.
+//! Serves the built app. A navigation to a path that is not a file gets the app's shell page,
+//! so client-side routes load the app; anything else that is not there (a missing asset, an
+//! unknown API path) is a 404, never a page of HTML. Without a built site, `/` explains how to
+//! build one and every API and socket keeps working: Confab is also a backend for other apps.
 
 use std::path::Path;
 
+use std::sync::Arc;
+
 use axum::{
-    http::StatusCode,
+    handler::HandlerWithoutStateExt,
+    http::{StatusCode, Uri},
     response::{Html, IntoResponse, Response},
     Router,
 };
-use tower_http::services::{ServeDir, ServeFile};
+use tower_http::services::ServeDir;
 
 /// The page cargo-leptos copies from `public/` into the site: it loads the app.
 pub const SHELL_FILE: &str = "shell.html";
@@ -28,15 +32,40 @@ pub fn warn_if_missing(site_dir: &Path) {
     }
 }
 
-/// Adds the site to `router` as its fallback: files from `site_dir`, the shell page for any
-/// other path (client-side routes get 200), or the build instructions when there is no site.
+/// Paths under which the server, not the app, answers: a miss there is a 404.
+const SERVER_PREFIXES: &[&str] = &["/api/", "/qf/", "/socket.io/", "/pkg/", "/ws/"];
+const SERVER_PATHS: &[&str] = &["/api", "/qf", "/ws", "/metrics", "/healthz", "/readyz"];
+
+/// Adds the site to `router` as its fallback: files from `site_dir`, the shell page for a
+/// navigation to any other path (client-side routes get 200), a 404 for anything else, or
+/// the build instructions when there is no site.
 pub fn serve<S: Clone + Send + Sync + 'static>(router: Router<S>, site_dir: &Path) -> Router<S> {
-    if is_built(site_dir) {
-        let shell = ServeFile::new(site_dir.join(SHELL_FILE));
-        router.fallback_service(ServeDir::new(site_dir).fallback(shell))
-    } else {
-        router.fallback(no_site_page)
-    }
+    let shell = match std::fs::read_to_string(site_dir.join(SHELL_FILE)) {
+        Ok(shell) => Arc::<str>::from(shell),
+        Err(_) => return router.fallback(no_site_page),
+    };
+    let not_a_file = move |uri: Uri| {
+        let shell = Arc::clone(&shell);
+        async move {
+            if is_navigation(uri.path()) {
+                Html(shell.to_string()).into_response()
+            } else {
+                (StatusCode::NOT_FOUND, "not found").into_response()
+            }
+        }
+    };
+    router.fallback_service(ServeDir::new(site_dir).fallback(not_a_file.into_service()))
+}
+
+/// Whether `path` is one a person navigates to (a client-side route), rather than a file or
+/// a server endpoint.
+fn is_navigation(path: &str) -> bool {
+    let last_segment = path.rsplit('/').next().unwrap_or_default();
+    !last_segment.contains('.')
+        && !SERVER_PATHS.contains(&path)
+        && !SERVER_PREFIXES
+            .iter()
+            .any(|prefix| path.starts_with(prefix))
 }
 
 async fn no_site_page() -> Response {

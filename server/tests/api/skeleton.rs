@@ -42,6 +42,18 @@ async fn a_built_site_is_served_with_the_shell_for_client_routes() {
         assert_eq!(page.status(), 200, "{path}");
         assert_eq!(page.text().await.unwrap(), "<title>shell</title>", "{path}");
     }
+    // Only navigations get the shell: a missing file or an unknown endpoint is a 404.
+    for path in [
+        "/x.png",
+        "/pkg/missing.js",
+        "/api/nope",
+        "/qf/nope",
+        "/ws/x",
+    ] {
+        let miss = reqwest::get(app.http_url(path)).await.unwrap();
+        assert_eq!(miss.status(), 404, "{path}");
+        assert!(!miss.text().await.unwrap().contains("shell"), "{path}");
+    }
 }
 
 #[tokio::test]
