@@ -9,11 +9,13 @@ use std::sync::Arc;
 
 use axum::{
     handler::HandlerWithoutStateExt,
-    http::{StatusCode, Uri},
+    http::{header, HeaderValue, StatusCode, Uri},
     response::{Html, IntoResponse, Response},
     Router,
 };
-use tower_http::services::ServeDir;
+use tower_http::{
+    compression::CompressionLayer, services::ServeDir, set_header::SetResponseHeaderLayer,
+};
 
 /// The page cargo-leptos copies from `public/` into the site: it loads the app.
 pub const SHELL_FILE: &str = "shell.html";
@@ -54,7 +56,18 @@ pub fn serve<S: Clone + Send + Sync + 'static>(router: Router<S>, site_dir: &Pat
             }
         }
     };
-    router.fallback_service(ServeDir::new(site_dir).fallback(not_a_file.into_service()))
+    let files = ServeDir::new(site_dir).fallback(not_a_file.into_service());
+    let served = tower::ServiceBuilder::new()
+        // brotli or gzip, as the browser accepts (the app's wasm shrinks to about a third).
+        .layer(CompressionLayer::new())
+        // The files' names carry no hash, so a browser asks again on each load and gets a
+        // 304 while the file is unchanged (`ServeDir` sends `Last-Modified`).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        ))
+        .service(files);
+    router.fallback_service(served)
 }
 
 /// Whether `path` is one a person navigates to (a client-side route), rather than a file or

@@ -29,19 +29,42 @@ async fn without_a_built_site_the_root_explains_how_to_build_it() {
 #[tokio::test]
 async fn a_built_site_is_served_with_the_shell_for_client_routes() {
     let site = tempfile::tempdir().unwrap();
-    std::fs::write(site.path().join("shell.html"), "<title>shell</title>").unwrap();
+    // Large enough to be worth compressing (small bodies are sent as they are).
+    let shell = format!(
+        "<title>shell</title>{}",
+        "<!-- the app loads here -->".repeat(20)
+    );
+    let script = format!("export {{}}\n{}", "// the app\n".repeat(50));
+    std::fs::write(site.path().join("shell.html"), &shell).unwrap();
     std::fs::create_dir(site.path().join("pkg")).unwrap();
-    std::fs::write(site.path().join("pkg/app.js"), "export {}").unwrap();
+    std::fs::write(site.path().join("pkg/app.js"), &script).unwrap();
     let app = spawn_app_with(|c| c.site_dir = site.path().to_owned()).await;
 
     let js = reqwest::get(app.http_url("/pkg/app.js")).await.unwrap();
     assert_eq!(js.status(), 200);
-    assert_eq!(js.text().await.unwrap(), "export {}");
+    assert_eq!(js.text().await.unwrap(), script);
     for path in ["/", "/rooms/ABC234"] {
         let page = reqwest::get(app.http_url(path)).await.unwrap();
         assert_eq!(page.status(), 200, "{path}");
-        assert_eq!(page.text().await.unwrap(), "<title>shell</title>", "{path}");
+        assert_eq!(page.text().await.unwrap(), shell, "{path}");
     }
+    // Compressed as the browser accepts, and revalidated on every load.
+    let page = reqwest::Client::new()
+        .get(app.http_url("/pkg/app.js"))
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.headers()["content-encoding"], "br");
+    assert_eq!(page.headers()["cache-control"], "no-cache");
+    let shell = reqwest::Client::new()
+        .get(app.http_url("/"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shell.headers()["content-encoding"], "gzip");
+    assert_eq!(shell.headers()["cache-control"], "no-cache");
     // Only navigations get the shell: a missing file or an unknown endpoint is a 404.
     for path in [
         "/x.png",
