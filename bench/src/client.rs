@@ -57,7 +57,11 @@ pub struct Member {
     pub reader: Reader,
 }
 
-async fn next_text(reader: &mut Reader, writer: &mut Writer, kind: Kind) -> anyhow::Result<String> {
+pub async fn next_text(
+    reader: &mut Reader,
+    writer: &mut Writer,
+    kind: Kind,
+) -> anyhow::Result<String> {
     loop {
         let frame = reader
             .next()

@@ -8,13 +8,13 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use futures_util::{future::join_all, SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
-    client::{token, Reader, Writer},
+    client::{self, token, Reader, Writer},
     scenario::{row, Row},
     target::{Kind, Server},
 };
@@ -81,22 +81,10 @@ impl Session {
         }
     }
 
-    /// The next text frame, answering Engine.IO pings on the way.
+    /// The next text frame, answering Engine.IO pings on the way (both Socket.IO kinds
+    /// frame alike).
     async fn next_text(&mut self) -> anyhow::Result<String> {
-        loop {
-            let frame = self
-                .reader
-                .next()
-                .await
-                .ok_or_else(|| anyhow!("connection closed"))??;
-            if let Message::Text(text) = frame {
-                if text.as_str() == "2" {
-                    self.writer.send(Message::text("3")).await?;
-                    continue;
-                }
-                return Ok(text.to_string());
-            }
-        }
+        client::next_text(&mut self.reader, &mut self.writer, Kind::ConfabSio).await
     }
 
     async fn until_text(&mut self, done: impl Fn(&str) -> bool) -> anyhow::Result<String> {

@@ -79,13 +79,14 @@ impl AppendQueue {
 async fn write_batches(writer: impl MessageWriter, mut receiver: mpsc::Receiver<Pending>) {
     let mut pending = Vec::with_capacity(MAX_APPEND_BATCH);
     let mut stored = Vec::with_capacity(MAX_APPEND_BATCH);
+    let recorded = WriteMetrics::new();
     while receiver.recv_many(&mut pending, MAX_APPEND_BATCH).await > 0 {
         let (messages, replies): (Vec<NewMessage>, Vec<_>) =
             pending.drain(..).map(|p| (p.message, p.on_stored)).unzip();
         stored.clear();
         let started = std::time::Instant::now();
         let outcome = writer.insert_batch(&messages, &mut stored).await;
-        record_batch(&stored, started);
+        recorded.batch(&stored, started);
         let mut messages = messages.into_iter();
         let mut replies = replies.into_iter();
         for seq in stored.drain(..) {
@@ -108,7 +109,7 @@ async fn write_batches(writer: impl MessageWriter, mut receiver: mpsc::Receiver<
                 let outcome = writer
                     .insert_batch(std::slice::from_ref(&message), &mut stored)
                     .await;
-                record_batch(&stored, started);
+                recorded.batch(&stored, started);
                 let seq = stored.first().copied().flatten();
                 tell(reply, outcome.map(|()| (message, seq)));
             }
@@ -116,13 +117,30 @@ async fn write_batches(writer: impl MessageWriter, mut receiver: mpsc::Receiver<
     }
 }
 
-/// Records a write that stored `stored` and started at `started`.
-fn record_batch(stored: &[Option<i64>], started: std::time::Instant) {
-    use crate::metrics::{MESSAGES_STORED, STORE_BATCH_SIZE, STORE_COMMIT_SECONDS};
-    let count = stored.iter().filter(|seq| seq.is_some()).count();
-    metrics::histogram!(STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
-    metrics::histogram!(STORE_BATCH_SIZE).record(count as f64);
-    metrics::counter!(MESSAGES_STORED).increment(count as u64);
+/// The writer's metrics, looked up once.
+struct WriteMetrics {
+    commit_seconds: metrics::Histogram,
+    batch_size: metrics::Histogram,
+    stored: metrics::Counter,
+}
+
+impl WriteMetrics {
+    fn new() -> Self {
+        use crate::metrics::{MESSAGES_STORED, STORE_BATCH_SIZE, STORE_COMMIT_SECONDS};
+        Self {
+            commit_seconds: metrics::histogram!(STORE_COMMIT_SECONDS),
+            batch_size: metrics::histogram!(STORE_BATCH_SIZE),
+            stored: metrics::counter!(MESSAGES_STORED),
+        }
+    }
+
+    /// Records a write that stored `stored` and started at `started`.
+    fn batch(&self, stored: &[Option<i64>], started: std::time::Instant) {
+        let count = stored.iter().filter(|seq| seq.is_some()).count();
+        self.commit_seconds.record(started.elapsed().as_secs_f64());
+        self.batch_size.record(count as f64);
+        self.stored.increment(count as u64);
+    }
 }
 
 /// Tells a message's caller its fate: the message handed back as stored (so the writer

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use crate::channels::user_ids;
-use crate::common::{db, spawn_app_at, Backend, TestApp, WsClient};
+use crate::common::{db, spawn_app_at, Backend, ServerProcess, TestApp, WsClient};
 
 /// The Redis the cluster tests share (they never restart it).
 pub fn redis_url() -> String {
@@ -507,60 +507,18 @@ async fn rate_limits_hold_across_nodes() {
 }
 
 /// A node running as a process of its own, so that a test can kill it without a word.
-struct ProcessNode {
-    child: tokio::process::Child,
-    addr: std::net::SocketAddr,
-    _data_dir: tempfile::TempDir,
-}
+struct ProcessNode;
 
 impl ProcessNode {
     /// Starts the server binary as one more node of `cluster` (with Redis at `redis`).
-    async fn start(cluster: &Cluster, redis: &str, env: &[(&str, &str)]) -> Self {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let data_dir = tempfile::tempdir().unwrap();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_confab-server"))
-            .env("CONFAB_ADDR", addr.to_string())
-            .env("CONFAB_DATA_DIR", data_dir.path())
-            .env("CONFAB_DATABASE_URL", &cluster.database_url)
-            .env("CONFAB_REDIS_URL", redis)
-            .env("CONFAB_REDIS_PREFIX", &cluster.prefix)
-            .env("CONFAB_JWT_SECRET", confab_server::config::TEST_JWT_SECRET)
-            .env("CONFAB_LOG", "warn")
-            .env("CONFAB_SITE_DIR", "/nonexistent-site")
-            .envs(env.iter().copied())
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the server binary starts");
-        let node = Self {
-            child,
-            addr,
-            _data_dir: data_dir,
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while reqwest::get(format!("http://{addr}/healthz"))
-            .await
-            .is_err()
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the node never answered"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        node
-    }
-
-    fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
-    }
-
-    /// SIGKILL: no close frames, no goodbye on the bus.
-    async fn kill(mut self) {
-        self.child.kill().await.unwrap();
+    async fn start(cluster: &Cluster, redis: &str, env: &[(&str, &str)]) -> ServerProcess {
+        let mut joined = vec![
+            ("CONFAB_DATABASE_URL", cluster.database_url.as_str()),
+            ("CONFAB_REDIS_URL", redis),
+            ("CONFAB_REDIS_PREFIX", cluster.prefix.as_str()),
+        ];
+        joined.extend_from_slice(env);
+        ServerProcess::start(&joined).await
     }
 }
 

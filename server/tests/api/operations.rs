@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use confab_server::{config::Config, Server};
 use serde_json::{json, Value};
 
-use crate::common::{db, spawn_app_on, Backend, WsClient, WAIT};
+use crate::common::{db, free_addr, spawn_app_on, Backend, ServerProcess, WsClient, WAIT};
 
 async fn get(url: String) -> (u16, Value) {
     let response = reqwest::get(url).await.expect("the server answers");
@@ -93,52 +93,6 @@ async fn every_answer_carries_a_request_id_and_keeps_the_clients_own() {
         .unwrap();
     assert_eq!(own.headers()["x-request-id"], "trace-4711");
     app.shutdown().await;
-}
-
-/// A server binary of its own, so that its metrics hold only what a test did to it (the
-/// in-process servers of the other tests share one recorder).
-struct ServerProcess {
-    child: tokio::process::Child,
-    addr: std::net::SocketAddr,
-    _data_dir: tempfile::TempDir,
-}
-
-impl ServerProcess {
-    async fn start(env: &[(&str, String)]) -> Self {
-        let addr = free_addr();
-        let data_dir = tempfile::tempdir().unwrap();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_confab-server"))
-            .env("CONFAB_ADDR", addr.to_string())
-            .env("CONFAB_DATA_DIR", data_dir.path())
-            .env("CONFAB_JWT_SECRET", confab_server::config::TEST_JWT_SECRET)
-            .env("CONFAB_LOG", "warn")
-            .env("CONFAB_SITE_DIR", "/nonexistent-site")
-            .envs(env.iter().map(|(name, value)| (name, value)))
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the server binary starts");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while reqwest::get(format!("http://{addr}/healthz"))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "the server never answered");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Self {
-            child,
-            addr,
-            _data_dir: data_dir,
-        }
-    }
-}
-
-fn free_addr() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 /// Prometheus text → (name with sorted labels → value).
@@ -321,13 +275,14 @@ async fn metrics_count_what_a_scripted_session_did() {
         "two peers went without a close frame"
     );
     drop(ana);
-    drop(server.child);
+    drop(server);
 }
 
 #[tokio::test]
 async fn metrics_can_have_a_listener_of_their_own() {
     let metrics_addr = free_addr();
-    let server = ServerProcess::start(&[("CONFAB_METRICS_ADDR", metrics_addr.to_string())]).await;
+    let metrics_addr_text = metrics_addr.to_string();
+    let server = ServerProcess::start(&[("CONFAB_METRICS_ADDR", &metrics_addr_text)]).await;
     let _ana = crate::common::signed_in_at(&format!("ws://{}/ws", server.addr), "ana").await;
     let public = reqwest::get(format!("http://{}/metrics", server.addr))
         .await

@@ -49,6 +49,14 @@ pub async fn create_room(browser: &Browser) -> String {
     browser.attribute("[data-testid=share-link]", "href").await
 }
 
+/// Waits until the lobby shows (after leaving a room or a party).
+async fn back_in_lobby(browser: &Browser) {
+    browser
+        .wait_for_text("[data-testid=create-room] button[type=submit]", SCREEN_WAIT)
+        .await
+        .unwrap_or_else(|err| panic!("back in the lobby: {err}"));
+}
+
 pub async fn say(browser: &Browser, text: &str) {
     browser
         .type_into("#message", &format!("{text}{ENTER}"))
@@ -108,9 +116,7 @@ async fn leaving_a_room_right_after_typing_leaves_nothing_running() {
     create_room(&ana).await;
     ana.type_into("#message", "half a thou").await;
     ana.click(".room-actions button.secondary:last-child").await;
-    ana.wait_for_text("[data-testid=create-room] button[type=submit]", SCREEN_WAIT)
-        .await
-        .unwrap_or_else(|err| panic!("back in the lobby: {err}"));
+    back_in_lobby(&ana).await;
     // Past the idle timer.
     tokio::time::sleep(Duration::from_millis(3500)).await;
     ana.close().await;
@@ -136,6 +142,9 @@ async fn a_refused_message_can_be_sent_again() {
         say(&ana, &format!("note {n}")).await;
     }
     let refused = expect_text(&ana, "[data-testid=pending]", "Not sent").await;
+    ana.screenshot("message-not-sent").await;
+    ana.resize(390, 844).await;
+    ana.screenshot("message-not-sent-phone").await;
     let text = refused
         .split_whitespace()
         .skip_while(|word| *word != "note")
@@ -183,10 +192,10 @@ async fn a_wrong_room_code_says_so_and_leads_back() {
         "no composer for a room that is not there"
     );
     ana.screenshot("room-not-found").await;
+    ana.resize(390, 844).await;
+    ana.screenshot("room-not-found-phone").await;
     ana.click("[data-testid=room-unavailable] button").await;
-    ana.wait_for_text("[data-testid=create-room] button[type=submit]", SCREEN_WAIT)
-        .await
-        .unwrap_or_else(|err| panic!("back in the lobby: {err}"));
+    back_in_lobby(&ana).await;
     ana.close().await;
     server.shutdown().await.unwrap();
 }
@@ -482,9 +491,7 @@ async fn leaving_a_party_leaves_nothing_running() {
     ben.click("form:has(#party-code) button[type=submit]").await;
     expect_text(&ana, "[data-testid=players]", "Ben").await;
     ana.click(".party button.secondary").await;
-    ana.wait_for_text("[data-testid=create-party]", SCREEN_WAIT)
-        .await
-        .unwrap_or_else(|err| panic!("back in the lobby: {err}"));
+    back_in_lobby(&ana).await;
     // Frames for the party keep coming while Ana's view is gone.
     ben.click("[data-testid=ready-toggle]").await;
     expect_text(&ben, "[data-testid=players]", "ready").await;

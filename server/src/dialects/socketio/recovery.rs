@@ -128,40 +128,60 @@ fn namespace_tag(namespace: Namespace) -> u8 {
 /// in the order it started following them.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Positions {
-    rooms: Vec<(String, u64)>,
+    rooms: Vec<Followed>,
+}
+
+/// A room a socket follows. Its hash is made once, not for every event's offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Followed {
+    key: String,
+    hash: String,
+    seq: u64,
 }
 
 impl Positions {
+    fn find(&mut self, key: &str) -> Option<&mut Followed> {
+        self.rooms.iter_mut().find(|room| room.key == key)
+    }
+
+    fn follow(&mut self, key: &str, seq: u64) {
+        self.rooms.push(Followed {
+            key: key.to_owned(),
+            hash: room_hash(key),
+            seq,
+        });
+    }
+
     /// Records that the socket was sent room `key` up to `seq` (a join's history).
     pub fn advance(&mut self, key: &str, seq: u64) {
-        match self.rooms.iter_mut().find(|(k, _)| k == key) {
-            Some((_, at)) => *at = (*at).max(seq),
-            None => self.rooms.push((key.to_owned(), seq)),
+        match self.find(key) {
+            Some(room) => room.seq = room.seq.max(seq),
+            None => self.follow(key, seq),
         }
     }
 
     /// Records a message of room `key` as sent; `false` when the socket has been sent it
     /// already (a replayed message arriving live too).
     pub fn admit(&mut self, key: &str, seq: u64) -> bool {
-        match self.rooms.iter_mut().find(|(k, _)| k == key) {
-            Some((_, at)) if *at >= seq => false,
-            Some((_, at)) => {
-                *at = seq;
+        match self.find(key) {
+            Some(room) if room.seq >= seq => false,
+            Some(room) => {
+                room.seq = seq;
                 true
             }
             None => {
-                self.rooms.push((key.to_owned(), seq));
+                self.follow(key, seq);
                 true
             }
         }
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.rooms.iter().map(|(key, _)| key.as_str())
+        self.rooms.iter().map(|room| room.key.as_str())
     }
 
     pub fn forget(&mut self, key: &str) {
-        self.rooms.retain(|(k, _)| k != key);
+        self.rooms.retain(|room| room.key != key);
     }
 
     /// The offset for an event sent now: the contract's letter, then `.hash:seq` per room.
@@ -175,11 +195,11 @@ impl Positions {
             offset.push_str(TOO_MANY_ROOMS);
             return offset;
         }
-        for (key, seq) in &self.rooms {
+        for room in &self.rooms {
             offset.push('.');
-            offset.push_str(&room_hash(key));
+            offset.push_str(&room.hash);
             offset.push(':');
-            offset.push_str(&seq.to_string());
+            offset.push_str(&room.seq.to_string());
         }
         offset
     }
@@ -252,7 +272,7 @@ pub async fn offer(socket: &SocketRef, peer: &Peer, pids: &Pids, auth: Option<&V
     };
     let field = |name| auth.and_then(|auth| auth.get(name)).and_then(Value::as_str);
     let pid = match field("pid") {
-        Some(pid) => match restore(peer, pids, pid, field("offset")).await {
+        Some(pid) => match restore(peer, &user.user_id, pids, pid, field("offset")).await {
             Ok(missed) => {
                 tracing::debug!(sid = %socket.id, missed = missed.len(), "socket recovered");
                 // Rooms of a socket that never chatted were joined with `joinRoom`, which
@@ -284,14 +304,12 @@ pub async fn offer(socket: &SocketRef, peer: &Peer, pids: &Pids, auth: Option<&V
 /// failure the socket is left as a fresh one (no rooms).
 pub async fn restore(
     peer: &Peer,
+    user_id: &str,
     pids: &Pids,
     pid: &str,
     offset: Option<&str>,
 ) -> Result<Missed, Fallback> {
-    let Some(user) = peer.user() else {
-        return Err(Fallback::UnknownPid);
-    };
-    if !pids.verify(pid, peer.namespace, &user.user_id) {
+    if !pids.verify(pid, peer.namespace, user_id) {
         return Err(Fallback::UnknownPid);
     }
     // No offset: the socket had been sent no event, so it followed no room.
@@ -303,12 +321,18 @@ pub async fn restore(
         Some(text) => Offset::parse(text).ok_or(Fallback::BadOffset)?,
     };
     let core = peer.state().core();
-    let member_of = core.member_rooms(&peer.conn).await.map_err(fallback)?;
+    let member_of: Vec<(String, String)> = core
+        .member_rooms(&peer.conn)
+        .await
+        .map_err(fallback)?
+        .into_iter()
+        .map(|key| (room_hash(&key), key))
+        .collect();
     let mut rooms = Vec::with_capacity(offset.rooms.len());
     for (hash, seq) in &offset.rooms {
-        let key = member_of
+        let (_, key) = member_of
             .iter()
-            .find(|key| room_hash(key) == *hash)
+            .find(|(member_hash, _)| member_hash == hash)
             .ok_or(Fallback::RoomLost)?;
         rooms.push((key.clone(), *seq));
     }

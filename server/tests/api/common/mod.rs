@@ -182,6 +182,67 @@ impl TestApp {
     }
 }
 
+/// The server binary as a process of its own: its metrics hold only what its test did to it
+/// (in-process servers share one recorder), and a test can kill it without a word.
+pub struct ServerProcess {
+    pub child: tokio::process::Child,
+    pub addr: SocketAddr,
+    _data_dir: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    /// Starts it on a free port with the test secret and its own data directory, `env` on
+    /// top; returns once it answers `/healthz`.
+    pub async fn start(env: &[(&str, &str)]) -> Self {
+        let addr = free_addr();
+        let data_dir = tempfile::tempdir().unwrap();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_confab-server"))
+            .env("CONFAB_ADDR", addr.to_string())
+            .env("CONFAB_DATA_DIR", data_dir.path())
+            .env("CONFAB_JWT_SECRET", confab_server::config::TEST_JWT_SECRET)
+            .env("CONFAB_LOG", "warn")
+            .env("CONFAB_SITE_DIR", "/nonexistent-site")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the server binary starts");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self {
+            child,
+            addr,
+            _data_dir: data_dir,
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// SIGKILL: no close frames, no goodbye on the bus.
+    pub async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
+/// A free local address (the port may be taken again before it is used, rarely).
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
 /// A `/ws` client at `url` signed in as `user_id` (named after it), past `auth:ok` and the
 /// `room:state` that follows it.
 pub async fn signed_in_at(url: &str, user_id: &str) -> WsClient {
