@@ -44,6 +44,8 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
     let members = RwSignal::new(Vec::<RoomUser>::new());
     let room = RwSignal::new(None::<Room>);
     let error = RwSignal::new(None::<String>);
+    // A moderator removed the user or closed the room: no joining again on a reconnect.
+    let ended = RwSignal::new(false);
     let typists = RwSignal::new(BTreeMap::<String, Typist>::new());
     let draft = RwSignal::new(String::new());
     let outgoing = RwSignal::new(Vec::<Outgoing>::new());
@@ -54,6 +56,9 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
     // Join on every (re)open, then ask for anything missed while away.
     Effect::new(move |_| {
         link.opened.track();
+        if ended.get_untracked() {
+            return;
+        }
         let code = code.get_value();
         link.send(ClientMessage::RoomJoin { code: code.clone() });
         let after_seq = messages.with_untracked(|m| m.keys().next_back().copied().unwrap_or(0));
@@ -107,8 +112,25 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
                 all.retain(|u| u.user_id != user.user_id);
                 all.push(user.clone());
             }),
-            ServerMessage::RoomUserLeft { code, user_id } if ours(code) => {
+            ServerMessage::RoomUserLeft {
+                code,
+                user_id,
+                removed,
+            } if ours(code) => {
+                if *removed && *user_id == my_id.get_value() {
+                    room.set(None);
+                    ended.set(true);
+                    error.set(Some("A moderator removed you from this room.".into()));
+                }
                 members.update(|all| all.retain(|u| &u.user_id != user_id));
+            }
+            ServerMessage::RoomDeleted { code, seq, .. } if ours(code) => messages.update(|all| {
+                all.remove(seq);
+            }),
+            ServerMessage::RoomClosed { code } if ours(code) => {
+                room.set(None);
+                ended.set(true);
+                error.set(Some("A moderator closed this room.".into()));
             }
             ServerMessage::RoomTyping {
                 code,
@@ -281,16 +303,19 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
     };
     let share_url = move || Route::Room(code.get_value()).url().unwrap_or_default();
 
-    // A join the server refused (no such room, full, a bad code) leaves nothing to show but
-    // why, and the way back.
+    // A join the server refused (no such room, full, a bad code), or a room a moderator
+    // took away, leaves nothing to show but why, and the way back.
     let unavailable = move || room.with(Option::is_none) && error.with(Option::is_some);
     let back = move |_| on_leave.run(());
     let refused = move || {
         view! {
             <section class="card room-unavailable" aria-label="Room not available" data-testid="room-unavailable">
-                <h2>"Room "<code>{code.get_value()}</code>" cannot be opened"</h2>
+                <h2>"Room "<code>{code.get_value()}</code>
+                    {move || if ended.get() { " is no longer open to you" } else { " cannot be opened" }}</h2>
                 <p class="status error" role="alert">{move || error.get().unwrap_or_default()}</p>
-                <p>"Check the code or the link you were given."</p>
+                <Show when=move || !ended.get()>
+                    <p>"Check the code or the link you were given."</p>
+                </Show>
                 <button type="button" on:click=back>"Back to the lobby"</button>
             </section>
         }
@@ -318,7 +343,7 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
             <div class="room-body">
                 <ol class="messages" node_ref=list_ref aria-live="polite" data-testid="messages">
                     <For each=move || messages.get().into_values() key=|m| m.seq let:m>
-                        <li class="message" class:own=move || m.from == my_id.get_value() data-seq=m.seq>
+                        <li class="message" class:own=move || m.from == my_id.get_value() data-seq=m.seq data-id=m.id.clone()>
                             <Avatar url=m.image_url.clone() name=m.username.clone() />
                             <div>
                                 <p class="meta"><strong>{m.username.clone()}</strong>" "

@@ -118,3 +118,58 @@ pub struct PingRequest {
 pub struct PingResult {
     pub delivered_to: usize,
 }
+
+/// The optional body of every moderation request: who acts and why, for the audit log.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct ModerationRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moderator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The answer to `DELETE /api/admin/messages/{id}`: where the deleted message was.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedMessageView {
+    pub id: String,
+    pub room_id: String,
+    pub seq: u64,
+}
+
+/// A ban, as `PUT /api/admin/bans/{userId}` and `GET /api/admin/bans` show it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BanView {
+    pub user_id: String,
+    pub reason: String,
+    pub moderator: String,
+    /// ISO 8601 UTC.
+    pub banned_at: String,
+}
+
+/// `GET /api/admin/bans`: newest first.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct BanList {
+    pub bans: Vec<BanView>,
+}
+
+/// One moderator action in `GET /api/admin/audit`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntryView {
+    pub id: String,
+    /// ISO 8601 UTC.
+    pub at: String,
+    pub moderator: String,
+    /// `delete_message`, `remove_member`, `close_room`, `ban` or `unban`.
+    pub action: String,
+    /// A message id, a room id, a user id, or `roomId/userId` for `remove_member`.
+    pub target: String,
+    pub reason: String,
+}
+
+/// `GET /api/admin/audit`: newest first.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct AuditLog {
+    pub entries: Vec<AuditEntryView>,
+}

@@ -105,9 +105,26 @@ pub enum ServerMessage {
     /// Extension: someone joined the room (sent to the other members).
     #[serde(rename = "room:user_joined")]
     RoomUserJoined { code: String, user: RoomUser },
-    /// Extension: someone left the room (sent to the remaining members).
+    /// Extension: someone left the room (sent to the remaining members), or a moderator
+    /// removed them (`removed`, sent to the removed user too).
     #[serde(rename = "room:user_left", rename_all = "camelCase")]
-    RoomUserLeft { code: String, user_id: String },
+    RoomUserLeft {
+        code: String,
+        user_id: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        removed: bool,
+    },
+    /// Extension: a moderator deleted a stored message; history no longer has it.
+    #[serde(rename = "room:deleted")]
+    RoomDeleted { code: String, id: String, seq: u64 },
+    /// Extension: a moderator closed the room. Its members were removed, and it takes no
+    /// one from now on.
+    #[serde(rename = "room:closed")]
+    RoomClosed { code: String },
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// Whether a room is waiting for players or in a game.

@@ -10,14 +10,20 @@ use axum::http::{header, HeaderMap};
 use super::Identity;
 use crate::{rest::ApiError, AppState};
 
-/// The verified identity of a caller presenting a JWT; `401` otherwise.
+/// The verified identity of a caller presenting a JWT; `401` otherwise, `403` for a banned
+/// user.
 pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Identity, ApiError> {
     let jwt = jwt_from_headers(headers).ok_or(ApiError::Unauthorized)?;
-    state
+    let identity = state
         .verifier()
         .verify(jwt)
         .await
-        .map_err(|_| ApiError::Unauthorized)
+        .map_err(|_| ApiError::Unauthorized)?;
+    state
+        .core()
+        .check_not_banned(&identity.profile.user_id)
+        .await?;
+    Ok(identity)
 }
 
 /// Checks the service key (`Authorization: Bearer <key>` or `X-Api-Key: <key>`) against

@@ -13,6 +13,14 @@ pub enum CoreError {
     PartyNotFound,
     #[error("notification not found")]
     NotificationNotFound,
+    #[error("message not found")]
+    MessageNotFound,
+    #[error("user is not banned")]
+    NotBanned,
+    #[error("this account is banned")]
+    Banned,
+    #[error("room is closed")]
+    RoomClosed,
     #[error("only the host can do that")]
     NotHost,
     #[error("{0}")]

@@ -65,6 +65,21 @@ pub enum Event {
         view: super::party::PartyView,
         change: super::party::PartyChange,
     },
+    /// A moderator deleted a stored chat message.
+    MessageDeleted(super::model::DeletedMessage),
+    /// A moderator removed a member. It reaches the removed user's connections too; the hub
+    /// then stops them receiving the room.
+    MemberRemoved {
+        room_key: String,
+        user: Profile,
+    },
+    /// A moderator closed the room. The hub ends every subscription to it once delivered.
+    RoomClosed {
+        room_key: String,
+    },
+    /// The topic's user was banned: the hub closes every connection signed in as them,
+    /// whatever they follow.
+    AccessRevoked,
 }
 
 /// An event on its way to the subscribers of a topic.

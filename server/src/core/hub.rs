@@ -3,6 +3,10 @@
 //! Every connection has a bounded mailbox. Delivery never waits: a full mailbox means the
 //! connection cannot keep up, so it is flagged as overflowed and its dialect closes it,
 //! rather than memory growing or the room stalling behind it.
+//!
+//! Three events change subscriptions where they are delivered, on every node alike: a
+//! member's removal and a room's closing end the room's subscriptions once delivered (so
+//! the removed see why), and a revocation closes every connection of its user.
 
 use std::{
     collections::HashMap,
@@ -12,7 +16,7 @@ use std::{
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    events::{Delivery, Topic},
+    events::{Delivery, Event, Topic},
     mailbox::{self, Refused},
     model::Profile,
 };
@@ -25,6 +29,7 @@ pub struct ConnId(pub u64);
 struct Mailbox {
     queue: mailbox::Sender,
     overflowed: CancellationToken,
+    revoked: CancellationToken,
 }
 
 struct ConnEntry {
@@ -52,15 +57,19 @@ pub struct Inbox {
     pub queue: mailbox::Receiver,
     /// Cancelled when a delivery found the mailbox full.
     pub overflowed: CancellationToken,
+    /// Cancelled when the connection's user was banned: the dialect closes it at once.
+    pub revoked: CancellationToken,
 }
 
 impl Hub {
     pub fn add(&self, conn: ConnId, capacity: usize) -> Inbox {
         let (queue, receiver) = mailbox::mailbox(capacity);
         let overflowed = CancellationToken::new();
+        let revoked = CancellationToken::new();
         let mailbox = Mailbox {
             queue,
             overflowed: overflowed.clone(),
+            revoked: revoked.clone(),
         };
         self.write().conns.insert(
             conn,
@@ -74,6 +83,7 @@ impl Hub {
         Inbox {
             queue: receiver,
             overflowed,
+            revoked,
         }
     }
 
@@ -220,8 +230,47 @@ impl Hub {
         self.read().topics.contains_key(topic)
     }
 
-    /// Hands `delivery` to every local subscriber of its topic, without waiting.
+    /// Hands `delivery` to every local subscriber of its topic, without waiting, and makes
+    /// the changes to subscriptions that moderation events call for.
     pub fn deliver(&self, delivery: &Arc<Delivery>) {
+        match (&delivery.event, &delivery.topic) {
+            (Event::AccessRevoked, Topic::User(user_id)) => self.revoke_user(user_id),
+            (Event::MemberRemoved { user, .. }, topic) => {
+                self.hand_out(delivery);
+                self.unsubscribe_user(&user.user_id, topic);
+            }
+            (Event::RoomClosed { .. }, topic) => {
+                self.hand_out(delivery);
+                self.unsubscribe_all(topic);
+            }
+            _ => self.hand_out(delivery),
+        }
+    }
+
+    /// Closes every connection signed in as `user_id` here (the dialects see `revoked`).
+    fn revoke_user(&self, user_id: &str) {
+        let registry = self.read();
+        for entry in registry.conns.values() {
+            if entry.user.as_ref().is_some_and(|u| u.user_id == user_id) {
+                entry.mailbox.revoked.cancel();
+            }
+        }
+    }
+
+    /// Ends every subscription to `topic`.
+    fn unsubscribe_all(&self, topic: &Topic) {
+        let mut registry = self.write();
+        let Some(subscribers) = registry.topics.remove(topic) else {
+            return;
+        };
+        for conn in subscribers.keys() {
+            if let Some(entry) = registry.conns.get_mut(conn) {
+                entry.topics.remove(topic);
+            }
+        }
+    }
+
+    fn hand_out(&self, delivery: &Arc<Delivery>) {
         let registry = self.read();
         let Some(subscribers) = registry.topics.get(&delivery.topic) else {
             return;

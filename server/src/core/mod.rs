@@ -4,7 +4,7 @@
 //!
 //! This file is the facade (`Core`, connections, signing in and out, presence); each area
 //! adds its own `impl Core` in a file of its own: `rooms.rs`, `chat.rs`, `notifications.rs`,
-//! `party.rs`, `signals.rs`.
+//! `party.rs`, `signals.rs`, `moderation.rs`.
 
 mod chat;
 pub mod error;
@@ -12,6 +12,7 @@ pub mod events;
 pub mod hub;
 pub mod mailbox;
 pub mod model;
+mod moderation;
 mod notifications;
 pub mod party;
 pub mod presence;
@@ -34,6 +35,7 @@ pub use error::{CoreError, CoreResult};
 use events::{Delivery, Event, Topic};
 use hub::{ConnId, Hub, Inbox};
 use model::Profile;
+pub use moderation::{Moderator, MAX_MODERATION_LIST, MAX_REASON_CHARS};
 pub use notifications::MAX_BACKLOG;
 pub use rooms::{
     new_room_code, IfMissing, Joined, RoomSpec, MAX_ROOMS_PER_USER, MAX_ROOM_KEY_CHARS,
@@ -179,8 +181,9 @@ impl Core {
     }
 
     /// Signs the connection in as `profile` (updating the stored profile); any earlier
-    /// identity and its subscriptions are dropped first.
+    /// identity and its subscriptions are dropped first. A banned user is refused.
     pub async fn sign_in(&self, conn: &Connection, profile: Profile) -> CoreResult<()> {
+        self.check_not_banned(&profile.user_id).await?;
         self.inner.store.upsert_profile(&profile, now_ms()).await?;
         self.sign_out(conn);
         let change = self.inner.presence.arrive(&profile);
@@ -188,7 +191,14 @@ impl Core {
         if change.everywhere {
             self.presence_changed();
         }
+        let user_id = profile.user_id.clone();
         self.inner.hub.set_user(conn.id, Some(profile));
+        // A ban made since the first check revoked the user's connections before this one
+        // was theirs: look again now that a revocation would find it.
+        if let Err(err) = self.check_not_banned(&user_id).await {
+            self.sign_out(conn);
+            return Err(err);
+        }
         Ok(())
     }
 

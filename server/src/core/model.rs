@@ -52,6 +52,8 @@ pub struct Room {
     pub created_at_ms: i64,
     /// The sequence number of the newest message, 0 when there is none.
     pub last_seq: u64,
+    /// Closed by a moderator: no members, and no joins.
+    pub closed: bool,
 }
 
 /// A room to create.
@@ -225,6 +227,70 @@ pub struct PartyPlayer {
     pub username: String,
     pub ready: bool,
     pub joined_at_ms: i64,
+}
+
+/// A chat message a moderator deleted: where it was.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeletedMessage {
+    pub id: String,
+    pub room_key: String,
+    pub seq: u64,
+}
+
+/// A user whose tokens are refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    pub user_id: String,
+    pub reason: String,
+    pub moderator: String,
+    pub banned_at_ms: i64,
+}
+
+/// What a moderator did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModerationAction {
+    DeleteMessage,
+    RemoveMember,
+    CloseRoom,
+    Ban,
+    Unban,
+}
+
+impl ModerationAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DeleteMessage => "delete_message",
+            Self::RemoveMember => "remove_member",
+            Self::CloseRoom => "close_room",
+            Self::Ban => "ban",
+            Self::Unban => "unban",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::DeleteMessage,
+            Self::RemoveMember,
+            Self::CloseRoom,
+            Self::Ban,
+            Self::Unban,
+        ]
+        .into_iter()
+        .find(|action| action.as_str() == text)
+    }
+}
+
+/// One line of the audit log: a moderator's action, kept when it succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: String,
+    pub at_ms: i64,
+    /// Who acted, as the caller named themselves (the service key has no names).
+    pub moderator: String,
+    pub action: ModerationAction,
+    /// What it was taken on: a message id, a room key, a user id, or `room/user`.
+    pub target: String,
+    pub reason: String,
 }
 
 /// The outcome of adding a member to a room, or a player to a party.

@@ -155,7 +155,15 @@ impl Core {
         }
         match outcome {
             AddMember::NotFound => return Err(CoreError::RoomNotFound),
-            AddMember::Full => return Err(CoreError::RoomFull),
+            // A closed room has no seats left.
+            AddMember::Full => {
+                let closed = store.room(key).await?.is_some_and(|room| room.closed);
+                return Err(if closed {
+                    CoreError::RoomClosed
+                } else {
+                    CoreError::RoomFull
+                });
+            }
             AddMember::Added | AddMember::AlreadyMember => {}
         }
         let topic = Topic::Room(key.to_owned());

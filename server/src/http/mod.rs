@@ -1,8 +1,9 @@
-//! Plain HTTP: health, guest tokens, the notification API and the static site with its
-//! fallback for client-side routes. Routes that exist for one dialect live with it: the
+//! Plain HTTP: health, guest tokens, the notification API, the moderation API and the
+//! static site with its fallback for client-side routes. Routes that exist for one dialect live with it: the
 //! party and online-users routes of contract 003 in `dialects::channels`, the media and
 //! room-event publishing of the Socket.IO contracts in `dialects::socketio::publish`.
 
+pub mod admin;
 pub mod notifications;
 pub mod site;
 
@@ -30,7 +31,8 @@ pub fn routes(site_dir: &Path) -> Router<AppState> {
         .route(
             "/api/notifications/{id}/read",
             post(notifications::mark_read),
-        );
+        )
+        .merge(admin::routes());
     site::serve(api, site_dir)
 }
 

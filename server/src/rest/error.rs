@@ -72,10 +72,14 @@ impl From<CoreError> for ApiError {
             CoreError::NotSignedIn => Self::Unauthorized,
             CoreError::RoomNotFound
             | CoreError::PartyNotFound
-            | CoreError::NotificationNotFound => Self::NotFound(err.to_string()),
-            CoreError::NotHost | CoreError::NotAMember | CoreError::NotAPlayer => {
-                Self::Forbidden(err.to_string())
-            }
+            | CoreError::NotificationNotFound
+            | CoreError::MessageNotFound
+            | CoreError::NotBanned => Self::NotFound(err.to_string()),
+            CoreError::NotHost
+            | CoreError::NotAMember
+            | CoreError::NotAPlayer
+            | CoreError::Banned => Self::Forbidden(err.to_string()),
+            CoreError::RoomClosed => Self::Conflict(err.to_string()),
             CoreError::Conflict(text) => Self::Conflict(text),
             CoreError::RoomFull | CoreError::PartyEnded | CoreError::AlreadyPlaying => {
                 Self::Conflict(err.to_string())
@@ -100,6 +104,10 @@ mod tests {
             (CoreError::RoomNotFound, StatusCode::NOT_FOUND),
             (CoreError::PartyNotFound, StatusCode::NOT_FOUND),
             (CoreError::NotificationNotFound, StatusCode::NOT_FOUND),
+            (CoreError::MessageNotFound, StatusCode::NOT_FOUND),
+            (CoreError::NotBanned, StatusCode::NOT_FOUND),
+            (CoreError::Banned, StatusCode::FORBIDDEN),
+            (CoreError::RoomClosed, StatusCode::CONFLICT),
             (CoreError::NotHost, StatusCode::FORBIDDEN),
             (CoreError::NotAMember, StatusCode::FORBIDDEN),
             (CoreError::NotAPlayer, StatusCode::FORBIDDEN),

@@ -12,8 +12,8 @@ pub use append::{APPEND_QUEUE_CAPACITY, MAX_APPEND_BATCH};
 pub use sql::SqlStore;
 
 use crate::core::model::{
-    AddMember, Member, Message, NewMessage, NewRoom, Notification, Party, PartyPhase, PartyPlayer,
-    Profile, Room,
+    AddMember, AuditEntry, Ban, DeletedMessage, Member, Message, NewMessage, NewRoom, Notification,
+    Party, PartyPhase, PartyPlayer, Profile, Room,
 };
 
 /// A storage failure. Never shown to clients: dialects log it and answer "internal error".
@@ -132,6 +132,23 @@ pub trait Store: Send + Sync + 'static {
         host_id: &str,
         phase: &PartyPhase,
     ) -> StoreResult<bool>;
+
+    /// Deletes chat message `id`; where it was, or `None` when there is no such message.
+    /// The room's numbering is untouched: its `seq` is not given to another message.
+    async fn delete_message(&self, id: &str) -> StoreResult<Option<DeletedMessage>>;
+    /// Closes room `key`: every member is removed and no one can join from then on. The
+    /// members it had, or `None` when there is no such room or it is closed already.
+    async fn close_room(&self, key: &str, now_ms: i64) -> StoreResult<Option<Vec<String>>>;
+    /// Bans a user, or updates the ban of one banned already.
+    async fn ban(&self, ban: &Ban) -> StoreResult<()>;
+    /// Lifts a ban; `false` when the user was not banned.
+    async fn unban(&self, user_id: &str) -> StoreResult<bool>;
+    async fn is_banned(&self, user_id: &str) -> StoreResult<bool>;
+    /// The newest `limit` bans, newest first.
+    async fn bans(&self, limit: usize) -> StoreResult<Vec<Ban>>;
+    async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// The newest `limit` audit entries, newest first.
+    async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>>;
 }
 
 /// How SQLite makes a commit durable (`PRAGMA synchronous`, in WAL mode). PostgreSQL's own

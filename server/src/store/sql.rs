@@ -26,8 +26,9 @@ use super::{
     OnStored, Store, StoreError, StoreResult,
 };
 use crate::core::model::{
-    AddMember, Level, Member, Message, MessageKind, NewMessage, NewRoom, Notification, Party,
-    PartyPhase, PartyPlayer, Phase, Profile, Room,
+    AddMember, AuditEntry, Ban, DeletedMessage, Level, Member, Message, MessageKind,
+    ModerationAction, NewMessage, NewRoom, Notification, Party, PartyPhase, PartyPlayer, Phase,
+    Profile, Room,
 };
 
 /// How long a query waits for a free connection (or, on SQLite, for the write lock).
@@ -122,7 +123,9 @@ impl SqlStore<Postgres> {
 }
 
 const ROOM_COLUMNS: &str =
-    "id, name, room_type, max_users, member_count, phase, host_id, game_state, created_at, last_seq";
+    "id, name, room_type, max_users, member_count, phase, host_id, game_state, created_at, last_seq, \
+     closed_at";
+const AUDIT_COLUMNS: &str = "id, at, moderator, action, target, reason";
 const NOTIFICATION_COLUMNS: &str =
     "id, user_id, level, title, message, notification_type, actor_username, \
      action, recipient_role, phrase_text, data, created_at, read_at";
@@ -413,6 +416,27 @@ fn room_from_row(row: &impl Columns) -> StoreResult<Room> {
         game_state: row.optional_text("game_state")?,
         created_at_ms: row.int("created_at")?,
         last_seq: to_u64(row.int("last_seq")?, "last_seq")?,
+        closed: row.optional_int("closed_at")?.is_some(),
+    })
+}
+
+fn ban_from_row(row: &impl Columns) -> StoreResult<Ban> {
+    Ok(Ban {
+        user_id: row.text("user_id")?,
+        reason: row.text("reason")?,
+        moderator: row.text("moderator")?,
+        banned_at_ms: row.int("banned_at")?,
+    })
+}
+
+fn audit_entry_from_row(row: &impl Columns) -> StoreResult<AuditEntry> {
+    Ok(AuditEntry {
+        id: row.text("id")?,
+        at_ms: row.int("at")?,
+        moderator: row.text("moderator")?,
+        action: ModerationAction::parse(&row.text("action")?).ok_or_else(|| corrupt("action"))?,
+        target: row.text("target")?,
+        reason: row.text("reason")?,
     })
 }
 
@@ -496,8 +520,11 @@ struct Seats {
 
 const ROOM_SEATS: Seats = Seats {
     take: "UPDATE rooms SET member_count = member_count + 1 \
-           WHERE id = $1 AND member_count < max_users RETURNING id",
-    count: "SELECT member_count AS taken, max_users AS capacity FROM rooms WHERE id = $1",
+           WHERE id = $1 AND member_count < max_users AND closed_at IS NULL RETURNING id",
+    // A closed room has no seats.
+    count: "SELECT member_count AS taken, \
+            CASE WHEN closed_at IS NULL THEN max_users ELSE 0 END AS capacity \
+            FROM rooms WHERE id = $1",
     held: "SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2",
     leave: "DELETE FROM memberships WHERE room_id = $1 AND user_id = $2",
     release: "UPDATE rooms SET member_count = member_count - 1 WHERE id = $1",
@@ -941,6 +968,112 @@ macro_rules! impl_store {
                     .await?
                     .rows_affected();
                 Ok(updated == 1)
+            }
+
+            async fn delete_message(&self, id: &str) -> StoreResult<Option<DeletedMessage>> {
+                let row = sqlx::query("DELETE FROM messages WHERE id = $1 RETURNING room_id, seq")
+                    .bind(id)
+                    .fetch_optional(&self.writer)
+                    .await?;
+                row.map(|row| {
+                    Ok(DeletedMessage {
+                        id: id.to_owned(),
+                        room_key: row.text("room_id")?,
+                        seq: to_u64(row.int("seq")?, "seq")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn close_room(&self, key: &str, now_ms: i64) -> StoreResult<Option<Vec<String>>> {
+                let mut tx = self.writer.begin().await?;
+                let closed = sqlx::query(
+                    "UPDATE rooms SET closed_at = $2, member_count = 0 \
+                     WHERE id = $1 AND closed_at IS NULL",
+                )
+                .bind(key)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if closed == 0 {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+                let rows = sqlx::query("DELETE FROM memberships WHERE room_id = $1 RETURNING user_id")
+                    .bind(key)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                rows.iter().map(|row| row.text("user_id")).collect::<StoreResult<_>>().map(Some)
+            }
+
+            async fn ban(&self, ban: &Ban) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO bans (user_id, reason, moderator, banned_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (user_id) DO UPDATE SET reason = excluded.reason, \
+                     moderator = excluded.moderator, banned_at = excluded.banned_at",
+                )
+                .bind(&ban.user_id)
+                .bind(&ban.reason)
+                .bind(&ban.moderator)
+                .bind(ban.banned_at_ms)
+                .execute(&self.writer)
+                .await?;
+                Ok(())
+            }
+
+            async fn unban(&self, user_id: &str) -> StoreResult<bool> {
+                let removed = sqlx::query("DELETE FROM bans WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(&self.writer)
+                    .await?
+                    .rows_affected();
+                Ok(removed == 1)
+            }
+
+            async fn is_banned(&self, user_id: &str) -> StoreResult<bool> {
+                let row = sqlx::query("SELECT 1 FROM bans WHERE user_id = $1")
+                    .bind(user_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.is_some())
+            }
+
+            async fn bans(&self, limit: usize) -> StoreResult<Vec<Ban>> {
+                let rows = sqlx::query(
+                    "SELECT user_id, reason, moderator, banned_at FROM bans \
+                     ORDER BY banned_at DESC, user_id LIMIT $1",
+                )
+                .bind(to_i64(limit as u64))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(ban_from_row).collect()
+            }
+
+            async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+                sqlx::query(&format!(
+                    "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+                ))
+                .bind(&entry.id)
+                .bind(entry.at_ms)
+                .bind(&entry.moderator)
+                .bind(entry.action.as_str())
+                .bind(&entry.target)
+                .bind(&entry.reason)
+                .execute(&self.writer)
+                .await?;
+                Ok(())
+            }
+
+            async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY at DESC, id DESC LIMIT $1"
+                ))
+                .bind(to_i64(limit as u64))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(audit_entry_from_row).collect()
             }
         }
     };

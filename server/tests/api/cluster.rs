@@ -186,6 +186,68 @@ async fn chat_joins_and_typing_cross_nodes() {
     cluster.shutdown().await;
 }
 
+/// A moderator's action on one node reaches the clients of every node: a deletion, a
+/// removal (which also ends the removed user's subscriptions there) and a ban (which
+/// closes their connections there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderation_reaches_every_node() {
+    let cluster = spawn_cluster(2, |_| {}).await;
+    let [one, two] = &cluster.nodes[..] else {
+        unreachable!()
+    };
+    let admin = |method: reqwest::Method, path: &str| {
+        one.http
+            .request(method, one.http_url(path))
+            .header("x-api-key", TEST_API_KEY)
+            .send()
+    };
+    let mut ana = one.user("ana").await;
+    let code = create_room(&mut ana).await;
+    let mut ben = two.user("ben").await;
+    join(&mut ben, &code).await;
+    ana.send_json(json!({"type": "room:chat", "code": code, "message": "to delete"}))
+        .await;
+    let sent = ben.recv_type("room:chat").await;
+    let id = sent["id"].as_str().unwrap();
+
+    let deleted = admin(
+        reqwest::Method::DELETE,
+        &format!("/api/admin/messages/{id}"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(ben.recv_type("room:deleted").await["id"], id);
+
+    let removed = admin(
+        reqwest::Method::DELETE,
+        &format!("/api/admin/rooms/{code}/members/ben"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(removed.status(), 204);
+    assert_eq!(ben.recv_type("room:user_left").await["removed"], true);
+    ana.send_json(json!({"type": "room:chat", "code": code, "message": "after"}))
+        .await;
+    ana.recv_type("room:chat").await;
+    ben.assert_silent_for(Duration::from_millis(300)).await;
+
+    let banned = admin(reqwest::Method::PUT, "/api/admin/bans/ben")
+        .await
+        .unwrap();
+    assert_eq!(banned.status(), 200);
+    assert_eq!(ben.recv_close_code().await, 1008);
+    let mut again = two.ws().await;
+    again
+        .send_json(json!({"type": "auth", "token": crate::common::tokens::token_for("ben", "ben")}))
+        .await;
+    assert_eq!(
+        again.recv_type("auth:error").await["error"],
+        "this account is banned"
+    );
+    cluster.shutdown().await;
+}
+
 /// Three senders on three nodes post into one room as fast as they may; every member on
 /// every node, the senders included, sees each message once, numbered 1 to 900 in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@ mod auth;
 mod channels;
 mod cluster;
 mod connections;
+mod moderation;
 mod native_ws;
 mod operations;
 mod party;

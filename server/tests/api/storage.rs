@@ -719,6 +719,119 @@ async fn retention_deletes_only_what_is_past_its_age(t: &TestStore) {
     );
 }
 
+async fn moderation_is_stored(t: &TestStore) {
+    use confab_server::core::model::{AuditEntry, Ban, DeletedMessage, ModerationAction};
+    let s = &t.store;
+    room_for_messages(t, "MODR22").await;
+    let first = s
+        .append_message(&new_message("MODR22", "one"))
+        .await
+        .unwrap()
+        .unwrap();
+    let second = s
+        .append_message(&new_message("MODR22", "two"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.delete_message(&first.id).await.unwrap(),
+        Some(DeletedMessage {
+            id: first.id.clone(),
+            room_key: "MODR22".into(),
+            seq: 1
+        })
+    );
+    assert_eq!(s.delete_message(&first.id).await.unwrap(), None);
+    let left: Vec<u64> = s
+        .messages_after("MODR22", 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(left, [second.seq]);
+    let third = s
+        .append_message(&new_message("MODR22", "three"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        third.seq, 3,
+        "a deleted message's number is not given again"
+    );
+
+    // Closing removes every member, once, and no seat is free afterwards.
+    s.add_member("MODR22", "u2", 2).await.unwrap();
+    let mut removed = s
+        .close_room("MODR22", 10)
+        .await
+        .unwrap()
+        .expect("an open room");
+    removed.sort();
+    assert_eq!(removed, ["u1", "u2"]);
+    assert_eq!(s.close_room("MODR22", 11).await.unwrap(), None);
+    assert_eq!(s.close_room("NOSUCH", 11).await.unwrap(), None);
+    let room = s.room("MODR22").await.unwrap().unwrap();
+    assert!(room.closed);
+    assert_eq!(room.member_count, 0);
+    assert!(s.members("MODR22").await.unwrap().is_empty());
+    assert_eq!(
+        s.add_member("MODR22", "u3", 12).await.unwrap(),
+        AddMember::Full
+    );
+    assert!(s
+        .append_message(&new_message("MODR22", "late"))
+        .await
+        .unwrap()
+        .is_none());
+    s.create_room(&new_room("OPEN22", 4)).await.unwrap();
+    assert!(!s.room("OPEN22").await.unwrap().unwrap().closed);
+
+    // Bans: one per user, updated in place, listed newest first.
+    let ban = |user_id: &str, reason: &str, at: i64| Ban {
+        user_id: user_id.into(),
+        reason: reason.into(),
+        moderator: "mo".into(),
+        banned_at_ms: at,
+    };
+    assert!(!s.is_banned("u1").await.unwrap());
+    s.ban(&ban("u1", "spam", 100)).await.unwrap();
+    s.ban(&ban("u2", "abuse", 200)).await.unwrap();
+    s.ban(&ban("u1", "spam again", 300)).await.unwrap();
+    assert!(s.is_banned("u1").await.unwrap());
+    assert_eq!(
+        s.bans(10).await.unwrap(),
+        [ban("u1", "spam again", 300), ban("u2", "abuse", 200)]
+    );
+    assert_eq!(s.bans(1).await.unwrap().len(), 1);
+    assert!(s.unban("u1").await.unwrap());
+    assert!(!s.unban("u1").await.unwrap());
+    assert!(!s.is_banned("u1").await.unwrap());
+
+    let entry = |id: &str, at_ms: i64, action: ModerationAction| AuditEntry {
+        id: id.into(),
+        at_ms,
+        moderator: "mo".into(),
+        action,
+        target: "MODR22/u2".into(),
+        reason: "why".into(),
+    };
+    s.record_audit(&entry("a1", 1, ModerationAction::RemoveMember))
+        .await
+        .unwrap();
+    s.record_audit(&entry("a2", 2, ModerationAction::CloseRoom))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.audit_log(10).await.unwrap(),
+        [
+            entry("a2", 2, ModerationAction::CloseRoom),
+            entry("a1", 1, ModerationAction::RemoveMember)
+        ]
+    );
+    assert_eq!(s.audit_log(1).await.unwrap().len(), 1);
+}
+
 macro_rules! storage_suite {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -745,6 +858,7 @@ macro_rules! storage_suite {
 }
 
 storage_suite!(
+    moderation_is_stored,
     profiles_are_upserted,
     a_failed_append_takes_no_sequence_number_and_the_store_carries_on,
     a_bad_message_fails_alone_among_messages_stored_together,

@@ -551,3 +551,66 @@ async fn party_lobby_join_ready_start_and_both_see_the_phase_change() {
     ben.close().await;
     server.shutdown().await.unwrap();
 }
+
+/// What a moderator does shows in the app: a deleted message goes from everyone's list, and
+/// a closed room says so and leads back to the lobby.
+#[tokio::test]
+async fn a_moderators_deletion_and_closing_show_in_the_app() {
+    let (server, _data) = serve().await;
+    let url = format!("http://{}/", server.addr());
+    let driver = Chromedriver::start().await;
+    let ana = signed_in(&driver, &url, "Ana").await;
+    let link = create_room(&ana).await;
+    let ben = signed_in(&driver, &link, "Ben").await;
+    expect_text(&ben, "[data-testid=members]", "Ana").await;
+    say(&ana, "keep this").await;
+    say(&ana, "delete this").await;
+    expect_text(&ben, "[data-testid=messages]", "delete this").await;
+
+    let admin = |method: reqwest::Method, path: String| {
+        reqwest::Client::new()
+            .request(method, format!("http://{}{path}", server.addr()))
+            .header("x-api-key", confab_server::config::TEST_API_KEY)
+            .send()
+    };
+    let id = ben
+        .attribute("[data-testid=messages] [data-seq='2']", "data-id")
+        .await;
+    let deleted = admin(reqwest::Method::DELETE, format!("/api/admin/messages/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    for browser in [&ana, &ben] {
+        let left = browser
+            .wait_until("[data-testid=messages]", SCREEN_WAIT, |text| {
+                !text.contains("delete this")
+            })
+            .await
+            .unwrap_or_else(|err| panic!("the deleted message goes: {err}"));
+        assert!(left.contains("keep this"), "{left}");
+    }
+
+    let code = link.rsplit('/').next().unwrap().to_owned();
+    let closed = admin(
+        reqwest::Method::POST,
+        format!("/api/admin/rooms/{code}/close"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(closed.status(), 204);
+    for browser in [&ana, &ben] {
+        let shown = expect_text(browser, "[data-testid=room-unavailable]", "closed").await;
+        assert!(shown.contains("A moderator closed this room."), "{shown}");
+        assert!(
+            !browser.exists("#message").await,
+            "no composer in a closed room"
+        );
+    }
+    ben.screenshot("room-closed").await;
+    ben.click("[data-testid=room-unavailable] button").await;
+    back_in_lobby(&ben).await;
+    for browser in [ana, ben] {
+        browser.close().await;
+    }
+    server.shutdown().await.unwrap();
+}

@@ -24,7 +24,7 @@ use super::plain_ws::Stop;
 use crate::{
     auth::caller::{cookie, origin_allowed},
     auth::ws_token::WsTokenError,
-    core::{hub::Inbox, now_ms, Connection},
+    core::{hub::Inbox, now_ms, Connection, CoreError},
     rest::{ApiError, Caller},
     AppState,
 };
@@ -34,6 +34,9 @@ pub const WS_TOKEN_COOKIE: &str = "confab_ws_token";
 
 /// The close for a socket whose session (the JWT behind its token) has expired.
 pub const SESSION_EXPIRED: Stop = Stop::Close(close_code::POLICY, "token expired");
+/// The close for a socket whose user a moderator banned: in contract 003's no-reconnect set,
+/// and not 1008, which means a bad token and only that.
+pub const BANNED: Stop = Stop::Close(4003, "banned");
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -112,9 +115,13 @@ async fn authenticate_socket(
     })?;
     let core = state.core();
     let (conn, inbox) = core.connect();
-    if let Err(err) = core.sign_in(&conn, grant.profile).await {
-        err.log_if_internal();
-        return Err(Stop::Close(close_code::ERROR, "internal error"));
+    match core.sign_in(&conn, grant.profile).await {
+        Ok(()) => {}
+        Err(CoreError::Banned) => return Err(BANNED),
+        Err(err) => {
+            err.log_if_internal();
+            return Err(Stop::Close(close_code::ERROR, "internal error"));
+        }
     }
     let left = u64::try_from(grant.jwt_exp.saturating_sub(now_secs)).unwrap_or(0);
     let session_end =

@@ -10,7 +10,7 @@ use axum::{extract::ws::close_code, response::Response};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::{authenticate_socket, SESSION_EXPIRED};
+use super::{authenticate_socket, BANNED, SESSION_EXPIRED};
 use crate::{
     core::{events::Event, Connection},
     dialects::{
@@ -95,6 +95,7 @@ async fn run(
     };
     let shutdown = state.shutdown_token().clone();
     let overflowed = inbox.overflowed.clone();
+    let revoked = inbox.revoked.clone();
     loop {
         if let Err(stop) =
             plain_ws::write(socket, &batch(&mut frames), &shutdown, &overflowed).await
@@ -104,6 +105,7 @@ async fn run(
         let stop = tokio::select! {
             () = shutdown.cancelled() => Stop::SHUTDOWN,
             () = overflowed.cancelled() => Stop::TOO_SLOW,
+            () = revoked.cancelled() => BANNED,
             () = tokio::time::sleep_until(session_end) => SESSION_EXPIRED,
             () = plain_ws::sleep_until(channel.deadline()) => {
                 channel.on_deadline(state, &mut frames);

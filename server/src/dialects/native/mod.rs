@@ -71,6 +71,8 @@ struct Peer {
 
 /// The close for a connection that did not authenticate within `--auth-deadline-secs`.
 const AUTH_TIMEOUT: Stop = Stop::Close(close_code::POLICY, "authentication required");
+/// The close for a connection whose user a moderator banned.
+const BANNED: Stop = Stop::Close(close_code::POLICY, "banned");
 
 /// One connection: frames in, replies and room events out, until either side closes or
 /// the server stops.
@@ -90,12 +92,20 @@ async fn serve(mut socket: Socket, state: AppState) {
     let auth_deadline = tokio::time::sleep(Duration::from_secs(config.auth_deadline_secs));
     let shutdown = state.shutdown_token().clone();
     let overflowed = inbox.overflowed.clone();
+    let revoked_token = inbox.revoked.clone();
     // Made once, not on every turn of the loop: a connection may turn it thousands of times
     // a second, and each new timer or cancellation waiter costs more than the delivery.
     let shutting_down = shutdown.cancelled();
     let too_slow = overflowed.cancelled();
+    let revoked = revoked_token.cancelled();
     let expiry_timer = tokio::time::sleep(MAX_EXPIRY_WAIT);
-    tokio::pin!(shutting_down, too_slow, expiry_timer, auth_deadline);
+    tokio::pin!(
+        shutting_down,
+        too_slow,
+        revoked,
+        expiry_timer,
+        auth_deadline
+    );
     // The expiry the timer is set for; `None` in it means nobody signed in to expire.
     let mut timer_set_for: Option<Option<i64>> = None;
     let stop = loop {
@@ -109,6 +119,7 @@ async fn serve(mut socket: Socket, state: AppState) {
         let replies = tokio::select! {
             () = &mut shutting_down => break Stop::SHUTDOWN,
             () = &mut too_slow => break Stop::TOO_SLOW,
+            () = &mut revoked => break BANNED,
             () = &mut auth_deadline, if !peer.signed_in_once => break AUTH_TIMEOUT,
             () = &mut expiry_timer, if expires_at.is_some() => {
                 if !peer.expired() {

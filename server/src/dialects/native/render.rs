@@ -68,6 +68,20 @@ pub fn event(event: &Event) -> Option<ServerMessage> {
         Event::MemberLeft { room_key, user } => ServerMessage::RoomUserLeft {
             code: room_key.clone(),
             user_id: user.user_id.clone(),
+            removed: false,
+        },
+        Event::MemberRemoved { room_key, user } => ServerMessage::RoomUserLeft {
+            code: room_key.clone(),
+            user_id: user.user_id.clone(),
+            removed: true,
+        },
+        Event::MessageDeleted(deleted) => ServerMessage::RoomDeleted {
+            code: deleted.room_key.clone(),
+            id: deleted.id.clone(),
+            seq: deleted.seq,
+        },
+        Event::RoomClosed { room_key } => ServerMessage::RoomClosed {
+            code: room_key.clone(),
         },
         Event::Typing {
             room_key,
@@ -85,6 +99,7 @@ pub fn event(event: &Event) -> Option<ServerMessage> {
         | Event::Ping { .. }
         | Event::Party { .. }
         | Event::Media(_)
-        | Event::RoomEvent { .. } => return None,
+        | Event::RoomEvent { .. }
+        | Event::AccessRevoked => return None,
     })
 }

@@ -76,7 +76,7 @@ async fn authenticate(
     if let Some(identity) = identity {
         if let Err(err) = peer.sign_in(&identity).await {
             err.log_if_internal();
-            return Err(Refusal("Server error"));
+            return Err(Refusal(super::sign_in_refusal(&err)));
         }
         peer.set_handshake(Handshake::Authenticated(identity));
         if let Some(pids) = state.socketio_pids() {
@@ -140,8 +140,13 @@ impl From<CoreError> for Failure {
                 return Self::new("UNAUTHENTICATED", "Authentication required")
             }
             CoreError::RoomNotFound => "ROOM_NOT_FOUND",
-            CoreError::PartyNotFound | CoreError::NotificationNotFound => "NOT_FOUND",
+            CoreError::PartyNotFound
+            | CoreError::NotificationNotFound
+            | CoreError::MessageNotFound
+            | CoreError::NotBanned => "NOT_FOUND",
             CoreError::RoomFull => "ROOM_FULL",
+            CoreError::RoomClosed => "ROOM_CLOSED",
+            CoreError::Banned => "BANNED",
             CoreError::NotAMember | CoreError::NotAPlayer => "NOT_IN_ROOM",
             CoreError::TooManyRooms(_) => "TOO_MANY_ROOMS",
             CoreError::Invalid(_) => "VALIDATION_ERROR",

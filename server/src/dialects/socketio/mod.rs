@@ -34,7 +34,7 @@ use crate::{
     core::{
         events::{Delivery, Event, Topic},
         hub::Inbox,
-        mailbox, now_ms, Connection,
+        mailbox, now_ms, Connection, CoreError,
     },
     ratelimit::Bucket,
     AppState,
@@ -466,15 +466,17 @@ async fn pump(socket: SocketRef, peer: Arc<Peer>, mut inbox: Inbox) {
     // Notifications sent from the backlog, not to be sent again when they also arrive live.
     let mut from_backlog = HashSet::new();
     let overflowed = inbox.overflowed.clone();
+    let revoked_token = inbox.revoked.clone();
     // Made once, not on every turn: a pump turns once per delivery, and a new timer or
     // cancellation waiter each time costs a good part of what the delivery itself does.
     let closed = peer.closed.cancelled();
     let too_slow = overflowed.cancelled();
+    let revoked = revoked_token.cancelled();
     // Deliveries taken out of the mailbox and emitted: the pump is its only receiver.
     let mut emitted: u64 = 0;
     let auth_changed = peer.auth_changed.notified();
     let expiry_timer = tokio::time::sleep(Duration::ZERO);
-    tokio::pin!(closed, too_slow, auth_changed, expiry_timer);
+    tokio::pin!(closed, too_slow, revoked, auth_changed, expiry_timer);
     // The expiry the timer is set for (`None` in it: signed out, no timer).
     let mut timer_set_for: Option<Option<i64>> = None;
     loop {
@@ -497,6 +499,10 @@ async fn pump(socket: SocketRef, peer: Arc<Peer>, mut inbox: Inbox) {
             () = &mut too_slow => {
                 tracing::debug!(sid = %socket.id, "socket too slow; disconnecting");
                 let _ = socket.clone().disconnect();
+                break;
+            }
+            () = &mut revoked => {
+                revoke(&socket, &peer);
                 break;
             }
             () = &mut auth_changed => {
@@ -543,7 +549,22 @@ async fn emit_delivery(
     }
     emits
         .iter()
-        .try_for_each(|(event, payload)| peer.emit_at(socket, event, payload, None))
+        .try_for_each(|(event, payload)| peer.emit_at(socket, event, payload, None))?;
+    // The hub has ended the socket's subscription; its own bookkeeping follows.
+    let ended = match &delivery.event {
+        Event::RoomClosed { room_key } => Some(room_key),
+        Event::MemberRemoved { room_key, user }
+            if peer.user().is_some_and(|me| me.user_id == user.user_id) =>
+        {
+            Some(room_key)
+        }
+        _ => None,
+    };
+    if let Some(room_key) = ended {
+        socket.leave(room_key.clone());
+        peer.forget_room(room_key);
+    }
+    Ok(())
 }
 
 /// Sends the notifications stored while the user had no notification socket.
@@ -618,6 +639,25 @@ pub fn handshake_token(socket: &SocketRef, auth: Option<&Value>) -> Option<Strin
         return Some(token.to_owned());
     }
     crate::auth::caller::jwt_from_headers(&socket.req_parts().headers).map(str::to_owned)
+}
+
+/// The text for a verified token whose sign-in failed: a ban, or the server's failure.
+pub fn sign_in_refusal(error: &CoreError) -> &'static str {
+    match error {
+        CoreError::Banned => BANNED_TEXT,
+        _ => "Authentication failed",
+    }
+}
+
+/// What a banned user's sockets are told, on connecting and when the ban closes them.
+const BANNED_TEXT: &str = "Account banned";
+
+/// A moderator banned the peer's user: every namespace says `authError`, as 002's do for a
+/// refused token, and the socket is disconnected.
+fn revoke(socket: &SocketRef, peer: &Peer) {
+    peer.sign_out();
+    let _ = peer.emit(socket, "authError", &json!({"message": BANNED_TEXT}));
+    let _ = socket.clone().disconnect();
 }
 
 /// The contract's text for a refused token.

@@ -164,6 +164,26 @@ fn serialised(payload: &Value) -> Option<Box<RawValue>> {
     serde_json::value::to_raw_value(payload).ok()
 }
 
+/// `user_left`, in the socket's contract; `removed` (an extension) when a moderator removed
+/// the user, which the removed user is sent too.
+fn user_left(
+    flavor: Flavor,
+    room_key: &str,
+    user: &Profile,
+    removed: bool,
+) -> Vec<(String, Value)> {
+    let mut payload = match flavor {
+        Flavor::Chat001 => json!({"roomId": room_key, "userId": id_001(&user.user_id)}),
+        Flavor::Discussion004 => json!({"roomId": room_key, "userId": user.user_id,
+            "email": user.email, "timestamp": iso8601_millis(now_ms())}),
+        Flavor::Undecided => return vec![],
+    };
+    if removed {
+        payload["removed"] = Value::Bool(true);
+    }
+    vec![("user_left".to_owned(), payload)]
+}
+
 fn event((namespace, flavor): Kind, event: &Event) -> Vec<(String, Value)> {
     let one = |name: &str, payload: Value| vec![(name.to_owned(), payload)];
     match (event, namespace) {
@@ -187,18 +207,20 @@ fn event((namespace, flavor): Kind, event: &Event) -> Vec<(String, Value)> {
                 Flavor::Undecided => vec![],
             }
         }
-        (Event::MemberLeft { room_key, user }, Namespace::Default) => match flavor {
-            Flavor::Chat001 => one(
-                "user_left",
-                json!({"roomId": room_key, "userId": id_001(&user.user_id)}),
-            ),
-            Flavor::Discussion004 => one(
-                "user_left",
-                json!({"roomId": room_key, "userId": user.user_id, "email": user.email,
-                       "timestamp": iso8601_millis(now_ms())}),
-            ),
-            Flavor::Undecided => vec![],
-        },
+        (Event::MemberLeft { room_key, user }, Namespace::Default) => {
+            user_left(flavor, room_key, user, false)
+        }
+        // Extensions: what a moderator did. Clients that do not listen for them lose nothing.
+        (Event::MemberRemoved { room_key, user }, Namespace::Default) => {
+            user_left(flavor, room_key, user, true)
+        }
+        (Event::MessageDeleted(deleted), Namespace::Default) => one(
+            "message_deleted",
+            json!({"roomId": deleted.room_key, "messageId": deleted.id, "seq": deleted.seq}),
+        ),
+        (Event::RoomClosed { room_key }, Namespace::Default) => {
+            one("room_closed", json!({"roomId": room_key}))
+        }
         (
             Event::Typing {
                 room_key,

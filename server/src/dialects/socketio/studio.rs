@@ -71,7 +71,7 @@ async fn admit_to(
                 Ok(()) => Handshake::Authenticated(identity),
                 Err(err) => {
                     err.log_if_internal();
-                    Handshake::Refused("Authentication failed")
+                    Handshake::Refused(super::sign_in_refusal(&err))
                 }
             },
             Err(err) => Handshake::Refused(refusal_text(&err)),
@@ -197,7 +197,8 @@ async fn authenticate(
         }
         Err(err) => {
             err.log_if_internal();
-            let _ = ack.send(&json!({"success": false, "error": "Authentication failed"}));
+            let message = super::sign_in_refusal(&err);
+            let _ = ack.send(&json!({"success": false, "error": message}));
         }
     }
 }
