@@ -14,8 +14,8 @@ COPY scripts/ scripts/
 COPY Cargo.toml Cargo.lock ./
 RUN scripts/bootstrap.sh run
 COPY . .
-RUN export PATH="/tools/binaryen-132/node_modules/.bin:$PATH" \
- && cargo leptos build --release \
+RUN scripts/build-app.sh \
+ && cargo build --locked --release -p confab-server \
  && cp target/release/confab-server /confab-server \
  && cp -r target/site /site
 

@@ -3,9 +3,10 @@
 # on this machine shares them. Idempotent: each step checks what is installed first, so a
 # second run takes seconds.
 #
-#   scripts/bootstrap.sh run    wasm target, wasm-bindgen-cli, wasm-opt, cargo-leptos
-#   scripts/bootstrap.sh test   the above plus Chromium, chromedriver and the Node test client
-#   scripts/bootstrap.sh dev    the above plus trunk
+#   scripts/bootstrap.sh run    wasm target, wasm-bindgen-cli, wasm-opt (what build-app.sh uses)
+#   scripts/bootstrap.sh test   the above plus cargo-leptos, Chromium, chromedriver and the
+#                               Node test client
+#   scripts/bootstrap.sh dev    the above plus trunk and cargo-leptos
 #   scripts/bootstrap.sh cluster  the run tools plus HAProxy, for scripts/cluster.sh
 #   scripts/bootstrap.sh all    everything
 #
@@ -89,20 +90,26 @@ ensure_wasm_target
 ensure_wasm_opt
 # Its own lock file pins a crate that no longer builds, hence no --locked.
 ensure_cargo_tool wasm-bindgen wasm-bindgen-cli "$(wasm_bindgen_version)"
+# cargo-leptos is the slowest tool to build (12-15 minutes on two cores), and running
+# Confab does not need it: scripts/build-app.sh does its work for the app. The tests and
+# the dev loop build it, so that `cargo leptos build` keeps working. `no_downloads` makes
+# it use the wasm-bindgen and wasm-opt on PATH instead of fetching its own.
+ensure_cargo_leptos() {
+  ensure_cargo_tool cargo-leptos cargo-leptos "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
+}
+
 case "$what" in
   run) ;;
-  test) ensure_chromium; ensure_node_test_packages ;;
-  dev) ensure_cargo_tool trunk trunk "$TRUNK_VERSION" --locked ;;
+  test) ensure_chromium; ensure_node_test_packages; ensure_cargo_leptos ;;
+  dev) ensure_cargo_tool trunk trunk "$TRUNK_VERSION" --locked; ensure_cargo_leptos ;;
   cluster) ensure_haproxy ;;
   all)
     ensure_chromium
     ensure_haproxy
     ensure_node_test_packages
     ensure_cargo_tool trunk trunk "$TRUNK_VERSION" --locked
+    ensure_cargo_leptos
     ;;
   *) echo "usage: $0 [run|test|dev|cluster|all]" >&2; exit 2 ;;
 esac
-# cargo-leptos is last: it is the slowest to build. `no_downloads` makes it use the
-# wasm-bindgen and wasm-opt on PATH instead of fetching its own.
-ensure_cargo_tool cargo-leptos cargo-leptos "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
 log "tools ready"

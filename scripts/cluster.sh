@@ -22,7 +22,8 @@ log() { printf '\033[1mcluster:\033[0m %s\n' "$*" >&2; }
 
 scripts/bootstrap.sh cluster
 [ -n "${CONFAB_CLUSTER_POSTGRES:-}" ] || scripts/services.sh
-cargo leptos build --release
+scripts/build-app.sh
+cargo build --locked --release -p confab-server
 server="${CARGO_TARGET_DIR:-target}/release/confab-server"
 
 if ! psql "$admin" -tAc "SELECT 1 FROM pg_database WHERE datname = 'confab_cluster'" | grep -q 1; then

@@ -7,5 +7,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$CONFAB_ROOT"
 
 scripts/bootstrap.sh run
-cargo leptos build --release
+scripts/build-app.sh
+cargo build --locked --release -p confab-server
 exec "${CARGO_TARGET_DIR:-target}/release/confab-server" --site-dir target/site "$@"

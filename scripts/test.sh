@@ -22,8 +22,11 @@ cargo clippy --workspace --all-targets --features confab-server/browser-tests --
 step "lints (wasm32)"
 cargo clippy -p confab-app -p confab-shared --target wasm32-unknown-unknown --locked -- -D warnings
 
-step "building the app for the browser tests"
+step "building the app with cargo-leptos (kept working for the release build it documents)"
 cargo leptos build
+
+step "building the app for the browser tests, as scripts/run.sh does"
+scripts/build-app.sh --debug
 
 step "tests"
 cargo test --workspace --features confab-server/browser-tests --locked

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds the browser app into target/site, in the layout `cargo leptos build` makes
+# (shell.html, pkg/confab.js, pkg/confab.wasm, pkg/confab.css), with the wasm target,
+# wasm-bindgen and wasm-opt directly. Running Confab needs nothing more, so a first run
+# does not wait for cargo-leptos to build.
+#
+#   scripts/build-app.sh            the release build: the wasm-release profile, then wasm-opt
+#   scripts/build-app.sh --debug    a debug build, faster to make, larger
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$CONFAB_ROOT"
+
+profile=wasm-release
+case "${1:-}" in
+  "") ;;
+  --debug) profile=dev ;;
+  *) echo "usage: $0 [--debug]" >&2; exit 2 ;;
+esac
+
+target_dir="${CARGO_TARGET_DIR:-target}"
+# Cargo's directory for a profile: `dev` builds into `debug`.
+profile_dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
+site=target/site
+
+cargo build --locked -p confab-app --lib --target wasm32-unknown-unknown --profile "$profile"
+
+mkdir -p "$site/pkg"
+# What cargo-leptos takes from Cargo.toml's [[workspace.metadata.leptos]]: output-name
+# "confab", assets-dir "public", style-file "style/main.css".
+wasm-bindgen --target web --no-typescript --out-name confab --out-dir "$site/pkg" \
+  "$target_dir/wasm32-unknown-unknown/$profile_dir/confab_app.wasm"
+mv "$site/pkg/confab_bg.wasm" "$site/pkg/confab.wasm"
+if [ "$profile" != dev ]; then
+  # The flags cargo-leptos passes.
+  wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+    "$site/pkg/confab.wasm" -o "$site/pkg/confab.wasm"
+fi
+cp style/main.css "$site/pkg/confab.css"
+cp -R public/. "$site/"
+echo "app built into $site ($(wc -c <"$site/pkg/confab.wasm") bytes of wasm)" >&2
