@@ -14,6 +14,7 @@ mod lobby;
 mod party;
 mod room;
 mod route;
+mod timeline;
 
 use account::Account;
 use confab_shared::{

@@ -2,17 +2,23 @@
 //!
 //! Messages are kept by `seq`, so whatever arrives twice (history after a reconnect, a
 //! broadcast that raced it) is shown once, in order. After every reconnect the view joins
-//! again and asks for everything after the last `seq` it has.
+//! again and asks for everything after the last `seq` it has. Scrolling to the top asks
+//! for the page before the oldest one shown; `timeline.rs` lays the messages out.
 
 use std::collections::BTreeMap;
 
 use confab_shared::{
-    limits::{MAX_CHAT_CHARS, TYPING_TTL_MS},
+    limits::{HISTORY_LEN, MAX_CHAT_CHARS, TYPING_TTL_MS},
     native::{ChatMessage, ClientMessage, Room, RoomPhase, RoomUser, ServerMessage},
 };
 use leptos::{ev, html, prelude::*};
 
-use crate::{account::Account, link::Link, route::Route};
+use crate::{
+    account::Account,
+    link::Link,
+    route::Route,
+    timeline::{lines, local_time, today, TimelineLine},
+};
 
 /// Typing notices are sent at most this often while the person keeps typing.
 const TYPING_RESEND_MS: f64 = 2000.0;
@@ -20,6 +26,8 @@ const TYPING_RESEND_MS: f64 = 2000.0;
 const TYPING_IDLE_MS: u32 = 3000;
 /// Within this many pixels of the bottom, new messages scroll into view.
 const FOLLOW_SLACK_PX: i32 = 80;
+/// Within this many pixels of the top, the page of older messages is asked for.
+const OLDER_SLACK_PX: i32 = 40;
 
 /// Someone else who is typing, until `until` (ms since the epoch).
 #[derive(Clone, Debug, PartialEq)]
@@ -63,27 +71,90 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
         link.send(ClientMessage::RoomJoin { code: code.clone() });
         let after_seq = messages.with_untracked(|m| m.keys().next_back().copied().unwrap_or(0));
         if after_seq > 0 {
-            link.send(ClientMessage::RoomHistory { code, after_seq });
+            link.send(ClientMessage::RoomHistory {
+                code,
+                after_seq: Some(after_seq),
+                before_seq: None,
+            });
         }
     });
 
-    let add = move |incoming: Vec<ChatMessage>| {
-        let follow = list_ref.get_untracked().is_some_and(|list| {
+    // Whether the room has messages older than those shown, and whether they are on the way.
+    let has_older = RwSignal::new(false);
+    let loading_older = RwSignal::new(false);
+    // Messages arrived while the person was reading further up.
+    let unseen = RwSignal::new(false);
+    let at_bottom = move || {
+        list_ref.get_untracked().is_none_or(|list| {
             list.scroll_height() - list.scroll_top() - list.client_height() < FOLLOW_SLACK_PX
+        })
+    };
+    let to_bottom = move || {
+        request_animation_frame(move || {
+            if let Some(list) = list_ref.get_untracked() {
+                list.set_scroll_top(list.scroll_height());
+            }
         });
+    };
+    let add = move |incoming: Vec<ChatMessage>, live: bool| {
+        let follow = at_bottom();
+        let first_load = messages.with_untracked(BTreeMap::is_empty);
         messages.update(|all| {
             for message in incoming {
                 all.insert(message.seq, message);
             }
         });
+        if first_load {
+            has_older
+                .set(messages.with_untracked(|all| all.keys().next().is_some_and(|seq| *seq > 1)));
+        }
         if follow {
-            request_animation_frame(move || {
-                if let Some(list) = list_ref.get_untracked() {
-                    list.set_scroll_top(list.scroll_height());
-                }
-            });
+            to_bottom();
+        } else if live {
+            unseen.set(true);
         }
     };
+    // An older page goes above what is shown, which stays where it was on the screen.
+    let add_older = move |older: Vec<ChatMessage>| {
+        loading_older.set(false);
+        has_older.set(older.len() >= HISTORY_LEN);
+        let height_before = list_ref
+            .get_untracked()
+            .map_or(0, |list| list.scroll_height());
+        messages.update(|all| {
+            for message in older {
+                all.insert(message.seq, message);
+            }
+        });
+        request_animation_frame(move || {
+            if let Some(list) = list_ref.get_untracked() {
+                list.set_scroll_top(list.scroll_top() + list.scroll_height() - height_before);
+            }
+        });
+    };
+    let on_scroll = move |_| {
+        if at_bottom() {
+            unseen.set(false);
+        }
+        let near_top = list_ref
+            .get_untracked()
+            .is_some_and(|list| list.scroll_top() < OLDER_SLACK_PX);
+        if near_top && has_older.get_untracked() && !loading_older.get_untracked() {
+            if let Some(oldest) = messages.with_untracked(|all| all.keys().next().copied()) {
+                loading_older.set(true);
+                link.send(ClientMessage::RoomHistory {
+                    code: code.get_value(),
+                    after_seq: None,
+                    before_seq: Some(oldest),
+                });
+            }
+        }
+    };
+    let jump_to_new = move |_| {
+        unseen.set(false);
+        to_bottom();
+    };
+    let timeline = Memo::new(move |_| messages.with(|all| lines(all, local_time, today())));
     let my_id = StoredValue::new(me.user_id);
     link.listen(move |message| {
         let ours = |c: &str| c == code.get_value();
@@ -93,7 +164,14 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
                 members.set(users.clone());
                 error.set(None);
             }
-            ServerMessage::RoomHistory { code, messages: m } if ours(code) => add(m.clone()),
+            ServerMessage::RoomHistory {
+                code,
+                messages: m,
+                before_seq: Some(_),
+            } if ours(code) => add_older(m.clone()),
+            ServerMessage::RoomHistory {
+                code, messages: m, ..
+            } if ours(code) => add(m.clone(), false),
             ServerMessage::RoomChat(m) if ours(&m.code) => {
                 typists.update(|t| {
                     t.remove(&m.from);
@@ -106,7 +184,7 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
                         }
                     });
                 }
-                add(vec![m.clone()]);
+                add(vec![m.clone()], true);
             }
             ServerMessage::RoomUserJoined { code, user } if ours(code) => members.update(|all| {
                 all.retain(|u| u.user_id != user.user_id);
@@ -341,16 +419,13 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
             </header>
             {move || error.get().map(|e| view! { <p class="status error" role="alert" data-testid="room-error">{e}</p> })}
             <div class="room-body">
-                <ol class="messages" node_ref=list_ref aria-live="polite" data-testid="messages">
-                    <For each=move || messages.get().into_values() key=|m| m.seq let:m>
-                        <li class="message" class:own=move || m.from == my_id.get_value() data-seq=m.seq data-id=m.id.clone()>
-                            <Avatar url=m.image_url.clone() name=m.username.clone() />
-                            <div>
-                                <p class="meta"><strong>{m.username.clone()}</strong>" "
-                                    <time>{clock(m.ts)}</time></p>
-                                <p class="text">{m.message.clone()}</p>
-                            </div>
-                        </li>
+                <div class="messages-wrap">
+                <ol class="messages" node_ref=list_ref aria-live="polite" data-testid="messages" on:scroll=on_scroll>
+                    <Show when=move || loading_older.get()>
+                        <li class="loading-older" data-testid="loading-older">"Loading earlier messages…"</li>
+                    </Show>
+                    <For each=move || timeline.get() key=|line| line.key() let:line>
+                        <TimelineLine own=matches!(&line, crate::timeline::Line::Message { message, .. } if message.from == my_id.get_value()) line=line />
                     </For>
                     <For each=move || outgoing.get() key=|o| (o.id, o.failed) let:o>
                         <li class="message own pending" data-testid="pending">
@@ -366,6 +441,10 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
                         </li>
                     </For>
                 </ol>
+                <Show when=move || unseen.get()>
+                    <button type="button" class="new-messages" data-testid="new-messages" on:click=jump_to_new>"New messages ↓"</button>
+                </Show>
+                </div>
                 <aside class="members" aria-label="Members">
                     <h3>"Members"</h3>
                     <ul data-testid="members">
@@ -427,12 +506,6 @@ pub fn typing_line(mut names: Vec<String>) -> String {
         [a, b] => format!("{a} and {b} are typing…"),
         [a, b, rest @ ..] => format!("{a}, {b} and {} others are typing…", rest.len()),
     }
-}
-
-/// `HH:MM` in the reader's time zone.
-fn clock(unix_secs: i64) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(unix_secs as f64 * 1000.0));
-    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
 }
 
 #[component]

@@ -44,10 +44,18 @@ pub enum ClientMessage {
     /// Extension: the sender is (or stopped) typing in room `code`.
     #[serde(rename = "room:typing")]
     RoomTyping { code: String, typing: bool },
-    /// Extension for lossless resume: every stored message of room `code` after `afterSeq`
-    /// (at most [`crate::limits::HISTORY_LEN`] a request), answered with `room:history`.
+    /// Extension: stored messages of room `code`, oldest first and at most
+    /// [`crate::limits::HISTORY_LEN`] a request, answered with `room:history`. With
+    /// `afterSeq`, those after it (lossless resume); with `beforeSeq`, the newest ones
+    /// before it (older history, a page at a time). Exactly one of the two.
     #[serde(rename = "room:history", rename_all = "camelCase")]
-    RoomHistory { code: String, after_seq: u64 },
+    RoomHistory {
+        code: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after_seq: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before_seq: Option<u64>,
+    },
 }
 
 /// A message from the server to a client.
@@ -89,10 +97,15 @@ pub enum ServerMessage {
     RoomStarted { room: Room },
     /// Extension: stored messages, oldest first. Sent right after `room:joined` (the last
     /// [`crate::limits::HISTORY_LEN`]) and in answer to a `room:history` request.
-    #[serde(rename = "room:history")]
+    #[serde(rename = "room:history", rename_all = "camelCase")]
     RoomHistory {
         code: String,
         messages: Vec<ChatMessage>,
+        /// The `beforeSeq` of the request this answers, when it asked for older history:
+        /// fewer than [`crate::limits::HISTORY_LEN`] messages then means the room has none
+        /// older.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before_seq: Option<u64>,
     },
     /// Extension: another member started or stopped typing.
     #[serde(rename = "room:typing", rename_all = "camelCase")]

@@ -446,6 +446,23 @@ impl Core {
         Ok(room)
     }
 
+    /// The newest [`limits::HISTORY_LEN`] stored messages before `before_seq`, oldest first:
+    /// older history, a page at a time.
+    pub async fn history_before(
+        &self,
+        conn: &Connection,
+        key: &str,
+        before_seq: u64,
+    ) -> CoreResult<Vec<Message>> {
+        let user = self.signed_in(conn)?;
+        self.require_member(key, &user.user_id).await?;
+        Ok(self
+            .inner
+            .store
+            .messages_before(key, before_seq, limits::HISTORY_LEN)
+            .await?)
+    }
+
     /// Stored messages after `after_seq`, oldest first, at most [`limits::HISTORY_LEN`].
     pub async fn history_after(
         &self,

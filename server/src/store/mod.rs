@@ -91,6 +91,13 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_message(&self, message: NewMessage, on_stored: OnStored) -> StoreResult<()>;
     /// The newest `limit` messages, oldest first.
     async fn recent_messages(&self, key: &str, limit: usize) -> StoreResult<Vec<Message>>;
+    /// The newest `limit` messages with a sequence number below `before_seq`, oldest first.
+    async fn messages_before(
+        &self,
+        key: &str,
+        before_seq: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>>;
     /// Up to `limit` messages with a sequence number above `after_seq`, oldest first.
     async fn messages_after(
         &self,

@@ -790,6 +790,21 @@ macro_rules! impl_store {
                 Ok(messages)
             }
 
+            async fn messages_before(&self, key: &str, before_seq: u64, limit: usize) -> StoreResult<Vec<Message>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq < $2 \
+                     ORDER BY seq DESC LIMIT $3"
+                ))
+                .bind(key)
+                .bind(to_i64(before_seq))
+                .bind(to_i64(limit as u64))
+                .fetch_all(&self.pool)
+                .await?;
+                let mut messages = rows.iter().map(message_from_row).collect::<StoreResult<Vec<_>>>()?;
+                messages.reverse();
+                Ok(messages)
+            }
+
             async fn messages_after(&self, key: &str, after_seq: u64, limit: usize) -> StoreResult<Vec<Message>> {
                 let rows = sqlx::query(&format!(
                     "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 \

@@ -471,6 +471,55 @@ async fn history_after_a_sequence_number_resumes_without_gaps(backend: Backend) 
     app.shutdown().await;
 }
 
+async fn older_history_comes_a_page_at_a_time(backend: Backend) {
+    let app = spawn_app_on_with(backend, |c| c.message_rate = 1000.0).await;
+    let mut ana = app.user("ana").await;
+    let code = create_room(&mut ana, None).await;
+    for i in 1..=60 {
+        chat(&mut ana, &code, &format!("m{i}")).await;
+        ana.recv_type("room:chat").await;
+    }
+    let page = |history: &Value| -> Vec<u64> {
+        history["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["seq"].as_u64().unwrap())
+            .collect()
+    };
+    let mut ben = app.user("ben").await;
+    ben.send_json(json!({"type": "room:join", "code": code}))
+        .await;
+    let joined = ben.recv_type("room:history").await;
+    assert_eq!(page(&joined), (11..=60).collect::<Vec<_>>());
+    assert!(joined.get("beforeSeq").is_none(), "{joined}");
+
+    ben.send_json(json!({"type": "room:history", "code": code, "beforeSeq": 11}))
+        .await;
+    let older = ben.recv_json().await;
+    assert_eq!(older["type"], "room:history");
+    assert_eq!(older["beforeSeq"], 11);
+    assert_eq!(page(&older), (1..=10).collect::<Vec<_>>());
+    assert_eq!(older["messages"][0]["message"], "m1");
+    ben.send_json(json!({"type": "room:history", "code": code, "beforeSeq": 1}))
+        .await;
+    assert_eq!(page(&ben.recv_json().await), Vec::<u64>::new());
+
+    for request in [
+        json!({"type": "room:history", "code": code}),
+        json!({"type": "room:history", "code": code, "afterSeq": 1, "beforeSeq": 5}),
+    ] {
+        ben.send_json(request).await;
+        expect_room_error(&mut ben, "either afterSeq or beforeSeq").await;
+    }
+    let mut outsider = app.user("outsider").await;
+    outsider
+        .send_json(json!({"type": "room:history", "code": code, "beforeSeq": 11}))
+        .await;
+    expect_room_error(&mut outsider, "not a member").await;
+    app.shutdown().await;
+}
+
 async fn rooms_and_history_survive_a_restart(backend: Backend) {
     let app = spawn_app_on(backend).await;
     let mut ana = app.user("ana").await;
@@ -688,6 +737,7 @@ on_both_backends!(
     typing_reaches_only_the_others_and_stops,
     typing_expires_by_itself,
     history_after_a_sequence_number_resumes_without_gaps,
+    older_history_comes_a_page_at_a_time,
     rooms_and_history_survive_a_restart,
     a_session_ends_when_its_token_expires,
     a_client_that_sends_too_fast_is_told_and_kept,

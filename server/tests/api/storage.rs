@@ -474,6 +474,20 @@ async fn history_reads_are_ordered_and_bounded(t: &TestStore) {
         [1, 2, 3]
     );
     assert!(s.messages_after("HIST22", 60, 50).await.unwrap().is_empty());
+
+    // Older history: the newest before a seq, oldest first, and nothing before the first.
+    let seqs = |messages: Vec<confab_server::core::model::Message>| {
+        messages.iter().map(|m| m.seq).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        seqs(s.messages_before("HIST22", 11, 50).await.unwrap()),
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(s.messages_before("HIST22", 61, 3).await.unwrap()),
+        [58, 59, 60]
+    );
+    assert!(s.messages_before("HIST22", 1, 50).await.unwrap().is_empty());
 }
 
 async fn everything_survives_reopening(t: &TestStore) {

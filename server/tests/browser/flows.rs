@@ -229,48 +229,62 @@ async fn text_and_controls_meet_aa_contrast() {
     let ana = signed_in(&driver, &url, "Ana").await;
     create_room(&ana).await;
     expect_text(&ana, "[data-testid=link-state]", "Connected").await;
-    let colors = ana
-        .evaluate(
-            "const css = (sel, prop) => getComputedStyle(document.querySelector(sel))[prop];
-             return {
-               connected: css('[data-testid=link-state]', 'color'),
-               page: css('html', 'backgroundColor'),
-               input: css('#message', 'borderTopColor'),
-               field: css('#message', 'backgroundColor'),
-             };",
-        )
-        .await;
-    let rgb = |key: &str| -> [f64; 3] {
-        let text = colors[key].as_str().unwrap_or_default();
-        let parts: Vec<f64> = text
-            .trim_start_matches("rgba(")
-            .trim_start_matches("rgb(")
-            .trim_end_matches(')')
-            .split(',')
-            .filter_map(|p| p.trim().parse().ok())
-            .collect();
-        assert!(parts.len() >= 3, "{key}: {text}");
-        [parts[0], parts[1], parts[2]]
-    };
-    let ratio = |a: [f64; 3], b: [f64; 3]| {
-        let luminance = |c: [f64; 3]| {
-            let linear = |v: f64| {
-                let v = v / 255.0;
-                if v <= 0.03928 {
-                    v / 12.92
-                } else {
-                    ((v + 0.055) / 1.055).powf(2.4)
-                }
-            };
-            0.2126 * linear(c[0]) + 0.7152 * linear(c[1]) + 0.0722 * linear(c[2])
+    for mode in ["light", "dark"] {
+        if mode == "dark" {
+            ana.prefer_dark().await;
+        }
+        let colors = ana
+            .evaluate(
+                "const css = (sel, prop) => getComputedStyle(document.querySelector(sel))[prop];
+                 return {
+                   connected: css('[data-testid=link-state]', 'color'),
+                   page: css('html', 'backgroundColor'),
+                   input: css('#message', 'borderTopColor'),
+                   field: css('#message', 'backgroundColor'),
+                   muted: css('.composer .counter', 'color'),
+                   accent: css('.room-actions button.secondary', 'color'),
+                 };",
+            )
+            .await;
+        let rgb = |key: &str| -> [f64; 3] {
+            let text = colors[key].as_str().unwrap_or_default();
+            let parts: Vec<f64> = text
+                .trim_start_matches("rgba(")
+                .trim_start_matches("rgb(")
+                .trim_end_matches(')')
+                .split(',')
+                .filter_map(|p| p.trim().parse().ok())
+                .collect();
+            assert!(parts.len() >= 3, "{key}: {text}");
+            [parts[0], parts[1], parts[2]]
         };
-        let (x, y) = (luminance(a) + 0.05, luminance(b) + 0.05);
-        x.max(y) / x.min(y)
-    };
-    let connected = ratio(rgb("connected"), rgb("page"));
-    assert!(connected >= 4.5, "\"Connected\" at {connected:.2}:1");
-    let border = ratio(rgb("input"), rgb("field"));
-    assert!(border >= 3.0, "input border at {border:.2}:1");
+        let ratio = |a: [f64; 3], b: [f64; 3]| {
+            let luminance = |c: [f64; 3]| {
+                let linear = |v: f64| {
+                    let v = v / 255.0;
+                    if v <= 0.03928 {
+                        v / 12.92
+                    } else {
+                        ((v + 0.055) / 1.055).powf(2.4)
+                    }
+                };
+                0.2126 * linear(c[0]) + 0.7152 * linear(c[1]) + 0.0722 * linear(c[2])
+            };
+            let (x, y) = (luminance(a) + 0.05, luminance(b) + 0.05);
+            x.max(y) / x.min(y)
+        };
+        let connected = ratio(rgb("connected"), rgb("page"));
+        assert!(
+            connected >= 4.5,
+            "{mode}: \"Connected\" at {connected:.2}:1"
+        );
+        let border = ratio(rgb("input"), rgb("field"));
+        assert!(border >= 3.0, "{mode}: input border at {border:.2}:1");
+        for text in ["muted", "accent"] {
+            let contrast = ratio(rgb(text), rgb("page"));
+            assert!(contrast >= 4.5, "{mode}: {text} text at {contrast:.2}:1");
+        }
+    }
     ana.close().await;
     server.shutdown().await.unwrap();
 }

@@ -325,8 +325,6 @@ impl Browser {
             .collect()
     }
 
-    /// Closes the window; fails the test if the page panicked or threw an uncaught error at
-    /// any point.
     /// Runs `script` (a function body that `return`s) in the page; its value.
     pub async fn evaluate(&self, script: &str) -> serde_json::Value {
         self.client
@@ -335,10 +333,48 @@ impl Browser {
             .expect("script runs")
     }
 
+    /// Has the page's CSS see `prefers-color-scheme: dark`, as a system in dark mode does.
+    pub async fn prefer_dark(&self) {
+        self.client
+            .issue_cmd(Cdp {
+                command: "Emulation.setEmulatedMedia",
+                params: json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+            })
+            .await
+            .expect("chromedriver passes the DevTools command on");
+    }
+
+    /// Closes the window; fails the test if the page panicked or threw an uncaught error at
+    /// any point.
     pub async fn close(self) {
         let errors = self.page_errors().await;
         let _ = self.client.close().await;
         assert!(errors.is_empty(), "the page failed: {errors:#?}");
+    }
+}
+
+/// A Chrome DevTools Protocol command, through ChromeDriver (`goog/cdp/execute`).
+#[derive(Debug)]
+struct Cdp {
+    command: &'static str,
+    params: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({"cmd": self.command, "params": self.params});
+        (http::Method::POST, Some(body.to_string()))
     }
 }
 

@@ -116,7 +116,16 @@ fn client_extensions() {
         json!({"type": "room:history", "code": "ABC234", "afterSeq": 7}),
         ClientMessage::RoomHistory {
             code: "ABC234".into(),
-            after_seq: 7,
+            after_seq: Some(7),
+            before_seq: None,
+        },
+    );
+    assert_client_round_trip(
+        json!({"type": "room:history", "code": "ABC234", "beforeSeq": 51}),
+        ClientMessage::RoomHistory {
+            code: "ABC234".into(),
+            after_seq: None,
+            before_seq: Some(51),
         },
     );
 }

@@ -360,6 +360,7 @@ impl Peer {
                             ServerMessage::RoomHistory {
                                 code: code.clone(),
                                 messages: joined.history.iter().map(render::message).collect(),
+                                before_seq: None,
                             },
                         ]
                     }),
@@ -387,17 +388,29 @@ impl Peer {
                     .await
                     .map(|()| Vec::new()),
             ),
-            ClientMessage::RoomHistory { code, after_seq } => {
-                let history = self
-                    .core()
-                    .history_after(&self.conn, &code, after_seq)
-                    .await;
+            ClientMessage::RoomHistory {
+                code,
+                after_seq,
+                before_seq,
+            } => {
+                let history = match (after_seq, before_seq) {
+                    (Some(after), None) => {
+                        self.core().history_after(&self.conn, &code, after).await
+                    }
+                    (None, Some(before)) => {
+                        self.core().history_before(&self.conn, &code, before).await
+                    }
+                    _ => Err(CoreError::invalid(
+                        "room:history takes either afterSeq or beforeSeq",
+                    )),
+                };
                 room_reply(
                     &code,
                     history.map(|messages| {
                         vec![ServerMessage::RoomHistory {
                             code: code.clone(),
                             messages: messages.iter().map(render::message).collect(),
+                            before_seq,
                         }]
                     }),
                 )
