@@ -165,17 +165,26 @@ pub fn App() -> impl IntoView {
     let enter = Callback::new(move |code: String| Route::Room(code).go());
     let enter_party = Callback::new(move |id: String| Route::Party(id).go());
     let leave = Callback::new(move |()| Route::Lobby.go());
+    let people_open = RwSignal::new(false);
 
     view! {
         <div class="shell">
             <header class="topbar">
                 <h1 class="brand"><a href=Route::Lobby.href()>"Confab"</a></h1>
                 <LinkStatus link=link />
+                // On a phone the online list beside a room or party is a drawer.
+                <Show when=move || !matches!(route.get(), Route::Lobby) && matches!(auth.get(), Auth::SignedIn(_))>
+                    <button type="button" class="secondary small phone-only" data-testid="online-toggle"
+                        aria-expanded=move || people_open.get().to_string()
+                        on:click=move |_| people_open.update(|open| *open = !*open)>
+                        {move || format!("Online ({})", online.with(Vec::len))}
+                    </button>
+                </Show>
                 {move || match auth.get() {
                     Auth::SignedIn(account) => view! {
                         <div class="user-chip">
                             <room::Avatar url=account.image_url.clone() name=account.username.clone() />
-                            <span>"Signed in as "<strong data-testid="signed-in-as">{account.username.clone()}</strong></span>
+                            <span><span class="signed-in-label">"Signed in as "</span><strong data-testid="signed-in-as">{account.username.clone()}</strong></span>
                             <button type="button" class="secondary" on:click=sign_out>"Sign out"</button>
                         </div>
                     }.into_any(),
@@ -191,13 +200,13 @@ pub fn App() -> impl IntoView {
                     Auth::Pending => view! { <p class="status">"Signing in…"</p> }.into_any(),
                     Auth::SignedIn(me) => match route.get() {
                         Route::Room(code) => view! {
-                            <div class="with-sidebar">
+                            <div class="with-sidebar" class:people-open=move || people_open.get()>
                                 <room::RoomView code=code link=link me=me.clone() on_leave=leave />
                                 <lobby::OnlineList me=me online=online />
                             </div>
                         }.into_any(),
                         Route::Party(id) => view! {
-                            <div class="with-sidebar">
+                            <div class="with-sidebar" class:people-open=move || people_open.get()>
                                 <party::PartyView id=id me=me.clone() on_leave=leave />
                                 <lobby::OnlineList me=me online=online />
                             </div>

@@ -54,6 +54,8 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
     let error = RwSignal::new(None::<String>);
     // A moderator removed the user or closed the room: no joining again on a reconnect.
     let ended = RwSignal::new(false);
+    // On a phone the members are a drawer, open or not.
+    let members_open = RwSignal::new(false);
     let typists = RwSignal::new(BTreeMap::<String, Typist>::new());
     let draft = RwSignal::new(String::new());
     let outgoing = RwSignal::new(Vec::<Outgoing>::new());
@@ -403,7 +405,7 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
         <Show when=move || !unavailable() fallback=refused>
         <section class="room" aria-label="Room">
             <header class="room-head">
-                <h2>"Room "<code data-testid="room-code">{code.get_value()}</code></h2>
+                <h2><span class="room-word">"Room "</span><code data-testid="room-code">{code.get_value()}</code></h2>
                 <p class="share">"Share: "<a data-testid="share-link" href=share_url>{share_url}</a></p>
                 <div class="room-actions">
                     {move || room.get().map(|r| match r.state {
@@ -414,6 +416,11 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
                             <p class="status ok" data-testid="game-state">{game_line(&r.game_state)}</p>
                         }.into_any(),
                     })}
+                    <button type="button" class="secondary phone-only" data-testid="members-toggle"
+                        aria-expanded=move || members_open.get().to_string()
+                        on:click=move |_| members_open.update(|open| *open = !*open)>
+                        {move || format!("Members ({})", members.with(Vec::len))}
+                    </button>
                     <button type="button" class="secondary" on:click=leave>"Leave"</button>
                 </div>
             </header>
@@ -445,8 +452,12 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
                     <button type="button" class="new-messages" data-testid="new-messages" on:click=jump_to_new>"New messages ↓"</button>
                 </Show>
                 </div>
-                <aside class="members" aria-label="Members">
-                    <h3>"Members"</h3>
+                <aside class="members" class:open=move || members_open.get() aria-label="Members">
+                    <h3>"Members"
+                        <button type="button" class="secondary small phone-only" aria-label="Close members"
+                            on:click=move |_| members_open.set(false)>"×"</button>
+                    </h3>
+                    <p class="share phone-share phone-only">"Share: "<a href=share_url>{share_url}</a></p>
                     <ul data-testid="members">
                         <For each=move || members.get() key=|u| u.user_id.clone() let:u>
                             <li><Avatar url=u.image_url.clone() name=u.username.clone() />{u.username.clone()}</li>

@@ -3,6 +3,7 @@
 mod cluster;
 mod flows;
 mod harness;
+mod phone;
 mod timeline;
 
 use std::time::{Duration, Instant};

@@ -10,7 +10,7 @@ use crate::flows::{create_room, expect_text, say, signed_in};
 use crate::harness::{site_dir, Browser, Chromedriver, SCREEN_WAIT};
 
 /// A server whose rate limit lets a test fill a room quickly.
-async fn serve() -> (Server, tempfile::TempDir) {
+pub async fn serve() -> (Server, tempfile::TempDir) {
     let data = tempfile::tempdir().unwrap();
     let mut config = Config::for_tests(data.path());
     config.site_dir = site_dir();
@@ -20,7 +20,7 @@ async fn serve() -> (Server, tempfile::TempDir) {
 }
 
 /// Posts `count` messages (`m1`, `m2`, …) into room `code` as a guest, over `/ws`.
-async fn post_messages(server: &Server, code: &str, count: usize) {
+pub async fn post_messages(server: &Server, code: &str, count: usize) {
     let guest: Value = reqwest::Client::new()
         .post(format!("http://{}/api/auth/guest", server.addr()))
         .json(&json!({"username": "Seeder"}))
