@@ -13,6 +13,7 @@ mod link;
 mod lobby;
 mod party;
 mod room;
+mod rooms;
 mod route;
 mod timeline;
 
@@ -166,6 +167,7 @@ pub fn App() -> impl IntoView {
     let enter_party = Callback::new(move |id: String| Route::Party(id).go());
     let leave = Callback::new(move |()| Route::Lobby.go());
     let people_open = RwSignal::new(false);
+    let my_rooms = rooms::MyRooms::new(link);
 
     view! {
         <div class="shell">
@@ -177,7 +179,7 @@ pub fn App() -> impl IntoView {
                     <button type="button" class="secondary small phone-only" data-testid="online-toggle"
                         aria-expanded=move || people_open.get().to_string()
                         on:click=move |_| people_open.update(|open| *open = !*open)>
-                        {move || format!("Online ({})", online.with(Vec::len))}
+                        {move || format!("Rooms · online ({})", online.with(Vec::len))}
                     </button>
                 </Show>
                 {move || match auth.get() {
@@ -201,18 +203,24 @@ pub fn App() -> impl IntoView {
                     Auth::SignedIn(me) => match route.get() {
                         Route::Room(code) => view! {
                             <div class="with-sidebar" class:people-open=move || people_open.get()>
-                                <room::RoomView code=code link=link me=me.clone() on_leave=leave />
-                                <lobby::OnlineList me=me online=online />
+                                <room::RoomView code=code.clone() link=link me=me.clone() rooms=my_rooms on_leave=leave />
+                                <div class="side">
+                                    <rooms::RoomsList rooms=my_rooms current=Some(code) />
+                                    <lobby::OnlineList me=me online=online />
+                                </div>
                             </div>
                         }.into_any(),
                         Route::Party(id) => view! {
                             <div class="with-sidebar" class:people-open=move || people_open.get()>
                                 <party::PartyView id=id me=me.clone() on_leave=leave />
-                                <lobby::OnlineList me=me online=online />
+                                <div class="side">
+                                    <rooms::RoomsList rooms=my_rooms current=None />
+                                    <lobby::OnlineList me=me online=online />
+                                </div>
                             </div>
                         }.into_any(),
                         Route::Lobby => view! {
-                            <lobby::Lobby link=link me=me online=online on_enter=enter on_enter_party=enter_party />
+                            <lobby::Lobby link=link me=me online=online rooms=my_rooms on_enter=enter on_enter_party=enter_party />
                         }.into_any(),
                     },
                 }}

@@ -2,21 +2,30 @@
 
 use confab_shared::{
     channels::OnlineUser,
-    limits::{DEFAULT_MAX_USERS, MAX_USERS_CAP, ROOM_CODE_LEN},
+    limits::{DEFAULT_MAX_USERS, MAX_ROOM_NAME_CHARS, MAX_USERS_CAP, ROOM_CODE_LEN},
     native::{ClientMessage, ServerMessage},
 };
 use leptos::{ev::SubmitEvent, html, prelude::*};
 
-use crate::{account::Account, api, link::Link, room::Avatar, route::Route};
+use crate::{
+    account::Account,
+    api,
+    link::Link,
+    room::Avatar,
+    rooms::{MyRooms, RoomsList},
+    route::Route,
+};
 
 #[component]
 pub fn Lobby(
     link: Link,
     me: Account,
     online: RwSignal<Vec<OnlineUser>>,
+    rooms: MyRooms,
     on_enter: Callback<String>,
     on_enter_party: Callback<String>,
 ) -> impl IntoView {
+    let room_name = NodeRef::<html::Input>::new();
     let room_type = NodeRef::<html::Input>::new();
     let max_users = NodeRef::<html::Input>::new();
     let join_code = NodeRef::<html::Input>::new();
@@ -46,9 +55,14 @@ pub fn Lobby(
             .unwrap_or(DEFAULT_MAX_USERS);
         error.set(None);
         creating.set(true);
+        let name = room_name
+            .get()
+            .map(|i| i.value().trim().to_owned())
+            .filter(|name| !name.is_empty());
         link.send(ClientMessage::RoomCreate {
             room_type,
             max_users: Some(max_users),
+            name,
         });
     };
     let join = move |ev: SubmitEvent| {
@@ -67,6 +81,9 @@ pub fn Lobby(
             <section class="card">
                 <h2>"Create a room"</h2>
                 <form class="stack" on:submit=create data-testid="create-room">
+                    <label for="room-name">"Name (optional)"</label>
+                    <input id="room-name" node_ref=room_name maxlength=MAX_ROOM_NAME_CHARS.to_string()
+                        placeholder="Book club" />
                     <label for="room-type">"Room type"</label>
                     <input id="room-type" node_ref=room_type value="chat" required maxlength="32" />
                     <label for="max-users">"Max users"</label>
@@ -85,6 +102,7 @@ pub fn Lobby(
                     <button type="submit">"Join"</button>
                 </form>
             </section>
+            <RoomsList rooms=rooms current=None />
             <crate::party::PartyCard me=me.clone() on_enter=on_enter_party />
             <OnlineList me=me online=online />
         </div>

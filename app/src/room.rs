@@ -16,6 +16,7 @@ use leptos::{ev, html, prelude::*};
 use crate::{
     account::Account,
     link::Link,
+    rooms::MyRooms,
     route::Route,
     timeline::{lines, local_time, today, TimelineLine},
 };
@@ -28,6 +29,8 @@ const TYPING_IDLE_MS: u32 = 3000;
 const FOLLOW_SLACK_PX: i32 = 80;
 /// Within this many pixels of the top, the page of older messages is asked for.
 const OLDER_SLACK_PX: i32 = 40;
+/// Read positions go to the server at most this often while messages keep arriving.
+const READ_EVERY_MS: u64 = 1000;
 
 /// Someone else who is typing, until `until` (ms since the epoch).
 #[derive(Clone, Debug, PartialEq)]
@@ -47,7 +50,13 @@ struct Outgoing {
 }
 
 #[component]
-pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -> impl IntoView {
+pub fn RoomView(
+    code: String,
+    link: Link,
+    me: Account,
+    rooms: MyRooms,
+    on_leave: Callback<()>,
+) -> impl IntoView {
     let messages = RwSignal::new(BTreeMap::<u64, ChatMessage>::new());
     let members = RwSignal::new(Vec::<RoomUser>::new());
     let room = RwSignal::new(None::<Room>);
@@ -98,6 +107,36 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
             }
         });
     };
+    // What the person has seen (the list at its bottom) is marked read, at most once a
+    // second: the server keeps it, so their other devices show the same unread counts.
+    rooms.set_open(Some(code.get_value()));
+    let last_read = StoredValue::new(0u64);
+    let read_pending = StoredValue::new(false);
+    let mark_read = move || {
+        if read_pending.try_get_value() != Some(false) {
+            return;
+        }
+        read_pending.set_value(true);
+        set_timeout(
+            move || {
+                // The view may be gone by now.
+                let (Some(code), Some(read)) = (code.try_get_value(), last_read.try_get_value())
+                else {
+                    return;
+                };
+                read_pending.set_value(false);
+                let newest = messages.with_untracked(|all| all.keys().next_back().copied());
+                if let Some(newest) = newest.filter(|newest| *newest > read) {
+                    if at_bottom() {
+                        last_read.set_value(newest);
+                        rooms.read(&code, newest);
+                    }
+                }
+            },
+            std::time::Duration::from_millis(READ_EVERY_MS),
+        );
+    };
+    on_cleanup(move || rooms.set_open(None));
     let add = move |incoming: Vec<ChatMessage>, live: bool| {
         let follow = at_bottom();
         let first_load = messages.with_untracked(BTreeMap::is_empty);
@@ -112,6 +151,7 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
         }
         if follow {
             to_bottom();
+            mark_read();
         } else if live {
             unseen.set(true);
         }
@@ -137,6 +177,7 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
     let on_scroll = move |_| {
         if at_bottom() {
             unseen.set(false);
+            mark_read();
         }
         let near_top = list_ref
             .get_untracked()
@@ -405,7 +446,11 @@ pub fn RoomView(code: String, link: Link, me: Account, on_leave: Callback<()>) -
         <Show when=move || !unavailable() fallback=refused>
         <section class="room" aria-label="Room">
             <header class="room-head">
-                <h2><span class="room-word">"Room "</span><code data-testid="room-code">{code.get_value()}</code></h2>
+                <h2>
+                    {move || room.with(|r| r.as_ref().map(|r| r.name.clone()).filter(|name| !name.is_empty()))
+                        .map(|name| view! { <span class="room-title" data-testid="room-name">{name}" "</span> })}
+                    <span class="room-word">"Room "</span><code data-testid="room-code">{code.get_value()}</code>
+                </h2>
                 <p class="share">"Share: "<a data-testid="share-link" href=share_url>{share_url}</a></p>
                 <div class="room-actions">
                     {move || room.get().map(|r| match r.state {

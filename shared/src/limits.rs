@@ -29,6 +29,8 @@ pub const TYPING_TTL_MS: u64 = 5_000;
 
 /// Longest `roomType`, in characters.
 pub const MAX_ROOM_TYPE_CHARS: usize = 64;
+/// Longest room display name, in characters.
+pub const MAX_ROOM_NAME_CHARS: usize = 100;
 
 /// Display names: 1 to this many characters after trimming, no control characters.
 pub const MAX_USERNAME_CHARS: usize = 40;

@@ -26,6 +26,9 @@ pub enum ClientMessage {
         room_type: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_users: Option<u32>,
+        /// Extension: a display name (at most [`crate::limits::MAX_ROOM_NAME_CHARS`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
     },
     #[serde(rename = "room:join")]
     RoomJoin { code: String },
@@ -56,6 +59,13 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         before_seq: Option<u64>,
     },
+    /// Extension: the caller's rooms, answered with `rooms:list`.
+    #[serde(rename = "rooms:list")]
+    RoomsList,
+    /// Extension: the caller has read room `code` up to message `seq`. Kept per user, so
+    /// every device shows the same unread count; not answered.
+    #[serde(rename = "room:read")]
+    RoomRead { code: String, seq: u64 },
 }
 
 /// A message from the server to a client.
@@ -134,6 +144,23 @@ pub enum ServerMessage {
     /// one from now on.
     #[serde(rename = "room:closed")]
     RoomClosed { code: String },
+    /// Extension: the caller's rooms, the most recently active first.
+    #[serde(rename = "rooms:list")]
+    RoomsList { rooms: Vec<RoomSummary> },
+}
+
+/// A room in `rooms:list`: what a sidebar shows of it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomSummary {
+    pub code: String,
+    /// The display name given at creation; empty when none was.
+    pub name: String,
+    pub last_seq: u64,
+    /// Messages after the caller's read position.
+    pub unread: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<ChatMessage>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -164,6 +191,9 @@ pub struct Room {
     /// The sequence number of the room's newest stored message (0 when there is none); a
     /// client that has seen it has missed nothing.
     pub last_seq: u64,
+    /// Extension: the display name given at creation; left out when none was.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
 }
 
 /// What `room:state` carries: a room, or only the lobby state for a caller in no room (or
@@ -269,6 +299,8 @@ pub const CLIENT_MESSAGE_TYPES: &[&str] = &[
     "room:start",
     "room:typing",
     "room:history",
+    "rooms:list",
+    "room:read",
 ];
 
 /// Decodes one client text frame, with an error a person can act on.

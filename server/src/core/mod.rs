@@ -19,6 +19,7 @@ pub mod presence;
 mod rooms;
 pub mod signals;
 pub mod typing;
+mod unread;
 
 use std::{
     sync::{

@@ -229,6 +229,23 @@ pub struct PartyPlayer {
     pub joined_at_ms: i64,
 }
 
+/// A room as a member's list shows it: the room, its newest message and how far the member
+/// has read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomSummary {
+    pub room: Room,
+    pub last_message: Option<Message>,
+    /// The `seq` of the last message the member read; 0 before any.
+    pub read_seq: u64,
+}
+
+impl RoomSummary {
+    /// Messages numbered after the read position (a message deleted since still counts).
+    pub fn unread(&self) -> u64 {
+        self.room.last_seq.saturating_sub(self.read_seq)
+    }
+}
+
 /// A chat message a moderator deleted: where it was.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeletedMessage {

@@ -89,10 +89,18 @@ impl Core {
         if let Some(key) = &spec.key {
             validate_room_key(key)?;
         }
+        let name = spec.name.trim();
+        if name.chars().count() > limits::MAX_ROOM_NAME_CHARS || name.chars().any(char::is_control)
+        {
+            return Err(CoreError::invalid(format!(
+                "room name must be at most {} characters without control characters",
+                limits::MAX_ROOM_NAME_CHARS
+            )));
+        }
         for _ in 0..ROOM_CODE_ATTEMPTS {
             let new_room = NewRoom {
                 key: spec.key.clone().unwrap_or_else(new_room_code),
-                name: spec.name.clone(),
+                name: name.to_owned(),
                 room_type: room_type.to_owned(),
                 max_users,
                 host_id: host.user_id.clone(),
@@ -314,7 +322,7 @@ impl Core {
         Ok(members)
     }
 
-    async fn require_member(&self, key: &str, user_id: &str) -> CoreResult<Room> {
+    pub(super) async fn require_member(&self, key: &str, user_id: &str) -> CoreResult<Room> {
         let room = self
             .inner
             .store

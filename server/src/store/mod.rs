@@ -13,7 +13,7 @@ pub use sql::SqlStore;
 
 use crate::core::model::{
     AddMember, AuditEntry, Ban, DeletedMessage, Member, Message, NewMessage, NewRoom, Notification,
-    Party, PartyPhase, PartyPlayer, Profile, Room,
+    Party, PartyPhase, PartyPlayer, Profile, Room, RoomSummary,
 };
 
 /// A storage failure. Never shown to clients: dialects log it and answer "internal error".
@@ -73,6 +73,17 @@ pub trait Store: Send + Sync + 'static {
     async fn members(&self, key: &str) -> StoreResult<Vec<Member>>;
     /// The keys of the rooms `user_id` is a member of, most recently joined first.
     async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>>;
+    /// The rooms `user_id` is a member of, each with its newest message and the user's read
+    /// position, in no particular order.
+    async fn room_summaries(&self, user_id: &str) -> StoreResult<Vec<RoomSummary>>;
+    /// Moves the user's read position in room `key` forward to `seq` (never back).
+    async fn set_read_position(
+        &self,
+        user_id: &str,
+        key: &str,
+        seq: u64,
+        now_ms: i64,
+    ) -> StoreResult<()>;
 
     /// Stores a message with the room's next sequence number; `None` when there is no such
     /// room or its sender is not a member.

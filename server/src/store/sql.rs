@@ -28,7 +28,7 @@ use super::{
 use crate::core::model::{
     AddMember, AuditEntry, Ban, DeletedMessage, Level, Member, Message, MessageKind,
     ModerationAction, NewMessage, NewRoom, Notification, Party, PartyPhase, PartyPlayer, Phase,
-    Profile, Room,
+    Profile, Room, RoomSummary,
 };
 
 /// How long a query waits for a free connection (or, on SQLite, for the write lock).
@@ -420,6 +420,32 @@ fn room_from_row(row: &impl Columns) -> StoreResult<Room> {
     })
 }
 
+fn room_summary_from_row(row: &impl Columns) -> StoreResult<RoomSummary> {
+    let room = room_from_row(row)?;
+    let last_message = match row.optional_text("msg_id")? {
+        None => None,
+        Some(id) => Some(Message {
+            id,
+            room_key: room.key.clone(),
+            seq: room.last_seq,
+            sender: Profile {
+                user_id: row.text("msg_user_id")?,
+                username: row.text("msg_username")?,
+                image_url: row.text("msg_image_url")?,
+                email: String::new(),
+            },
+            body: row.text("msg_body")?,
+            kind: MessageKind::parse(&row.text("msg_kind")?).ok_or_else(|| corrupt("kind"))?,
+            created_at_ms: row.int("msg_created_at")?,
+        }),
+    };
+    Ok(RoomSummary {
+        room,
+        last_message,
+        read_seq: to_u64(row.int("read_seq")?, "read_seq")?,
+    })
+}
+
 fn ban_from_row(row: &impl Columns) -> StoreResult<Ban> {
     Ok(Ban {
         user_id: row.text("user_id")?,
@@ -788,6 +814,42 @@ macro_rules! impl_store {
                 let mut messages = rows.iter().map(message_from_row).collect::<StoreResult<Vec<_>>>()?;
                 messages.reverse();
                 Ok(messages)
+            }
+
+            async fn room_summaries(&self, user_id: &str) -> StoreResult<Vec<RoomSummary>> {
+                // One query: each room with its newest message (found by the (room_id, seq)
+                // key) and the member's read position.
+                let rows = sqlx::query(
+                    "SELECT r.id, r.name, r.room_type, r.max_users, r.member_count, r.phase, \
+                     r.host_id, r.game_state, r.created_at, r.last_seq, r.closed_at, \
+                     COALESCE(p.seq, 0) AS read_seq, \
+                     msg.id AS msg_id, msg.user_id AS msg_user_id, msg.username AS msg_username, \
+                     msg.image_url AS msg_image_url, msg.body AS msg_body, msg.kind AS msg_kind, \
+                     msg.created_at AS msg_created_at \
+                     FROM memberships m JOIN rooms r ON r.id = m.room_id \
+                     LEFT JOIN read_positions p ON p.user_id = m.user_id AND p.room_id = m.room_id \
+                     LEFT JOIN messages msg ON msg.room_id = r.id AND msg.seq = r.last_seq \
+                     WHERE m.user_id = $1",
+                )
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(room_summary_from_row).collect()
+            }
+
+            async fn set_read_position(&self, user_id: &str, key: &str, seq: u64, now_ms: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO read_positions (user_id, room_id, seq, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (user_id, room_id) DO UPDATE SET seq = excluded.seq, \
+                     updated_at = excluded.updated_at WHERE excluded.seq > read_positions.seq",
+                )
+                .bind(user_id)
+                .bind(key)
+                .bind(to_i64(seq))
+                .bind(now_ms)
+                .execute(&self.writer)
+                .await?;
+                Ok(())
             }
 
             async fn messages_before(&self, key: &str, before_seq: u64, limit: usize) -> StoreResult<Vec<Message>> {

@@ -520,6 +520,66 @@ async fn older_history_comes_a_page_at_a_time(backend: Backend) {
     app.shutdown().await;
 }
 
+async fn rooms_list_names_last_messages_and_unread_counts_per_user(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let mut ana = app.user("ana").await;
+    ana.send_json(json!({"type": "room:create", "roomType": "chat", "name": "  Book club "}))
+        .await;
+    let created = ana.recv_type("room:created").await;
+    assert_eq!(created["room"]["name"], "Book club", "{created}");
+    let named = created["room"]["code"].as_str().unwrap().to_owned();
+    let plain = create_room(&mut ana, None).await;
+    let mut ben = app.user("ben").await;
+    ben.send_json(json!({"type": "room:join", "code": named}))
+        .await;
+    ben.recv_type("room:history").await;
+    for text in ["one", "two", "three"] {
+        chat(&mut ben, &named, text).await;
+        ben.recv_type("room:chat").await;
+    }
+
+    async fn list(ws: &mut WsClient) -> Vec<Value> {
+        ws.send_json(json!({"type": "rooms:list"})).await;
+        let list = ws.recv_type("rooms:list").await;
+        list["rooms"].as_array().unwrap().clone()
+    }
+    let rooms = list(&mut ana).await;
+    assert_eq!(rooms.len(), 2, "{rooms:?}");
+    assert_eq!(rooms[0]["code"], named, "the most recently active first");
+    assert_eq!(rooms[0]["name"], "Book club");
+    assert_eq!(
+        (rooms[0]["unread"].as_u64(), rooms[0]["lastSeq"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(rooms[0]["lastMessage"]["message"], "three");
+    assert_eq!(rooms[0]["lastMessage"]["from"], "ben");
+    assert_eq!(rooms[1]["code"], plain);
+    assert!(rooms[1].get("lastMessage").is_none());
+
+    // Read on one connection, the same count on every other of the user's.
+    ana.send_json(json!({"type": "room:read", "code": named, "seq": 2}))
+        .await;
+    let mut ana_elsewhere = app.user("ana").await;
+    let rooms = list(&mut ana_elsewhere).await;
+    assert_eq!(rooms[0]["unread"], 1);
+    assert_eq!(list(&mut ben).await[0]["unread"], 3, "ben has read nothing");
+
+    ana.send_json(json!({"type": "room:read", "code": named, "seq": 9}))
+        .await;
+    expect_room_error(&mut ana, "past the room's newest message").await;
+    let mut outsider = app.user("outsider").await;
+    outsider
+        .send_json(json!({"type": "room:read", "code": named, "seq": 1}))
+        .await;
+    expect_room_error(&mut outsider, "not a member").await;
+    assert_eq!(list(&mut outsider).await.len(), 0);
+    let long = "x".repeat(confab_shared::limits::MAX_ROOM_NAME_CHARS + 1);
+    ana.send_json(json!({"type": "room:create", "roomType": "chat", "name": long}))
+        .await;
+    expect_room_error(&mut ana, "room name must be at most 100 characters").await;
+    app.shutdown().await;
+}
+
 async fn rooms_and_history_survive_a_restart(backend: Backend) {
     let app = spawn_app_on(backend).await;
     let mut ana = app.user("ana").await;
@@ -738,6 +798,7 @@ on_both_backends!(
     typing_expires_by_itself,
     history_after_a_sequence_number_resumes_without_gaps,
     older_history_comes_a_page_at_a_time,
+    rooms_list_names_last_messages_and_unread_counts_per_user,
     rooms_and_history_survive_a_restart,
     a_session_ends_when_its_token_expires,
     a_client_that_sends_too_fast_is_told_and_kept,

@@ -846,6 +846,58 @@ async fn moderation_is_stored(t: &TestStore) {
     assert_eq!(s.audit_log(1).await.unwrap().len(), 1);
 }
 
+async fn read_positions_only_move_forward_and_summaries_show_unread(t: &TestStore) {
+    let s = &t.store;
+    room_for_messages(t, "READ22").await;
+    s.create_room(&NewRoom {
+        name: "Quiet".into(),
+        ..new_room("QUIET2", 4)
+    })
+    .await
+    .unwrap();
+    s.add_member("QUIET2", "u1", 2).await.unwrap();
+    for i in 1..=5 {
+        s.append_message(&new_message("READ22", &format!("r{i}")))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let summaries = |list: Vec<confab_server::core::model::RoomSummary>| {
+        let mut list: Vec<_> = list
+            .into_iter()
+            .map(|r| {
+                let last = r.last_message.as_ref().map(|m| (m.seq, m.body.clone()));
+                (r.room.key.clone(), r.room.name.clone(), r.unread(), last)
+            })
+            .collect();
+        list.sort();
+        list
+    };
+    assert_eq!(
+        summaries(s.room_summaries("u1").await.unwrap()),
+        [
+            ("QUIET2".to_owned(), "Quiet".to_owned(), 0, None),
+            (
+                "READ22".to_owned(),
+                String::new(),
+                5,
+                Some((5, "r5".to_owned()))
+            ),
+        ]
+    );
+    s.set_read_position("u1", "READ22", 3, 10).await.unwrap();
+    s.set_read_position("u1", "READ22", 2, 11).await.unwrap();
+    let read = s.room_summaries("u1").await.unwrap();
+    let room = read.iter().find(|r| r.room.key == "READ22").unwrap();
+    assert_eq!((room.read_seq, room.unread()), (3, 2), "never moves back");
+    // Another member's position is their own.
+    s.add_member("READ22", "u2", 3).await.unwrap();
+    let theirs = s.room_summaries("u2").await.unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].unread(), 5);
+    assert!(s.room_summaries("nobody").await.unwrap().is_empty());
+}
+
 macro_rules! storage_suite {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -873,6 +925,7 @@ macro_rules! storage_suite {
 
 storage_suite!(
     moderation_is_stored,
+    read_positions_only_move_forward_and_summaries_show_unread,
     profiles_are_upserted,
     a_failed_append_takes_no_sequence_number_and_the_store_carries_on,
     a_bad_message_fails_alone_among_messages_stored_together,

@@ -64,7 +64,7 @@ async fn on_a_phone_the_chat_fills_the_screen_and_people_are_drawers() {
         "members wait in a drawer"
     );
     assert!(
-        !shown(&ben, ".with-sidebar > .online").await,
+        !shown(&ben, ".with-sidebar > .side").await,
         "so does the online list"
     );
     ben.screenshot("phone-room").await;
@@ -78,16 +78,16 @@ async fn on_a_phone_the_chat_fills_the_screen_and_people_are_drawers() {
     assert!(!shown(&ben, ".room .members").await);
 
     ben.click("[data-testid=online-toggle]").await;
-    assert!(shown(&ben, ".with-sidebar > .online").await);
+    assert!(shown(&ben, ".with-sidebar > .side").await);
     ben.screenshot("phone-online").await;
     ben.click("[data-testid=online-toggle]").await;
-    assert!(!shown(&ben, ".with-sidebar > .online").await);
+    assert!(!shown(&ben, ".with-sidebar > .side").await);
 
     // At desktop width the toggles go and both lists are beside the chat.
     ben.resize(1280, 900).await;
     assert!(!shown(&ben, "[data-testid=members-toggle]").await);
     assert!(shown(&ben, ".room .members").await);
-    assert!(shown(&ben, ".with-sidebar > .online").await);
+    assert!(shown(&ben, ".with-sidebar > .side").await);
     for browser in [ana, ben] {
         browser.close().await;
     }

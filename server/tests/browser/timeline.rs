@@ -223,3 +223,75 @@ async fn dark_mode_follows_the_system() {
     ana.close().await;
     server.shutdown().await.unwrap();
 }
+
+/// The rooms sidebar: names, newest messages and unread counts that are the same on every
+/// device of a person, because the server keeps where they have read to.
+#[tokio::test]
+async fn rooms_show_unread_counts_that_every_device_agrees_on() {
+    let (server, _data) = serve().await;
+    let url = format!("http://{}/", server.addr());
+    let driver = Chromedriver::start().await;
+    let laptop = signed_in(&driver, &url, "Ana").await;
+    laptop.fill("#room-name", "Book club").await;
+    let book_club = create_room(&laptop).await;
+    let book_club_code = book_club.rsplit('/').next().unwrap().to_owned();
+    laptop.goto(&url).await;
+    let other = create_room(&laptop).await;
+    let item = format!("[data-testid=rooms] li[data-code='{book_club_code}']");
+    let listed = expect_text(&laptop, &item, "Book club").await;
+    assert!(listed.contains("No messages yet"), "{listed}");
+
+    // Three messages in the Book club while Ana is in her other room.
+    post_messages(&server, &book_club_code, 3).await;
+    let listed = expect_text(&laptop, &format!("{item} [data-testid=unread]"), "3").await;
+    assert_eq!(listed, "3");
+    expect_text(&laptop, &item, "Seeder: m3").await;
+    assert!(
+        laptop
+            .attribute("[data-testid=rooms] li.current", "data-code")
+            .await
+            != book_club_code
+    );
+    laptop.screenshot("rooms-unread").await;
+
+    // Ana's phone, signed in to the same account, shows the same count.
+    let session = laptop
+        .evaluate("return localStorage.getItem('confab.session')")
+        .await;
+    let phone = Browser::open(&driver).await;
+    phone.goto(&url).await;
+    phone
+        .execute(&format!(
+            "localStorage.setItem('confab.session', {})",
+            serde_json::to_string(session.as_str().unwrap()).unwrap()
+        ))
+        .await;
+    phone.refresh().await;
+    assert_eq!(
+        expect_text(&phone, &format!("{item} [data-testid=unread]"), "3").await,
+        "3"
+    );
+
+    // Reading on the laptop clears it there, and on the phone the next time it looks.
+    laptop.click(&format!("{item} a")).await;
+    expect_text(&laptop, "[data-testid=messages]", "m3").await;
+    let deadline = tokio::time::Instant::now() + SCREEN_WAIT;
+    loop {
+        phone.refresh().await;
+        expect_text(&phone, &item, "Book club").await;
+        if !phone.exists(&format!("{item} [data-testid=unread]")).await {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the phone sees it read"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    assert!(!laptop.exists(&format!("{item} [data-testid=unread]")).await);
+    assert!(other.contains("/#/room/"));
+    for browser in [laptop, phone] {
+        browser.close().await;
+    }
+    server.shutdown().await.unwrap();
+}

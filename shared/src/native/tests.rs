@@ -30,6 +30,7 @@ fn sample_room() -> (Value, Room) {
             game_state: Value::Null,
             created_at: 1_700_000_000,
             last_seq: 0,
+            name: String::new(),
         },
     )
 }
@@ -56,6 +57,7 @@ fn client_messages_of_contract_000() {
         ClientMessage::RoomCreate {
             room_type: "trivia".into(),
             max_users: Some(4),
+            name: None,
         },
     );
     assert_client_round_trip(
@@ -63,6 +65,7 @@ fn client_messages_of_contract_000() {
         ClientMessage::RoomCreate {
             room_type: "trivia".into(),
             max_users: None,
+            name: None,
         },
     );
     assert_client_round_trip(
@@ -126,6 +129,22 @@ fn client_extensions() {
             code: "ABC234".into(),
             after_seq: None,
             before_seq: Some(51),
+        },
+    );
+    assert_client_round_trip(json!({"type": "rooms:list"}), ClientMessage::RoomsList);
+    assert_client_round_trip(
+        json!({"type": "room:read", "code": "ABC234", "seq": 9}),
+        ClientMessage::RoomRead {
+            code: "ABC234".into(),
+            seq: 9,
+        },
+    );
+    assert_client_round_trip(
+        json!({"type": "room:create", "roomType": "chat", "name": "Book club"}),
+        ClientMessage::RoomCreate {
+            room_type: "chat".into(),
+            max_users: None,
+            name: Some("Book club".into()),
         },
     );
 }

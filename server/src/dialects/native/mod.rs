@@ -328,10 +328,11 @@ impl Peer {
             ClientMessage::RoomCreate {
                 room_type,
                 max_users,
+                name,
             } => {
                 let spec = RoomSpec {
                     key: None,
-                    name: String::new(),
+                    name: name.unwrap_or_default(),
                     room_type,
                     max_users,
                 };
@@ -385,6 +386,19 @@ impl Peer {
                 &code,
                 self.core()
                     .set_typing(&self.conn, &code, typing)
+                    .await
+                    .map(|()| Vec::new()),
+            ),
+            ClientMessage::RoomsList => match self.core().rooms_overview(&self.conn).await {
+                Ok(rooms) => vec![ServerMessage::RoomsList {
+                    rooms: rooms.iter().map(render::room_summary).collect(),
+                }],
+                Err(err) => room_reply("", Err(err)),
+            },
+            ClientMessage::RoomRead { code, seq } => room_reply(
+                &code,
+                self.core()
+                    .read_up_to(&self.conn, &code, seq)
                     .await
                     .map(|()| Vec::new()),
             ),

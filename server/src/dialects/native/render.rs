@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::core::{
     events::Event,
-    model::{Member, Message, Phase, Room},
+    model::{Member, Message, Phase, Room, RoomSummary},
 };
 
 pub fn room(room: &Room) -> wire::Room {
@@ -29,6 +29,17 @@ pub fn room(room: &Room) -> wire::Room {
             .unwrap_or(Value::Null),
         created_at: room.created_at_ms / 1000,
         last_seq: room.last_seq,
+        name: room.name.clone(),
+    }
+}
+
+pub fn room_summary(summary: &RoomSummary) -> wire::RoomSummary {
+    wire::RoomSummary {
+        code: summary.room.key.clone(),
+        name: summary.room.name.clone(),
+        last_seq: summary.room.last_seq,
+        unread: summary.unread(),
+        last_message: summary.last_message.as_ref().map(message),
     }
 }
 
