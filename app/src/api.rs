@@ -1,7 +1,9 @@
 //! Calls to the server's HTTP API, typed by `confab_shared::api` and `channels`.
 
 use confab_shared::{
-    api::{ApiErrorBody, GuestRequest, GuestResponse, PingRequest, WsTokenResponse},
+    api::{
+        ApiErrorBody, GuestRequest, GuestResponse, NotificationList, PingRequest, WsTokenResponse,
+    },
     channels::OnlineUsersUpdate,
 };
 use gloo_net::http::{Request, Response};
@@ -100,6 +102,28 @@ pub async fn ping(jwt: &str, username: &str, join_url: Option<String>) -> Result
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// The signed-in person's stored notifications, newest first.
+pub async fn notifications(jwt: &str) -> Result<NotificationList, Failure> {
+    let response = Request::get("/api/notifications")
+        .header("Authorization", &format!("Bearer {jwt}"))
+        .send()
+        .await;
+    answer(response).await
+}
+
+/// Marks notification `id` read.
+pub async fn mark_notification_read(jwt: &str, id: &str) -> Result<(), Failure> {
+    let path = format!(
+        "/api/notifications/{}/read",
+        js_sys::encode_uri_component(id)
+    );
+    let response = Request::post(&path)
+        .header("Authorization", &format!("Bearer {jwt}"))
+        .send()
+        .await;
+    answer(response).await
 }
 
 /// A party call: `POST /qf/party{path}` with `body`, answering the session (or nothing).

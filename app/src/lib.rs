@@ -9,6 +9,7 @@ mod account;
 mod api;
 mod backoff;
 mod channels;
+mod inbox;
 mod link;
 mod lobby;
 mod party;
@@ -54,6 +55,9 @@ struct Toast {
     id: u64,
     text: String,
     join_url: Option<String>,
+    /// Toasts with the same key (pings from one person) collapse into one, counted.
+    key: Option<String>,
+    count: u32,
 }
 
 #[component]
@@ -63,16 +67,33 @@ pub fn App() -> impl IntoView {
     let route = RwSignal::new(Route::current());
     let online = RwSignal::new(Vec::<OnlineUser>::new());
     let toasts = RwSignal::new(Vec::<Toast>::new());
+    let notifications = inbox::Inbox::new();
     let channels_refused = RwSignal::new(false);
 
     let _ = window_event_listener(leptos::ev::hashchange, move |_| route.set(Route::current()));
 
     let next_toast = StoredValue::new(0u64);
-    let push_toast = move |text: String, join_url: Option<String>| {
+    let push_toast = move |text: String, join_url: Option<String>, key: Option<String>| {
         next_toast.update_value(|n| *n += 1);
         let id = next_toast.get_value();
         toasts.update(|all| {
-            all.push(Toast { id, text, join_url });
+            // A repeat replaces the toast it repeats, counted, and stays its full time.
+            let count = key
+                .as_ref()
+                .and_then(|key| all.iter().position(|t| t.key.as_ref() == Some(key)))
+                .map_or(1, |i| all.remove(i).count + 1);
+            let text = if count > 1 {
+                format!("{text} (×{count})")
+            } else {
+                text
+            };
+            all.push(Toast {
+                id,
+                text,
+                join_url,
+                key,
+                count,
+            });
             if all.len() > MAX_TOASTS {
                 all.remove(0);
             }
@@ -102,15 +123,18 @@ pub fn App() -> impl IntoView {
             channels_refused,
             move |message| match message {
                 ChannelMessage::Notification(n) => {
+                    notifications.arrived(&n);
                     let text = if n.phrase_text.is_empty() {
                         n.notification_type
                     } else {
                         n.phrase_text
                     };
-                    push_toast(text, None);
+                    push_toast(text, None, None);
                 }
                 ChannelMessage::Ping(ping) => {
-                    push_toast(format!("{} pinged you", ping.from_username), ping.join_url);
+                    let key = format!("ping:{}", ping.from_username);
+                    let text = format!("{} pinged you", ping.from_username);
+                    push_toast(text, ping.join_url, Some(key));
                 }
                 _ => {}
             },
@@ -123,6 +147,7 @@ pub fn App() -> impl IntoView {
         link.set_hello(None);
         stop_channels();
         online.set(Vec::new());
+        notifications.clear();
         auth.set(why.map_or(Auth::SignedOut, Auth::Refused));
     };
 
@@ -130,6 +155,7 @@ pub fn App() -> impl IntoView {
         ServerMessage::AuthOk { .. } => {
             if let Auth::Pending = auth.get_untracked() {
                 if let Some(account) = account::load() {
+                    notifications.load(&account);
                     start_channels(account.clone());
                     auth.set(Auth::SignedIn(account));
                 }
@@ -168,6 +194,18 @@ pub fn App() -> impl IntoView {
     let leave = Callback::new(move |()| Route::Lobby.go());
     let people_open = RwSignal::new(false);
     let my_rooms = rooms::MyRooms::new(link);
+    // Unread notifications and messages, in the tab's title.
+    Effect::new(move |_| {
+        let rooms: u64 = my_rooms.list.with(|all| all.iter().map(|r| r.unread).sum());
+        let total = rooms + notifications.unread() as u64;
+        if let Some(document) = web_sys::window().and_then(|w| w.document()) {
+            document.set_title(&if total > 0 {
+                format!("({total}) Confab")
+            } else {
+                "Confab".to_owned()
+            });
+        }
+    });
 
     view! {
         <div class="shell">
@@ -185,9 +223,10 @@ pub fn App() -> impl IntoView {
                 {move || match auth.get() {
                     Auth::SignedIn(account) => view! {
                         <div class="user-chip">
+                            <inbox::Bell inbox=notifications />
                             <room::Avatar url=account.image_url.clone() name=account.username.clone() />
                             <span><span class="signed-in-label">"Signed in as "</span><strong data-testid="signed-in-as">{account.username.clone()}</strong></span>
-                            <button type="button" class="secondary" on:click=sign_out>"Sign out"</button>
+                            <button type="button" class="secondary" data-testid="sign-out" on:click=sign_out>"Sign out"</button>
                         </div>
                     }.into_any(),
                     _ => ().into_any(),

@@ -78,7 +78,7 @@ async fn two_people_on_two_nodes_chat_and_see_each_other_online() {
     // Each sees the other online, and Ben's sign-out on node two reaches Ana on node one.
     expect_text(&ana, "[data-testid=online-users]", "Ben").await;
     expect_text(&ben, "[data-testid=online-users]", "Ana").await;
-    ben.click(".user-chip button").await;
+    ben.click("[data-testid=sign-out]").await;
     ana.wait_until("[data-testid=online-users]", SCREEN_WAIT, |t| {
         !t.contains("Ben")
     })

@@ -345,7 +345,7 @@ async fn the_online_list_follows_people_signing_in_and_out() {
     expect_text(&ana, "[data-testid=online-count]", "2").await;
     ana.screenshot("lobby-online").await;
 
-    ben.click(".user-chip button").await;
+    ben.click("[data-testid=sign-out]").await;
     ana.wait_until("[data-testid=online-users]", SCREEN_WAIT, |t| {
         !t.contains("Ben")
     })

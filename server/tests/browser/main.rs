@@ -3,6 +3,7 @@
 mod cluster;
 mod flows;
 mod harness;
+mod inbox;
 mod phone;
 mod timeline;
 
@@ -115,7 +116,7 @@ async fn a_person_signs_in_as_a_guest_is_remembered_and_signs_out() {
         .await;
     assert_eq!(name.unwrap_or_else(|err| panic!("{err}")), "Ana");
 
-    browser.click(".user-chip button").await;
+    browser.click("[data-testid=sign-out]").await;
     browser
         .wait_for_text("form.sign-in h2", SCREEN_WAIT)
         .await
