@@ -148,6 +148,15 @@ pub fn RoomView(
         if first_load {
             has_older
                 .set(messages.with_untracked(|all| all.keys().next().is_some_and(|seq| *seq > 1)));
+            // Back in a room left scrolled up: the list opens where it was.
+            if let Some(top) = rooms.scroll_of(&code.get_value()) {
+                request_animation_frame(move || {
+                    if let Some(list) = list_ref.get_untracked() {
+                        list.set_scroll_top(top);
+                    }
+                });
+                return;
+            }
         }
         if follow {
             to_bottom();
@@ -175,7 +184,10 @@ pub fn RoomView(
         });
     };
     let on_scroll = move |_| {
-        if at_bottom() {
+        let bottom = at_bottom();
+        let top = list_ref.get_untracked().map(|list| list.scroll_top());
+        rooms.remember_scroll(&code.get_value(), top.filter(|_| !bottom));
+        if bottom {
             unseen.set(false);
             mark_read();
         }

@@ -3,6 +3,8 @@
 //! device shows the same counts; the list is fetched on every sign-in and kept current from
 //! the messages the connection receives in between.
 
+use std::collections::HashMap;
+
 use confab_shared::native::{ClientMessage, RoomSummary, ServerMessage};
 use leptos::prelude::*;
 
@@ -19,6 +21,8 @@ pub struct MyRooms {
     me: StoredValue<String>,
     /// The room on the screen, whose messages are read as they arrive.
     open: StoredValue<Option<String>>,
+    /// Where the person left each room's message list scrolled (none: at the newest).
+    scrolled: StoredValue<HashMap<String, i32>>,
 }
 
 impl MyRooms {
@@ -28,6 +32,7 @@ impl MyRooms {
             link,
             me: StoredValue::new(String::new()),
             open: StoredValue::new(None),
+            scrolled: StoredValue::new(HashMap::new()),
         };
         link.listen(move |message| rooms.on_message(message));
         rooms
@@ -93,6 +98,23 @@ impl MyRooms {
     /// Room `code` is on the screen (or, with `None`, no room is).
     pub fn set_open(self, code: Option<String>) {
         self.open.set_value(code);
+    }
+
+    /// Where room `code`'s list is scrolled: `None` when at the newest message.
+    pub fn remember_scroll(self, code: &str, top: Option<i32>) {
+        self.scrolled.update_value(|all| match top {
+            Some(top) => {
+                all.insert(code.to_owned(), top);
+            }
+            None => {
+                all.remove(code);
+            }
+        });
+    }
+
+    /// Where the person left room `code`'s list, unless at the newest message.
+    pub fn scroll_of(self, code: &str) -> Option<i32> {
+        self.scrolled.with_value(|all| all.get(code).copied())
     }
 
     /// The person has seen room `code` up to `seq`: the server keeps it for every device.

@@ -295,3 +295,53 @@ async fn rooms_show_unread_counts_that_every_device_agrees_on() {
     }
     server.shutdown().await.unwrap();
 }
+
+/// Going to another room and back finds the list where it was left.
+#[tokio::test]
+async fn switching_rooms_keeps_each_rooms_place() {
+    let (server, _data) = serve().await;
+    let url = format!("http://{}/", server.addr());
+    let driver = Chromedriver::start().await;
+    let ana = signed_in(&driver, &url, "Ana").await;
+    let first = create_room(&ana).await;
+    let first_code = first.rsplit('/').next().unwrap().to_owned();
+    post_messages(&server, &first_code, 45).await;
+    expect_text(&ana, "[data-testid=messages]", "m45").await;
+    ana.goto(&url).await;
+    let second = create_room(&ana).await;
+    let second_code = second.rsplit('/').next().unwrap().to_owned();
+
+    let top = "return document.querySelector('[data-testid=messages]').scrollTop";
+    ana.click(&format!(
+        "[data-testid=rooms] li[data-code='{first_code}'] a"
+    ))
+    .await;
+    expect_text(&ana, "[data-testid=messages]", "m45").await;
+    scroll_messages_to(&ana, "300").await;
+    let left_at = ana.evaluate(top).await.as_f64().unwrap();
+    assert!((left_at - 300.0).abs() < 2.0, "{left_at}");
+    ana.click(&format!(
+        "[data-testid=rooms] li[data-code='{second_code}'] a"
+    ))
+    .await;
+    expect_text(&ana, "[data-testid=room-code]", &second_code).await;
+    ana.click(&format!(
+        "[data-testid=rooms] li[data-code='{first_code}'] a"
+    ))
+    .await;
+    expect_text(&ana, "[data-testid=messages]", "m45").await;
+    let deadline = tokio::time::Instant::now() + SCREEN_WAIT;
+    loop {
+        let now_at = ana.evaluate(top).await.as_f64().unwrap();
+        if (now_at - left_at).abs() < 2.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "back at {left_at}, not {now_at}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    ana.close().await;
+    server.shutdown().await.unwrap();
+}
