@@ -37,4 +37,14 @@ if [ "$profile" != dev ]; then
 fi
 cp style/main.css "$site/pkg/confab.css"
 cp -R public/. "$site/"
+
+# The same three files under names that carry a hash of their content, which the server
+# lets browsers keep for a year (site.rs, ASSETS_DIR); the shell page loads those.
+hash=$(cat "$site/pkg/confab.js" "$site/pkg/confab.wasm" "$site/pkg/confab.css" | sha256sum | cut -c1-16)
+rm -rf "$site/assets" && mkdir -p "$site/assets"
+for ext in js wasm css; do
+  cp "$site/pkg/confab.$ext" "$site/assets/confab-$hash.$ext"
+done
+sed "s|/pkg/confab\.|/assets/confab-$hash.|g" public/shell.html >"$site/shell.html"
+grep -q "/assets/confab-$hash.wasm" "$site/shell.html"
 echo "app built into $site ($(wc -c <"$site/pkg/confab.wasm") bytes of wasm)" >&2

@@ -19,6 +19,11 @@ use tower_http::{
 
 /// The page cargo-leptos copies from `public/` into the site: it loads the app.
 pub const SHELL_FILE: &str = "shell.html";
+/// The site's directory of files whose names carry a hash of their content
+/// (`scripts/build-app.sh` puts the app there): a name never changes what it serves, so
+/// browsers keep them for a year without asking again.
+pub const ASSETS_DIR: &str = "assets";
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 pub fn is_built(site_dir: &Path) -> bool {
     site_dir.join(SHELL_FILE).is_file()
@@ -35,7 +40,7 @@ pub fn warn_if_missing(site_dir: &Path) {
 }
 
 /// Paths under which the server, not the app, answers: a miss there is a 404.
-const SERVER_PREFIXES: &[&str] = &["/api/", "/qf/", "/socket.io/", "/pkg/", "/ws/"];
+const SERVER_PREFIXES: &[&str] = &["/api/", "/qf/", "/socket.io/", "/pkg/", "/assets/", "/ws/"];
 const SERVER_PATHS: &[&str] = &["/api", "/qf", "/ws", "/metrics", "/healthz", "/readyz"];
 
 /// Adds the site to `router` as its fallback: files from `site_dir`, the shell page for a
@@ -56,12 +61,21 @@ pub fn serve<S: Clone + Send + Sync + 'static>(router: Router<S>, site_dir: &Pat
             }
         }
     };
+    let hashed = tower::ServiceBuilder::new()
+        .layer(CompressionLayer::new())
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(IMMUTABLE),
+        ))
+        .service(ServeDir::new(site_dir.join(ASSETS_DIR)));
+    let router = router.nest_service(&format!("/{ASSETS_DIR}"), hashed);
     let files = ServeDir::new(site_dir).fallback(not_a_file.into_service());
     let served = tower::ServiceBuilder::new()
         // brotli or gzip, as the browser accepts (the app's wasm shrinks to about a third).
         .layer(CompressionLayer::new())
-        // The files' names carry no hash, so a browser asks again on each load and gets a
-        // 304 while the file is unchanged (`ServeDir` sends `Last-Modified`).
+        // These files' names carry no hash (the shell page, cargo-leptos's `pkg/`), so a
+        // browser asks again on each load and gets a 304 while the file is unchanged
+        // (`ServeDir` sends `Last-Modified`).
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache"),

@@ -38,6 +38,8 @@ async fn a_built_site_is_served_with_the_shell_for_client_routes() {
     std::fs::write(site.path().join("shell.html"), &shell).unwrap();
     std::fs::create_dir(site.path().join("pkg")).unwrap();
     std::fs::write(site.path().join("pkg/app.js"), &script).unwrap();
+    std::fs::create_dir(site.path().join("assets")).unwrap();
+    std::fs::write(site.path().join("assets/app-0123456789abcdef.js"), &script).unwrap();
     let app = spawn_app_with(|c| c.site_dir = site.path().to_owned()).await;
 
     let js = reqwest::get(app.http_url("/pkg/app.js")).await.unwrap();
@@ -60,10 +62,25 @@ async fn a_built_site_is_served_with_the_shell_for_client_routes() {
         assert_eq!(page.headers()["content-encoding"], encoding, "{path}");
         assert_eq!(page.headers()["cache-control"], "no-cache", "{path}");
     }
+    // Files named by their content are kept for a year.
+    let hashed = app
+        .http
+        .get(app.http_url("/assets/app-0123456789abcdef.js"))
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hashed.status(), 200);
+    assert_eq!(hashed.headers()["content-encoding"], "br");
+    assert_eq!(
+        hashed.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
     // Only navigations get the shell: a missing file or an unknown endpoint is a 404.
     for path in [
         "/x.png",
         "/pkg/missing.js",
+        "/assets/missing-0123456789abcdef.js",
         "/api/nope",
         "/qf/nope",
         "/ws/x",

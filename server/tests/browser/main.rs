@@ -35,6 +35,21 @@ async fn the_app_shows_the_servers_answer_to_its_ping() {
         .await;
     browser.screenshot("first-ping").await;
     state.unwrap_or_else(|err| panic!("{err}"));
+    // The app came from files named by their content, as scripts/build-app.sh makes them.
+    let loaded = browser
+        .evaluate(
+            "return performance.getEntriesByType('resource').map(r => new URL(r.name).pathname)",
+        )
+        .await;
+    let loaded: Vec<String> = serde_json::from_value(loaded).unwrap();
+    for ext in ["js", "wasm", "css"] {
+        assert!(
+            loaded
+                .iter()
+                .any(|path| path.starts_with("/assets/confab-") && path.ends_with(ext)),
+            "{ext} from /assets: {loaded:?}"
+        );
+    }
     browser.close().await;
     server.shutdown().await.unwrap();
 }
