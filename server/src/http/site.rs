@@ -67,7 +67,13 @@ pub fn serve<S: Clone + Send + Sync + 'static>(router: Router<S>, site_dir: &Pat
             header::CACHE_CONTROL,
             HeaderValue::from_static(IMMUTABLE),
         ))
-        .service(ServeDir::new(site_dir.join(ASSETS_DIR)));
+        // `build-app.sh` writes each file's `.br` and `.gz` beside it, compressed harder
+        // than the layer would on the fly; the layer leaves those as they are.
+        .service(
+            ServeDir::new(site_dir.join(ASSETS_DIR))
+                .precompressed_br()
+                .precompressed_gzip(),
+        );
     let router = router.nest_service(&format!("/{ASSETS_DIR}"), hashed);
     let files = ServeDir::new(site_dir).fallback(not_a_file.into_service());
     let served = tower::ServiceBuilder::new()

@@ -40,6 +40,13 @@ async fn a_built_site_is_served_with_the_shell_for_client_routes() {
     std::fs::write(site.path().join("pkg/app.js"), &script).unwrap();
     std::fs::create_dir(site.path().join("assets")).unwrap();
     std::fs::write(site.path().join("assets/app-0123456789abcdef.js"), &script).unwrap();
+    // What the build compressed ahead (any bytes will do: the server passes them on).
+    let ahead = b"brotli made at build time".to_vec();
+    std::fs::write(
+        site.path().join("assets/app-0123456789abcdef.js.br"),
+        &ahead,
+    )
+    .unwrap();
     let app = spawn_app_with(|c| c.site_dir = site.path().to_owned()).await;
 
     let js = reqwest::get(app.http_url("/pkg/app.js")).await.unwrap();
@@ -76,6 +83,20 @@ async fn a_built_site_is_served_with_the_shell_for_client_routes() {
         hashed.headers()["cache-control"],
         "public, max-age=31536000, immutable"
     );
+    assert_eq!(
+        hashed.bytes().await.unwrap().to_vec(),
+        ahead,
+        "sent as built"
+    );
+    // Without a precompressed one, gzip is made on the fly.
+    let gzipped = app
+        .http
+        .get(app.http_url("/assets/app-0123456789abcdef.js"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
     // Only navigations get the shell: a missing file or an unknown endpoint is a 404.
     for path in [
         "/x.png",
