@@ -18,14 +18,15 @@ pub const SCREEN_WAIT: Duration = Duration::from_secs(10);
 /// build's WebAssembly takes seconds when every test has a browser open on two cores.
 pub const PAGE_LOAD_WAIT: Duration = Duration::from_secs(30);
 
-/// The built app. `scripts/test.sh` builds it with cargo-leptos before the tests run.
+/// The built app. `scripts/test.sh` builds it with `scripts/build-app.sh --debug` before the
+/// tests run; `CONFAB_TEST_SITE_DIR` points the tests at another build.
 pub fn site_dir() -> PathBuf {
     let dir = std::env::var_os("CONFAB_TEST_SITE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site")));
     assert!(
         dir.join("shell.html").is_file(),
-        "no built app in {}: run `cargo leptos build` first (scripts/test.sh does)",
+        "no built app in {}: run `scripts/build-app.sh --debug` first (scripts/test.sh does)",
         dir.display()
     );
     dir
