@@ -3,7 +3,7 @@
 // CONFAB_ANONYMOUS=allow, so that clients may authenticate after connecting.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client, PlainClient, api, as, fresh, token } from './lib.mjs';
+import { Client, PlainClient, subscribed, api, as, fresh, token } from './lib.mjs';
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
@@ -124,6 +124,7 @@ test('/notifications: a published notification reaches both dialects, each in it
   await sio.next('authenticated');
   const { body: { token: wsToken } } = await api('GET', '/qf/auth/ws-token', undefined, { bearer: token(user) });
   const qf = await PlainClient.open(`/qf/notifications/ws?token=${wsToken}`);
+  await subscribed(qf, user);
   const published = await api('POST', '/api/notifications', {
     userId: user,
     type: 'success',

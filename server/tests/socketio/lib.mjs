@@ -194,5 +194,24 @@ export class PlainClient {
   }
 }
 
+/**
+ * Resolves once the `/qf/notifications` socket `qf` of `sub` receives what is published to
+ * its user. The socket signs in after its upgrade, and nothing tells the client when: a
+ * ping to oneself, repeated until one arrives, does.
+ */
+export async function subscribed(qf, sub) {
+  const username = sub[0].toUpperCase() + sub.slice(1);
+  for (let attempt = 1; ; attempt++) {
+    const pinged = await api('POST', `/qf/users/online/${encodeURIComponent(username)}/ping`, {}, { bearer: token(sub) });
+    assert.equal(pinged.status, 200, JSON.stringify(pinged.body));
+    try {
+      await qf.next('ping', 200);
+      return;
+    } catch (err) {
+      if (attempt >= 5) throw err;
+    }
+  }
+}
+
 /** A room id no other test uses. */
 export const fresh = (prefix) => `${prefix}-${Math.random().toString(36).slice(2, 10)}`;
