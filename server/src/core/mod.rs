@@ -36,7 +36,7 @@ pub use error::{CoreError, CoreResult};
 use events::{Delivery, Event, Topic};
 use hub::{ConnId, Hub, Inbox};
 use model::Profile;
-pub use moderation::{Moderator, MAX_MODERATION_LIST, MAX_REASON_CHARS};
+pub use moderation::{Moderator, MAX_MODERATION_LIST, MAX_REASON_CHARS, MAX_USER_ID_CHARS};
 pub use notifications::MAX_BACKLOG;
 pub use rooms::{
     new_room_code, IfMissing, Joined, RoomSpec, MAX_ROOMS_PER_USER, MAX_ROOM_KEY_CHARS,

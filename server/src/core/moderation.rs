@@ -11,8 +11,10 @@ use super::{
 
 /// Longest reason a moderator may give, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
-/// Longest moderator name and banned user id, in characters.
+/// Longest moderator name, in characters.
 pub const MAX_MODERATOR_CHARS: usize = 128;
+/// Longest user id a ban takes, in characters (as the notification API's `userId`).
+pub const MAX_USER_ID_CHARS: usize = 128;
 /// Most entries one listing of bans or of the audit log returns.
 pub const MAX_MODERATION_LIST: usize = 500;
 /// The moderator named in the audit log when the caller names none.
@@ -141,9 +143,9 @@ impl Core {
     /// when the ban is lifted.
     pub async fn ban(&self, by: &Moderator, user_id: &str) -> CoreResult<Ban> {
         let chars = user_id.chars().count();
-        if chars == 0 || chars > MAX_MODERATOR_CHARS || user_id.chars().any(char::is_control) {
+        if chars == 0 || chars > MAX_USER_ID_CHARS || user_id.chars().any(char::is_control) {
             return Err(CoreError::invalid(format!(
-                "user id must be 1 to {MAX_MODERATOR_CHARS} characters without control characters"
+                "user id must be 1 to {MAX_USER_ID_CHARS} characters without control characters"
             )));
         }
         let ban = Ban {
