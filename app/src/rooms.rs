@@ -1,7 +1,8 @@
 //! The rooms the person is a member of, as a sidebar shows them: each with its name, its
 //! newest message and an unread count. The server keeps the read positions, so every
 //! device shows the same counts; the list is fetched on every sign-in and kept current from
-//! the messages the connection receives in between.
+//! the messages the connection receives in between, and from what the server says the
+//! person read on another device.
 
 use std::collections::HashMap;
 
@@ -79,6 +80,12 @@ impl MyRooms {
                     }
                 });
             }
+            // Read on another device (or this one): the count follows.
+            ServerMessage::RoomRead { code, seq } => self.list.update(|all| {
+                if let Some(room) = all.iter_mut().find(|r| r.code == *code) {
+                    room.unread = room.unread.min(room.last_seq.saturating_sub(*seq));
+                }
+            }),
             ServerMessage::RoomLeft { code } | ServerMessage::RoomClosed { code } => {
                 self.forget(code);
             }

@@ -147,6 +147,10 @@ pub enum ServerMessage {
     /// Extension: the caller's rooms, the most recently active first.
     #[serde(rename = "rooms:list")]
     RoomsList { rooms: Vec<RoomSummary> },
+    /// Extension: the user read room `code` up to `seq` on one of their connections (this
+    /// one included); unread counts follow.
+    #[serde(rename = "room:read")]
+    RoomRead { code: String, seq: u64 },
 }
 
 /// A room in `rooms:list`: what a sidebar shows of it.

@@ -80,6 +80,11 @@ pub enum Event {
     /// The topic's user was banned: the hub closes every connection signed in as them,
     /// whatever they follow.
     AccessRevoked,
+    /// The topic's user has read room `room_key` up to `seq` (on one of their devices).
+    ReadUpTo {
+        room_key: String,
+        seq: u64,
+    },
 }
 
 /// An event on its way to the subscribers of a topic.

@@ -22,8 +22,9 @@ impl Core {
         Ok(notification)
     }
 
-    /// Delivers the signed-in user's notifications and pings to this connection from now on.
-    pub fn watch_notifications(&self, conn: &Connection) -> CoreResult<()> {
+    /// Delivers what is addressed to the signed-in user (notifications, pings, where they
+    /// have read to) to this connection from now on.
+    pub fn watch_user(&self, conn: &Connection) -> CoreResult<()> {
         let user = self.signed_in(conn)?;
         self.inner.hub.subscribe(
             conn.id,

@@ -1,8 +1,13 @@
 //! What a member has read: a read position per user and room (the `seq` of the last message
 //! they saw), kept by the server so that every device of theirs shows the same unread
-//! counts, and the overview of their rooms a sidebar shows.
+//! counts (and is told at once when another one reads), and the overview of their rooms a
+//! sidebar shows.
 
-use super::{model::RoomSummary, now_ms, Connection, Core, CoreError, CoreResult};
+use super::{
+    events::{Event, Topic},
+    model::RoomSummary,
+    now_ms, Connection, Core, CoreError, CoreResult,
+};
 
 impl Core {
     /// The caller's rooms with their newest message and unread count, the most recently
@@ -35,6 +40,12 @@ impl Core {
             .store
             .set_read_position(&user.user_id, key, seq, now_ms())
             .await?;
+        // The user's other devices update their counts at once.
+        let event = Event::ReadUpTo {
+            room_key: key.to_owned(),
+            seq,
+        };
+        self.publish(Topic::User(user.user_id), event, None);
         Ok(())
     }
 }

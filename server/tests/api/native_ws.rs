@@ -556,10 +556,16 @@ async fn rooms_list_names_last_messages_and_unread_counts_per_user(backend: Back
     assert_eq!(rooms[1]["code"], plain);
     assert!(rooms[1].get("lastMessage").is_none());
 
-    // Read on one connection, the same count on every other of the user's.
+    // Read on one connection, the same count on every other of the user's, which are told.
+    let mut ana_elsewhere = app.user("ana").await;
     ana.send_json(json!({"type": "room:read", "code": named, "seq": 2}))
         .await;
-    let mut ana_elsewhere = app.user("ana").await;
+    for ws in [&mut ana_elsewhere, &mut ana] {
+        assert_eq!(
+            ws.recv_type("room:read").await,
+            json!({"type": "room:read", "code": named, "seq": 2})
+        );
+    }
     let rooms = list(&mut ana_elsewhere).await;
     assert_eq!(rooms[0]["unread"], 1);
     assert_eq!(list(&mut ben).await[0]["unread"], 3, "ben has read nothing");

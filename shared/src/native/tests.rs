@@ -150,6 +150,46 @@ fn client_extensions() {
 }
 
 #[test]
+fn server_extensions() {
+    assert_server_round_trip(
+        json!({"type": "room:read", "code": "ABC234", "seq": 4}),
+        ServerMessage::RoomRead {
+            code: "ABC234".into(),
+            seq: 4,
+        },
+    );
+    assert_server_round_trip(
+        json!({"type": "room:deleted", "code": "ABC234", "id": "m-1", "seq": 2}),
+        ServerMessage::RoomDeleted {
+            code: "ABC234".into(),
+            id: "m-1".into(),
+            seq: 2,
+        },
+    );
+    assert_server_round_trip(
+        json!({"type": "room:user_left", "code": "ABC234", "userId": "u2", "removed": true}),
+        ServerMessage::RoomUserLeft {
+            code: "ABC234".into(),
+            user_id: "u2".into(),
+            removed: true,
+        },
+    );
+    assert_server_round_trip(
+        json!({"type": "rooms:list", "rooms": [{"code": "ABC234", "name": "Book club",
+               "lastSeq": 3, "unread": 1}]}),
+        ServerMessage::RoomsList {
+            rooms: vec![crate::native::RoomSummary {
+                code: "ABC234".into(),
+                name: "Book club".into(),
+                last_seq: 3,
+                unread: 1,
+                last_message: None,
+            }],
+        },
+    );
+}
+
+#[test]
 fn server_messages_of_contract_000() {
     let (room_json, room) = sample_room();
     assert_server_round_trip(

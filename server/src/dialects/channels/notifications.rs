@@ -56,7 +56,7 @@ impl Channel for NotificationChannel {
         let core = state.core();
         // Subscribe before reading the backlog, so nothing published in between is missed;
         // what arrives both ways is sent once.
-        let backlog = match core.watch_notifications(conn) {
+        let backlog = match core.watch_user(conn) {
             Ok(()) => core.undelivered_notifications(conn).await,
             Err(err) => Err(err),
         };

@@ -466,8 +466,12 @@ impl Peer {
                 error: client_text(&err),
             }];
         }
-        // A reconnecting member receives their rooms again without re-joining.
+        // A reconnecting member receives their rooms again without re-joining, and what the
+        // user reads elsewhere.
         if let Err(err) = core.resubscribe(&self.conn).await {
+            err.log_if_internal();
+        }
+        if let Err(err) = core.watch_user(&self.conn) {
             err.log_if_internal();
         }
         let ok = ServerMessage::AuthOk {

@@ -112,5 +112,9 @@ pub fn event(event: &Event) -> Option<ServerMessage> {
         | Event::Media(_)
         | Event::RoomEvent { .. }
         | Event::AccessRevoked => return None,
+        Event::ReadUpTo { room_key, seq } => ServerMessage::RoomRead {
+            code: room_key.clone(),
+            seq: *seq,
+        },
     })
 }

@@ -181,7 +181,7 @@ impl Peer {
         }
         *lock(&self.expires_at) = Some(identity.expires_at);
         if self.namespace == Namespace::Notifications {
-            core.watch_notifications(&self.conn)?;
+            core.watch_user(&self.conn)?;
             self.backlog_pending.store(true, Ordering::Release);
         }
         self.auth_changed.notify_one();
