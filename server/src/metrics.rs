@@ -38,6 +38,8 @@ pub const JWKS_REFRESHES: &str = "confab_jwks_refreshes_total";
 /// Party sessions moving between phases, by `from` (`none` when created) and `to`
 /// (`lobby`, `in_play`, `completed`, `ended`).
 pub const PARTY_TRANSITIONS: &str = "confab_party_transitions_total";
+/// Moderators' actions that took effect, by `action` (as the audit log names them).
+pub const MODERATION_ACTIONS: &str = "confab_moderation_actions_total";
 /// Messages this node published to the cluster's Redis channel, by `kind`.
 pub const REDIS_PUBLISHED: &str = "confab_redis_published_total";
 /// Messages this node received from other nodes, by `kind`.
@@ -122,6 +124,10 @@ fn describe() {
     describe_counter!(
         PARTY_TRANSITIONS,
         "Party sessions moving between phases, by from (none: created) and to."
+    );
+    describe_counter!(
+        MODERATION_ACTIONS,
+        "Moderators' actions that took effect, by action."
     );
     describe_counter!(
         REDIS_PUBLISHED,

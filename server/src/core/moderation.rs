@@ -220,6 +220,8 @@ impl Core {
             reason = %entry.reason,
             "moderation"
         );
+        metrics::counter!(crate::metrics::MODERATION_ACTIONS, "action" => action.as_str())
+            .increment(1);
         self.inner.store.record_audit(&entry).await?;
         Ok(())
     }

@@ -141,7 +141,8 @@ async fn raw_socket_io(addr: std::net::SocketAddr, token: &str) -> WsClient {
 
 #[tokio::test]
 async fn metrics_count_what_a_scripted_session_did() {
-    let server = ServerProcess::start(&[]).await;
+    let server =
+        ServerProcess::start(&[("CONFAB_API_KEY", confab_server::config::TEST_API_KEY)]).await;
     let metrics_url = format!("http://{}/metrics", server.addr);
     let ws_url = format!("ws://{}/ws", server.addr);
     let before = scrape(&metrics_url).await;
@@ -206,8 +207,22 @@ async fn metrics_count_what_a_scripted_session_did() {
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
+    // A moderator bans someone, and lifts it.
+    for method in [reqwest::Method::PUT, reqwest::Method::DELETE] {
+        let moderated = client
+            .request(method, format!("http://{}/api/admin/bans/zed", server.addr))
+            .header("x-api-key", confab_server::config::TEST_API_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert!(moderated.status().is_success(), "{}", moderated.status());
+    }
 
     let during = scrape(&metrics_url).await;
+    for action in ["ban", "unban"] {
+        let counted = format!(r#"confab_moderation_actions_total{{action="{action}"}}"#);
+        assert_eq!(value(&during, &counted), 1.0, "{action}");
+    }
     assert_eq!(value(&during, "confab_messages_stored_total"), 3.0);
     assert_eq!(value(&during, "confab_store_batch_size_sum"), 3.0);
     assert_eq!(
