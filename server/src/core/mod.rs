@@ -187,18 +187,18 @@ impl Core {
         self.check_not_banned(&profile.user_id).await?;
         self.inner.store.upsert_profile(&profile, now_ms()).await?;
         self.sign_out(conn);
+        self.inner.hub.set_user(conn.id, Some(profile.clone()));
+        // A ban made since the first check revoked the user's connections before this one
+        // was theirs: look again now that a revocation would find it. Presence comes after,
+        // so a refused connection was never announced.
+        if let Err(err) = self.check_not_banned(&profile.user_id).await {
+            self.inner.hub.set_user(conn.id, None);
+            return Err(err);
+        }
         let change = self.inner.presence.arrive(&profile);
         self.inner.fanout.signed_in(&profile, change.here);
         if change.everywhere {
             self.presence_changed();
-        }
-        let user_id = profile.user_id.clone();
-        self.inner.hub.set_user(conn.id, Some(profile));
-        // A ban made since the first check revoked the user's connections before this one
-        // was theirs: look again now that a revocation would find it.
-        if let Err(err) = self.check_not_banned(&user_id).await {
-            self.sign_out(conn);
-            return Err(err);
         }
         Ok(())
     }

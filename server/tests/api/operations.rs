@@ -268,9 +268,12 @@ async fn metrics_count_what_a_scripted_session_did() {
     drop(ben);
     drop(forged);
     let deadline = Instant::now() + WAIT;
+    // The gauge and the counter move at two moments of a socket's end: wait for both.
     let after = loop {
         let after = scrape(&metrics_url).await;
-        if value(&after, r#"confab_connections_open{dialect="ws"}"#) == 1.0
+        let closed = r#"confab_connections_closed_total{close="none",dialect="ws"}"#;
+        if (value(&after, r#"confab_connections_open{dialect="ws"}"#) == 1.0
+            && value(&after, closed) == 2.0)
             || Instant::now() > deadline
         {
             break after;
