@@ -39,7 +39,7 @@ use model::Profile;
 pub use moderation::{Moderator, MAX_MODERATION_LIST, MAX_REASON_CHARS, MAX_USER_ID_CHARS};
 pub use notifications::MAX_BACKLOG;
 pub use rooms::{
-    new_room_code, IfMissing, Joined, RoomSpec, MAX_ROOMS_PER_USER, MAX_ROOM_KEY_CHARS,
+    new_room_code, HistoryPage, IfMissing, Joined, RoomSpec, MAX_ROOMS_PER_USER, MAX_ROOM_KEY_CHARS,
 };
 
 use crate::{

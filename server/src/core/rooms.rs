@@ -41,6 +41,15 @@ pub struct Joined {
     pub newly_joined: bool,
 }
 
+/// Which page of a room's history to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryPage {
+    /// What was stored after this `seq` (lossless resume).
+    After(u64),
+    /// The newest messages before this `seq` (older history).
+    Before(u64),
+}
+
 /// What to do when a joined room does not exist.
 #[derive(Debug, Clone)]
 pub enum IfMissing {
@@ -454,37 +463,23 @@ impl Core {
         Ok(room)
     }
 
-    /// The newest [`limits::HISTORY_LEN`] stored messages before `before_seq`, oldest first:
-    /// older history, a page at a time.
-    pub async fn history_before(
+    /// A page of the room's stored messages, oldest first, at most
+    /// [`limits::HISTORY_LEN`].
+    pub async fn history(
         &self,
         conn: &Connection,
         key: &str,
-        before_seq: u64,
+        page: HistoryPage,
     ) -> CoreResult<Vec<Message>> {
         let user = self.signed_in(conn)?;
         self.require_member(key, &user.user_id).await?;
-        Ok(self
-            .inner
-            .store
-            .messages_before(key, before_seq, limits::HISTORY_LEN)
-            .await?)
-    }
-
-    /// Stored messages after `after_seq`, oldest first, at most [`limits::HISTORY_LEN`].
-    pub async fn history_after(
-        &self,
-        conn: &Connection,
-        key: &str,
-        after_seq: u64,
-    ) -> CoreResult<Vec<Message>> {
-        let user = self.signed_in(conn)?;
-        self.require_member(key, &user.user_id).await?;
-        Ok(self
-            .inner
-            .store
-            .messages_after(key, after_seq, limits::HISTORY_LEN)
-            .await?)
+        let store = &self.inner.store;
+        Ok(match page {
+            HistoryPage::After(seq) => store.messages_after(key, seq, limits::HISTORY_LEN).await?,
+            HistoryPage::Before(seq) => {
+                store.messages_before(key, seq, limits::HISTORY_LEN).await?
+            }
+        })
     }
 }
 

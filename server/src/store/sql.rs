@@ -422,22 +422,10 @@ fn room_from_row(row: &impl Columns) -> StoreResult<Room> {
 
 fn room_summary_from_row(row: &impl Columns) -> StoreResult<RoomSummary> {
     let room = room_from_row(row)?;
-    let last_message = match row.optional_text("msg_id")? {
+    // The LEFT JOIN leaves the message's columns NULL in a room without messages.
+    let last_message = match row.optional_text(LAST_MESSAGE.id)? {
         None => None,
-        Some(id) => Some(Message {
-            id,
-            room_key: room.key.clone(),
-            seq: room.last_seq,
-            sender: Profile {
-                user_id: row.text("msg_user_id")?,
-                username: row.text("msg_username")?,
-                image_url: row.text("msg_image_url")?,
-                email: String::new(),
-            },
-            body: row.text("msg_body")?,
-            kind: MessageKind::parse(&row.text("msg_kind")?).ok_or_else(|| corrupt("kind"))?,
-            created_at_ms: row.int("msg_created_at")?,
-        }),
+        Some(_) => Some(message_from_columns(row, &LAST_MESSAGE)?),
     };
     Ok(RoomSummary {
         room,
@@ -474,20 +462,63 @@ fn member_from_row(row: &impl Columns) -> StoreResult<Member> {
     })
 }
 
+/// The names a row gives a message's columns: as in `messages`, or prefixed where a query
+/// reads a message beside a room.
+struct MessageColumns {
+    id: &'static str,
+    room_id: &'static str,
+    seq: &'static str,
+    user_id: &'static str,
+    username: &'static str,
+    image_url: &'static str,
+    body: &'static str,
+    kind: &'static str,
+    created_at: &'static str,
+}
+
+const MESSAGE: MessageColumns = MessageColumns {
+    id: "id",
+    room_id: "room_id",
+    seq: "seq",
+    user_id: "user_id",
+    username: "username",
+    image_url: "image_url",
+    body: "body",
+    kind: "kind",
+    created_at: "created_at",
+};
+
+/// A room's newest message in `room_summaries`.
+const LAST_MESSAGE: MessageColumns = MessageColumns {
+    id: "msg_id",
+    room_id: "msg_room_id",
+    seq: "msg_seq",
+    user_id: "msg_user_id",
+    username: "msg_username",
+    image_url: "msg_image_url",
+    body: "msg_body",
+    kind: "msg_kind",
+    created_at: "msg_created_at",
+};
+
 fn message_from_row(row: &impl Columns) -> StoreResult<Message> {
+    message_from_columns(row, &MESSAGE)
+}
+
+fn message_from_columns(row: &impl Columns, columns: &MessageColumns) -> StoreResult<Message> {
     Ok(Message {
-        id: row.text("id")?,
-        room_key: row.text("room_id")?,
-        seq: to_u64(row.int("seq")?, "seq")?,
+        id: row.text(columns.id)?,
+        room_key: row.text(columns.room_id)?,
+        seq: to_u64(row.int(columns.seq)?, "seq")?,
         sender: Profile {
-            user_id: row.text("user_id")?,
-            username: row.text("username")?,
-            image_url: row.text("image_url")?,
+            user_id: row.text(columns.user_id)?,
+            username: row.text(columns.username)?,
+            image_url: row.text(columns.image_url)?,
             email: String::new(),
         },
-        body: row.text("body")?,
-        kind: MessageKind::parse(&row.text("kind")?).ok_or_else(|| corrupt("kind"))?,
-        created_at_ms: row.int("created_at")?,
+        body: row.text(columns.body)?,
+        kind: MessageKind::parse(&row.text(columns.kind)?).ok_or_else(|| corrupt("kind"))?,
+        created_at_ms: row.int(columns.created_at)?,
     })
 }
 
@@ -823,7 +854,8 @@ macro_rules! impl_store {
                     "SELECT r.id, r.name, r.room_type, r.max_users, r.member_count, r.phase, \
                      r.host_id, r.game_state, r.created_at, r.last_seq, r.closed_at, \
                      COALESCE(p.seq, 0) AS read_seq, \
-                     msg.id AS msg_id, msg.user_id AS msg_user_id, msg.username AS msg_username, \
+                     msg.id AS msg_id, msg.room_id AS msg_room_id, msg.seq AS msg_seq, \
+                     msg.user_id AS msg_user_id, msg.username AS msg_username, \
                      msg.image_url AS msg_image_url, msg.body AS msg_body, msg.kind AS msg_kind, \
                      msg.created_at AS msg_created_at \
                      FROM memberships m JOIN rooms r ON r.id = m.room_id \

@@ -31,7 +31,7 @@ use crate::{
     auth::{AuthError, Identity, EXPIRY_LEEWAY_SECS},
     core::{
         events::Delivery, mailbox, model::MessageKind, now_ms, Connection, Core, CoreError,
-        IfMissing, RoomSpec,
+        HistoryPage, IfMissing, RoomSpec,
     },
     ratelimit::Bucket,
     AppState,
@@ -407,16 +407,16 @@ impl Peer {
                 after_seq,
                 before_seq,
             } => {
-                let history = match (after_seq, before_seq) {
-                    (Some(after), None) => {
-                        self.core().history_after(&self.conn, &code, after).await
-                    }
-                    (None, Some(before)) => {
-                        self.core().history_before(&self.conn, &code, before).await
-                    }
+                let page = match (after_seq, before_seq) {
+                    (Some(after), None) => Ok(HistoryPage::After(after)),
+                    (None, Some(before)) => Ok(HistoryPage::Before(before)),
                     _ => Err(CoreError::invalid(
                         "room:history takes either afterSeq or beforeSeq",
                     )),
+                };
+                let history = match page {
+                    Ok(page) => self.core().history(&self.conn, &code, page).await,
+                    Err(err) => Err(err),
                 };
                 room_reply(
                     &code,
