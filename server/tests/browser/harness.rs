@@ -313,7 +313,7 @@ impl Browser {
     pub async fn page_errors(&self) -> Vec<String> {
         let logged = self
             .client
-            .issue_cmd(BrowserLog)
+            .issue_cmd(ChromeCommand::browser_log())
             .await
             .expect("chromedriver returns the browser's log");
         logged
@@ -337,10 +337,10 @@ impl Browser {
     /// Has the page's CSS see `prefers-color-scheme: dark`, as a system in dark mode does.
     pub async fn prefer_dark(&self) {
         self.client
-            .issue_cmd(Cdp {
-                command: "Emulation.setEmulatedMedia",
-                params: json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
-            })
+            .issue_cmd(ChromeCommand::devtools(
+                "Emulation.setEmulatedMedia",
+                json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+            ))
             .await
             .expect("chromedriver passes the DevTools command on");
     }
@@ -354,52 +354,45 @@ impl Browser {
     }
 }
 
-/// A Chrome DevTools Protocol command, through ChromeDriver (`goog/cdp/execute`).
+/// A ChromeDriver command beyond WebDriver's own: `POST /session/{id}/{path}` with `body`.
+/// `se/log` (type `browser`) reads the console since it was last asked; `goog/cdp/execute`
+/// passes a Chrome DevTools Protocol command on.
 #[derive(Debug)]
-struct Cdp {
-    command: &'static str,
-    params: serde_json::Value,
+struct ChromeCommand {
+    path: &'static str,
+    body: serde_json::Value,
 }
 
-impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+impl ChromeCommand {
+    fn browser_log() -> Self {
+        Self {
+            path: "se/log",
+            body: json!({"type": "browser"}),
+        }
+    }
+
+    fn devtools(command: &str, params: serde_json::Value) -> Self {
+        Self {
+            path: "goog/cdp/execute",
+            body: json!({"cmd": command, "params": params}),
+        }
+    }
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for ChromeCommand {
     fn endpoint(
         &self,
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
         base_url.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session_id.unwrap_or_default()
+            "session/{}/{}",
+            session_id.unwrap_or_default(),
+            self.path
         ))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        let body = json!({"cmd": self.command, "params": self.params});
-        (http::Method::POST, Some(body.to_string()))
-    }
-}
-
-/// ChromeDriver's log command (`POST /session/{id}/se/log`, type `browser`): the console
-/// messages since it was last asked.
-#[derive(Debug)]
-struct BrowserLog;
-
-impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(
-        &self,
-        base_url: &url::Url,
-        session_id: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/se/log",
-            session_id.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (
-            http::Method::POST,
-            Some(json!({"type": "browser"}).to_string()),
-        )
+        (http::Method::POST, Some(self.body.to_string()))
     }
 }
