@@ -47,9 +47,17 @@ impl Core {
             .await?)
     }
 
-    /// Records that a socket has been sent notification `id`.
-    pub async fn mark_delivered(&self, id: &str) -> CoreResult<()> {
+    /// Records that a socket is sending notification `id`, before its frame is written, so
+    /// that a socket of the user that connects meanwhile does not send it from the backlog
+    /// too. `true` when this call marked it; the caller then owes
+    /// [`Core::unmark_delivered`] if the write fails.
+    pub async fn mark_delivered(&self, id: &str) -> CoreResult<bool> {
         Ok(self.inner.store.mark_delivered(id, now_ms()).await?)
+    }
+
+    /// Returns notification `id` to the backlog: its frame was not written.
+    pub async fn unmark_delivered(&self, id: &str) -> CoreResult<()> {
+        Ok(self.inner.store.unmark_delivered(id).await?)
     }
 
     /// A user's newest notifications, newest first.

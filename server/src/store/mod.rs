@@ -124,7 +124,11 @@ pub trait Store: Send + Sync + 'static {
         user_id: &str,
         limit: usize,
     ) -> StoreResult<Vec<Notification>>;
-    async fn mark_delivered(&self, id: &str, now_ms: i64) -> StoreResult<()>;
+    /// Marks notification `id` delivered; `true` when this call marked it (it was not yet).
+    async fn mark_delivered(&self, id: &str, now_ms: i64) -> StoreResult<bool>;
+    /// Undoes [`Store::mark_delivered`] for a notification whose frame could not be sent,
+    /// so that the user's next notification socket gets it.
+    async fn unmark_delivered(&self, id: &str) -> StoreResult<()>;
     /// The user's newest `limit` notifications, newest first.
     async fn notifications_of(&self, user_id: &str, limit: usize)
         -> StoreResult<Vec<Notification>>;

@@ -947,10 +947,18 @@ macro_rules! impl_store {
                 rows.iter().map(notification_from_row).collect()
             }
 
-            async fn mark_delivered(&self, id: &str, now_ms: i64) -> StoreResult<()> {
-                sqlx::query("UPDATE notifications SET delivered_at = $2 WHERE id = $1 AND delivered_at IS NULL")
+            async fn mark_delivered(&self, id: &str, now_ms: i64) -> StoreResult<bool> {
+                let done = sqlx::query("UPDATE notifications SET delivered_at = $2 WHERE id = $1 AND delivered_at IS NULL")
                     .bind(id)
                     .bind(now_ms)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn unmark_delivered(&self, id: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE notifications SET delivered_at = NULL WHERE id = $1")
+                    .bind(id)
                     .execute(&self.writer)
                     .await?;
                 Ok(())

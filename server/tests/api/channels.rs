@@ -2,7 +2,9 @@
 //! pings, and the notification API.
 
 use crate::common::{assert_refused_frames_close, spawn_app_with, tokens, TestApp, WsClient};
+use confab_server::core::MAX_BACKLOG;
 use serde_json::{json, Value};
+use std::{collections::HashSet, time::Duration};
 
 async fn ws_token(app: &TestApp, header: Option<(&str, String)>) -> reqwest::Response {
     let mut request = app.http.get(app.http_url("/qf/auth/ws-token"));
@@ -374,6 +376,60 @@ async fn notifications_made_while_offline_arrive_on_connect_once() {
         .await;
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_notification_whose_write_fails_is_sent_on_the_next_connect() {
+    // A socket that stops reading stalls its writes; with a queue of 8 the next deliveries
+    // overflow it, which cuts the stalled write short and closes the socket.
+    let app = spawn_app_with(|c| c.outbound_queue = 8).await;
+    let token = app.qf_token("ana").await;
+    let url = app.ws_url(&format!("/qf/notifications/ws?token={token}"));
+    let mut stalled = WsClient::connect_with_receive_buffer(&url, 4096).await;
+    // More than the kernel buffers between the two ends hold (a few MiB here), one at a
+    // time, so that the socket keeps up until its writes stall.
+    const PUBLISHED: usize = 2500;
+    let mut published = HashSet::new();
+    for i in 0..PUBLISHED {
+        let mut body = round_result("ana");
+        body["phraseText"] = json!(format!("{i} {}", "x".repeat(1990)));
+        for field in ["actorUsername", "action", "recipientRole"] {
+            body[field] = json!("y".repeat(128));
+        }
+        let response = publish(&app, Some(KEY), body).await;
+        assert_eq!(response.status(), 201);
+        let id = response.json::<Value>().await.unwrap()["id"].clone();
+        published.insert(id.as_str().unwrap().to_owned());
+    }
+    let ids = |frames: Vec<Value>| -> Vec<String> {
+        frames
+            .iter()
+            .map(|frame| frame["id"].as_str().expect("a notification").to_owned())
+            .collect()
+    };
+    // What reached the stalled socket's buffers before it was cut off, then what each new
+    // socket gets from the backlog (100 at a time) until nothing is left.
+    let mut received: HashSet<String> = ids(stalled.drain(QUIET).await).into_iter().collect();
+    assert!(received.len() < PUBLISHED, "the stalled socket was cut off");
+    loop {
+        let mut socket = notification_socket(&app, "ana").await;
+        // A full backlog means there is more; a short one, that this was the rest. A busy
+        // machine may take a while to mark a hundred rows before the first is sent.
+        let backlog = ids(socket
+            .drain_up_to(MAX_BACKLOG, Duration::from_secs(3))
+            .await);
+        let rest = backlog.len() < MAX_BACKLOG;
+        received.extend(backlog);
+        if rest {
+            break;
+        }
+    }
+    let missing: Vec<_> = published.difference(&received).collect();
+    assert!(missing.is_empty(), "never sent: {missing:?}");
+    app.shutdown().await;
+}
+
+/// How long a socket is quiet before a test takes it that nothing more is coming.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(500);
 
 #[tokio::test]
 async fn the_app_lists_notifications_and_marks_them_read() {

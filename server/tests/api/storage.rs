@@ -549,7 +549,22 @@ async fn notifications_track_delivery_and_read_state(t: &TestStore) {
         .map(|n| n.id)
         .collect();
     assert_eq!(undelivered, ["n1", "n2"], "oldest first, only Ana's");
-    s.mark_delivered("n1", 30).await.unwrap();
+    assert!(
+        s.mark_delivered("n1", 30).await.unwrap(),
+        "marked by this call"
+    );
+    assert!(!s.mark_delivered("n1", 31).await.unwrap(), "marked already");
+    // A write that failed returns it to the backlog, in its place.
+    s.unmark_delivered("n1").await.unwrap();
+    let undelivered: Vec<String> = s
+        .undelivered_notifications("ana", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(undelivered, ["n1", "n2"]);
+    assert!(s.mark_delivered("n1", 32).await.unwrap());
     let undelivered = s.undelivered_notifications("ana", 10).await.unwrap();
     assert_eq!(undelivered.len(), 1);
     assert_eq!(

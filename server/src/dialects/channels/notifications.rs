@@ -3,9 +3,10 @@
 //!
 //! Offline delivery: a notification is stored first; every notification socket of its user
 //! that is open gets it at once. One created while none was open is sent, oldest first, when
-//! the user's next notification socket connects. Either way it is then marked delivered and
-//! not sent on connect again (it stays listed in `GET /api/notifications` with its read
-//! state). Pings are not stored: they reach the sockets open at the time.
+//! the user's next notification socket connects. Either way it is marked delivered just
+//! before its frame is written, so that it is not sent on connect again (it stays listed in
+//! `GET /api/notifications` with its read state), and unmarked when the write fails, so that
+//! it is. Pings are not stored: they reach the sockets open at the time.
 
 use std::collections::HashSet;
 
@@ -45,6 +46,26 @@ pub async fn socket(
 struct NotificationChannel {
     /// Notifications sent from the backlog, not to be sent again when they also arrive live.
     from_backlog: HashSet<String>,
+    /// Notifications this socket marked delivered whose frames are not written yet.
+    unwritten: Vec<String>,
+}
+
+impl NotificationChannel {
+    /// Marks `notification` delivered and adds its frame.
+    async fn send(
+        &mut self,
+        state: &AppState,
+        notification: &Notification,
+        frames: &mut Vec<String>,
+    ) {
+        frames.push(notification_frame(notification));
+        match state.core().mark_delivered(&notification.id).await {
+            Ok(true) => self.unwritten.push(notification.id.clone()),
+            // Another socket of the user marked it first; its write answers for it.
+            Ok(false) => {}
+            Err(err) => err.log_if_internal(),
+        }
+    }
 }
 
 impl Channel for NotificationChannel {
@@ -66,8 +87,7 @@ impl Channel for NotificationChannel {
         })?;
         let mut frames = Vec::with_capacity(backlog.len());
         for notification in &backlog {
-            frames.push(notification_frame(notification));
-            mark_delivered(state, &notification.id).await;
+            self.send(state, notification, &mut frames).await;
             self.from_backlog.insert(notification.id.clone());
         }
         Ok(frames)
@@ -81,8 +101,7 @@ impl Channel for NotificationChannel {
     ) -> Result<(), Stop> {
         match event {
             Event::Notification(notification) if !self.from_backlog.contains(&notification.id) => {
-                frames.push(notification_frame(notification));
-                mark_delivered(state, &notification.id).await;
+                self.send(state, notification, frames).await;
             }
             Event::Ping {
                 from_username,
@@ -97,11 +116,17 @@ impl Channel for NotificationChannel {
         }
         Ok(())
     }
-}
 
-async fn mark_delivered(state: &AppState, id: &str) {
-    if let Err(err) = state.core().mark_delivered(id).await {
-        err.log_if_internal();
+    async fn after_write(&mut self, state: &AppState, written: bool) {
+        if written {
+            self.unwritten.clear();
+            return;
+        }
+        for id in self.unwritten.drain(..) {
+            if let Err(err) = state.core().unmark_delivered(&id).await {
+                err.log_if_internal();
+            }
+        }
     }
 }
 

@@ -53,6 +53,16 @@ pub trait Channel: Send + 'static {
 
     /// Adds the frames due at the deadline.
     fn on_deadline(&mut self, _state: &AppState, _frames: &mut Vec<String>) {}
+
+    /// Hears whether the frames added since the last write were written (`true`) or not,
+    /// because the socket stopped first (`false`).
+    fn after_write(
+        &mut self,
+        _state: &AppState,
+        _written: bool,
+    ) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// Answers a `/qf` socket's upgrade: the socket runs `channel` under `token`, tracked so
@@ -91,15 +101,18 @@ async fn run(
     }
     let mut frames = match channel.open(state, &conn).await {
         Ok(frames) => frames,
-        Err(stop) => return stop,
+        Err(stop) => {
+            channel.after_write(state, false).await;
+            return stop;
+        }
     };
     let shutdown = state.shutdown_token().clone();
     let overflowed = inbox.overflowed.clone();
     let revoked = inbox.revoked.clone();
     loop {
-        if let Err(stop) =
-            plain_ws::write(socket, &batch(&mut frames), &shutdown, &overflowed).await
-        {
+        let written = plain_ws::write(socket, &batch(&mut frames), &shutdown, &overflowed).await;
+        channel.after_write(state, written.is_ok()).await;
+        if let Err(stop) = written {
             return stop;
         }
         let stop = tokio::select! {
@@ -117,7 +130,8 @@ async fn run(
                     Err(stop) => {
                         // A socket closing because of an event (its user left the party)
                         // still sends what that event said first.
-                        let _ = plain_ws::write(socket, &batch(&mut frames), &shutdown, &overflowed).await;
+                        let written = plain_ws::write(socket, &batch(&mut frames), &shutdown, &overflowed).await;
+                        channel.after_write(state, written.is_ok()).await;
                         stop
                     }
                 },

@@ -541,7 +541,14 @@ async fn emit_delivery(
         if from_backlog.contains(&notification.id) {
             return Ok(());
         }
-        mark_delivered(peer, &notification.id).await;
+        let marked = mark_delivered(peer, &notification.id).await;
+        let emitted = render::delivery(peer, delivery)
+            .iter()
+            .try_for_each(|(event, payload)| peer.emit_at(socket, event, payload, None));
+        if emitted.is_err() && marked {
+            unmark_delivered(peer, &notification.id).await;
+        }
+        return emitted;
     }
     let emits = render::delivery(peer, delivery);
     if let Event::Message(message) = &delivery.event {
@@ -587,6 +594,7 @@ async fn send_backlog(
         }
     };
     for notification in backlog {
+        let marked = mark_delivered(peer, &notification.id).await;
         if peer
             .emit(
                 socket,
@@ -595,17 +603,33 @@ async fn send_backlog(
             )
             .is_err()
         {
+            if marked {
+                unmark_delivered(peer, &notification.id).await;
+            }
             let _ = socket.clone().disconnect();
             return Err(());
         }
-        mark_delivered(peer, &notification.id).await;
         sent.insert(notification.id);
     }
     Ok(())
 }
 
-async fn mark_delivered(peer: &Peer, id: &str) {
-    if let Err(err) = peer.state.core().mark_delivered(id).await {
+/// Marks a notification delivered before it is handed to socketioxide, so that a socket of
+/// the user that connects meanwhile does not send it from the backlog too; `true` when this
+/// call marked it, and so owes an unmark if the hand-over fails.
+async fn mark_delivered(peer: &Peer, id: &str) -> bool {
+    peer.state
+        .core()
+        .mark_delivered(id)
+        .await
+        .unwrap_or_else(|err| {
+            err.log_if_internal();
+            false
+        })
+}
+
+async fn unmark_delivered(peer: &Peer, id: &str) {
+    if let Err(err) = peer.state.core().unmark_delivered(id).await {
         err.log_if_internal();
     }
 }

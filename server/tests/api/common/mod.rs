@@ -192,11 +192,14 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts it on a free port with the test secret and its own data directory, `env` on
-    /// top; returns once it answers `/healthz`.
+    /// top; returns once it answers `/healthz`. The binary is the one this test build
+    /// made, or `CONFAB_TEST_SERVER_BIN` (a release build, for figures).
     pub async fn start(env: &[(&str, &str)]) -> Self {
         let addr = free_addr();
         let data_dir = tempfile::tempdir().unwrap();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_confab-server"))
+        let binary = std::env::var("CONFAB_TEST_SERVER_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_confab-server").to_owned());
+        let child = tokio::process::Command::new(binary)
             .env("CONFAB_ADDR", addr.to_string())
             .env("CONFAB_DATA_DIR", data_dir.path())
             .env("CONFAB_JWT_SECRET", confab_server::config::TEST_JWT_SECRET)
@@ -276,6 +279,50 @@ impl WsClient {
             .expect("connect timed out")
             .expect("websocket connects");
         Self { stream }
+    }
+
+    /// A client whose socket's receive buffer is about `bytes` (the kernel rounds it), so
+    /// that a server writing to it while it does not read stalls soon. `url` is `ws://` with
+    /// an IP address.
+    pub async fn connect_with_receive_buffer(url: &str, bytes: u32) -> Self {
+        let addr: SocketAddr = url
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .and_then(|host| host.parse().ok())
+            .expect("a ws:// URL with an IP address");
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .set_recv_buffer_size(bytes)
+            .expect("a receive buffer size");
+        let tcp = socket.connect(addr).await.expect("connects");
+        let (stream, _) = tokio::time::timeout(
+            WAIT,
+            tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)),
+        )
+        .await
+        .expect("connect timed out")
+        .expect("websocket connects");
+        Self { stream }
+    }
+
+    /// Every text frame's JSON until the socket ends or is quiet for `quiet`.
+    pub async fn drain(&mut self, quiet: Duration) -> Vec<Value> {
+        self.drain_up_to(usize::MAX, quiet).await
+    }
+
+    /// Like [`WsClient::drain`], stopping after `most` frames.
+    pub async fn drain_up_to(&mut self, most: usize, quiet: Duration) -> Vec<Value> {
+        let mut frames = Vec::new();
+        while frames.len() < most {
+            let Ok(Some(Ok(frame))) = tokio::time::timeout(quiet, self.stream.next()).await else {
+                break;
+            };
+            if let Message::Text(text) = frame {
+                frames.push(serde_json::from_str(&text).expect("JSON"));
+            }
+        }
+        frames
     }
 
     pub async fn send_json(&mut self, value: Value) {
