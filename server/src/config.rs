@@ -67,6 +67,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub message_burst: u32,
 
+    /// Rooms one user may create per minute (and at once), through any dialect; rooms are
+    /// never deleted, so this bounds what one account can add to the database.
+    #[arg(long, env = "CONFAB_ROOMS_PER_MINUTE", default_value_t = crate::core::ROOMS_CREATED_PER_MINUTE,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rooms_per_minute: u32,
+
     /// Events queued for one connection before it counts as too slow and is closed (1013).
     #[arg(long, env = "CONFAB_OUTBOUND_QUEUE", default_value_t = 1024,
           value_parser = queue_len)]
@@ -213,6 +219,8 @@ impl Config {
             api_key: Some(TEST_API_KEY.into()),
             message_rate: 20.0,
             message_burst: 40,
+            // Tests create many rooms as one user; the limit has its own test.
+            rooms_per_minute: 10_000,
             outbound_queue: 1024,
             anonymous: Anonymous::Deny,
             sqlite_synchronous: SqliteSynchronous::Normal,

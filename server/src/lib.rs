@@ -92,10 +92,6 @@ impl AppState {
         // Installed before anything records.
         crate::metrics::handle();
         let store = store::open_with(&database_url, config.sqlite_synchronous).await?;
-        let settings = CoreSettings {
-            mailbox_capacity: config.outbound_queue,
-            ..CoreSettings::default()
-        };
         let redis = match &config.redis_url {
             Some(url) => {
                 let keys = fanout::redis::Keys::new(&config.redis_prefix);
@@ -119,6 +115,15 @@ impl AppState {
             dialects::channels::party::CREATED_BURST,
             dialects::channels::party::CREATED_PER_MINUTE,
         );
+        let settings = CoreSettings {
+            mailbox_capacity: config.outbound_queue,
+            room_creations: Arc::new(limiter(
+                "room",
+                config.rooms_per_minute,
+                config.rooms_per_minute,
+            )),
+            ..CoreSettings::default()
+        };
         let core = match redis {
             None => Core::new(store, settings),
             Some(connected) => Core::with_fanout(store, settings, |parts| {

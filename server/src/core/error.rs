@@ -37,6 +37,8 @@ pub enum CoreError {
     AlreadyPlaying,
     #[error("too many rooms: the limit is {0}")]
     TooManyRooms(usize),
+    #[error("creating rooms too fast; try again in a minute")]
+    CreatingTooFast,
     #[error("{0}")]
     Invalid(String),
     #[error("internal error")]

@@ -92,8 +92,8 @@ pub enum Event {
 pub struct Delivery {
     pub topic: Topic,
     pub event: Event,
-    /// Not delivered to this user's connections (e.g. their own typing indicator).
-    pub skip_user: Option<String>,
+    /// Which of the topic's subscribers it is for.
+    pub audience: Audience,
     /// Each dialect's rendering of the event, made by the first of its connections that
     /// needs it and shared with the rest: a broadcast is serialised once per dialect, not
     /// once per recipient. Never crosses to another node: each renders its own.
@@ -102,12 +102,34 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// A delivery for every subscriber of `topic`, but `skip_user`'s connections if given.
     pub fn new(topic: Topic, event: Event, skip_user: Option<String>) -> Self {
         Self {
             topic,
             event,
-            skip_user,
+            audience: skip_user.map_or(Audience::Everyone, Audience::AllBut),
             rendered: RenderCache::default(),
+        }
+    }
+}
+
+/// Which of a topic's subscribers a delivery is for, by the user each is signed in as.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Audience {
+    Everyone,
+    /// All but this user's connections (e.g. their own typing indicator).
+    AllBut(String),
+    /// This user's connections only (e.g. the owner of a media job).
+    Only(String),
+}
+
+impl Audience {
+    /// Whether a subscriber signed in as `user` (`None`: not signed in) is in the audience.
+    pub fn includes(&self, user: Option<&str>) -> bool {
+        match self {
+            Self::Everyone => true,
+            Self::AllBut(skipped) => user != Some(skipped.as_str()),
+            Self::Only(only) => user == Some(only.as_str()),
         }
     }
 }

@@ -276,7 +276,7 @@ impl Hub {
             return;
         };
         for (user, mailbox) in subscribers.values() {
-            if delivery.skip_user.is_some() && user.as_deref() == delivery.skip_user.as_deref() {
+            if !delivery.audience.includes(user.as_deref()) {
                 continue;
             }
             match mailbox.queue.try_send(Arc::clone(delivery)) {

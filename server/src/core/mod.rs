@@ -39,11 +39,13 @@ use model::Profile;
 pub use moderation::{Moderator, MAX_MODERATION_LIST, MAX_REASON_CHARS, MAX_USER_ID_CHARS};
 pub use notifications::MAX_BACKLOG;
 pub use rooms::{
-    new_room_code, HistoryPage, IfMissing, Joined, RoomSpec, MAX_ROOMS_PER_USER, MAX_ROOM_KEY_CHARS,
+    new_room_code, HistoryPage, IfMissing, Joined, RoomSpec, MAX_ROOMS_PER_USER,
+    MAX_ROOM_KEY_CHARS, ROOMS_CREATED_PER_MINUTE,
 };
 
 use crate::{
     fanout::{Fanout, InProcess},
+    ratelimit::SharedLimiter,
     store::Store,
 };
 
@@ -56,11 +58,14 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(1);
 const TYPING_SWEEP: Duration = Duration::from_millis(250);
 
 /// Tunable numbers of the core.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CoreSettings {
     /// Events queued for one connection before it counts as too slow and is closed.
     pub mailbox_capacity: usize,
     pub typing_ttl: Duration,
+    /// Rooms each user may create, by any door (by default [`ROOMS_CREATED_PER_MINUTE`] at
+    /// once, then as many per minute); shared by the nodes of a cluster.
+    pub room_creations: Arc<SharedLimiter<String>>,
 }
 
 impl Default for CoreSettings {
@@ -68,6 +73,12 @@ impl Default for CoreSettings {
         Self {
             mailbox_capacity: 1024,
             typing_ttl: Duration::from_millis(limits::TYPING_TTL_MS),
+            room_creations: Arc::new(SharedLimiter::per_minute(
+                "room",
+                ROOMS_CREATED_PER_MINUTE,
+                ROOMS_CREATED_PER_MINUTE,
+                None,
+            )),
         }
     }
 }
@@ -286,8 +297,10 @@ impl Core {
     }
 
     pub(crate) fn publish(&self, topic: Topic, event: Event, skip_user: Option<&str>) {
-        self.inner
-            .fanout
-            .publish(Delivery::new(topic, event, skip_user.map(str::to_owned)));
+        self.publish_delivery(Delivery::new(topic, event, skip_user.map(str::to_owned)));
+    }
+
+    pub(crate) fn publish_delivery(&self, delivery: Delivery) {
+        self.inner.fanout.publish(delivery);
     }
 }

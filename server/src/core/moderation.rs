@@ -142,12 +142,7 @@ impl Core {
     /// connections, of every dialect on every node, are closed. Their memberships stay, for
     /// when the ban is lifted.
     pub async fn ban(&self, by: &Moderator, user_id: &str) -> CoreResult<Ban> {
-        let chars = user_id.chars().count();
-        if chars == 0 || chars > MAX_USER_ID_CHARS || user_id.chars().any(char::is_control) {
-            return Err(CoreError::invalid(format!(
-                "user id must be 1 to {MAX_USER_ID_CHARS} characters without control characters"
-            )));
-        }
+        validate_user_id(user_id)?;
         let ban = Ban {
             user_id: user_id.to_owned(),
             reason: by.reason.clone(),
@@ -225,4 +220,16 @@ impl Core {
         self.inner.store.record_audit(&entry).await?;
         Ok(())
     }
+}
+
+/// A user id a backend or moderator names: 1 to [`MAX_USER_ID_CHARS`] characters, none of
+/// them control characters.
+pub(super) fn validate_user_id(user_id: &str) -> CoreResult<()> {
+    let chars = user_id.chars().count();
+    if chars == 0 || chars > MAX_USER_ID_CHARS || user_id.chars().any(char::is_control) {
+        return Err(CoreError::invalid(format!(
+            "user id must be 1 to {MAX_USER_ID_CHARS} characters without control characters"
+        )));
+    }
+    Ok(())
 }

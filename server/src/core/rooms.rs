@@ -17,6 +17,8 @@ use super::{
 pub const MAX_ROOM_KEY_CHARS: usize = 128;
 /// Rooms one user may be a member of at once.
 pub const MAX_ROOMS_PER_USER: usize = 200;
+/// Rooms a user may create at once and then per minute, by default (`--rooms-per-minute`).
+pub const ROOMS_CREATED_PER_MINUTE: u32 = 20;
 /// Attempts at finding a free room or party code before giving up.
 pub(super) const ROOM_CODE_ATTEMPTS: usize = 16;
 
@@ -66,6 +68,7 @@ impl Core {
     pub async fn create_room(&self, conn: &Connection, spec: RoomSpec) -> CoreResult<Room> {
         let user = self.signed_in(conn)?;
         self.check_room_quota(&user.user_id).await?;
+        self.check_creation_rate(&user.user_id).await?;
         let room = self.insert_room(&user, spec, limits::MAX_USERS_CAP).await?;
         self.join_room(conn, &room.key, IfMissing::Refuse)
             .await
@@ -130,6 +133,16 @@ impl Core {
         Err(CoreError::invalid("no free room code; try again"))
     }
 
+    /// Rooms are never deleted, so creating them is limited per user, whatever the door.
+    async fn check_creation_rate(&self, user_id: &str) -> CoreResult<()> {
+        let limiter = &self.inner.settings.room_creations;
+        if limiter.try_take(&user_id.to_owned()).await {
+            Ok(())
+        } else {
+            Err(CoreError::CreatingTooFast)
+        }
+    }
+
     async fn check_room_quota(&self, user_id: &str) -> CoreResult<()> {
         if self.inner.store.rooms_of(user_id).await?.len() >= MAX_ROOMS_PER_USER {
             return Err(CoreError::TooManyRooms(MAX_ROOMS_PER_USER));
@@ -157,6 +170,7 @@ impl Core {
                     room_type,
                     max_users: Some(limits::MAX_JOINED_ROOM_MEMBERS),
                 };
+                self.check_creation_rate(&user.user_id).await?;
                 // Two first joiners race to create it; either way it exists afterwards.
                 let _ = self
                     .insert_room(&user, spec, limits::MAX_JOINED_ROOM_MEMBERS)

@@ -3,7 +3,7 @@
 //! they reach whoever is subscribed when they are published.
 
 use super::{
-    events::{Event, Topic},
+    events::{Audience, Delivery, Event, Topic},
     Connection, Core, CoreError, CoreResult,
 };
 
@@ -112,11 +112,23 @@ impl Core {
             .unsubscribe(conn.id, &Topic::Media(media_id.to_owned()));
     }
 
-    /// Tells a media job's subscribers how it is going.
-    pub fn publish_media(&self, update: MediaUpdate) -> CoreResult<()> {
+    /// Tells a media job's subscribers how it is going: those signed in as `owner` when the
+    /// publisher names the job's owner, else every subscriber (the media id is then all a
+    /// subscriber needs, so it must be hard to guess).
+    pub fn publish_media(&self, update: MediaUpdate, owner: Option<&str>) -> CoreResult<()> {
         update.validate()?;
-        let topic = Topic::Media(update.media_id().to_owned());
-        self.publish(topic, Event::Media(update), None);
+        if let Some(owner) = owner {
+            super::moderation::validate_user_id(owner)?;
+        }
+        let mut delivery = Delivery::new(
+            Topic::Media(update.media_id().to_owned()),
+            Event::Media(update),
+            None,
+        );
+        if let Some(owner) = owner {
+            delivery.audience = Audience::Only(owner.to_owned());
+        }
+        self.publish_delivery(delivery);
         Ok(())
     }
 

@@ -85,6 +85,7 @@ impl From<CoreError> for ApiError {
                 Self::Conflict(err.to_string())
             }
             CoreError::TooManyRooms(_) | CoreError::Invalid(_) => Self::BadRequest(err.to_string()),
+            CoreError::CreatingTooFast => Self::RateLimited,
         }
     }
 }
@@ -116,6 +117,7 @@ mod tests {
             (CoreError::PartyEnded, StatusCode::CONFLICT),
             (CoreError::AlreadyPlaying, StatusCode::CONFLICT),
             (CoreError::TooManyRooms(3), StatusCode::BAD_REQUEST),
+            (CoreError::CreatingTooFast, StatusCode::TOO_MANY_REQUESTS),
             (CoreError::invalid("bad"), StatusCode::BAD_REQUEST),
         ];
         for (err, status) in cases {

@@ -190,6 +190,37 @@ test('/media: subscribers get progress, completion and errors; unsubscribe stops
   assert.equal((await client.ack('subscribeMedia')).success, false);
 });
 
+test('/media: a job published with its owner reaches only the owner, whoever else subscribes', async () => {
+  const media = fresh('media');
+  const owner = await as('ana', '/media');
+  const snoop = await as('mallory', '/media');
+  for (const client of [owner, snoop]) {
+    assert.deepEqual(await client.ack('subscribeMedia', media), { success: true, mediaId: media });
+  }
+  const updates = [
+    ['progress', 'mediaProgress', { progress: 10, stage: 'upload' }],
+    ['complete', 'mediaComplete', { url: 'https://cdn.example/a.mp4' }],
+    ['error', 'mediaError', { error: 'retrying' }],
+  ];
+  for (const [call, event, body] of updates) {
+    const response = await api('POST', `/api/media/${media}/${call}`, { ...body, userId: 'ana' });
+    assert.equal(response.status, 202, call);
+    assert.equal((await owner.next(event)).mediaId, media);
+  }
+  // Published without an owner, an update reaches every subscriber, so the snoop was
+  // subscribed all along and still got none of the owned ones.
+  await api('POST', `/api/media/${media}/progress`, { progress: 99, stage: 'public' });
+  assert.equal((await snoop.next('mediaProgress')).stage, 'public');
+  assert.equal((await owner.next('mediaProgress')).stage, 'public');
+  await snoop.silent('mediaComplete', 50);
+  await snoop.silent('mediaError', 50);
+
+  for (const userId of ['', 'x'.repeat(129), 'a\u0000b', 42]) {
+    const response = await api('POST', `/api/media/${media}/progress`, { progress: 1, stage: 's', userId });
+    assert.equal(response.status, 400, JSON.stringify(userId));
+  }
+});
+
 test('the publish API: service key required, input validated', async () => {
   const media = fresh('media');
   const calls = [

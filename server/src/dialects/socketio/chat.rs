@@ -149,6 +149,7 @@ impl From<CoreError> for Failure {
             CoreError::Banned => "BANNED",
             CoreError::NotAMember | CoreError::NotAPlayer => "NOT_IN_ROOM",
             CoreError::TooManyRooms(_) => "TOO_MANY_ROOMS",
+            CoreError::CreatingTooFast => "RATE_LIMITED",
             CoreError::Invalid(_) => "VALIDATION_ERROR",
             CoreError::NotHost
             | CoreError::Conflict(_)

@@ -29,6 +29,9 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MediaProgress {
+    /// The job's owner: only their subscribed sockets are told.
+    #[serde(default, rename = "userId")]
+    user_id: Option<String>,
     progress: f64,
     stage: String,
     #[serde(default)]
@@ -38,6 +41,8 @@ pub struct MediaProgress {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MediaComplete {
+    #[serde(default)]
+    user_id: Option<String>,
     url: String,
     #[serde(default)]
     thumbnail_url: Option<String>,
@@ -48,6 +53,8 @@ pub struct MediaComplete {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MediaError {
+    #[serde(default, rename = "userId")]
+    user_id: Option<String>,
     error: String,
     #[serde(default)]
     code: Option<String>,
@@ -61,7 +68,9 @@ pub struct RoomEvent {
     data: Option<Value>,
 }
 
-/// `POST /api/media/{mediaId}/progress` {progress: 0..=100, stage, message?}: `202`.
+/// `POST /api/media/{mediaId}/progress` {progress: 0..=100, stage, message?, userId?}: `202`.
+/// Each media call takes `userId`, the job's owner: then only the owner's subscribed sockets
+/// are told.
 pub async fn media_progress(
     State(core): State<Core>,
     _: ServiceKey,
@@ -83,10 +92,11 @@ pub async fn media_progress(
             stage: request.stage,
             message: request.message,
         },
+        request.user_id,
     )
 }
 
-/// `POST /api/media/{mediaId}/complete` {url, thumbnailUrl?, metadata?}: `202`.
+/// `POST /api/media/{mediaId}/complete` {url, thumbnailUrl?, metadata?, userId?}: `202`.
 pub async fn media_complete(
     State(core): State<Core>,
     _: ServiceKey,
@@ -101,10 +111,11 @@ pub async fn media_complete(
             thumbnail_url: request.thumbnail_url,
             metadata: request.metadata.map(|m| Value::Object(m).to_string()),
         },
+        request.user_id,
     )
 }
 
-/// `POST /api/media/{mediaId}/error` {error, code?}: `202`.
+/// `POST /api/media/{mediaId}/error` {error, code?, userId?}: `202`.
 pub async fn media_error(
     State(core): State<Core>,
     _: ServiceKey,
@@ -118,6 +129,7 @@ pub async fn media_error(
             error: request.error,
             code: request.code,
         },
+        request.user_id,
     )
 }
 
@@ -143,7 +155,11 @@ pub async fn room_event(
     Ok(StatusCode::ACCEPTED)
 }
 
-fn publish(core: &Core, update: MediaUpdate) -> Result<StatusCode, ApiError> {
-    core.publish_media(update)?;
+fn publish(
+    core: &Core,
+    update: MediaUpdate,
+    owner: Option<String>,
+) -> Result<StatusCode, ApiError> {
+    core.publish_media(update, owner.as_deref())?;
     Ok(StatusCode::ACCEPTED)
 }
