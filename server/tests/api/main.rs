@@ -5,6 +5,7 @@
 
 mod common;
 
+mod abuse;
 mod auth;
 mod channels;
 mod cluster;
