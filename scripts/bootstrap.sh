@@ -4,8 +4,8 @@
 # second run takes seconds.
 #
 #   scripts/bootstrap.sh run    wasm target, wasm-bindgen-cli, wasm-opt (what build-app.sh uses)
-#   scripts/bootstrap.sh test   the above plus cargo-leptos, Chromium, chromedriver and the
-#                               Node test client
+#   scripts/bootstrap.sh test   the above plus cargo-leptos, cargo-fuzz, Chromium,
+#                               chromedriver and the Node test client
 #   scripts/bootstrap.sh dev    the above plus trunk and cargo-leptos
 #   scripts/bootstrap.sh cluster  the run tools plus HAProxy, for scripts/cluster.sh
 #   scripts/bootstrap.sh all    everything
@@ -23,6 +23,7 @@ what="${1:-all}"
 TRUNK_VERSION=0.21.14        # 0.22 needs a newer rustc than 1.95
 CARGO_LEPTOS_VERSION=0.3.10  # 0.3.11 needs a newer rustc than 1.95
 BINARYEN_VERSION=132         # Debian's binaryen 108 breaks current wasm-bindgen output
+CARGO_FUZZ_VERSION=0.13.2
 
 log() { printf '\033[1mbootstrap:\033[0m %s\n' "$*" >&2; }
 
@@ -100,7 +101,12 @@ ensure_cargo_leptos() {
 
 case "$what" in
   run) ;;
-  test) ensure_chromium; ensure_node_test_packages; ensure_cargo_leptos ;;
+  test)
+    ensure_chromium
+    ensure_node_test_packages
+    ensure_cargo_leptos
+    ensure_cargo_tool cargo-fuzz cargo-fuzz "$CARGO_FUZZ_VERSION" --locked
+    ;;
   dev) ensure_cargo_tool trunk trunk "$TRUNK_VERSION" --locked; ensure_cargo_leptos ;;
   cluster) ensure_haproxy ;;
   all)
@@ -109,6 +115,7 @@ case "$what" in
     ensure_node_test_packages
     ensure_cargo_tool trunk trunk "$TRUNK_VERSION" --locked
     ensure_cargo_leptos
+    ensure_cargo_tool cargo-fuzz cargo-fuzz "$CARGO_FUZZ_VERSION" --locked
     ;;
   *) echo "usage: $0 [run|test|dev|cluster|all]" >&2; exit 2 ;;
 esac

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: formatting, lints for native and wasm32, unit and integration
-# tests (SQLite and PostgreSQL), and the browser end-to-end tests in headless Chromium.
+# tests (SQLite and PostgreSQL), the browser end-to-end tests in headless Chromium, and a
+# bounded run of every fuzz target.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$CONFAB_ROOT"
@@ -15,6 +16,7 @@ scripts/services.sh
 
 step "formatting"
 cargo fmt --all --check
+rustfmt --edition 2021 --check fuzz/fuzz_targets/*.rs
 
 step "lints (native)"
 cargo clippy --workspace --all-targets --features confab-server/browser-tests --locked -- -D warnings
@@ -30,3 +32,6 @@ scripts/build-app.sh --debug
 
 step "tests"
 cargo test --workspace --features confab-server/browser-tests --locked
+
+step "fuzzing (30 s a target)"
+scripts/fuzz.sh 30

@@ -87,8 +87,14 @@ impl WsTokens {
             exp: now_secs.saturating_add(ttl).min(identity.expires_at),
             jwt_exp: identity.expires_at,
         };
-        let body =
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).expect("payload serialises"));
+        self.sign(&serde_json::to_vec(&payload).expect("payload serialises"))
+    }
+
+    /// A token whose body is `payload` as it is, under this key. [`WsTokens::issue`] makes
+    /// a person's token; this takes any bytes, so that tests and the fuzzer can see what
+    /// [`WsTokens::verify`] makes of a payload that a valid MAC covers.
+    pub fn sign(&self, payload: &[u8]) -> String {
+        let body = URL_SAFE_NO_PAD.encode(payload);
         let signed = format!("{PREFIX}.{body}");
         let tag = URL_SAFE_NO_PAD.encode(self.mac(signed.as_bytes()).finalize().into_bytes());
         format!("{signed}.{tag}")
@@ -211,5 +217,30 @@ mod tests {
         }
         assert_eq!(tokens.verify(None, NOW), Err(WsTokenError::Missing));
         assert_eq!(tokens.verify(Some(""), NOW), Err(WsTokenError::Missing));
+    }
+
+    #[test]
+    fn a_validly_signed_payload_that_is_not_a_grant_is_refused() {
+        let tokens = WsTokens::new(b"0123456789abcdef0123456789abcdef", 60);
+        for payload in [
+            &b""[..],
+            b"\xff\xfe",
+            b"null",
+            b"[]",
+            br#"{"sub":"ana"}"#,
+            br#"{"sub":"ana","username":"a","image_url":"","exp":"soon","jwt_exp":1}"#,
+        ] {
+            assert_eq!(
+                tokens.verify(Some(&tokens.sign(payload)), NOW),
+                Err(WsTokenError::Invalid),
+                "{}",
+                String::from_utf8_lossy(payload)
+            );
+        }
+        let grant = br#"{"sub":"ana","username":"a","image_url":"","exp":1,"jwt_exp":1}"#;
+        assert_eq!(
+            tokens.verify(Some(&tokens.sign(grant)), NOW),
+            Err(WsTokenError::Expired)
+        );
     }
 }
