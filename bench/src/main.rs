@@ -7,6 +7,7 @@ mod client;
 mod recovery;
 mod report;
 mod scenario;
+mod soak;
 mod target;
 
 use clap::{Parser, Subcommand};
@@ -91,6 +92,28 @@ enum Scenario {
         rounds: usize,
         #[arg(long, value_delimiter = ',', default_values = ["confab-sio", "node-sio"])]
         targets: Vec<Kind>,
+    },
+    /// A long mixed run with the production rate limits: `/ws` and Socket.IO rooms chatting,
+    /// clients of both arriving, joining, leaving and going, floods now and then; memory,
+    /// tasks and connections sampled each minute.
+    Soak {
+        #[arg(long, default_value_t = 30)]
+        minutes: u64,
+        #[arg(long, default_value_t = 40)]
+        ws_rooms: usize,
+        #[arg(long, default_value_t = 10)]
+        sio_rooms: usize,
+        #[arg(long, default_value_t = 25)]
+        members: usize,
+        /// Messages a second into each chatting room.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        /// Clients a second that connect, join, leave and go.
+        #[arg(long, default_value_t = 20.0)]
+        churn: f64,
+        /// Seconds between floods.
+        #[arg(long, default_value_t = 30)]
+        flood_every: u64,
     },
     /// Chat messages stored and acknowledged a second, on SQLite and on PostgreSQL.
     Ingest {
@@ -188,6 +211,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 rows.push(recovery::recovery(kind, clients, missed, rounds).await?);
             }
             ("recovery", rows, "replayed msgs/s (median round)")
+        }
+        Scenario::Soak {
+            minutes,
+            ws_rooms,
+            sio_rooms,
+            members,
+            rate,
+            churn,
+            flood_every,
+        } => {
+            let shape = soak::Shape {
+                minutes,
+                ws_rooms,
+                sio_rooms,
+                members,
+                rate,
+                churn,
+                flood_every,
+            };
+            ("soak", soak::soak(shape).await?, "rss MiB")
         }
         Scenario::Ingest {
             senders,

@@ -37,7 +37,7 @@ fn now_us() -> u64 {
     u64::try_from(base().elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-fn progress(len: u64, what: &str) -> ProgressBar {
+pub(crate) fn progress(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
         ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} {elapsed}")
@@ -49,10 +49,10 @@ fn progress(len: u64, what: &str) -> ProgressBar {
 }
 
 /// Latencies and counts shared by every receiving task.
-struct Recorder {
+pub(crate) struct Recorder {
     latencies: Mutex<Histogram<u64>>,
-    received: AtomicU64,
-    sent: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) sent: AtomicU64,
 }
 
 impl Recorder {
@@ -66,7 +66,7 @@ impl Recorder {
         })
     }
 
-    fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.lock().reset();
         self.received.store(0, Ordering::Relaxed);
         self.sent.store(0, Ordering::Relaxed);
@@ -76,14 +76,14 @@ impl Recorder {
         self.latencies.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn quantile_ms(&self, q: f64) -> f64 {
+    pub(crate) fn quantile_ms(&self, q: f64) -> f64 {
         self.lock().value_at_quantile(q) as f64 / 1000.0
     }
 }
 
 /// A member whose deliveries are being recorded; its writer is kept for sending.
-struct Live {
-    room: String,
+pub(crate) struct Live {
+    pub(crate) room: String,
     writer: Arc<tokio::sync::Mutex<Writer>>,
     reader: JoinHandle<()>,
 }
@@ -132,14 +132,16 @@ async fn populate(
     members: usize,
     label: &str,
 ) -> anyhow::Result<Vec<Vec<Member>>> {
-    populate_on(kind, &[server.port], rooms, members, label).await
+    populate_on(kind, &[server.port], "u", rooms, members, label).await
 }
 
 /// Like [`populate`], over the servers at `ports`: member `m` of room `r` connects to
-/// `ports[(r + m) % ports.len()]`, so every room has members on every server.
-async fn populate_on(
+/// `ports[(r + m) % ports.len()]`, so every room has members on every server. Member `m` of
+/// room `r` is user `{prefix}{r}-{m}`.
+pub(crate) async fn populate_on(
     kind: Kind,
     ports: &[u16],
+    prefix: &str,
     rooms: usize,
     members: usize,
     label: &str,
@@ -153,7 +155,8 @@ async fn populate_on(
     for r in 0..rooms {
         let name = format!("room-{r}");
         let room = (kind != Kind::ConfabWs).then_some(name.as_str());
-        firsts.push(client::join(kind, port(r, 0), &format!("u{r}-0"), room, capacity).await?);
+        let user = format!("{prefix}{r}-0");
+        firsts.push(client::join(kind, port(r, 0), &user, room, capacity).await?);
         bar.inc(1);
     }
     let names: Vec<String> = firsts.iter().map(|m| m.room.clone()).collect();
@@ -172,7 +175,7 @@ async fn populate_on(
                     client::join(
                         kind,
                         port(r, m),
-                        &format!("u{r}-{m}"),
+                        &format!("{prefix}{r}-{m}"),
                         Some(&room),
                         capacity,
                     )
@@ -191,7 +194,10 @@ async fn populate_on(
 
 /// Records every member's deliveries; the counts start from zero a second later, once
 /// the joins have settled.
-async fn record_all(kind: Kind, all: Vec<Vec<Member>>) -> (Arc<Recorder>, Vec<Vec<Live>>) {
+pub(crate) async fn record_all(
+    kind: Kind,
+    all: Vec<Vec<Member>>,
+) -> (Arc<Recorder>, Vec<Vec<Live>>) {
     let recorder = Recorder::new();
     let live = all
         .into_iter()
@@ -208,7 +214,7 @@ async fn record_all(kind: Kind, all: Vec<Vec<Member>>) -> (Arc<Recorder>, Vec<Ve
 
 /// Every room's first member sends `rate` messages a second for `seconds`, the rooms'
 /// phases spread over one period (see [`sender`]).
-fn start_senders(
+pub(crate) fn start_senders(
     kind: Kind,
     live: &[Vec<Live>],
     rate: f64,
@@ -370,7 +376,7 @@ pub async fn room_chat(
     Ok(row(kind, "", figures))
 }
 
-fn stop(live: Vec<Vec<Live>>) {
+pub(crate) fn stop(live: Vec<Vec<Live>>) {
     for member in live.into_iter().flatten() {
         member.reader.abort();
     }
@@ -464,7 +470,7 @@ pub async fn cluster_chat(
         servers.push(Server::start_node(kind, database, bus.as_ref()).await?);
     }
     let ports: Vec<u16> = servers.iter().map(|server| server.port).collect();
-    let all = populate_on(kind, &ports, rooms, members, "cluster: connecting").await?;
+    let all = populate_on(kind, &ports, "u", rooms, members, "cluster: connecting").await?;
     let (recorder, live) = record_all(kind, all).await;
     let servers_cpu = |servers: &[Server]| servers.iter().map(Server::cpu_seconds).sum::<f64>();
     let redis_cpu = |redis: &Option<Redis>| redis.as_ref().map_or(0.0, Redis::cpu_seconds);

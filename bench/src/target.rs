@@ -133,6 +133,15 @@ impl Redis {
     }
 }
 
+/// How a server is started, beyond its kind and database.
+#[derive(Default, Clone, Copy)]
+struct Options {
+    /// Connection state recovery on.
+    recovery: bool,
+    /// The default per-connection rate limits (the bench otherwise lifts them).
+    rate_limited: bool,
+}
+
 impl Server {
     pub async fn start(kind: Kind, database: &Database) -> anyhow::Result<Self> {
         Self::start_node(kind, database, None).await
@@ -144,20 +153,33 @@ impl Server {
         database: &Database,
         bus: Option<&Bus>,
     ) -> anyhow::Result<Self> {
-        Self::launch(kind, database, bus, false).await
+        Self::launch(kind, database, bus, Options::default()).await
     }
 
     /// A Socket.IO server with connection state recovery on (Confab's
     /// `--socketio-recovery`, Node's `connectionStateRecovery`).
     pub async fn start_recovering(kind: Kind) -> anyhow::Result<Self> {
-        Self::launch(kind, &Database::Sqlite, None, true).await
+        let options = Options {
+            recovery: true,
+            ..Options::default()
+        };
+        Self::launch(kind, &Database::Sqlite, None, options).await
+    }
+
+    /// Confab with its default per-connection rate limits, as it runs in production.
+    pub async fn start_rate_limited(kind: Kind) -> anyhow::Result<Self> {
+        let options = Options {
+            rate_limited: true,
+            ..Options::default()
+        };
+        Self::launch(kind, &Database::Sqlite, None, options).await
     }
 
     async fn launch(
         kind: Kind,
         database: &Database,
         bus: Option<&Bus>,
-        recovery: bool,
+        options: Options,
     ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let data = tempfile::tempdir()?;
@@ -170,10 +192,14 @@ impl Server {
                     .arg(binary("confab-server"))
                     .env("CONFAB_ADDR", &addr)
                     .env("CONFAB_DATA_DIR", data.path())
-                    .env("CONFAB_JWT_SECRET", SECRET)
+                    .env("CONFAB_JWT_SECRET", SECRET);
+                if !options.rate_limited {
                     // The bench measures the server, not its per-connection rate limit.
-                    .env("CONFAB_MESSAGE_RATE", "1000000")
-                    .env("CONFAB_MESSAGE_BURST", "1000000")
+                    command
+                        .env("CONFAB_MESSAGE_RATE", "1000000")
+                        .env("CONFAB_MESSAGE_BURST", "1000000");
+                }
+                command
                     // Every member connects from this one address.
                     .env("CONFAB_MAX_CONNECTIONS_PER_ADDRESS", "10000000")
                     .env("CONFAB_LOG", "warn")
@@ -186,7 +212,7 @@ impl Server {
                         .env("CONFAB_REDIS_URL", &bus.url)
                         .env("CONFAB_REDIS_PREFIX", &bus.prefix);
                 }
-                if recovery {
+                if options.recovery {
                     command.env("CONFAB_SOCKETIO_RECOVERY", "true");
                 }
             }
@@ -209,7 +235,7 @@ impl Server {
                     .arg("node")
                     .arg(dir.join("server.js"))
                     .arg(port.to_string());
-                if recovery {
+                if options.recovery {
                     command.env("SIO_RECOVERY", "1");
                 }
             }

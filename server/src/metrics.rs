@@ -10,6 +10,9 @@ use std::{sync::OnceLock, time::Duration};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+/// Tasks alive in the server's runtime, when scraped (gauge): one or two per connection,
+/// plus a few of the server's own, so it should follow the connections and nothing else.
+pub const RUNTIME_TASKS: &str = "confab_runtime_tasks";
 /// Open connections, by `dialect` (gauge).
 pub const CONNECTIONS_OPEN: &str = "confab_connections_open";
 /// Connections ended, by `dialect` and `close` (the close code sent, `none` when the peer
@@ -88,12 +91,16 @@ pub fn handle() -> &'static PrometheusHandle {
 
 /// The text Prometheus scrapes.
 pub fn render() -> String {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        metrics::gauge!(RUNTIME_TASKS).set(runtime.metrics().num_alive_tasks() as f64);
+    }
     handle().render()
 }
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_gauge!(CONNECTIONS_OPEN, "Open connections, by dialect.");
+    describe_gauge!(RUNTIME_TASKS, "Tasks alive in the server's runtime.");
     describe_counter!(
         CONNECTIONS_CLOSED,
         "Connections ended, by dialect and close code (none: the peer went without one) or Socket.IO reason."
