@@ -202,6 +202,7 @@ impl Server {
                 command
                     // Every member connects from this one address.
                     .env("CONFAB_MAX_CONNECTIONS_PER_ADDRESS", "10000000")
+                    .env("CONFAB_NEW_CONNECTIONS_PER_ADDRESS", "10000000")
                     .env("CONFAB_LOG", "warn")
                     .env("CONFAB_SITE_DIR", data.path().join("no-site"));
                 if let Database::Postgres(url) = database {

@@ -128,6 +128,14 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections_per_address: u64,
 
+    /// New connections one client address may open per second, on average, with bursts of
+    /// twice as many; past it, new ones are closed at once. A client that reconnects as
+    /// fast as it can (a flood that comes back each time it is cut off) is held to this.
+    #[arg(long, env = "CONFAB_NEW_CONNECTIONS_PER_ADDRESS",
+          default_value_t = crate::listener::DEFAULT_NEW_CONNECTIONS_PER_SECOND,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub new_connections_per_address: u32,
+
     /// Addresses (comma-separated) of load balancers and proxies in front, which the
     /// per-address cap does not apply to.
     #[arg(long, env = "CONFAB_TRUSTED_PROXIES", value_delimiter = ',')]
@@ -231,6 +239,7 @@ impl Config {
             header_read_timeout_secs: 10,
             // Tests connect thousands of clients from one address.
             max_connections_per_address: 100_000,
+            new_connections_per_address: 1_000_000,
             trusted_proxies: Vec::new(),
             shutdown_delay_secs: 0,
             metrics_addr: None,

@@ -326,6 +326,7 @@ impl Server {
         let limits = listener::Limits {
             header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
             per_address: usize::try_from(config.max_connections_per_address).unwrap_or(usize::MAX),
+            new_per_address_per_second: config.new_connections_per_address,
             trusted_proxies: config.trusted_proxies.clone(),
         };
         let serve = tokio::spawn(listener::serve(listener, app, limits, token));

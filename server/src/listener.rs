@@ -2,8 +2,9 @@
 //! headers trickle in forever (slowloris) is never timed out, and it takes every connection
 //! it is offered, so one address can hold every file descriptor. This is axum's loop with
 //! what it lacks: a header-read timeout, a cap on the connections one client address holds
-//! at once (WebSockets included: the count lives with the socket, not the request), Nagle's
-//! algorithm off, and accept errors logged without spinning.
+//! at once (WebSockets included: the count lives with the socket, not the request) and on
+//! the new connections it opens a second, Nagle's algorithm off, and accept errors logged
+//! without spinning.
 
 use std::{
     collections::HashMap,
@@ -33,11 +34,15 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use crate::ratelimit::client_key;
+use crate::ratelimit::{client_key, KeyedLimiter};
 
 /// How long the loop pauses after a failed accept (out of file descriptors, most often):
 /// retrying at once would spin a core and flood the log.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// New connections one client address may open a second, by default
+/// (`--new-connections-per-address`).
+pub const DEFAULT_NEW_CONNECTIONS_PER_SECOND: u32 = 50;
 
 /// What one node accepts.
 #[derive(Debug, Clone)]
@@ -46,6 +51,9 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Connections one client address (an IPv6 /64) may hold at once.
     pub per_address: usize,
+    /// New connections one client address may open a second, on average (bursts of twice
+    /// as many).
+    pub new_per_address_per_second: u32,
     /// Addresses the cap does not apply to: load balancers and proxies in front.
     pub trusted_proxies: Vec<IpAddr>,
 }
@@ -57,7 +65,7 @@ pub async fn serve(
     limits: Limits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let open = Arc::new(OpenConnections::default());
+    let open = Arc::new(OpenConnections::new(&limits));
     // Connections watch `signal` to shut down gracefully; `closed` tells when all have.
     let (signal_tx, signal_rx) = watch::channel(());
     let (closed_tx, closed_rx) = watch::channel(());
@@ -80,7 +88,7 @@ pub async fn serve(
             tracing::info!("accepting connections again");
         }
         let Some(admitted) = open.admit(peer.ip(), &limits) else {
-            tracing::debug!(%peer, "refused: too many connections from one address");
+            tracing::debug!(%peer, "refused: too many connections, or too fast, from one address");
             continue;
         };
         nagle_off(&stream);
@@ -135,14 +143,26 @@ fn nagle_off(stream: &TcpStream) {
     }
 }
 
-/// How many connections each client address holds.
-#[derive(Default)]
+/// How many connections each client address holds, and how fast it opens them.
 struct OpenConnections {
     by_address: Mutex<HashMap<IpAddr, usize>>,
+    new_by_address: KeyedLimiter<IpAddr>,
 }
 
 impl OpenConnections {
-    /// Counts one more connection from `ip`, unless its address holds its cap already.
+    fn new(limits: &Limits) -> Self {
+        let per_second = limits.new_per_address_per_second;
+        Self {
+            by_address: Mutex::default(),
+            new_by_address: KeyedLimiter::per_minute(
+                per_second.saturating_mul(2),
+                per_second.saturating_mul(60),
+            ),
+        }
+    }
+
+    /// Counts one more connection from `ip`, unless its address holds its cap already or
+    /// opens connections faster than its rate.
     fn admit(self: &Arc<Self>, ip: IpAddr, limits: &Limits) -> Option<Admitted> {
         if limits.trusted_proxies.contains(&ip) {
             return Some(Admitted {
@@ -151,6 +171,10 @@ impl OpenConnections {
             });
         }
         let key = client_key(ip);
+        if !self.new_by_address.try_take(&key) {
+            crate::metrics::rate_limited("connections");
+            return None;
+        }
         let mut by_address = self.lock();
         let count = by_address.entry(key).or_default();
         if *count >= limits.per_address {
@@ -253,12 +277,13 @@ mod tests {
 
     #[test]
     fn an_address_holds_its_cap_and_frees_places_as_connections_close() {
-        let open = Arc::new(OpenConnections::default());
         let limits = Limits {
             header_read_timeout: Duration::from_secs(10),
             per_address: 2,
+            new_per_address_per_second: 1000,
             trusted_proxies: vec!["10.0.0.1".parse().unwrap()],
         };
+        let open = Arc::new(OpenConnections::new(&limits));
         let client: IpAddr = "192.0.2.7".parse().unwrap();
         let first = open.admit(client, &limits).unwrap();
         let _second = open.admit(client, &limits).unwrap();
@@ -281,6 +306,33 @@ mod tests {
         assert!(
             behind_proxy.iter().all(Option::is_some),
             "trusted proxies are not capped"
+        );
+    }
+
+    #[test]
+    fn an_address_opens_at_most_twice_its_rate_at_once() {
+        let limits = Limits {
+            header_read_timeout: Duration::from_secs(10),
+            per_address: 1000,
+            new_per_address_per_second: 5,
+            trusted_proxies: vec!["10.0.0.1".parse().unwrap()],
+        };
+        let open = Arc::new(OpenConnections::new(&limits));
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        // Each closed at once, so the cap on open connections plays no part.
+        let admitted = (0..20)
+            .filter(|_| open.admit(client, &limits).is_some())
+            .count();
+        assert_eq!(admitted, 10, "a burst of twice the rate, then none");
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        assert!(
+            open.admit(other, &limits).is_some(),
+            "other addresses are not held back"
+        );
+        let proxy = "10.0.0.1".parse().unwrap();
+        assert!(
+            (0..20).all(|_| open.admit(proxy, &limits).is_some()),
+            "nor are trusted proxies"
         );
     }
 }

@@ -27,6 +27,8 @@ use tokio_tungstenite::{
     MaybeTlsStream,
 };
 
+use confab_server::listener::DEFAULT_NEW_CONNECTIONS_PER_SECOND;
+
 use crate::common::{signed_in_at, spawn_app_with, tokens, ServerProcess, Stream, WsClient};
 
 /// How much an attack may grow the server's resident memory, at its peak.
@@ -39,6 +41,8 @@ const MAX_BYSTANDER_WAIT: Duration = Duration::from_secs(2);
 /// How often the bystander pings: under the default message rate (20 a second), so that
 /// every ping is answered rather than refused.
 const PING_EVERY: Duration = Duration::from_millis(60);
+/// Bystander connections, pinging in turn.
+const BYSTANDERS: usize = 4;
 
 /// The attacks run one at a time: each measures its own server's memory and a bystander's
 /// latency, which another attack running beside it would disturb.
@@ -60,15 +64,24 @@ async fn attacker_tcp(addr: SocketAddr) -> std::io::Result<TcpStream> {
 /// A WebSocket from the attacker's address. Sends of any size: an attacker's client has no
 /// limit.
 async fn attacker_ws(url: &str, addr: SocketAddr) -> Stream {
-    let tcp = attacker_tcp(addr).await.expect("the attacker connects");
+    try_attacker_ws(url, addr)
+        .await
+        .expect("the attacker's WebSocket is accepted")
+}
+
+/// Like [`attacker_ws`]; `None` when the server refuses the connection.
+async fn try_attacker_ws(url: &str, addr: SocketAddr) -> Option<Stream> {
+    let tcp = attacker_tcp(addr).await.ok()?;
     let config = WebSocketConfig::default()
         .max_message_size(None)
         .max_frame_size(None);
-    let (stream, _) =
-        tokio_tungstenite::client_async_with_config(url, MaybeTlsStream::Plain(tcp), Some(config))
-            .await
-            .expect("the upgrade succeeds");
-    stream
+    let upgrade =
+        tokio_tungstenite::client_async_with_config(url, MaybeTlsStream::Plain(tcp), Some(config));
+    let (stream, _) = tokio::time::timeout(Duration::from_secs(5), upgrade)
+        .await
+        .ok()?
+        .ok()?;
+    Some(stream)
 }
 
 /// The server's resident memory, in MiB.
@@ -82,12 +95,27 @@ fn rss_mib(pid: u32) -> f64 {
     kib / 1024.0
 }
 
+/// The CPU time a process has used, in seconds (user and system).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the server runs");
+    // The fields after the parenthesised name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields[i].parse::<f64>().expect("a tick count");
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// A server under attack: its process, a bystander who keeps pinging it, and the highest
 /// memory seen.
 struct Siege {
     server: ServerProcess,
     pid: u32,
     rss_before: f64,
+    cpu_before: f64,
+    started: Instant,
     peak_rss_kib: Arc<AtomicU64>,
     quiet: Vec<Duration>,
     stop: Arc<AtomicBool>,
@@ -99,7 +127,11 @@ impl Siege {
     /// Starts the server with `env`, measures the bystander's latency while all is quiet,
     /// then keeps the bystander pinging and memory sampled until [`Siege::end`].
     async fn start(env: &[(&str, &str)]) -> Self {
-        let server = ServerProcess::start(env).await;
+        // The server as it runs in production, where the test harness lifts a limit.
+        let rate = DEFAULT_NEW_CONNECTIONS_PER_SECOND.to_string();
+        let mut production = vec![("CONFAB_NEW_CONNECTIONS_PER_ADDRESS", rate.as_str())];
+        production.extend_from_slice(env);
+        let server = ServerProcess::start(&production).await;
         let pid = server.child.id().expect("the server runs");
         let stop = Arc::new(AtomicBool::new(false));
         let (quiet_done, quiet) = tokio::sync::oneshot::channel();
@@ -113,17 +145,26 @@ impl Siege {
                     .build()
                     .expect("a runtime");
                 runtime.block_on(async move {
-                    let mut bystander = signed_in_at(&url, "bystander").await;
+                    // Several connections pinging in turn: more samples than one
+                    // connection's rate limit allows.
+                    let mut bystanders = Vec::new();
+                    for n in 0..BYSTANDERS {
+                        bystanders.push(signed_in_at(&url, &format!("bystander-{n}")).await);
+                    }
+                    let pause = PING_EVERY / BYSTANDERS as u32;
                     let mut quiet = Vec::new();
-                    for _ in 0..30 {
-                        quiet.push(ping(&mut bystander).await);
-                        tokio::time::sleep(PING_EVERY).await;
+                    for n in 0..30 * BYSTANDERS {
+                        quiet.push(ping(&mut bystanders[n % BYSTANDERS]).await);
+                        tokio::time::sleep(pause).await;
                     }
                     let _ = quiet_done.send(quiet);
                     let mut waits = Vec::new();
-                    while !stop.load(Ordering::Relaxed) {
-                        waits.push(ping(&mut bystander).await);
-                        tokio::time::sleep(PING_EVERY).await;
+                    for n in 0.. {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        waits.push(ping(&mut bystanders[n % BYSTANDERS]).await);
+                        tokio::time::sleep(pause).await;
                     }
                     waits
                 })
@@ -131,6 +172,7 @@ impl Siege {
         };
         let quiet = quiet.await.expect("the bystander measured a quiet server");
         let rss_before = rss_mib(pid);
+        let (cpu_before, started) = (cpu_seconds(pid), Instant::now());
         let peak_rss_kib = Arc::new(AtomicU64::new(0));
         let sampler = {
             let (stop, peak) = (Arc::clone(&stop), Arc::clone(&peak_rss_kib));
@@ -145,6 +187,8 @@ impl Siege {
             server,
             pid,
             rss_before,
+            cpu_before,
+            started,
             peak_rss_kib,
             quiet,
             stop,
@@ -167,12 +211,14 @@ impl Siege {
         self.sampler.await.unwrap();
         let peak = (self.peak_rss_kib.load(Ordering::Relaxed) as f64 / 1024.0).max(self.rss_before);
         let after = rss_mib(self.pid);
+        let cpu = (cpu_seconds(self.pid) - self.cpu_before) / self.started.elapsed().as_secs_f64();
         let (quiet, under_attack) = (percentiles(self.quiet), percentiles(waits));
         println!(
             "abuse figure: {attack}: RSS {:.1} MiB before, {peak:.1} at peak (+{:.1}), {after:.1} after; \
-             bystander ping p50/p99/max {} quiet, {} under attack ({} pings)",
+             server CPU {:.0} %; bystander ping p50/p99/max {} quiet, {} under attack ({} pings)",
             self.rss_before,
             peak - self.rss_before,
+            cpu * 100.0,
             quiet.text,
             under_attack.text,
             under_attack.count,
@@ -226,18 +272,23 @@ fn percentiles(mut waits: Vec<Duration>) -> Percentiles {
 /// Engine.IO 4 over a WebSocket by hand, signed in to the default namespace with `token`:
 /// an attacker needs no socket.io-client.
 async fn socket_io(addr: SocketAddr, token: &str) -> Stream {
+    try_socket_io(addr, token)
+        .await
+        .expect("a Socket.IO connection")
+}
+
+/// Like [`socket_io`]; `None` when the server refuses the connection.
+async fn try_socket_io(addr: SocketAddr, token: &str) -> Option<Stream> {
     let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let mut ws = attacker_ws(&url, addr).await;
-    let open = next_text(&mut ws).await.expect("the Engine.IO open packet");
+    let mut ws = try_attacker_ws(&url, addr).await?;
+    let open = next_text(&mut ws).await?;
     assert!(open.starts_with('0'), "{open}");
     ws.send(Message::text(format!("40{}", json!({"token": token}))))
         .await
-        .unwrap();
-    let connect = next_text(&mut ws)
-        .await
-        .expect("the Socket.IO CONNECT answer");
+        .ok()?;
+    let connect = next_text(&mut ws).await?;
     assert!(connect.starts_with("40"), "{connect}");
-    ws
+    Some(ws)
 }
 
 /// The next text frame, answering Engine.IO pings (`2`) on the way.
@@ -299,15 +350,24 @@ async fn a_socket_io_join_room_flood_is_cut_off_and_others_carry_on() {
 
     // One socket floods; then the attacker reconnects and floods again, for 5 s in all.
     let started = Instant::now();
-    let (mut floods, mut sent) = (0, 0);
+    let (mut floods, mut sent, mut refused) = (0, 0, 0);
     while started.elapsed() < Duration::from_secs(5) {
-        let ws = socket_io(addr, &token).await;
+        // Past its address's rate of new connections, the attacker is refused at once.
+        let Some(ws) = try_socket_io(addr, &token).await else {
+            refused += 1;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        };
         let (count, cut_off) = flood_join_room(ws, Duration::from_secs(5)).await;
         assert!(cut_off, "a socket flooding join_room is disconnected");
         floods += 1;
         sent += count;
     }
-    println!("abuse figure: join_room flood: {floods} sockets cut off after {sent} events in all");
+    assert!(floods > 0);
+    println!(
+        "abuse figure: join_room flood: {floods} sockets cut off after {sent} events in all, \
+         {refused} connections refused"
+    );
     siege.end("Socket.IO join_room flood, reconnecting").await;
 }
 
@@ -405,7 +465,12 @@ async fn slowloris_connections_are_capped_and_cut_off_while_others_are_served() 
 #[tokio::test]
 async fn websockets_that_never_authenticate_are_closed_at_the_deadline() {
     let _one = one_at_a_time().await;
-    let siege = Siege::start(&[("CONFAB_AUTH_DEADLINE", "1")]).await;
+    // All at once: more than the address's rate of new connections lets in.
+    let siege = Siege::start(&[
+        ("CONFAB_AUTH_DEADLINE", "1"),
+        ("CONFAB_NEW_CONNECTIONS_PER_ADDRESS", "100000"),
+    ])
+    .await;
     let addr = siege.addr();
     let url = format!("ws://{addr}/ws");
     const IDLE: usize = 500;

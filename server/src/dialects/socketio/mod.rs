@@ -389,7 +389,7 @@ pub fn new_peer(state: &AppState, namespace: Namespace) -> Arc<Peer> {
         inbox: Mutex::new(Some(inbox)),
         handshake: Mutex::new(None),
         closed: CancellationToken::new(),
-        line: Mutex::new(turn::Line::default()),
+        line: Mutex::new(turn::Line::new(config.message_rate)),
         greeting: Mutex::new(None),
         watermark,
         emitted: watch::Sender::new(0),

@@ -24,6 +24,7 @@ use socketioxide::{
 use tokio::sync::oneshot;
 
 use super::{lock, Peer};
+use crate::ratelimit::Bucket;
 
 /// Events of one socket that may wait for (or hold) their turn at once. Each waiting event
 /// is a task holding its payload, so a socket that sends faster than it is answered would
@@ -31,13 +32,35 @@ use super::{lock, Peer};
 /// waits for answers never comes near it (the rate limit refuses most of such a burst).
 pub const MAX_QUEUED_EVENTS: usize = 256;
 
-/// The ends of the latest turn taken on a socket: done with queueing, done altogether; and
-/// how many turns are not over yet.
-#[derive(Default)]
+/// Events of any kind a socket may send at once; past it, and past
+/// [`ARRIVALS_PER_MESSAGE_RATE`] times its message rate on average, it is disconnected as
+/// the event arrives, before anything is queued. A client that heeds `RATE_LIMITED` never
+/// comes near it; one that keeps sending regardless is cut off after a few hundred events
+/// rather than after however many the server reads before its line fills.
+pub const MAX_ARRIVAL_BURST: u32 = 256;
+/// How many times the message rate (`CONFAB_MESSAGE_RATE`) a socket's events may arrive at,
+/// counting those that are not rate limited (pings, connection info).
+pub const ARRIVALS_PER_MESSAGE_RATE: f64 = 4.0;
+
+/// The ends of the latest turn taken on a socket: done with queueing, done altogether; how
+/// many turns are not over yet; and the socket's arrivals.
 pub struct Line {
     queued: Option<oneshot::Receiver<()>>,
     done: Option<oneshot::Receiver<()>>,
     pending: Arc<AtomicUsize>,
+    arrivals: Bucket,
+}
+
+impl Line {
+    /// The line of a socket whose messages are limited to `message_rate` a second.
+    pub fn new(message_rate: f64) -> Self {
+        Self {
+            queued: None,
+            done: None,
+            pending: Arc::default(),
+            arrivals: Bucket::new(MAX_ARRIVAL_BURST, message_rate * ARRIVALS_PER_MESSAGE_RATE),
+        }
+    }
 }
 
 /// An event's place in its socket's line. Dropping it ends the turn.
@@ -59,9 +82,13 @@ impl Drop for Pending {
 }
 
 impl Turn {
-    /// The next turn on `line`; `None` when [`MAX_QUEUED_EVENTS`] are pending already.
+    /// The next turn on `line`; `None` when [`MAX_QUEUED_EVENTS`] are pending already, or
+    /// the socket sends far faster than its rate limit.
     pub(super) fn take(line: &std::sync::Mutex<Line>) -> Option<Self> {
         let mut line = lock(line);
+        if !line.arrivals.try_take(std::time::Instant::now()) {
+            return None;
+        }
         if line.pending.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED_EVENTS {
             line.pending.fetch_sub(1, Ordering::AcqRel);
             return None;
@@ -112,10 +139,10 @@ impl Turn {
     }
 }
 
-/// A socket had [`MAX_QUEUED_EVENTS`] waiting: the event is dropped and the socket
-/// disconnected.
+/// A socket had [`MAX_QUEUED_EVENTS`] waiting, or sent past [`MAX_ARRIVAL_BURST`]: the
+/// event is dropped and the socket disconnected.
 #[derive(Debug, thiserror::Error)]
-#[error("more than {MAX_QUEUED_EVENTS} events waiting; the socket is disconnected")]
+#[error("too many events waiting or arriving; the socket is disconnected")]
 pub struct LineFull;
 
 impl<A: Adapter> FromMessageParts<A> for Turn {
@@ -130,7 +157,7 @@ impl<A: Adapter> FromMessageParts<A> for Turn {
             return Ok(Turn::first());
         };
         Turn::take(&peer.line).ok_or_else(|| {
-            tracing::debug!(sid = %socket.id, "too many events waiting; disconnecting");
+            tracing::debug!(sid = %socket.id, "too many events waiting or arriving; disconnecting");
             // Not here: socketioxide holds its handler table while it extracts, and closing
             // the socket takes it too.
             let socket = Arc::clone(socket);
@@ -139,5 +166,39 @@ impl<A: Adapter> FromMessageParts<A> for Turn {
             });
             LineFull
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[test]
+    fn a_socket_is_cut_off_past_its_arrival_burst_even_when_it_is_answered_at_once() {
+        let line = Mutex::new(Line::new(20.0));
+        for n in 0..MAX_ARRIVAL_BURST {
+            // Each turn ends before the next is taken: nothing is ever pending.
+            assert!(Turn::take(&line).is_some(), "event {n} is taken");
+        }
+        assert!(Turn::take(&line).is_none(), "the next one is refused");
+    }
+
+    #[test]
+    fn at_most_max_queued_events_wait() {
+        let line = Mutex::new(Line::new(1_000_000.0));
+        let waiting: Vec<Turn> = (0..MAX_QUEUED_EVENTS)
+            .map(|_| Turn::take(&line).expect("a place in line"))
+            .collect();
+        // Long enough for the arrival bucket to refill at this rate: what refuses the next
+        // event is the line.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(Turn::take(&line).is_none(), "the line is full");
+        drop(waiting);
+        assert!(
+            Turn::take(&line).is_some(),
+            "and has room once they are done"
+        );
     }
 }

@@ -205,6 +205,8 @@ impl ServerProcess {
             .env("CONFAB_JWT_SECRET", confab_server::config::TEST_JWT_SECRET)
             .env("CONFAB_LOG", "warn")
             .env("CONFAB_SITE_DIR", "/nonexistent-site")
+            // Tests connect many clients from one address at once; the attacks put it back.
+            .env("CONFAB_NEW_CONNECTIONS_PER_ADDRESS", "1000000")
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true)
