@@ -96,25 +96,7 @@ enum Scenario {
     /// A long mixed run with the production rate limits: `/ws` and Socket.IO rooms chatting,
     /// clients of both arriving, joining, leaving and going, floods now and then; memory,
     /// tasks and connections sampled each minute.
-    Soak {
-        #[arg(long, default_value_t = 30)]
-        minutes: u64,
-        #[arg(long, default_value_t = 40)]
-        ws_rooms: usize,
-        #[arg(long, default_value_t = 10)]
-        sio_rooms: usize,
-        #[arg(long, default_value_t = 25)]
-        members: usize,
-        /// Messages a second into each chatting room.
-        #[arg(long, default_value_t = 10.0)]
-        rate: f64,
-        /// Clients a second that connect, join, leave and go.
-        #[arg(long, default_value_t = 20.0)]
-        churn: f64,
-        /// Seconds between floods.
-        #[arg(long, default_value_t = 30)]
-        flood_every: u64,
-    },
+    Soak(soak::Shape),
     /// Chat messages stored and acknowledged a second, on SQLite and on PostgreSQL.
     Ingest {
         #[arg(long, default_value_t = 50)]
@@ -212,26 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             ("recovery", rows, "replayed msgs/s (median round)")
         }
-        Scenario::Soak {
-            minutes,
-            ws_rooms,
-            sio_rooms,
-            members,
-            rate,
-            churn,
-            flood_every,
-        } => {
-            let shape = soak::Shape {
-                minutes,
-                ws_rooms,
-                sio_rooms,
-                members,
-                rate,
-                churn,
-                flood_every,
-            };
-            ("soak", soak::soak(shape).await?, "rss MiB")
-        }
+        Scenario::Soak(shape) => ("soak", soak::soak(shape).await?, "rss MiB"),
         Scenario::Ingest {
             senders,
             seconds,

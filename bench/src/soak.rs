@@ -25,17 +25,26 @@ use crate::{
 };
 
 /// What the soak runs.
+#[derive(clap::Args)]
 pub struct Shape {
+    #[arg(long, default_value_t = 30)]
     pub minutes: u64,
-    /// `/ws` rooms and Socket.IO rooms chatting throughout, of `members` each.
+    /// `/ws` rooms chatting throughout, of `members` each.
+    #[arg(long, default_value_t = 40)]
     pub ws_rooms: usize,
+    /// Socket.IO rooms chatting throughout, of `members` each.
+    #[arg(long, default_value_t = 10)]
     pub sio_rooms: usize,
+    #[arg(long, default_value_t = 25)]
     pub members: usize,
     /// Messages a second into each chatting room.
+    #[arg(long, default_value_t = 10.0)]
     pub rate: f64,
     /// Clients a second that connect, sign in, join, leave and disconnect.
+    #[arg(long, default_value_t = 20.0)]
     pub churn: f64,
     /// Seconds between floods (one `/ws` chat flood and one Socket.IO join flood).
+    #[arg(long, default_value_t = 30)]
     pub flood_every: u64,
 }
 

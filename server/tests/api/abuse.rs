@@ -119,7 +119,10 @@ struct Siege {
     peak_rss_kib: Arc<AtomicU64>,
     quiet: Vec<Duration>,
     stop: Arc<AtomicBool>,
-    bystander: std::thread::JoinHandle<Vec<Duration>>,
+    /// When the control ran, if it did (see [`Siege::control`]).
+    control: Option<(Instant, Instant)>,
+    /// Each bystander ping's start and wait.
+    bystander: std::thread::JoinHandle<Vec<(Instant, Duration)>>,
     sampler: tokio::task::JoinHandle<()>,
 }
 
@@ -163,7 +166,8 @@ impl Siege {
                         if stop.load(Ordering::Relaxed) {
                             break;
                         }
-                        waits.push(ping(&mut bystanders[n % BYSTANDERS]).await);
+                        let sent = Instant::now();
+                        waits.push((sent, ping(&mut bystanders[n % BYSTANDERS]).await));
                         tokio::time::sleep(pause).await;
                     }
                     waits
@@ -192,9 +196,23 @@ impl Siege {
             peak_rss_kib,
             quiet,
             stop,
+            control: None,
             bystander,
             sampler,
         }
+    }
+
+    /// Keeps the attacker's thread busy for `how_long` without a byte to the server: the
+    /// bystanders' waits meanwhile are what the attacking client's own use of this
+    /// machine does to them, which the attack's figures include.
+    fn control(&mut self, how_long: Duration) {
+        let started = Instant::now();
+        let mut x = 0_u64;
+        while started.elapsed() < how_long {
+            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+        }
+        self.control = Some((started, Instant::now()));
+        (self.cpu_before, self.started) = (cpu_seconds(self.pid), Instant::now());
     }
 
     fn addr(&self) -> SocketAddr {
@@ -212,6 +230,18 @@ impl Siege {
         let peak = (self.peak_rss_kib.load(Ordering::Relaxed) as f64 / 1024.0).max(self.rss_before);
         let after = rss_mib(self.pid);
         let cpu = (cpu_seconds(self.pid) - self.cpu_before) / self.started.elapsed().as_secs_f64();
+        let (control, waits): (Vec<_>, Vec<_>) = waits
+            .into_iter()
+            .partition(|(sent, _)| self.control.is_some_and(|(_, end)| *sent < end));
+        if self.control.is_some() {
+            let control = percentiles(control.into_iter().map(|(_, wait)| wait).collect());
+            println!(
+                "abuse figure: {attack}: control (the attacker's thread busy, no traffic): \
+                 bystander ping p50/p99/max {} ({} pings)",
+                control.text, control.count
+            );
+        }
+        let waits = waits.into_iter().map(|(_, wait)| wait).collect();
         let (quiet, under_attack) = (percentiles(self.quiet), percentiles(waits));
         println!(
             "abuse figure: {attack}: RSS {:.1} MiB before, {peak:.1} at peak (+{:.1}), {after:.1} after; \
@@ -344,7 +374,8 @@ async fn flood_join_room(ws: Stream, limit: Duration) -> (u64, bool) {
 #[tokio::test]
 async fn a_socket_io_join_room_flood_is_cut_off_and_others_carry_on() {
     let _one = one_at_a_time().await;
-    let siege = Siege::start(&[]).await;
+    let mut siege = Siege::start(&[]).await;
+    siege.control(Duration::from_secs(5));
     let addr = siege.addr();
     let token = tokens::token_for("flooder", "flooder");
 

@@ -541,14 +541,19 @@ async fn notifications_track_delivery_and_read_state(t: &TestStore) {
             .await
             .unwrap();
     }
-    let undelivered: Vec<String> = s
-        .undelivered_notifications("ana", 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|n| n.id)
-        .collect();
-    assert_eq!(undelivered, ["n1", "n2"], "oldest first, only Ana's");
+    let undelivered_ids = || async {
+        s.undelivered_notifications("ana", 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        undelivered_ids().await,
+        ["n1", "n2"],
+        "oldest first, only Ana's"
+    );
     assert!(
         s.mark_delivered("n1", 30).await.unwrap(),
         "marked by this call"
@@ -556,14 +561,7 @@ async fn notifications_track_delivery_and_read_state(t: &TestStore) {
     assert!(!s.mark_delivered("n1", 31).await.unwrap(), "marked already");
     // A write that failed returns it to the backlog, in its place.
     s.unmark_delivered("n1").await.unwrap();
-    let undelivered: Vec<String> = s
-        .undelivered_notifications("ana", 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|n| n.id)
-        .collect();
-    assert_eq!(undelivered, ["n1", "n2"]);
+    assert_eq!(undelivered_ids().await, ["n1", "n2"]);
     assert!(s.mark_delivered("n1", 32).await.unwrap());
     let undelivered = s.undelivered_notifications("ana", 10).await.unwrap();
     assert_eq!(undelivered.len(), 1);
