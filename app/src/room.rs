@@ -300,7 +300,12 @@ pub fn RoomView(
                     }
                 });
             }
-            ServerMessage::RoomError { error: e, code: c } if c.as_deref().is_none_or(ours) => {
+            // A room that ended (closed, or the user removed) keeps the reason it ended with:
+            // an answer to something the app sent just before, "not a member of this
+            // room", says less.
+            ServerMessage::RoomError { error: e, code: c }
+                if c.as_deref().is_none_or(ours) && !ended.get_untracked() =>
+            {
                 error.set(Some(e.clone()));
                 // Answers come in the order sent: the oldest message still sending is the
                 // one refused, when one is.
