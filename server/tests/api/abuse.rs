@@ -202,16 +202,33 @@ impl Siege {
         }
     }
 
-    /// Keeps the attacker's thread busy for `how_long` without a byte to the server: the
-    /// bystanders' waits meanwhile are what the attacking client's own use of this
-    /// machine does to them, which the attack's figures include.
-    fn control(&mut self, how_long: Duration) {
+    /// Runs `flood` for `how_long` against a WebSocket that only reads what it is sent
+    /// and throws it away, not the server: the bystanders' waits meanwhile are what the
+    /// attack costs this machine outside the server (the attacking client, loopback), which
+    /// the attack's figures include.
+    async fn control<F, Fut>(&mut self, how_long: Duration, flood: F)
+    where
+        F: FnOnce(Stream, Duration) -> Fut,
+        Fut: std::future::Future<Output = (u64, bool)>,
+    {
+        yield_to_others();
+        let sink = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = sink.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let (tcp, _) = sink.accept().unwrap();
+            let mut ws = tokio_tungstenite::tungstenite::accept(tcp).unwrap();
+            let mut read = 0_u64;
+            while ws.read().is_ok() {
+                read += 1;
+            }
+            read
+        });
         let started = Instant::now();
-        let mut x = 0_u64;
-        while started.elapsed() < how_long {
-            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
-        }
+        let ws = attacker_ws(&format!("ws://{addr}/"), addr).await;
+        let (sent, _) = flood(ws, how_long).await;
         self.control = Some((started, Instant::now()));
+        let read = reader.join().unwrap();
+        println!("abuse figure: control: {sent} events sent, {read} read and thrown away");
         (self.cpu_before, self.started) = (cpu_seconds(self.pid), Instant::now());
     }
 
@@ -236,8 +253,8 @@ impl Siege {
         if self.control.is_some() {
             let control = percentiles(control.into_iter().map(|(_, wait)| wait).collect());
             println!(
-                "abuse figure: {attack}: control (the attacker's thread busy, no traffic): \
-                 bystander ping p50/p99/max {} ({} pings)",
+                "abuse figure: {attack}: control (the same flood, into a socket that throws \
+                 it away): bystander ping p50/p99/max {} ({} pings)",
                 control.text, control.count
             );
         }
@@ -265,6 +282,23 @@ impl Siege {
         );
         self.server.kill().await;
     }
+}
+
+/// Lowers the calling thread's priority to the least (nice 19). The attacker shares this
+/// machine's two cores with the server and the bystander; at equal priority, whenever all
+/// three want a core, the scheduler makes the bystander or the server's worker wait out the
+/// attacker's timeslice (milliseconds), which an attacker on another machine could not do.
+/// At nice 19 the attacker still takes any core left idle, so it sends as fast as before.
+fn yield_to_others() {
+    let this_thread = std::fs::read_link("/proc/thread-self").expect("Linux's /proc");
+    let tid = this_thread.file_name().expect("pid/task/tid");
+    let lowered = std::process::Command::new("renice")
+        .args(["-n", "19", "-p"])
+        .arg(tid)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("renice runs");
+    assert!(lowered.success());
 }
 
 /// A ping's round trip on `/ws` (its answer is `room:state`).
@@ -365,6 +399,10 @@ async fn flood_join_room(ws: Stream, limit: Duration) -> (u64, bool) {
             break;
         }
     }
+    if !cut_off.load(Ordering::Relaxed) {
+        // Out of time: the attacker closes.
+        let _ = sink.close().await;
+    }
     let ended = tokio::time::timeout(Duration::from_secs(5), reader)
         .await
         .is_ok();
@@ -375,7 +413,7 @@ async fn flood_join_room(ws: Stream, limit: Duration) -> (u64, bool) {
 async fn a_socket_io_join_room_flood_is_cut_off_and_others_carry_on() {
     let _one = one_at_a_time().await;
     let mut siege = Siege::start(&[]).await;
-    siege.control(Duration::from_secs(5));
+    siege.control(Duration::from_secs(5), flood_join_room).await;
     let addr = siege.addr();
     let token = tokens::token_for("flooder", "flooder");
 

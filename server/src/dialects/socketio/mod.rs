@@ -398,7 +398,7 @@ pub fn new_peer(state: &AppState, namespace: Namespace) -> Arc<Peer> {
         sent: metrics::counter!(crate::metrics::MESSAGES_SENT, "dialect" => DIALECT),
         bytes: metrics::counter!(crate::metrics::BYTES_SENT, "dialect" => DIALECT),
     });
-    *lock(&peer.greeting) = turn::Turn::take(&peer.line);
+    *lock(&peer.greeting) = turn::Turn::take(&peer.line).ok();
     peer
 }
 

@@ -43,12 +43,13 @@ pub const MAX_ARRIVAL_BURST: u32 = 256;
 pub const ARRIVALS_PER_MESSAGE_RATE: f64 = 4.0;
 
 /// The ends of the latest turn taken on a socket: done with queueing, done altogether; how
-/// many turns are not over yet; and the socket's arrivals.
+/// many turns are not over yet; the socket's arrivals; and whether it has been cut off.
 pub struct Line {
     queued: Option<oneshot::Receiver<()>>,
     done: Option<oneshot::Receiver<()>>,
     pending: Arc<AtomicUsize>,
     arrivals: Bucket,
+    cut_off: bool,
 }
 
 impl Line {
@@ -59,6 +60,7 @@ impl Line {
             done: None,
             pending: Arc::default(),
             arrivals: Bucket::new(MAX_ARRIVAL_BURST, message_rate * ARRIVALS_PER_MESSAGE_RATE),
+            cut_off: false,
         }
     }
 }
@@ -82,39 +84,32 @@ impl Drop for Pending {
 }
 
 impl Turn {
-    /// The next turn on `line`; `None` when [`MAX_QUEUED_EVENTS`] are pending already, or
-    /// the socket sends far faster than its rate limit.
-    pub(super) fn take(line: &std::sync::Mutex<Line>) -> Option<Self> {
+    /// The next turn on `line`. Refused with [`NoTurn::LineFull`] when [`MAX_QUEUED_EVENTS`]
+    /// are pending already, or the socket sends far faster than its rate limit; from then
+    /// on, with [`NoTurn::CutOff`].
+    pub(super) fn take(line: &std::sync::Mutex<Line>) -> Result<Self, NoTurn> {
         let mut line = lock(line);
-        if !line.arrivals.try_take(std::time::Instant::now()) {
-            return None;
+        if line.cut_off {
+            return Err(NoTurn::CutOff);
         }
-        if line.pending.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED_EVENTS {
-            line.pending.fetch_sub(1, Ordering::AcqRel);
-            return None;
+        let arrived = line.arrivals.try_take(std::time::Instant::now());
+        if !arrived || line.pending.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED_EVENTS {
+            if arrived {
+                line.pending.fetch_sub(1, Ordering::AcqRel);
+            }
+            line.cut_off = true;
+            return Err(NoTurn::LineFull);
         }
         let pending = Pending(Arc::clone(&line.pending));
         let (queued, queued_rx) = oneshot::channel();
         let (done, done_rx) = oneshot::channel();
-        Some(Self {
+        Ok(Self {
             previous_queued: line.queued.replace(queued_rx),
             previous_done: line.done.replace(done_rx),
             queued: Some(queued),
             _done: done,
             _pending: Some(pending),
         })
-    }
-
-    /// A turn with nobody before it (a socket with no peer has no line).
-    fn first() -> Self {
-        let (done, _) = oneshot::channel();
-        Self {
-            previous_queued: None,
-            previous_done: None,
-            queued: None,
-            _done: done,
-            _pending: None,
-        }
     }
 
     /// Waits until every earlier event of the socket has been handled.
@@ -139,33 +134,47 @@ impl Turn {
     }
 }
 
-/// A socket had [`MAX_QUEUED_EVENTS`] waiting, or sent past [`MAX_ARRIVAL_BURST`]: the
-/// event is dropped and the socket disconnected.
+/// Why an event gets no turn: it is dropped before a task is spawned for it.
 #[derive(Debug, thiserror::Error)]
-#[error("too many events waiting or arriving; the socket is disconnected")]
-pub struct LineFull;
+pub enum NoTurn {
+    /// The socket has disconnected (its peer is gone), and socketioxide is still decoding
+    /// what was read before: a flooder cut off has hundreds of events in flight, and a
+    /// task for each, only to find no peer, would cost the others' latency.
+    #[error("the socket has disconnected")]
+    Disconnected,
+    /// The socket had [`MAX_QUEUED_EVENTS`] waiting, or sent past [`MAX_ARRIVAL_BURST`]; it
+    /// is disconnected.
+    #[error("too many events waiting or arriving; the socket is disconnected")]
+    LineFull,
+    /// An event after [`NoTurn::LineFull`], while the socket is being disconnected.
+    #[error("the socket is being disconnected")]
+    CutOff,
+}
 
 impl<A: Adapter> FromMessageParts<A> for Turn {
-    type Error = LineFull;
+    type Error = NoTurn;
 
     fn from_message_parts(
         socket: &Arc<Socket<A>>,
         _: &mut Value,
         _: &Option<i64>,
-    ) -> Result<Self, LineFull> {
+    ) -> Result<Self, NoTurn> {
+        // Every namespace attaches its peer in its connect middleware, before the client
+        // can send an event, and removes it on disconnect: no peer means gone.
         let Some(peer) = socket.extensions.get::<Arc<Peer>>() else {
-            return Ok(Turn::first());
+            return Err(NoTurn::Disconnected);
         };
-        Turn::take(&peer.line).ok_or_else(|| {
+        let turn = Turn::take(&peer.line);
+        if let Err(NoTurn::LineFull) = turn {
             tracing::debug!(sid = %socket.id, "too many events waiting or arriving; disconnecting");
             // Not here: socketioxide holds its handler table while it extracts, and closing
-            // the socket takes it too.
+            // the socket takes it too. Once: later events are refused as `CutOff`.
             let socket = Arc::clone(socket);
             tokio::spawn(async move {
                 let _ = socket.disconnect();
             });
-            LineFull
-        })
+        }
+        turn
     }
 }
 
@@ -180,9 +189,12 @@ mod tests {
         let line = Mutex::new(Line::new(20.0));
         for n in 0..MAX_ARRIVAL_BURST {
             // Each turn ends before the next is taken: nothing is ever pending.
-            assert!(Turn::take(&line).is_some(), "event {n} is taken");
+            assert!(Turn::take(&line).is_ok(), "event {n} is taken");
         }
-        assert!(Turn::take(&line).is_none(), "the next one is refused");
+        assert!(
+            matches!(Turn::take(&line), Err(NoTurn::LineFull)),
+            "the next one is refused"
+        );
     }
 
     #[test]
@@ -194,11 +206,25 @@ mod tests {
         // Long enough for the arrival bucket to refill at this rate: what refuses the next
         // event is the line.
         std::thread::sleep(std::time::Duration::from_millis(5));
-        assert!(Turn::take(&line).is_none(), "the line is full");
+        assert!(
+            matches!(Turn::take(&line), Err(NoTurn::LineFull)),
+            "the line is full"
+        );
         drop(waiting);
         assert!(
-            Turn::take(&line).is_some(),
-            "and has room once they are done"
+            matches!(Turn::take(&line), Err(NoTurn::CutOff)),
+            "and the socket, being disconnected, gets no turn even once they are done"
         );
+    }
+
+    #[test]
+    fn a_socket_is_refused_once_as_line_full_and_then_as_cut_off() {
+        let line = Mutex::new(Line::new(1.0));
+        while Turn::take(&line).is_ok() {}
+        // Only the first refusal disconnects: a flood of thousands read after the cut
+        // costs no task each.
+        for _ in 0..1_000 {
+            assert!(matches!(Turn::take(&line), Err(NoTurn::CutOff)));
+        }
     }
 }
