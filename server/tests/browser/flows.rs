@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use confab_server::{config::Config, Server};
 
-use crate::harness::{site_dir, Browser, Chromedriver, PAGE_LOAD_WAIT, SCREEN_WAIT};
+use crate::harness::{site_dir, Browser, Chromedriver, PAGE_LOAD_WAIT, PHONE, SCREEN_WAIT};
 
 const ENTER: &str = "\u{E007}";
 
@@ -145,8 +145,8 @@ async fn a_refused_message_can_be_sent_again() {
     }
     let refused = expect_text(&ana, "[data-testid=pending]", "Not sent").await;
     ana.screenshot("message-not-sent").await;
-    ana.resize(390, 844).await;
-    ana.screenshot("message-not-sent-phone").await;
+    // Retried on a phone.
+    ana.resize(PHONE.0, PHONE.1).await;
     let text = refused
         .split_whitespace()
         .skip_while(|word| *word != "note")
@@ -194,8 +194,8 @@ async fn a_wrong_room_code_says_so_and_leads_back() {
         "no composer for a room that is not there"
     );
     ana.screenshot("room-not-found").await;
-    ana.resize(390, 844).await;
-    ana.screenshot("room-not-found-phone").await;
+    // The way back, taken on a phone.
+    ana.resize(PHONE.0, PHONE.1).await;
     ana.click("[data-testid=room-unavailable] button").await;
     back_in_lobby(&ana).await;
     ana.close().await;

@@ -12,6 +12,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 use tokio::process::{Child, Command};
 
+/// A phone's screen (an iPhone 12 to 15's CSS pixels), where the app's narrow layout applies.
+pub const PHONE: (u32, u32) = (390, 844);
 /// How long a test waits for something to appear on screen.
 pub const SCREEN_WAIT: Duration = Duration::from_secs(10);
 /// How long a test waits for a freshly loaded page's app to render: compiling the debug
@@ -268,7 +270,35 @@ impl Browser {
     }
 
     /// Saves a screenshot under `target/screenshots/` (a build artifact, not committed).
+    /// At desktop width it also looks at the same screen on a phone: at 390×844 nothing may
+    /// stick out sideways, and that view is saved as `{name}-phone`; then the window gets
+    /// its size back.
     pub async fn screenshot(&self, name: &str) {
+        self.save_screenshot(name).await;
+        let (width, height) = self.client.get_window_size().await.expect("window size");
+        if width < u64::from(PHONE.0) * 2 {
+            return;
+        }
+        self.resize(PHONE.0, PHONE.1).await;
+        // Two frames: the narrow layout is applied and painted.
+        self.client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+                Vec::new(),
+            )
+            .await
+            .expect("script runs");
+        let outside = self.shown_outside_the_screen_sideways().await;
+        assert!(
+            outside.is_empty() && !self.overflows_horizontally().await,
+            "{name}: on a phone, something sticks out sideways: {outside:?}"
+        );
+        self.save_screenshot(&format!("{name}-phone")).await;
+        self.resize(width as u32, height as u32).await;
+    }
+
+    async fn save_screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("screenshot");
         let dir = PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -297,6 +327,20 @@ impl Browser {
             .await
             .expect("script runs");
         value.as_bool().unwrap_or(true)
+    }
+
+    /// Elements shown that reach past the screen's left or right edge, which the page
+    /// cannot be scrolled to (what sticks out on the right, `overflows_horizontally` sees).
+    async fn shown_outside_the_screen_sideways(&self) -> Vec<String> {
+        let outside = self
+            .evaluate(
+                "return [...document.querySelectorAll('body *')].filter(e => {
+                   const r = e.getBoundingClientRect();
+                   return r.width > 0 && r.height > 0 && (r.left < -1 || r.right > innerWidth + 1);
+                 }).map(e => e.tagName.toLowerCase() + '.' + [...e.classList].join('.'))",
+            )
+            .await;
+        serde_json::from_value(outside).unwrap_or_default()
     }
 
     /// Runs `script` in the page.

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::flows::{create_room, expect_text, signed_in};
-use crate::harness::{Browser, Chromedriver};
+use crate::harness::{Browser, Chromedriver, PHONE};
 use crate::timeline::{post_messages, serve};
 
 /// Whether the element `selector` is shown (not `display: none`, on the screen).
@@ -27,7 +27,7 @@ async fn on_a_phone_the_chat_fills_the_screen_and_people_are_drawers() {
     let link = create_room(&ana).await;
     let ben = signed_in(&driver, &link, "Ben").await;
     expect_text(&ben, "[data-testid=members]", "Ana").await;
-    ben.resize(390, 844).await;
+    ben.resize(PHONE.0, PHONE.1).await;
     let code = link.rsplit('/').next().unwrap().to_owned();
     post_messages(&server, &code, 30).await;
     expect_text(&ben, "[data-testid=messages]", "m30").await;

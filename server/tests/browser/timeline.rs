@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::flows::{create_room, expect_text, say, signed_in};
-use crate::harness::{site_dir, Browser, Chromedriver, SCREEN_WAIT};
+use crate::harness::{site_dir, Browser, Chromedriver, PHONE, SCREEN_WAIT};
 
 /// A server whose rate limit lets a test fill a room quickly.
 pub async fn serve() -> (Server, tempfile::TempDir) {
@@ -259,6 +259,7 @@ async fn rooms_show_unread_counts_that_every_device_agrees_on() {
         .evaluate("return localStorage.getItem('confab.session')")
         .await;
     let phone = Browser::open(&driver).await;
+    phone.resize(PHONE.0, PHONE.1).await;
     phone.goto(&url).await;
     phone
         .execute(&format!(
@@ -271,6 +272,8 @@ async fn rooms_show_unread_counts_that_every_device_agrees_on() {
         expect_text(&phone, &format!("{item} [data-testid=unread]"), "3").await,
         "3"
     );
+    assert!(!phone.overflows_horizontally().await);
+    phone.screenshot("rooms-unread-phone").await;
 
     // Reading on the laptop clears it there and, at once, on the phone.
     laptop.click(&format!("{item} a")).await;
