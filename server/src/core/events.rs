@@ -104,10 +104,19 @@ pub struct Delivery {
 impl Delivery {
     /// A delivery for every subscriber of `topic`, but `skip_user`'s connections if given.
     pub fn new(topic: Topic, event: Event, skip_user: Option<String>) -> Self {
+        Self::for_audience(
+            topic,
+            event,
+            skip_user.map_or(Audience::Everyone, Audience::AllBut),
+        )
+    }
+
+    /// A delivery for the subscribers of `topic` in `audience`.
+    pub fn for_audience(topic: Topic, event: Event, audience: Audience) -> Self {
         Self {
             topic,
             event,
-            audience: skip_user.map_or(Audience::Everyone, Audience::AllBut),
+            audience,
             rendered: RenderCache::default(),
         }
     }

@@ -120,15 +120,12 @@ impl Core {
         if let Some(owner) = owner {
             super::moderation::validate_user_id(owner)?;
         }
-        let mut delivery = Delivery::new(
+        let audience = owner.map_or(Audience::Everyone, |owner| Audience::Only(owner.to_owned()));
+        self.publish_delivery(Delivery::for_audience(
             Topic::Media(update.media_id().to_owned()),
             Event::Media(update),
-            None,
-        );
-        if let Some(owner) = owner {
-            delivery.audience = Audience::Only(owner.to_owned());
-        }
-        self.publish_delivery(delivery);
+            audience,
+        ));
         Ok(())
     }
 

@@ -542,9 +542,7 @@ async fn emit_delivery(
             return Ok(());
         }
         let marked = mark_delivered(peer, &notification.id).await;
-        let emitted = render::delivery(peer, delivery)
-            .iter()
-            .try_for_each(|(event, payload)| peer.emit_at(socket, event, payload, None));
+        let emitted = emit_each(socket, peer, &render::delivery(peer, delivery));
         if emitted.is_err() && marked {
             unmark_delivered(peer, &notification.id).await;
         }
@@ -554,9 +552,7 @@ async fn emit_delivery(
     if let Event::Message(message) = &delivery.event {
         return peer.emit_message(socket, &emits, &message.room_key, message.seq);
     }
-    emits
-        .iter()
-        .try_for_each(|(event, payload)| peer.emit_at(socket, event, payload, None))?;
+    emit_each(socket, peer, &emits)?;
     // The hub has ended the socket's subscription; its own bookkeeping follows.
     let ended = match &delivery.event {
         Event::RoomClosed { room_key } => Some(room_key),
@@ -572,6 +568,13 @@ async fn emit_delivery(
         peer.forget_room(room_key);
     }
     Ok(())
+}
+
+/// Emits a delivery's renderings in order; an error once one could not be emitted.
+fn emit_each(socket: &SocketRef, peer: &Peer, emits: &render::Emits) -> Result<(), ()> {
+    emits
+        .iter()
+        .try_for_each(|(event, payload)| peer.emit_at(socket, event, payload, None))
 }
 
 /// Sends the notifications stored while the user had no notification socket.
