@@ -263,6 +263,9 @@ pub fn router(state: AppState) -> Router {
     routes
         .with_state(state)
         .layer(socket_io)
+        .layer(axum::middleware::map_request(
+            dialects::socketio::head::detach_request_head,
+        ))
         .layer(cors)
         // The request id goes back to the client in the answer's `x-request-id`.
         .layer(PropagateRequestIdLayer::x_request_id())

@@ -9,6 +9,7 @@
 //! the room and the reverse, each in its own shape.
 
 pub mod chat;
+pub mod head;
 pub mod publish;
 pub mod recovery;
 pub mod render;
