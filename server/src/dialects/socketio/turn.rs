@@ -139,7 +139,7 @@ impl Turn {
 pub enum NoTurn {
     /// The socket has disconnected (its peer is gone), and socketioxide is still decoding
     /// what was read before: a flooder cut off has hundreds of events in flight, and a
-    /// task for each, only to find no peer, would cost the others' latency.
+    /// task for each, only to find no peer, is CPU and memory spent for nothing.
     #[error("the socket has disconnected")]
     Disconnected,
     /// The socket had [`MAX_QUEUED_EVENTS`] waiting, or sent past [`MAX_ARRIVAL_BURST`]; it
