@@ -45,6 +45,12 @@ impl Bucket {
         }
     }
 
+    /// Whether the bucket is back to its whole burst at `now`: forgetting it changes nothing.
+    fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens + elapsed * self.per_second >= self.burst
+    }
+
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
@@ -70,27 +76,41 @@ impl<K: Eq + Hash + Clone> KeyedLimiter<K> {
     }
 
     pub fn try_take(&self, key: &K) -> bool {
-        let now = Instant::now();
+        self.try_take_at(key, Instant::now())
+    }
+
+    fn try_take_at(&self, key: &K, now: Instant) -> bool {
         let mut buckets = self
             .buckets
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if buckets.len() >= MAX_TRACKED_KEYS && !buckets.contains_key(key) {
-            // Forgetting the stalest bucket hands that key a fresh burst; refusing instead
-            // would let one client that rotates addresses lock everyone else out.
-            if let Some(stalest) = buckets
-                .iter()
-                .min_by_key(|(_, bucket)| bucket.updated)
-                .map(|(k, _)| k.clone())
-            {
-                buckets.remove(&stalest);
-            }
+            make_room(&mut buckets, now);
         }
         buckets
             .entry(key.clone())
             .or_insert_with(|| Bucket::new(self.burst, self.per_second))
             .try_take(now)
     }
+}
+
+/// Of a full map's buckets, the stalest this fraction goes when none has refilled.
+const EVICTED_WHEN_FULL: usize = 8;
+
+/// Frees places in a full map of buckets. Buckets back to their whole burst go first (a
+/// fresh one is the same). If none is, the stalest eighth goes, handing those keys a fresh
+/// burst: refusing new keys instead would let one client that rotates addresses lock
+/// everyone else out. Either way one pass frees many places, so a stream of new keys (the
+/// accept loop sees one per new client address) costs a pass per many keys, not one each.
+fn make_room<K: Eq + Hash>(buckets: &mut HashMap<K, Bucket>, now: Instant) {
+    buckets.retain(|_, bucket| !bucket.is_full(now));
+    if buckets.len() < MAX_TRACKED_KEYS {
+        return;
+    }
+    let mut updated: Vec<Instant> = buckets.values().map(|bucket| bucket.updated).collect();
+    let eighth = updated.len() / EVICTED_WHEN_FULL;
+    let (_, &mut newest_evicted, _) = updated.select_nth_unstable(eighth);
+    buckets.retain(|_, bucket| bucket.updated > newest_evicted);
 }
 
 /// Buckets every node of a cluster shares (in Redis).
@@ -242,6 +262,62 @@ mod tests {
         assert_eq!(
             client_address(proxy, &axum::http::HeaderMap::new(), &[proxy]),
             proxy
+        );
+    }
+
+    #[test]
+    fn a_full_limiter_forgets_refilled_buckets_first() {
+        // One action, refilled in a second.
+        let limiter = KeyedLimiter::per_minute(1, 60);
+        let start = Instant::now();
+        let half = MAX_TRACKED_KEYS / 2;
+        for key in 0..MAX_TRACKED_KEYS {
+            let at = if key < half {
+                start
+            } else {
+                start + Duration::from_millis(500)
+            };
+            assert!(limiter.try_take_at(&key, at));
+        }
+        let later = start + Duration::from_millis(1200);
+        assert!(
+            limiter.try_take_at(&usize::MAX, later),
+            "a new key has room"
+        );
+        assert_eq!(
+            limiter.buckets.lock().unwrap().len(),
+            half + 1,
+            "the refilled half went, in one pass"
+        );
+        assert!(
+            !limiter.try_take_at(&(MAX_TRACKED_KEYS - 1), later),
+            "a key still refilling is remembered"
+        );
+    }
+
+    #[test]
+    fn a_full_limiter_of_busy_keys_forgets_the_stalest_eighth() {
+        // Never refilled: no bucket is ever full again.
+        let limiter = KeyedLimiter::per_minute(1, 0);
+        let start = Instant::now();
+        for key in 0..MAX_TRACKED_KEYS {
+            let at = start + Duration::from_millis(key as u64);
+            assert!(limiter.try_take_at(&key, at));
+        }
+        let later = start + Duration::from_secs(100);
+        assert!(limiter.try_take_at(&usize::MAX, later));
+        let tracked = limiter.buckets.lock().unwrap().len();
+        // The stalest eighth and one (through the one at the eighth's place) went; the new
+        // key came.
+        let evicted = MAX_TRACKED_KEYS / EVICTED_WHEN_FULL + 1;
+        assert_eq!(tracked, MAX_TRACKED_KEYS - evicted + 1);
+        assert!(
+            limiter.try_take_at(&0, later),
+            "the stalest key starts afresh"
+        );
+        assert!(
+            !limiter.try_take_at(&(MAX_TRACKED_KEYS - 1), later),
+            "the newest is still held to its limit"
         );
     }
 
