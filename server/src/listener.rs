@@ -275,15 +275,22 @@ mod tests {
         assert!(accepted.nodelay().unwrap());
     }
 
-    #[test]
-    fn an_address_holds_its_cap_and_frees_places_as_connections_close() {
+    /// Limits with `per_address` open and `new_per_second` new connections per address,
+    /// and 10.0.0.1 a trusted proxy; and the connections open under them.
+    fn limited(per_address: usize, new_per_second: u32) -> (Limits, Arc<OpenConnections>) {
         let limits = Limits {
             header_read_timeout: Duration::from_secs(10),
-            per_address: 2,
-            new_per_address_per_second: 1000,
+            per_address,
+            new_per_address_per_second: new_per_second,
             trusted_proxies: vec!["10.0.0.1".parse().unwrap()],
         };
         let open = Arc::new(OpenConnections::new(&limits));
+        (limits, open)
+    }
+
+    #[test]
+    fn an_address_holds_its_cap_and_frees_places_as_connections_close() {
+        let (limits, open) = limited(2, 1000);
         let client: IpAddr = "192.0.2.7".parse().unwrap();
         let first = open.admit(client, &limits).unwrap();
         let _second = open.admit(client, &limits).unwrap();
@@ -311,13 +318,7 @@ mod tests {
 
     #[test]
     fn an_address_opens_at_most_twice_its_rate_at_once() {
-        let limits = Limits {
-            header_read_timeout: Duration::from_secs(10),
-            per_address: 1000,
-            new_per_address_per_second: 5,
-            trusted_proxies: vec!["10.0.0.1".parse().unwrap()],
-        };
-        let open = Arc::new(OpenConnections::new(&limits));
+        let (limits, open) = limited(1000, 5);
         let client: IpAddr = "192.0.2.7".parse().unwrap();
         // Each closed at once, so the cap on open connections plays no part.
         let admitted = (0..20)
