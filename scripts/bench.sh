@@ -8,6 +8,7 @@
 #   scripts/bench.sh ingest      [--senders 50 --seconds 10]
 #   scripts/bench.sh cluster     [--nodes 1,3 --rate 1,10 --rooms 100 --members 100]
 #   scripts/bench.sh recovery    [--clients 100 --missed 100 --rounds 3]
+#   scripts/bench.sh joins       [--clients 10000 --rooms 100 --arrival-seconds 1 --fill 1000]
 #   scripts/bench.sh soak        [--minutes 30 --ws-rooms 40 --sio-rooms 10 --members 25 --rate 10]
 #   scripts/bench.sh <scenario> --targets confab-ws,node-sio
 #

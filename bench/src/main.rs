@@ -4,6 +4,7 @@
 //! `BENCHMARKS.md` has the latest figures.
 
 mod client;
+mod joins;
 mod recovery;
 mod report;
 mod scenario;
@@ -97,6 +98,22 @@ enum Scenario {
     /// clients of both arriving, joining, leaving and going, floods now and then; memory,
     /// tasks and connections sampled each minute.
     Soak(soak::Shape),
+    /// Join storms: clients arriving within a second to connect, authenticate and join one
+    /// of many rooms; then one room filled by clients arriving at once.
+    Joins {
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        /// The storm's clients arrive evenly spread over this many seconds.
+        #[arg(long, default_value_t = 1.0)]
+        arrival_seconds: f64,
+        /// Members who join the one room of the second wave.
+        #[arg(long, default_value_t = 1000)]
+        fill: usize,
+        #[arg(long, value_delimiter = ',', default_values = ["confab-ws", "raw-ws", "confab-sio", "node-sio"])]
+        targets: Vec<Kind>,
+    },
     /// Chat messages stored and acknowledged a second, on SQLite and on PostgreSQL.
     Ingest {
         #[arg(long, default_value_t = 50)]
@@ -193,6 +210,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 rows.push(recovery::recovery(kind, clients, missed, rounds).await?);
             }
             ("recovery", rows, "replayed msgs/s (median round)")
+        }
+        Scenario::Joins {
+            clients,
+            rooms,
+            arrival_seconds,
+            fill,
+            targets,
+        } => {
+            let arrival = std::time::Duration::from_secs_f64(arrival_seconds);
+            let mut rows = Vec::new();
+            for kind in targets {
+                rows.extend(joins::joins(kind, clients, rooms, arrival, fill).await?);
+            }
+            ("joins", rows, "joins/s")
         }
         Scenario::Soak(shape) => ("soak", soak::soak(shape).await?, "rss MiB"),
         Scenario::Ingest {
