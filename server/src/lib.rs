@@ -317,8 +317,7 @@ pub struct Server {
 impl Server {
     /// Binds `config.addr` and starts serving in the background.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(config.addr)
-            .await
+        let listener = listener::bind(config.addr)
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let addr = listener.local_addr()?;
         http::site::warn_if_missing(&config.site_dir);

@@ -8,7 +8,7 @@
 
 use std::{
     collections::HashMap,
-    net::IpAddr,
+    net::{IpAddr, SocketAddr},
     pin::{pin, Pin},
     sync::{Arc, Mutex},
     task::{Context, Poll},
@@ -28,7 +28,7 @@ use hyper_util::{
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::{TcpListener, TcpStream},
+    net::{TcpListener, TcpSocket, TcpStream},
     sync::watch,
 };
 use tokio_util::sync::CancellationToken;
@@ -39,6 +39,27 @@ use crate::ratelimit::{client_key, KeyedLimiter};
 /// How long the loop pauses after a failed accept (out of file descriptors, most often):
 /// retrying at once would spin a core and flood the log.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Connections the kernel holds for the accept loop, handshake done, before it drops new
+/// ones. When thousands of clients come back at once (a node lost from a cluster), the
+/// loop falls behind for a moment; each connection the queue then drops retries its
+/// handshake after 1, 3, 7, 15 s…. With the 128 that `TcpListener::bind` asks for (as the
+/// standard library does), some clients of a 10,000-client storm waited over 30 s while
+/// the server sat idle. Linux caps this at `net.core.somaxconn` (4,096 by default).
+pub const LISTEN_BACKLOG: u32 = 65_535;
+
+/// Listens on `addr` with a queue of [`LISTEN_BACKLOG`] connections.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restarted server can listen again at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// New connections one client address may open a second, by default
 /// (`--new-connections-per-address`).
@@ -273,6 +294,29 @@ mod tests {
         let (accepted, _) = listener.accept().await.unwrap();
         nagle_off(&accepted);
         assert!(accepted.nodelay().unwrap());
+    }
+
+    /// Far more clients than `TcpListener::bind`'s queue of 128 finish their handshake while the
+    /// accept loop is not accepting: none is dropped to retry seconds later.
+    #[tokio::test]
+    async fn the_listen_queue_holds_a_storm_the_loop_has_not_accepted_yet() {
+        const CLIENTS: usize = 1_500;
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(0);
+        if somaxconn < CLIENTS {
+            eprintln!("skipped: net.core.somaxconn ({somaxconn}) caps every queue below {CLIENTS}");
+            return;
+        }
+        rlimit::increase_nofile_limit(4 * CLIENTS as u64).unwrap();
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connects = (0..CLIENTS)
+            .map(|_| tokio::time::timeout(Duration::from_millis(800), TcpStream::connect(addr)));
+        let done = futures_util::future::join_all(connects).await;
+        let connected = done.iter().filter(|c| matches!(c, Ok(Ok(_)))).count();
+        assert_eq!(connected, CLIENTS);
     }
 
     /// Limits with `per_address` open and `new_per_second` new connections per address,
