@@ -77,7 +77,17 @@ pub async fn next_text(
     }
 }
 
-/// Reads until a frame starting with `prefix`.
+/// Frames that refuse what the client asked for, in each wire.
+const REFUSALS: &[&str] = &[
+    r#"{"type":"error""#,
+    r#"{"type":"auth:error""#,
+    r#"{"type":"room:error""#,
+    r#"42["error""#,
+    r#"44{"#,
+];
+
+/// Reads until a frame starting with `prefix`; a refusal fails at once, so a refused client
+/// counts as failed instead of waiting out its deadline.
 async fn until(
     reader: &mut Reader,
     writer: &mut Writer,
@@ -88,6 +98,9 @@ async fn until(
         let text = next_text(reader, writer, kind).await?;
         if text.starts_with(prefix) {
             return Ok(text);
+        }
+        if REFUSALS.iter().any(|refusal| text.starts_with(refusal)) {
+            return Err(anyhow!("refused: {text}"));
         }
     }
 }

@@ -108,7 +108,7 @@ enum Scenario {
         /// The storm's clients arrive evenly spread over this many seconds.
         #[arg(long, default_value_t = 1.0)]
         arrival_seconds: f64,
-        /// Members who join the one room of the second wave.
+        /// Members of the one room of the second wave: its host and the clients who join it.
         #[arg(long, default_value_t = 1000)]
         fill: usize,
         #[arg(long, value_delimiter = ',', default_values = ["confab-ws", "raw-ws", "confab-sio", "node-sio"])]
