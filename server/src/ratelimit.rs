@@ -265,20 +265,26 @@ mod tests {
         );
     }
 
+    /// Fills `limiter` to its bound, key `k` taking its one action at `at(k)`.
+    fn fill(limiter: &KeyedLimiter<usize>, at: impl Fn(usize) -> Instant) {
+        for key in 0..MAX_TRACKED_KEYS {
+            assert!(limiter.try_take_at(&key, at(key)));
+        }
+    }
+
     #[test]
     fn a_full_limiter_forgets_refilled_buckets_first() {
         // One action, refilled in a second.
         let limiter = KeyedLimiter::per_minute(1, 60);
         let start = Instant::now();
         let half = MAX_TRACKED_KEYS / 2;
-        for key in 0..MAX_TRACKED_KEYS {
-            let at = if key < half {
+        fill(&limiter, |key| {
+            if key < half {
                 start
             } else {
                 start + Duration::from_millis(500)
-            };
-            assert!(limiter.try_take_at(&key, at));
-        }
+            }
+        });
         let later = start + Duration::from_millis(1200);
         assert!(
             limiter.try_take_at(&usize::MAX, later),
@@ -300,10 +306,7 @@ mod tests {
         // Never refilled: no bucket is ever full again.
         let limiter = KeyedLimiter::per_minute(1, 0);
         let start = Instant::now();
-        for key in 0..MAX_TRACKED_KEYS {
-            let at = start + Duration::from_millis(key as u64);
-            assert!(limiter.try_take_at(&key, at));
-        }
+        fill(&limiter, |key| start + Duration::from_millis(key as u64));
         let later = start + Duration::from_secs(100);
         assert!(limiter.try_take_at(&usize::MAX, later));
         let tracked = limiter.buckets.lock().unwrap().len();
