@@ -10,10 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
     client::{self, Member},
@@ -63,16 +61,10 @@ fn keep_reading(kind: Kind, member: Member) -> JoinHandle<()> {
         ..
     } = member;
     tokio::spawn(async move {
-        while let Some(Ok(frame)) = reader.next().await {
-            if let Message::Text(text) = frame {
-                if kind.is_socket_io()
-                    && text.as_str() == "2"
-                    && writer.send(Message::text("3")).await.is_err()
-                {
-                    return;
-                }
-            }
-        }
+        while client::next_text(&mut reader, &mut writer, kind)
+            .await
+            .is_ok()
+        {}
     })
 }
 

@@ -4,7 +4,7 @@
 //! what it lacks: a header-read timeout, a cap on the connections one client address holds
 //! at once (WebSockets included: the count lives with the socket, not the request) and on
 //! the new connections it opens a second, Nagle's algorithm off, and accept errors logged
-//! without spinning.
+//! without spinning. [`bind`] gives it a deeper accept queue than `TcpListener::bind`'s.
 
 use std::{
     collections::HashMap,
