@@ -91,7 +91,11 @@ impl AppState {
         }
         // Installed before anything records.
         crate::metrics::handle();
-        let store = store::open_with(&database_url, config.sqlite_synchronous).await?;
+        let options = store::StoreOptions {
+            sqlite_synchronous: config.sqlite_synchronous,
+            ..store::StoreOptions::default()
+        };
+        let store = store::open_with(&database_url, options).await?;
         let redis = match &config.redis_url {
             Some(url) => {
                 let keys = fanout::redis::Keys::new(&config.redis_prefix);

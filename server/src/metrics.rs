@@ -51,6 +51,10 @@ pub const REDIS_RECEIVED: &str = "confab_redis_received_total";
 /// machines it includes their clocks' difference).
 pub const REDIS_LAG_SECONDS: &str = "confab_redis_lag_seconds";
 
+/// Sign-ins and joins waiting for their turn (gauge; `core::admission`): above zero only
+/// in a storm of them.
+pub const ADMISSIONS_WAITING: &str = "confab_admissions_waiting";
+
 /// How often histograms are compacted.
 const UPKEEP: Duration = Duration::from_secs(5);
 
@@ -101,6 +105,10 @@ fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_gauge!(CONNECTIONS_OPEN, "Open connections, by dialect.");
     describe_gauge!(RUNTIME_TASKS, "Tasks alive in the server's runtime.");
+    describe_gauge!(
+        ADMISSIONS_WAITING,
+        "Sign-ins and joins waiting for their turn."
+    );
     describe_counter!(
         CONNECTIONS_CLOSED,
         "Connections ended, by dialect and close code (none: the peer went without one) or Socket.IO reason."

@@ -6,6 +6,7 @@
 //! adds its own `impl Core` in a file of its own: `rooms.rs`, `chat.rs`, `notifications.rs`,
 //! `party.rs`, `signals.rs`, `moderation.rs`.
 
+mod admission;
 mod chat;
 pub mod error;
 pub mod events;
@@ -31,6 +32,7 @@ use std::{
 
 use confab_shared::limits;
 
+pub use admission::{Admission, ADMISSIONS_IN_FLIGHT};
 pub use chat::QueuedMessage;
 pub use error::{CoreError, CoreResult};
 use events::{Delivery, Event, Topic};
@@ -95,6 +97,7 @@ struct CoreInner {
     presence: Arc<presence::Presence>,
     typing: typing::Typing,
     settings: CoreSettings,
+    admissions: admission::Admissions,
     next_conn: AtomicU64,
 }
 
@@ -160,6 +163,7 @@ impl Core {
                 presence,
                 typing: typing::Typing::new(settings.typing_ttl),
                 settings,
+                admissions: admission::Admissions::default(),
                 next_conn: AtomicU64::new(1),
             }),
         };
@@ -194,7 +198,12 @@ impl Core {
 
     /// Signs the connection in as `profile` (updating the stored profile); any earlier
     /// identity and its subscriptions are dropped first. A banned user is refused.
-    pub async fn sign_in(&self, conn: &Connection, profile: Profile) -> CoreResult<()> {
+    pub async fn sign_in(
+        &self,
+        conn: &Connection,
+        profile: Profile,
+        _: &Admission,
+    ) -> CoreResult<()> {
         self.check_not_banned(&profile.user_id).await?;
         self.inner.store.upsert_profile(&profile, now_ms()).await?;
         self.sign_out(conn);

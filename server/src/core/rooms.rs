@@ -10,7 +10,7 @@ use rand::Rng;
 use super::{
     events::{Event, Topic},
     model::{AddMember, Member, Message, NewRoom, Profile, Room},
-    now_ms, Connection, Core, CoreError, CoreResult, MAX_ROOMS_PER_CONNECTION,
+    now_ms, Admission, Connection, Core, CoreError, CoreResult, MAX_ROOMS_PER_CONNECTION,
 };
 
 /// Longest room key (code, UUID or name), in characters.
@@ -65,12 +65,17 @@ pub enum IfMissing {
 impl Core {
     /// Creates a room with the caller as host and first member, and subscribes the
     /// connection to it.
-    pub async fn create_room(&self, conn: &Connection, spec: RoomSpec) -> CoreResult<Room> {
+    pub async fn create_room(
+        &self,
+        conn: &Connection,
+        spec: RoomSpec,
+        admission: &Admission,
+    ) -> CoreResult<Room> {
         let user = self.signed_in(conn)?;
         self.check_room_quota(&user.user_id).await?;
         self.check_creation_rate(&user.user_id).await?;
         let room = self.insert_room(&user, spec, limits::MAX_USERS_CAP).await?;
-        self.join_room(conn, &room.key, IfMissing::Refuse)
+        self.join_room(conn, &room.key, IfMissing::Refuse, admission)
             .await
             .map(|joined| joined.room)
     }
@@ -157,6 +162,7 @@ impl Core {
         conn: &Connection,
         key: &str,
         if_missing: IfMissing,
+        _: &Admission,
     ) -> CoreResult<Joined> {
         let user = self.signed_in(conn)?;
         validate_room_key(key)?;

@@ -4,7 +4,7 @@
 mod append;
 mod sql;
 
-use std::{path::Path, sync::Arc};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
@@ -186,21 +186,42 @@ pub enum SqliteSynchronous {
     Normal,
 }
 
-/// Opens the database `url` names (`sqlite://…` or `postgres://…`) and migrates it.
-pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    open_with(url, SqliteSynchronous::default()).await
+/// How long a query waits for a database connection (or, on SQLite, for the write lock)
+/// before it fails, by default. Past it the database counts as stuck: a storm of commands is
+/// kept from waiting this long by admission (`core::admission`), not by this.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How the store is opened.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    pub sqlite_synchronous: SqliteSynchronous,
+    /// See [`ACQUIRE_TIMEOUT`].
+    pub acquire_timeout: Duration,
 }
 
-/// [`open`], with SQLite's durability setting.
-pub async fn open_with(
-    url: &str,
-    synchronous: SqliteSynchronous,
-) -> anyhow::Result<Arc<dyn Store>> {
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            sqlite_synchronous: SqliteSynchronous::default(),
+            acquire_timeout: ACQUIRE_TIMEOUT,
+        }
+    }
+}
+
+/// Opens the database `url` names (`sqlite://…` or `postgres://…`) and migrates it.
+pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    open_with(url, StoreOptions::default()).await
+}
+
+/// [`open`], with options.
+pub async fn open_with(url: &str, options: StoreOptions) -> anyhow::Result<Arc<dyn Store>> {
     if is_postgres(url) {
-        Ok(Arc::new(SqlStore::<sqlx::Postgres>::connect(url).await?))
+        Ok(Arc::new(
+            SqlStore::<sqlx::Postgres>::connect(url, options).await?,
+        ))
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(
-            SqlStore::<sqlx::Sqlite>::connect(url, synchronous).await?,
+            SqlStore::<sqlx::Sqlite>::connect(url, options).await?,
         ))
     } else {
         anyhow::bail!("unsupported database URL (expected sqlite://… or postgres://…)")

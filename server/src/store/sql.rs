@@ -9,7 +9,7 @@
 //! tried again). Chat messages are written by the append queue's
 //! writer (`append.rs`, on a thread of its own), in batches, through [`MessageWriter`].
 
-use std::{str::FromStr, sync::OnceLock, time::Duration};
+use std::{str::FromStr, sync::OnceLock};
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -23,7 +23,7 @@ use sqlx::{
 
 use super::{
     append::{AppendQueue, MessageWriter, MAX_APPEND_BATCH},
-    OnStored, Store, StoreError, StoreResult,
+    OnStored, Store, StoreError, StoreOptions, StoreResult,
 };
 use crate::core::model::{
     AddMember, AuditEntry, Ban, DeletedMessage, Level, Member, Message, MessageKind,
@@ -31,8 +31,6 @@ use crate::core::model::{
     Profile, Room, RoomSummary,
 };
 
-/// How long a query waits for a free connection (or, on SQLite, for the write lock).
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// SQLite's reading connections; they run alongside the writer (WAL).
 const SQLITE_READERS: u32 = 4;
 const POSTGRES_POOL_SIZE: u32 = 16;
@@ -54,25 +52,25 @@ pub struct SqlStore<DB: Database> {
 }
 
 impl SqlStore<Sqlite> {
-    pub async fn connect(url: &str, synchronous: super::SqliteSynchronous) -> anyhow::Result<Self> {
-        let synchronous = match synchronous {
+    pub async fn connect(url: &str, options: StoreOptions) -> anyhow::Result<Self> {
+        let synchronous = match options.sqlite_synchronous {
             super::SqliteSynchronous::Full => SqliteSynchronous::Full,
             super::SqliteSynchronous::Normal => SqliteSynchronous::Normal,
         };
-        let options = SqliteConnectOptions::from_str(url)
+        let connect = SqliteConnectOptions::from_str(url)
             .context("invalid SQLite URL")?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(synchronous)
-            .busy_timeout(ACQUIRE_TIMEOUT)
+            .busy_timeout(options.acquire_timeout)
             .foreign_keys(true);
         // No liveness ping before each use: a local file does not drop connections, and the
         // ping is one more hand-off to SQLite's worker thread.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options.clone())
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.clone())
             .await
             .context("cannot open the SQLite database")?;
         MIGRATOR
@@ -82,8 +80,8 @@ impl SqlStore<Sqlite> {
         let pool = SqlitePoolOptions::new()
             .max_connections(SQLITE_READERS)
             .test_before_acquire(false)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
             .await
             .context("cannot open the SQLite database")?;
         let appends = AppendQueue::start(SqliteMessageWriter {
@@ -99,10 +97,10 @@ impl SqlStore<Sqlite> {
 }
 
 impl SqlStore<Postgres> {
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+    pub async fn connect(url: &str, options: StoreOptions) -> anyhow::Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(POSTGRES_POOL_SIZE)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(options.acquire_timeout)
             .connect(url)
             .await
             .context("cannot connect to PostgreSQL")?;
@@ -1202,7 +1200,7 @@ impl_store!(Postgres);
 #[cfg(test)]
 mod tests {
     use super::{SqlStore, Sqlite};
-    use crate::store::SqliteSynchronous;
+    use crate::store::{SqliteSynchronous, StoreOptions};
 
     /// The durability setting reaches every connection: the writer's and the readers'.
     #[tokio::test]
@@ -1210,7 +1208,11 @@ mod tests {
         for (asked, pragma) in [(SqliteSynchronous::Full, 2), (SqliteSynchronous::Normal, 1)] {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite://{}", dir.path().join("confab.db").display());
-            let store = SqlStore::<Sqlite>::connect(&url, asked).await.unwrap();
+            let options = StoreOptions {
+                sqlite_synchronous: asked,
+                ..StoreOptions::default()
+            };
+            let store = SqlStore::<Sqlite>::connect(&url, options).await.unwrap();
             for pool in [&store.writer, &store.pool] {
                 let got: i64 = sqlx::query_scalar("PRAGMA synchronous")
                     .fetch_one(pool)

@@ -8,7 +8,7 @@ use confab_server::{
         AddMember, Level, MessageKind, NewMessage, NewRoom, Notification, Party, PartyPhase,
         PartyPlayer, Phase, Profile,
     },
-    store::{self, Store},
+    store::{self, Store, StoreOptions},
 };
 
 struct TestStore {
@@ -20,9 +20,13 @@ struct TestStore {
 
 impl TestStore {
     async fn new(backend: Backend) -> Self {
+        Self::with_options(backend, StoreOptions::default()).await
+    }
+
+    async fn with_options(backend: Backend, options: StoreOptions) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = fresh_database_url(backend, dir.path()).await;
-        let store = store::open(&url).await.expect("store opens");
+        let store = store::open_with(&url, options).await.expect("store opens");
         Self {
             store,
             url,
@@ -246,11 +250,14 @@ async fn a_room_created_by_joining_holds_its_cap_and_no_more(t: &TestStore) {
         let core = core.clone();
         async move {
             let (conn, _inbox) = core.connect();
-            core.sign_in(&conn, profile(user)).await.unwrap();
+            let admission = core.admit().await;
+            core.sign_in(&conn, profile(user), &admission)
+                .await
+                .unwrap();
             let if_missing = IfMissing::Create {
                 room_type: "discussion".into(),
             };
-            core.join_room(&conn, "town-hall", if_missing)
+            core.join_room(&conn, "town-hall", if_missing, &admission)
                 .await
                 .map(|joined| joined.room)
         }
@@ -272,6 +279,68 @@ async fn a_room_created_by_joining_holds_its_cap_and_no_more(t: &TestStore) {
         Err(CoreError::RoomFull) => {}
         other => panic!("expected a full room, got {other:?}"),
     }
+}
+
+/// Clients that all sign in and join at once, far more than the store has connections,
+/// with a store that lets a query wait for one only 250 ms: every join succeeds, because
+/// admission lets a few run at a time and the rest wait their turn, not the store's.
+async fn a_storm_of_sign_ins_and_joins_waits_its_turn_instead_of_failing(backend: Backend) {
+    use confab_server::core::{Core, CoreSettings, IfMissing};
+
+    const CLIENTS: usize = 1_500;
+    const ROOMS: usize = 15;
+    let options = StoreOptions {
+        acquire_timeout: std::time::Duration::from_millis(250),
+        ..StoreOptions::default()
+    };
+    let t = TestStore::with_options(backend, options).await;
+    let core = Core::new(Arc::clone(&t.store), CoreSettings::default());
+    let clients = (0..CLIENTS).map(|i| {
+        let core = core.clone();
+        tokio::spawn(async move {
+            let (conn, _inbox) = core.connect();
+            let admission = core.admit().await;
+            core.sign_in(&conn, profile(&format!("storm{i}")), &admission)
+                .await?;
+            let if_missing = IfMissing::Create {
+                room_type: "discussion".into(),
+            };
+            let key = format!("storm-room-{}", i % ROOMS);
+            core.join_room(&conn, &key, if_missing, &admission).await?;
+            Ok::<_, confab_server::core::CoreError>(conn)
+        })
+    });
+    let outcomes = futures_util::future::join_all(clients).await;
+    let failures: Vec<String> = outcomes
+        .iter()
+        .filter_map(|outcome| match outcome.as_ref().unwrap() {
+            Ok(_) => None,
+            Err(err) => Some(format!("{err:?}")),
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {CLIENTS} failed, the first: {}",
+        failures.len(),
+        failures[0]
+    );
+    for room in 0..ROOMS {
+        let stored = t.store.room(&format!("storm-room-{room}")).await.unwrap();
+        assert_eq!(stored.unwrap().member_count as usize, CLIENTS / ROOMS);
+    }
+    drop(outcomes);
+    drop(core);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_storm_of_sign_ins_and_joins_waits_its_turn_on_sqlite() {
+    a_storm_of_sign_ins_and_joins_waits_its_turn_instead_of_failing(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_storm_of_sign_ins_and_joins_waits_its_turn_on_postgres() {
+    a_storm_of_sign_ins_and_joins_waits_its_turn_instead_of_failing(Backend::Postgres).await;
 }
 
 /// Runs one statement on the test's database, beside the store.

@@ -115,7 +115,8 @@ async fn authenticate_socket(
     })?;
     let core = state.core();
     let (conn, inbox) = core.connect();
-    match core.sign_in(&conn, grant.profile).await {
+    let admission = core.admit().await;
+    match core.sign_in(&conn, grant.profile, &admission).await {
         Ok(()) => {}
         Err(CoreError::Banned) => return Err(BANNED),
         Err(err) => {

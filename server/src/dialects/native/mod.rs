@@ -336,9 +336,11 @@ impl Peer {
                     room_type,
                     max_users,
                 };
+                let admission = self.core().admit().await;
+                let created = self.core().create_room(&self.conn, spec, &admission).await;
                 room_reply(
                     "",
-                    self.core().create_room(&self.conn, spec).await.map(|room| {
+                    created.map(|room| {
                         vec![ServerMessage::RoomCreated {
                             room: render::room(&room),
                         }]
@@ -346,9 +348,10 @@ impl Peer {
                 )
             }
             ClientMessage::RoomJoin { code } => {
+                let admission = self.core().admit().await;
                 let joined = self
                     .core()
-                    .join_room(&self.conn, &code, IfMissing::Refuse)
+                    .join_room(&self.conn, &code, IfMissing::Refuse, &admission)
                     .await;
                 room_reply(
                     &code,
@@ -461,7 +464,12 @@ impl Peer {
         // Events of the previous identity still queued must not reach the new one.
         self.sign_out(queue);
         let core = self.core().clone();
-        if let Err(err) = core.sign_in(&self.conn, identity.profile.clone()).await {
+        // One turn for signing in, resubscribing and reading the room state.
+        let admission = core.admit().await;
+        if let Err(err) = core
+            .sign_in(&self.conn, identity.profile.clone(), &admission)
+            .await
+        {
             return vec![ServerMessage::AuthError {
                 error: client_text(&err),
             }];

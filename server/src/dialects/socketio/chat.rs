@@ -230,7 +230,8 @@ async fn act_as_001(
         _ => {
             let (username, avatar) = update.unwrap_or((user_id, None));
             let id = format!("{ANONYMOUS_PREFIX}{user_id}");
-            core.sign_in(&peer.conn, profile_001(&id, username, avatar, ""))
+            let profile = profile_001(&id, username, avatar, "");
+            core.sign_in(&peer.conn, profile, &core.admit().await)
                 .await?;
             Ok(())
         }
@@ -290,7 +291,10 @@ async fn create_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value
             room_type: CHAT_ROOM_TYPE.into(),
             max_users: Some(confab_shared::limits::MAX_USERS_CAP),
         };
-        let room = peer.state().core().create_room(&peer.conn, spec).await?;
+        let core = peer.state().core();
+        let room = core
+            .create_room(&peer.conn, spec, &core.admit().await)
+            .await?;
         peer.emit_history(
             &socket,
             "room_created",
@@ -325,7 +329,9 @@ async fn join_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>)
             let if_missing = IfMissing::Create {
                 room_type: DISCUSSION_ROOM_TYPE.into(),
             };
-            let joined = core.join_room(&peer.conn, room, if_missing).await?;
+            let joined = core
+                .join_room(&peer.conn, room, if_missing, &core.admit().await)
+                .await?;
             let messages: Vec<Value> = joined.history.iter().map(render::message_004).collect();
             peer.emit_history(
                 &socket,
@@ -348,7 +354,12 @@ async fn join_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>)
         )
         .await?;
         let joined = core
-            .join_room(&peer.conn, &request.room_id, IfMissing::Refuse)
+            .join_room(
+                &peer.conn,
+                &request.room_id,
+                IfMissing::Refuse,
+                &core.admit().await,
+            )
             .await?;
         let messages: Vec<Value> = joined.history.iter().map(render::message_001).collect();
         peer.emit_history(

@@ -174,7 +174,9 @@ impl Peer {
             core.update_profile(&self.conn, identity.profile.clone())
                 .await?;
         } else {
-            core.sign_in(&self.conn, identity.profile.clone()).await?;
+            let admission = core.admit().await;
+            core.sign_in(&self.conn, identity.profile.clone(), &admission)
+                .await?;
             // Signing in as someone else leaves every room.
             if let Some(positions) = lock(&self.positions).as_mut() {
                 *positions = recovery::Positions::default();

@@ -268,7 +268,9 @@ async fn join_room(
             room_type: STUDIO_ROOM_TYPE.into(),
         };
         let core = peer.state().core();
-        let outcome = core.join_room(&peer.conn, &room, if_missing).await?;
+        let outcome = core
+            .join_room(&peer.conn, &room, if_missing, &core.admit().await)
+            .await?;
         joined.join(room.clone());
         let payload = json!({"room": room, "success": true});
         peer.emit_history(
