@@ -22,7 +22,7 @@ fn storage() -> Option<web_sys::Storage> {
 /// The remembered account, unless there is none or its token has expired.
 pub fn load() -> Option<Account> {
     let text = storage()?.get_item(STORAGE_KEY).ok()??;
-    let account: Account = serde_json::from_str(&text).ok()?;
+    let account: Account = confab_shared::decode_json(&text).ok()?;
     let now = (js_sys::Date::now() / 1000.0) as i64;
     (account.exp > now).then_some(account)
 }

@@ -5,6 +5,7 @@ use confab_shared::{
         ApiErrorBody, GuestRequest, GuestResponse, NotificationList, PingRequest, WsTokenResponse,
     },
     channels::OnlineUsersUpdate,
+    decode_json,
 };
 use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
@@ -35,16 +36,15 @@ async fn answer<T: DeserializeOwned>(
         return Err(Failure::Unauthorized);
     }
     if response.ok() {
-        if response.status() == 204 {
-            // Callers expecting no body ask for `()`, which deserialises from `null`.
-            return serde_json::from_str("null").map_err(|e| Failure::Other(e.to_string()));
-        }
-        return response
-            .json()
-            .await
-            .map_err(|e| Failure::Other(format!("unreadable answer: {e}")));
+        // Callers expecting no body (204) ask for `()`, which decodes from `null`.
+        let text = match response.status() {
+            204 => "null".to_owned(),
+            _ => response.text().await.unwrap_or_default(),
+        };
+        return decode_json(&text).map_err(|e| Failure::Other(format!("unreadable answer: {e}")));
     }
-    match response.json::<ApiErrorBody>().await {
+    let text = response.text().await.unwrap_or_default();
+    match decode_json::<ApiErrorBody>(&text) {
         Ok(body) => Err(Failure::Other(body.error.message)),
         Err(_) => Err(Failure::Other(format!(
             "request failed ({})",

@@ -326,7 +326,7 @@ pub fn decode_client(text: &str) -> Result<ClientMessage, DecodeError> {
 
 /// Decodes one server text frame (the app's side).
 pub fn decode_server(text: &str) -> Result<ServerMessage, serde_json::Error> {
-    serde_json::from_str(text)
+    crate::decode_json(text)
 }
 
 #[cfg(test)]
