@@ -13,9 +13,13 @@ use tracing::Instrument;
 use super::direct_ws::{Socket, Upgrade};
 use crate::{core::Connection, AppState};
 
-/// Bytes tungstenite reads at a time. Its default (128 KiB) is zero-filled before every
-/// read, which costs most of a busy server's CPU and 128 KiB per idle connection.
-pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Bytes tungstenite reads at a time, and the read buffer every connection keeps while
+/// idle. Its default (128 KiB) is zero-filled before every read, which cost most of a busy
+/// server's CPU and 128 KiB per idle connection; at 4 KiB it was still 40 % of an idle
+/// `/ws` connection's heap. A chat frame fits in one read of 512 bytes, a larger one (up to
+/// the 64 KiB limit) takes several, and neither the ingest nor the room-chat benchmark
+/// notices the difference (BENCHMARKS.md, sixteenth round).
+pub const READ_BUFFER_BYTES: usize = 512;
 
 /// Close code for a connection whose outbound queue overflowed: it cannot keep up. It may
 /// reconnect and resume.
