@@ -321,6 +321,9 @@ pub async fn restore(
         Some(text) => Offset::parse(text).ok_or(Fallback::BadOffset)?,
     };
     let core = peer.state().core();
+    // Its reads come in the same storms as sign-ins and joins (a node lost, every client
+    // back at once), so they wait their turn with them rather than time out on the store.
+    let _admission = core.admit().await;
     let member_of: Vec<(String, String)> = core
         .member_rooms(&peer.conn)
         .await
