@@ -36,7 +36,6 @@ pub struct RoomSpec {
 #[derive(Debug, Clone)]
 pub struct Joined {
     pub room: Room,
-    pub members: Vec<Member>,
     /// The last [`limits::HISTORY_LEN`] messages, oldest first.
     pub history: Vec<Message>,
     /// `false` when the user was a member already.
@@ -167,7 +166,8 @@ impl Core {
         let user = self.signed_in(conn)?;
         validate_room_key(key)?;
         let store = &self.inner.store;
-        let mut outcome = store.add_member(key, &user.user_id, now_ms()).await?;
+        let mut joined_at_ms = now_ms();
+        let mut outcome = store.add_member(key, &user.user_id, joined_at_ms).await?;
         if outcome == AddMember::NotFound {
             if let IfMissing::Create { room_type } = if_missing {
                 let spec = RoomSpec {
@@ -181,7 +181,8 @@ impl Core {
                 let _ = self
                     .insert_room(&user, spec, limits::MAX_JOINED_ROOM_MEMBERS)
                     .await;
-                outcome = store.add_member(key, &user.user_id, now_ms()).await?;
+                joined_at_ms = now_ms();
+                outcome = store.add_member(key, &user.user_id, joined_at_ms).await?;
             }
         }
         if outcome == AddMember::Added
@@ -208,19 +209,14 @@ impl Core {
         let room = store.room(key).await?.ok_or(CoreError::RoomNotFound)?;
         // History is read after this, so the connection has every message up to here.
         self.inner.fanout.follow_room(key, room.last_seq);
-        let members = self.members(key).await?;
         let history = store.recent_messages(key, limits::HISTORY_LEN).await?;
         let newly_joined = outcome == AddMember::Added;
         if newly_joined {
-            let member = members
-                .iter()
-                .find(|m| m.profile.user_id == user.user_id)
-                .cloned()
-                .unwrap_or(Member {
-                    profile: user.clone(),
-                    joined_at_ms: now_ms(),
-                    online: true,
-                });
+            let member = Member {
+                profile: user.clone(),
+                joined_at_ms,
+                online: true,
+            };
             self.publish(
                 topic,
                 Event::MemberJoined {
@@ -232,7 +228,6 @@ impl Core {
         }
         Ok(Joined {
             room,
-            members,
             history,
             newly_joined,
         })

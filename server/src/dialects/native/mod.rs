@@ -348,18 +348,23 @@ impl Peer {
                 )
             }
             ClientMessage::RoomJoin { code } => {
-                let admission = self.core().admit().await;
-                let joined = self
-                    .core()
+                let core = self.core();
+                let admission = core.admit().await;
+                let joined = match core
                     .join_room(&self.conn, &code, IfMissing::Refuse, &admission)
-                    .await;
+                    .await
+                {
+                    // Contract 000's answer lists the members; other dialects' do not.
+                    Ok(joined) => core.members(&code).await.map(|members| (joined, members)),
+                    Err(err) => Err(err),
+                };
                 room_reply(
                     &code,
-                    joined.map(|joined| {
+                    joined.map(|(joined, members)| {
                         vec![
                             ServerMessage::RoomJoined {
                                 room: render::room(&joined.room),
-                                users: joined.members.iter().map(render::member).collect(),
+                                users: members.iter().map(render::member).collect(),
                             },
                             ServerMessage::RoomHistory {
                                 code: code.clone(),
