@@ -96,7 +96,110 @@ impl SqlStore<Sqlite> {
     }
 }
 
+impl SqlStore<Sqlite> {
+    /// A room's members, joined first, then by id.
+    async fn read_members(&self, key: &str) -> StoreResult<Vec<Member>> {
+        let packed: String = sqlx::query_scalar(
+            "SELECT json_group_array(json_object('user_id', m.user_id, 'joined_at', m.joined_at, \
+             'username', COALESCE(p.username, m.user_id), \
+             'image_url', COALESCE(p.image_url, ''), 'email', COALESCE(p.email, '')) \
+             ORDER BY m.joined_at, m.user_id) \
+             FROM memberships m LEFT JOIN profiles p ON p.user_id = m.user_id \
+             WHERE m.room_id = $1",
+        )
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await?;
+        unpack(&packed, member_from_row)
+    }
+
+    /// The newest `limit` messages of a room, oldest first.
+    async fn read_recent_messages(&self, key: &str, limit: usize) -> StoreResult<Vec<Message>> {
+        let packed: String = sqlx::query_scalar(
+            "SELECT json_group_array(json_object('id', id, 'room_id', room_id, 'seq', seq, \
+             'user_id', user_id, 'username', username, 'image_url', image_url, 'body', body, \
+             'kind', kind, 'created_at', created_at) ORDER BY seq) \
+             FROM (SELECT * FROM messages WHERE room_id = $1 ORDER BY seq DESC LIMIT $2)",
+        )
+        .bind(key)
+        .bind(to_i64(limit as u64))
+        .fetch_one(&self.pool)
+        .await?;
+        unpack(&packed, message_from_row)
+    }
+}
+
+/// A row of the longest reads a join makes (a room's members and its recent history),
+/// which SQLite packs into one JSON array of objects, one a row, named as the columns are.
+/// sqlx hands a query's rows from SQLite's thread to the runtime one at a time, each a
+/// wake-up of the other thread: a join into a room of 1,000 members cost 1,000 of them,
+/// and packed it costs one (BENCHMARKS.md, seventeenth round). PostgreSQL's rows arrive
+/// together on the connection's socket, so its queries are not packed.
+struct PackedRow(serde_json::Map<String, serde_json::Value>);
+
+fn unpack<T>(packed: &str, map: fn(&PackedRow) -> StoreResult<T>) -> StoreResult<Vec<T>> {
+    let rows: Vec<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_str(packed).map_err(|_| corrupt("packed rows"))?;
+    rows.into_iter().map(|row| map(&PackedRow(row))).collect()
+}
+
+impl Columns for PackedRow {
+    fn text(&self, name: &str) -> StoreResult<String> {
+        self.optional_text(name)?.ok_or_else(|| corrupt(name))
+    }
+    fn optional_text(&self, name: &str) -> StoreResult<Option<String>> {
+        match self.0.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(text)) => Ok(Some(text.clone())),
+            Some(_) => Err(corrupt(name)),
+        }
+    }
+    fn int(&self, name: &str) -> StoreResult<i64> {
+        self.optional_int(name)?.ok_or_else(|| corrupt(name))
+    }
+    fn optional_int(&self, name: &str) -> StoreResult<Option<i64>> {
+        match self.0.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(value) => value.as_i64().map(Some).ok_or_else(|| corrupt(name)),
+        }
+    }
+    fn flag(&self, name: &str) -> StoreResult<bool> {
+        Ok(self.int(name)? != 0)
+    }
+}
+
 impl SqlStore<Postgres> {
+    /// A room's members, joined first, then by id.
+    async fn read_members(&self, key: &str) -> StoreResult<Vec<Member>> {
+        let rows = sqlx::query(
+            "SELECT m.user_id, m.joined_at, COALESCE(p.username, m.user_id) AS username, \
+             COALESCE(p.image_url, '') AS image_url, COALESCE(p.email, '') AS email \
+             FROM memberships m LEFT JOIN profiles p ON p.user_id = m.user_id \
+             WHERE m.room_id = $1 ORDER BY m.joined_at, m.user_id",
+        )
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(member_from_row).collect()
+    }
+
+    /// The newest `limit` messages of a room, oldest first.
+    async fn read_recent_messages(&self, key: &str, limit: usize) -> StoreResult<Vec<Message>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 ORDER BY seq DESC LIMIT $2"
+        ))
+        .bind(key)
+        .bind(to_i64(limit as u64))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut messages = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        messages.reverse();
+        Ok(messages)
+    }
+
     pub async fn connect(url: &str, options: StoreOptions) -> anyhow::Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(POSTGRES_POOL_SIZE)
@@ -805,16 +908,7 @@ macro_rules! impl_store {
             }
 
             async fn members(&self, key: &str) -> StoreResult<Vec<Member>> {
-                let rows = sqlx::query(
-                    "SELECT m.user_id, m.joined_at, COALESCE(p.username, m.user_id) AS username, \
-                     COALESCE(p.image_url, '') AS image_url, COALESCE(p.email, '') AS email \
-                     FROM memberships m LEFT JOIN profiles p ON p.user_id = m.user_id \
-                     WHERE m.room_id = $1 ORDER BY m.joined_at, m.user_id",
-                )
-                .bind(key)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(member_from_row).collect()
+                self.read_members(key).await
             }
 
             async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
@@ -833,16 +927,7 @@ macro_rules! impl_store {
             }
 
             async fn recent_messages(&self, key: &str, limit: usize) -> StoreResult<Vec<Message>> {
-                let rows = sqlx::query(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 ORDER BY seq DESC LIMIT $2"
-                ))
-                .bind(key)
-                .bind(to_i64(limit as u64))
-                .fetch_all(&self.pool)
-                .await?;
-                let mut messages = rows.iter().map(message_from_row).collect::<StoreResult<Vec<_>>>()?;
-                messages.reverse();
-                Ok(messages)
+                self.read_recent_messages(key, limit).await
             }
 
             async fn room_summaries(&self, user_id: &str) -> StoreResult<Vec<RoomSummary>> {
