@@ -113,15 +113,34 @@ impl SqlStore<Sqlite> {
         unpack(&packed, member_from_row)
     }
 
-    /// The newest `limit` messages of a room, oldest first.
-    async fn read_recent_messages(&self, key: &str, limit: usize) -> StoreResult<Vec<Message>> {
+    /// The keys of the user's rooms, most recently joined first.
+    async fn read_rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
         let packed: String = sqlx::query_scalar(
+            "SELECT json_group_array(json_object('room_id', room_id) \
+             ORDER BY joined_at DESC, room_id) FROM memberships WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_one(&self.pool)
+        .await?;
+        unpack(&packed, |row| row.text("room_id"))
+    }
+
+    /// At most `limit` messages of a room on one side of a `seq`, oldest first.
+    async fn read_messages(
+        &self,
+        key: &str,
+        window: SeqWindow,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let packed: String = sqlx::query_scalar(&format!(
             "SELECT json_group_array(json_object('id', id, 'room_id', room_id, 'seq', seq, \
              'user_id', user_id, 'username', username, 'image_url', image_url, 'body', body, \
              'kind', kind, 'created_at', created_at) ORDER BY seq) \
-             FROM (SELECT * FROM messages WHERE room_id = $1 ORDER BY seq DESC LIMIT $2)",
-        )
+             FROM (SELECT * FROM messages WHERE room_id = $1 AND {} LIMIT $3)",
+            window.condition()
+        ))
         .bind(key)
+        .bind(to_i64(window.seq()))
         .bind(to_i64(limit as u64))
         .fetch_one(&self.pool)
         .await?;
@@ -129,10 +148,32 @@ impl SqlStore<Sqlite> {
     }
 }
 
-/// A row of the longest reads a join makes (a room's members and its recent history),
-/// which SQLite packs into one JSON array of objects, one a row, named as the columns are.
-/// sqlx hands a query's rows from SQLite's thread to the runtime one at a time, each a
-/// wake-up of the other thread: a join into a room of 1,000 members cost 1,000 of them,
+/// Which side of a `seq` a history read takes, nearest first.
+#[derive(Clone, Copy)]
+enum SeqWindow {
+    Before(u64),
+    After(u64),
+}
+
+impl SeqWindow {
+    fn condition(self) -> &'static str {
+        match self {
+            Self::Before(_) => "seq < $2 ORDER BY seq DESC",
+            Self::After(_) => "seq > $2 ORDER BY seq",
+        }
+    }
+
+    fn seq(self) -> u64 {
+        match self {
+            Self::Before(seq) | Self::After(seq) => seq,
+        }
+    }
+}
+
+/// A row of the reads that sign-ins and joins make (a room's members and history, a user's
+/// rooms), which SQLite packs into one JSON array of objects, one a row, named as the
+/// columns are. sqlx hands a query's rows from SQLite's thread to the runtime one at a
+/// time, each a wake-up of the other thread: a join into a room of 1,000 members cost 1,000,
 /// and packed it costs one (BENCHMARKS.md, seventeenth round). PostgreSQL's rows arrive
 /// together on the connection's socket, so its queries are not packed.
 struct PackedRow(serde_json::Map<String, serde_json::Value>);
@@ -183,12 +224,30 @@ impl SqlStore<Postgres> {
         rows.iter().map(member_from_row).collect()
     }
 
-    /// The newest `limit` messages of a room, oldest first.
-    async fn read_recent_messages(&self, key: &str, limit: usize) -> StoreResult<Vec<Message>> {
+    /// The keys of the user's rooms, most recently joined first.
+    async fn read_rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT room_id FROM memberships WHERE user_id = $1 ORDER BY joined_at DESC, room_id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| row.text("room_id")).collect()
+    }
+
+    /// At most `limit` messages of a room on one side of a `seq`, oldest first.
+    async fn read_messages(
+        &self,
+        key: &str,
+        window: SeqWindow,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
         let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 ORDER BY seq DESC LIMIT $2"
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND {} LIMIT $3",
+            window.condition()
         ))
         .bind(key)
+        .bind(to_i64(window.seq()))
         .bind(to_i64(limit as u64))
         .fetch_all(&self.pool)
         .await?;
@@ -196,7 +255,9 @@ impl SqlStore<Postgres> {
             .iter()
             .map(message_from_row)
             .collect::<StoreResult<Vec<_>>>()?;
-        messages.reverse();
+        if let SeqWindow::Before(_) = window {
+            messages.reverse();
+        }
         Ok(messages)
     }
 
@@ -912,14 +973,7 @@ macro_rules! impl_store {
             }
 
             async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
-                let rows = sqlx::query(
-                    "SELECT room_id FROM memberships WHERE user_id = $1 \
-                     ORDER BY joined_at DESC, room_id",
-                )
-                .bind(user_id)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(|row| Ok(row.try_get("room_id")?)).collect()
+                self.read_rooms_of(user_id).await
             }
 
             async fn queue_message(&self, message: NewMessage, on_stored: OnStored) -> StoreResult<()> {
@@ -927,7 +981,7 @@ macro_rules! impl_store {
             }
 
             async fn recent_messages(&self, key: &str, limit: usize) -> StoreResult<Vec<Message>> {
-                self.read_recent_messages(key, limit).await
+                self.read_messages(key, SeqWindow::Before(u64::MAX), limit).await
             }
 
             async fn room_summaries(&self, user_id: &str) -> StoreResult<Vec<RoomSummary>> {
@@ -968,31 +1022,11 @@ macro_rules! impl_store {
             }
 
             async fn messages_before(&self, key: &str, before_seq: u64, limit: usize) -> StoreResult<Vec<Message>> {
-                let rows = sqlx::query(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq < $2 \
-                     ORDER BY seq DESC LIMIT $3"
-                ))
-                .bind(key)
-                .bind(to_i64(before_seq))
-                .bind(to_i64(limit as u64))
-                .fetch_all(&self.pool)
-                .await?;
-                let mut messages = rows.iter().map(message_from_row).collect::<StoreResult<Vec<_>>>()?;
-                messages.reverse();
-                Ok(messages)
+                self.read_messages(key, SeqWindow::Before(before_seq), limit).await
             }
 
             async fn messages_after(&self, key: &str, after_seq: u64, limit: usize) -> StoreResult<Vec<Message>> {
-                let rows = sqlx::query(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 \
-                     ORDER BY seq LIMIT $3"
-                ))
-                .bind(key)
-                .bind(to_i64(after_seq))
-                .bind(to_i64(limit as u64))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(message_from_row).collect()
+                self.read_messages(key, SeqWindow::After(after_seq), limit).await
             }
 
             async fn insert_notification(&self, n: &Notification) -> StoreResult<()> {
