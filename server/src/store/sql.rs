@@ -97,55 +97,60 @@ impl SqlStore<Sqlite> {
 }
 
 impl SqlStore<Sqlite> {
-    /// A room's members, joined first, then by id.
     async fn read_members(&self, key: &str) -> StoreResult<Vec<Member>> {
-        let packed: String = sqlx::query_scalar(
-            "SELECT json_group_array(json_object('user_id', m.user_id, 'joined_at', m.joined_at, \
-             'username', COALESCE(p.username, m.user_id), \
-             'image_url', COALESCE(p.image_url, ''), 'email', COALESCE(p.email, '')) \
-             ORDER BY m.joined_at, m.user_id) \
-             FROM memberships m LEFT JOIN profiles p ON p.user_id = m.user_id \
-             WHERE m.room_id = $1",
-        )
-        .bind(key)
-        .fetch_one(&self.pool)
-        .await?;
+        let packed: String = sqlx::query_scalar(&packed(MEMBERS, MEMBER_FIELDS, MEMBERS_ORDER))
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?;
         unpack(&packed, member_from_row)
     }
 
-    /// The keys of the user's rooms, most recently joined first.
     async fn read_rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
-        let packed: String = sqlx::query_scalar(
-            "SELECT json_group_array(json_object('room_id', room_id) \
-             ORDER BY joined_at DESC, room_id) FROM memberships WHERE user_id = $1",
-        )
-        .bind(user_id)
-        .fetch_one(&self.pool)
-        .await?;
+        let packed: String = sqlx::query_scalar(&packed(ROOMS_OF, &["room_id"], ROOMS_OF_ORDER))
+            .bind(user_id)
+            .fetch_one(&self.pool)
+            .await?;
         unpack(&packed, |row| row.text("room_id"))
     }
 
-    /// At most `limit` messages of a room on one side of a `seq`, oldest first.
     async fn read_messages(
         &self,
         key: &str,
         window: SeqWindow,
         limit: usize,
     ) -> StoreResult<Vec<Message>> {
-        let packed: String = sqlx::query_scalar(&format!(
-            "SELECT json_group_array(json_object('id', id, 'room_id', room_id, 'seq', seq, \
-             'user_id', user_id, 'username', username, 'image_url', image_url, 'body', body, \
-             'kind', kind, 'created_at', created_at) ORDER BY seq) \
-             FROM (SELECT * FROM messages WHERE room_id = $1 AND {} LIMIT $3)",
-            window.condition()
-        ))
-        .bind(key)
-        .bind(to_i64(window.seq()))
-        .bind(to_i64(limit as u64))
-        .fetch_one(&self.pool)
-        .await?;
+        let fields: Vec<&str> = MESSAGE_COLUMNS.split(", ").collect();
+        let packed: String = sqlx::query_scalar(&packed(&window.select(), &fields, "seq"))
+            .bind(key)
+            .bind(to_i64(window.seq()))
+            .bind(to_i64(limit as u64))
+            .fetch_one(&self.pool)
+            .await?;
         unpack(&packed, message_from_row)
     }
+}
+
+/// A room's members (`$1`), joined first, then by id.
+const MEMBERS: &str =
+    "SELECT m.user_id, m.joined_at, COALESCE(p.username, m.user_id) AS username, \
+     COALESCE(p.image_url, '') AS image_url, COALESCE(p.email, '') AS email \
+     FROM memberships m LEFT JOIN profiles p ON p.user_id = m.user_id \
+     WHERE m.room_id = $1 ORDER BY m.joined_at, m.user_id";
+const MEMBER_FIELDS: &[&str] = &["user_id", "joined_at", "username", "image_url", "email"];
+const MEMBERS_ORDER: &str = "joined_at, user_id";
+/// The keys of user `$1`'s rooms, most recently joined first.
+const ROOMS_OF: &str =
+    "SELECT room_id, joined_at FROM memberships WHERE user_id = $1 ORDER BY joined_at DESC, room_id";
+const ROOMS_OF_ORDER: &str = "joined_at DESC, room_id";
+
+/// `select`, as one row SQLite packs its rows into: a JSON array of objects with `fields`,
+/// in `order` (see [`PackedRow`]).
+fn packed(select: &str, fields: &[&str], order: &str) -> String {
+    let pairs: Vec<String> = fields.iter().map(|f| format!("'{f}', {f}")).collect();
+    format!(
+        "SELECT json_group_array(json_object({}) ORDER BY {order}) FROM ({select})",
+        pairs.join(", ")
+    )
 }
 
 /// Which side of a `seq` a history read takes, nearest first.
@@ -156,11 +161,13 @@ enum SeqWindow {
 }
 
 impl SeqWindow {
-    fn condition(self) -> &'static str {
-        match self {
+    /// At most `$3` messages of room `$1` on this side of `seq` `$2`, nearest first.
+    fn select(self) -> String {
+        let side = match self {
             Self::Before(_) => "seq < $2 ORDER BY seq DESC",
             Self::After(_) => "seq > $2 ORDER BY seq",
-        }
+        };
+        format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND {side} LIMIT $3")
     }
 
     fn seq(self) -> u64 {
@@ -170,9 +177,9 @@ impl SeqWindow {
     }
 }
 
-/// A row of the reads that sign-ins and joins make (a room's members and history, a user's
-/// rooms), which SQLite packs into one JSON array of objects, one a row, named as the
-/// columns are. sqlx hands a query's rows from SQLite's thread to the runtime one at a
+/// A row of the list reads that sign-ins and joins make (a room's members and history, a
+/// user's rooms: `MEMBERS`, `ROOMS_OF`, `SeqWindow::select`), which SQLite packs into one
+/// JSON array of objects, one a row, named as the columns are ([`packed`]). sqlx hands a query's rows from SQLite's thread to the runtime one at a
 /// time, each a wake-up of the other thread: a join into a room of 1,000 members cost 1,000,
 /// and packed it costs one (BENCHMARKS.md, seventeenth round). PostgreSQL's rows arrive
 /// together on the connection's socket, so its queries are not packed.
@@ -210,51 +217,36 @@ impl Columns for PackedRow {
 }
 
 impl SqlStore<Postgres> {
-    /// A room's members, joined first, then by id.
     async fn read_members(&self, key: &str) -> StoreResult<Vec<Member>> {
-        let rows = sqlx::query(
-            "SELECT m.user_id, m.joined_at, COALESCE(p.username, m.user_id) AS username, \
-             COALESCE(p.image_url, '') AS image_url, COALESCE(p.email, '') AS email \
-             FROM memberships m LEFT JOIN profiles p ON p.user_id = m.user_id \
-             WHERE m.room_id = $1 ORDER BY m.joined_at, m.user_id",
-        )
-        .bind(key)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(MEMBERS).bind(key).fetch_all(&self.pool).await?;
         rows.iter().map(member_from_row).collect()
     }
 
-    /// The keys of the user's rooms, most recently joined first.
     async fn read_rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT room_id FROM memberships WHERE user_id = $1 ORDER BY joined_at DESC, room_id",
-        )
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(ROOMS_OF)
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(|row| row.text("room_id")).collect()
     }
 
-    /// At most `limit` messages of a room on one side of a `seq`, oldest first.
     async fn read_messages(
         &self,
         key: &str,
         window: SeqWindow,
         limit: usize,
     ) -> StoreResult<Vec<Message>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND {} LIMIT $3",
-            window.condition()
-        ))
-        .bind(key)
-        .bind(to_i64(window.seq()))
-        .bind(to_i64(limit as u64))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&window.select())
+            .bind(key)
+            .bind(to_i64(window.seq()))
+            .bind(to_i64(limit as u64))
+            .fetch_all(&self.pool)
+            .await?;
         let mut messages = rows
             .iter()
             .map(message_from_row)
             .collect::<StoreResult<Vec<_>>>()?;
+        // Oldest first.
         if let SeqWindow::Before(_) = window {
             messages.reverse();
         }
