@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 pub use crate::store::SqliteSynchronous;
 
@@ -213,42 +213,27 @@ impl Config {
 
     /// The configuration a test server uses: port 0 on loopback, everything in `data_dir`.
     pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
+        // The defaults, whatever the environment of the test holds.
+        let defaults = Self::command()
+            .mut_args(|arg| arg.env(None::<&str>))
+            .try_get_matches_from(["confab-server"])
+            .and_then(|matches| Self::from_arg_matches(&matches))
+            .expect("the defaults are valid");
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
-            database_url: None,
             jwt_secret: Some(TEST_JWT_SECRET.into()),
-            jwt_issuer: None,
-            jwt_audience: None,
-            jwks: None,
-            jwks_refresh_secs: 30,
-            ws_token_ttl_secs: crate::auth::ws_token::DEFAULT_TTL_SECS,
             guest_token_ttl_secs: 3600,
             api_key: Some(TEST_API_KEY.into()),
-            message_rate: 20.0,
-            message_burst: 40,
             // Tests create many rooms as one user; the limit has its own test.
             rooms_per_minute: 10_000,
-            outbound_queue: 1024,
-            anonymous: Anonymous::Deny,
-            sqlite_synchronous: SqliteSynchronous::Normal,
-            redis_url: None,
-            redis_prefix: String::new(),
-            allowed_origins: Vec::new(),
-            auth_deadline_secs: 30,
-            header_read_timeout_secs: 10,
             // Tests connect thousands of clients from one address.
             max_connections_per_address: 100_000,
             new_connections_per_address: 1_000_000,
-            trusted_proxies: Vec::new(),
-            shutdown_delay_secs: 0,
-            metrics_addr: None,
-            socketio_recovery: false,
-            message_retention_days: None,
-            notification_retention_days: None,
             log_format: LogFormat::Text,
             log: "warn".into(),
             site_dir: PathBuf::from("/nonexistent-site"),
+            ..defaults
         }
     }
 }

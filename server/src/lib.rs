@@ -22,7 +22,10 @@ pub mod timefmt;
 
 use std::{
     net::{IpAddr, SocketAddr},
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+    },
     time::Duration,
 };
 
@@ -48,6 +51,22 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How long shutdown waits for the other nodes to be told this one is leaving.
 pub const LEAVE_GRACE: Duration = Duration::from_secs(2);
 
+/// Locks `mutex`, recovering it from poisoning: a panic while one caller held it must not
+/// make every later caller panic too.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// [`lock`] for a `RwLock`'s readers.
+pub(crate) fn read<T>(rwlock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    rwlock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// [`lock`] for a `RwLock`'s writer.
+pub(crate) fn write<T>(rwlock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    rwlock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -67,7 +86,7 @@ struct AppStateInner {
     /// Party sessions created per user.
     party_limiter: SharedLimiter<String>,
     /// Set when shutdown begins, before anything closes: `/readyz` answers 503 from then on.
-    draining: std::sync::atomic::AtomicBool,
+    draining: AtomicBool,
     /// Cancelled when the server shuts down; every long-lived connection watches it.
     shutdown: CancellationToken,
     /// Tracks connection tasks so shutdown can wait for their close frames to go out.
@@ -154,7 +173,7 @@ impl AppState {
                 ping_limiter,
                 party_limiter,
                 config,
-                draining: std::sync::atomic::AtomicBool::new(false),
+                draining: AtomicBool::new(false),
                 shutdown: CancellationToken::new(),
                 connections: TaskTracker::new(),
             }),
@@ -206,9 +225,7 @@ impl AppState {
 
     /// Whether shutdown has begun.
     pub fn is_draining(&self) -> bool {
-        self.inner
-            .draining
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.inner.draining.load(Ordering::Relaxed)
     }
 
     pub fn shutdown_token(&self) -> &CancellationToken {
@@ -352,9 +369,7 @@ impl Server {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let inner = &self.state.inner;
         // Unready first, so load balancers stop sending new connections, then close.
-        inner
-            .draining
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        inner.draining.store(true, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_secs(inner.config.shutdown_delay_secs)).await;
         inner.shutdown.cancel();
         inner.connections.close();

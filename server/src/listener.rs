@@ -34,7 +34,10 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use crate::ratelimit::{client_key, KeyedLimiter};
+use crate::{
+    lock,
+    ratelimit::{client_key, KeyedLimiter},
+};
 
 /// How long the loop pauses after a failed accept (out of file descriptors, most often):
 /// retrying at once would spin a core and flood the log.
@@ -196,7 +199,7 @@ impl OpenConnections {
             crate::metrics::rate_limited("connections");
             return None;
         }
-        let mut by_address = self.lock();
+        let mut by_address = lock(&self.by_address);
         let count = by_address.entry(key).or_default();
         if *count >= limits.per_address {
             return None;
@@ -206,12 +209,6 @@ impl OpenConnections {
             open: Some(Arc::clone(self)),
             key,
         })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
-        self.by_address
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -224,7 +221,7 @@ struct Admitted {
 impl Drop for Admitted {
     fn drop(&mut self) {
         let Some(open) = &self.open else { return };
-        let mut by_address = open.lock();
+        let mut by_address = lock(&open.by_address);
         if let Some(count) = by_address.get_mut(&self.key) {
             *count -= 1;
             if *count == 0 {

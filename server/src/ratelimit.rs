@@ -6,11 +6,15 @@ use std::{
     collections::HashMap,
     fmt::Display,
     hash::Hash,
+    net::{IpAddr, Ipv6Addr},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
+use axum::http::HeaderMap;
+
+use crate::lock;
 
 /// Keys a [`KeyedLimiter`] tracks at most; past it, the least recently used is forgotten.
 pub const MAX_TRACKED_KEYS: usize = 65_536;
@@ -47,14 +51,18 @@ impl Bucket {
 
     /// Whether the bucket is back to its whole burst at `now`: forgetting it changes nothing.
     fn is_full(&self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
-        self.tokens + elapsed * self.per_second >= self.burst
+        self.available(now) >= self.burst
     }
 
     fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
+        self.tokens = self.available(now).min(self.burst);
         self.updated = now;
+    }
+
+    /// The tokens at `now`, before the cap at `burst`.
+    fn available(&self, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens + elapsed * self.per_second
     }
 }
 
@@ -80,10 +88,7 @@ impl<K: Eq + Hash + Clone> KeyedLimiter<K> {
     }
 
     fn try_take_at(&self, key: &K, now: Instant) -> bool {
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut buckets = lock(&self.buckets);
         if buckets.len() >= MAX_TRACKED_KEYS && !buckets.contains_key(key) {
             make_room(&mut buckets, now);
         }
@@ -184,15 +189,11 @@ impl<K: Eq + Hash + Clone + Display> SharedLimiter<K> {
 /// the `trusted` proxies, the last address in `X-Forwarded-For` that is not one of them.
 /// Proxies append the address they received the request from, so entries before that are
 /// the client's own word and could be forged.
-pub fn client_address(
-    peer: std::net::IpAddr,
-    headers: &axum::http::HeaderMap,
-    trusted: &[std::net::IpAddr],
-) -> std::net::IpAddr {
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
     if !trusted.contains(&peer) {
         return peer;
     }
-    let forwarded: Vec<std::net::IpAddr> = headers
+    let forwarded: Vec<IpAddr> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|value| value.to_str().ok())
@@ -208,13 +209,10 @@ pub fn client_address(
 
 /// The key for rate limiting a client address: the address itself for IPv4, its /64 network
 /// for IPv6 (one subscriber commonly holds a whole /64).
-pub fn client_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+pub fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
-        std::net::IpAddr::V4(_) => ip,
-        std::net::IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            std::net::IpAddr::V6(std::net::Ipv6Addr::from(bits))
-        }
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
     }
 }
 
@@ -234,35 +232,32 @@ mod tests {
 
     #[test]
     fn ipv6_clients_are_keyed_by_their_64_bit_network() {
-        let a: std::net::IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: std::net::IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
-        let other: std::net::IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
         assert_eq!(client_key(a), client_key(b));
         assert_ne!(client_key(a), client_key(other));
-        let v4: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
         assert_eq!(client_key(v4), v4);
     }
 
     #[test]
     fn behind_a_trusted_proxy_the_client_is_the_last_address_it_forwarded() {
-        let proxy: std::net::IpAddr = "10.0.0.2".parse().unwrap();
-        let mut headers = axum::http::HeaderMap::new();
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", "6.6.6.6, 203.0.113.9".parse().unwrap());
         assert_eq!(
             client_address(proxy, &headers, &[proxy]).to_string(),
             "203.0.113.9",
             "the entry the proxy added, not the one the client sent"
         );
-        let stranger: std::net::IpAddr = "198.51.100.4".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.4".parse().unwrap();
         assert_eq!(
             client_address(stranger, &headers, &[proxy]),
             stranger,
             "only a trusted proxy's word counts"
         );
-        assert_eq!(
-            client_address(proxy, &axum::http::HeaderMap::new(), &[proxy]),
-            proxy
-        );
+        assert_eq!(client_address(proxy, &HeaderMap::new(), &[proxy]), proxy);
     }
 
     /// Fills `limiter` to its bound, key `k` taking its one action at `at(k)`.

@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Store, StoreResult};
+use crate::store::{Rows, Store, StoreResult};
 
 /// How often the job runs.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(10 * 60);
@@ -52,23 +52,13 @@ pub async fn sweep(store: &dyn Store, policy: Policy, now_ms: i64) -> StoreResul
     })
 }
 
-/// What a retention delete removes.
-#[derive(Debug, Clone, Copy)]
-enum Rows {
-    Messages,
-    Notifications,
-}
-
 /// Deletes `rows` created before `before`, [`BATCH`] at a time until a batch comes back
 /// short, pausing between batches; how many went. Nothing when `before` is `None`.
 async fn in_batches(store: &dyn Store, rows: Rows, before: Option<i64>) -> StoreResult<u64> {
     let Some(before) = before else { return Ok(0) };
     let mut total = 0;
     loop {
-        let deleted = match rows {
-            Rows::Messages => store.delete_messages_before(before, BATCH).await?,
-            Rows::Notifications => store.delete_notifications_before(before, BATCH).await?,
-        };
+        let deleted = store.delete_before(rows, before, BATCH).await?;
         total += deleted;
         if deleted < BATCH as u64 {
             return Ok(total);

@@ -114,31 +114,16 @@ impl Jwks {
     /// The key `kid`, if the key set has it for `alg`. A key last fetched more than
     /// [`MAX_KEY_AGE`] ago is fetched again first, and still used while fetching fails.
     pub async fn key(&self, kid: &str, alg: Algorithm) -> Option<DecodingKey> {
-        {
-            let cache = self.read();
-            if let Some(key) = cache.fresh_key(kid, alg) {
-                return Some(key);
-            }
-            if !cache.may_fetch(self.min_refresh) {
-                return cache.lookup(kid, alg);
-            }
+        if let Some(answer) = self.cached(kid, alg) {
+            return answer;
         }
         let _fetching = self.fetching.lock().await;
-        {
-            // Another lookup may have fetched while this one waited.
-            let cache = self.read();
-            if let Some(key) = cache.fresh_key(kid, alg) {
-                return Some(key);
-            }
-            if !cache.may_fetch(self.min_refresh) {
-                return cache.lookup(kid, alg);
-            }
+        // Another lookup may have fetched while this one waited.
+        if let Some(answer) = self.cached(kid, alg) {
+            return answer;
         }
         let fetched = self.fetch().await;
-        let mut cache = self
-            .cache
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cache = crate::write(&self.cache);
         let now = Instant::now();
         cache.tried_at = Some(now);
         let outcome = if fetched.is_ok() { "ok" } else { "failed" };
@@ -161,10 +146,14 @@ impl Jwks {
         cache.lookup(kid, alg)
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
-        self.cache
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The cache's answer when it needs no fetch: a fresh key, or what it holds while the
+    /// next fetch must wait. `None` when a fetch is due.
+    fn cached(&self, kid: &str, alg: Algorithm) -> Option<Option<DecodingKey>> {
+        let cache = crate::read(&self.cache);
+        if let Some(key) = cache.fresh_key(kid, alg) {
+            return Some(Some(key));
+        }
+        (!cache.may_fetch(self.min_refresh)).then(|| cache.lookup(kid, alg))
     }
 
     async fn fetch(&self) -> anyhow::Result<HashMap<String, (Option<Algorithm>, DecodingKey)>> {

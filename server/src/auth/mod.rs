@@ -95,21 +95,13 @@ pub fn is_safe_image_url(url: &str) -> bool {
 struct Claims {
     sub: String,
     exp: i64,
-    #[serde(default)]
     iss: Option<String>,
-    #[serde(default)]
     aud: Option<Audience>,
-    #[serde(default)]
     username: Option<String>,
-    #[serde(default)]
     name: Option<String>,
-    #[serde(default)]
     preferred_username: Option<String>,
-    #[serde(default)]
     image_url: Option<String>,
-    #[serde(default)]
     picture: Option<String>,
-    #[serde(default)]
     email: Option<String>,
 }
 

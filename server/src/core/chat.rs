@@ -65,10 +65,7 @@ impl Core {
             };
             let _ = told.send(outcome);
         });
-        self.inner
-            .store
-            .queue_message(new_message, on_stored)
-            .await?;
+        self.store().queue_message(new_message, on_stored).await?;
         Ok(QueuedMessage(announced))
     }
 

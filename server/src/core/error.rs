@@ -59,3 +59,8 @@ impl CoreError {
         }
     }
 }
+
+/// The value of `result`; `None` for an error, whose cause is logged if it is internal.
+pub fn logged<T>(result: CoreResult<T>) -> Option<T> {
+    result.inspect_err(CoreError::log_if_internal).ok()
+}

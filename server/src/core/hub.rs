@@ -20,6 +20,7 @@ use super::{
     mailbox::{self, Refused},
     model::Profile,
 };
+use crate::{read, write};
 
 /// Identifies a connection on this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -71,7 +72,7 @@ impl Hub {
             overflowed: overflowed.clone(),
             revoked: revoked.clone(),
         };
-        self.write().conns.insert(
+        write(&self.registry).conns.insert(
             conn,
             ConnEntry {
                 mailbox,
@@ -88,7 +89,7 @@ impl Hub {
     }
 
     pub fn remove(&self, conn: ConnId) {
-        let mut registry = self.write();
+        let mut registry = write(&self.registry);
         if let Some(entry) = registry.conns.remove(&conn) {
             for topic in entry.topics.into_keys() {
                 registry.unsubscribe_topic(conn, &topic);
@@ -97,7 +98,7 @@ impl Hub {
     }
 
     pub fn user(&self, conn: ConnId) -> Option<Profile> {
-        self.read()
+        read(&self.registry)
             .conns
             .get(&conn)
             .and_then(|entry| entry.user.clone())
@@ -105,7 +106,7 @@ impl Hub {
 
     /// Replaces the profile of the connection's signed-in user, keeping its subscriptions.
     pub fn update_user(&self, conn: ConnId, user: Profile) {
-        if let Some(entry) = self.write().conns.get_mut(&conn) {
+        if let Some(entry) = write(&self.registry).conns.get_mut(&conn) {
             if entry
                 .user
                 .as_ref()
@@ -119,7 +120,7 @@ impl Hub {
     /// Sets who the connection is signed in as, dropping its subscriptions; returns who it
     /// was before.
     pub fn set_user(&self, conn: ConnId, user: Option<Profile>) -> Option<Profile> {
-        let mut registry = self.write();
+        let mut registry = write(&self.registry);
         let entry = registry.conns.get_mut(&conn)?;
         let previous = std::mem::replace(&mut entry.user, user);
         let topics = std::mem::take(&mut entry.topics);
@@ -132,7 +133,7 @@ impl Hub {
     /// Subscribes the connection to `topic` (or marks it used). A connection holds at most
     /// `limit` topics: past it, the least recently used one is dropped and returned.
     pub fn subscribe(&self, conn: ConnId, topic: Topic, limit: usize) -> Option<Topic> {
-        let mut registry = self.write();
+        let mut registry = write(&self.registry);
         let entry = registry.conns.get_mut(&conn)?;
         entry.clock += 1;
         let now = entry.clock;
@@ -169,7 +170,7 @@ impl Hub {
     }
 
     pub fn unsubscribe(&self, conn: ConnId, topic: &Topic) {
-        let mut registry = self.write();
+        let mut registry = write(&self.registry);
         if let Some(entry) = registry.conns.get_mut(&conn) {
             entry.topics.remove(topic);
         }
@@ -178,7 +179,7 @@ impl Hub {
 
     /// Unsubscribes every connection of `user_id` from `topic`.
     pub fn unsubscribe_user(&self, user_id: &str, topic: &Topic) {
-        let mut registry = self.write();
+        let mut registry = write(&self.registry);
         let conns: Vec<ConnId> = registry
             .topics
             .get(topic)
@@ -198,7 +199,7 @@ impl Hub {
     }
 
     pub fn is_subscribed(&self, conn: ConnId, topic: &Topic) -> bool {
-        self.read()
+        read(&self.registry)
             .conns
             .get(&conn)
             .is_some_and(|entry| entry.topics.contains_key(topic))
@@ -206,7 +207,7 @@ impl Hub {
 
     /// Every (user, room) pair of a signed-in connection here and a room it follows.
     pub fn room_followers(&self) -> Vec<(String, String)> {
-        let registry = self.read();
+        let registry = read(&self.registry);
         let mut pairs: Vec<(String, String)> = registry
             .topics
             .iter()
@@ -227,7 +228,7 @@ impl Hub {
 
     /// Whether any connection of this node is subscribed to `topic`.
     pub fn has_subscribers(&self, topic: &Topic) -> bool {
-        self.read().topics.contains_key(topic)
+        read(&self.registry).topics.contains_key(topic)
     }
 
     /// Hands `delivery` to every local subscriber of its topic, without waiting, and makes
@@ -247,9 +248,16 @@ impl Hub {
         }
     }
 
+    /// Tells this node's presence watchers that the online list changed. Every node tells
+    /// its own, so this is not published to the others.
+    pub fn presence_changed(&self) {
+        let delivery = Delivery::new(Topic::Presence, Event::PresenceChanged, None);
+        self.deliver(&Arc::new(delivery));
+    }
+
     /// Closes every connection signed in as `user_id` here (the dialects see `revoked`).
     fn revoke_user(&self, user_id: &str) {
-        let registry = self.read();
+        let registry = read(&self.registry);
         for entry in registry.conns.values() {
             if entry.user.as_ref().is_some_and(|u| u.user_id == user_id) {
                 entry.mailbox.revoked.cancel();
@@ -259,7 +267,7 @@ impl Hub {
 
     /// Ends every subscription to `topic`.
     fn unsubscribe_all(&self, topic: &Topic) {
-        let mut registry = self.write();
+        let mut registry = write(&self.registry);
         let Some(subscribers) = registry.topics.remove(topic) else {
             return;
         };
@@ -271,7 +279,7 @@ impl Hub {
     }
 
     fn hand_out(&self, delivery: &Arc<Delivery>) {
-        let registry = self.read();
+        let registry = read(&self.registry);
         let Some(subscribers) = registry.topics.get(&delivery.topic) else {
             return;
         };
@@ -289,18 +297,6 @@ impl Hub {
                 }
             }
         }
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
-        self.registry
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Registry> {
-        self.registry
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -12,7 +12,7 @@ use std::{
     future::poll_fn,
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex,
     },
     task::Poll,
 };
@@ -20,6 +20,7 @@ use std::{
 use futures_util::task::AtomicWaker;
 
 use super::events::Delivery;
+use crate::lock;
 
 /// Why a delivery was not put in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,14 +64,6 @@ struct Queue {
     pushed: u64,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
 /// The hub's end of a mailbox.
 pub struct Sender {
     shared: Arc<Shared>,
@@ -79,7 +72,7 @@ pub struct Sender {
 impl Sender {
     /// Puts `delivery` in without waiting.
     pub fn try_send(&self, delivery: Arc<Delivery>) -> Result<(), Refused> {
-        let mut queue = self.shared.lock();
+        let mut queue = lock(&self.shared.queue);
         if queue.receiver_gone {
             return Err(Refused::Closed);
         }
@@ -140,7 +133,7 @@ impl Receiver {
     pub async fn recv(&mut self) -> Option<Arc<Delivery>> {
         poll_fn(|cx| {
             self.shared.waker.register(cx.waker());
-            let next = self.shared.lock().deliveries.pop_front();
+            let next = lock(&self.shared.queue).deliveries.pop_front();
             if next.is_some() || self.shared.senders.load(Ordering::Acquire) == 0 {
                 return Poll::Ready(next);
             }
@@ -156,7 +149,7 @@ impl Receiver {
 
     /// Drops every delivery waiting.
     pub fn clear(&mut self) {
-        self.shared.lock().deliveries.clear();
+        lock(&self.shared.queue).deliveries.clear();
     }
 
     /// A handle that reads how many deliveries have been put in, for whoever answers the
@@ -168,7 +161,7 @@ impl Receiver {
     }
 
     fn take(&self, limit: usize) -> VecDeque<Arc<Delivery>> {
-        let mut queue = self.shared.lock();
+        let mut queue = lock(&self.shared.queue);
         if queue.deliveries.len() <= limit {
             // The whole queue, allocation and all: an idle connection keeps no capacity.
             std::mem::take(&mut queue.deliveries)
@@ -189,13 +182,13 @@ pub struct Watermark {
 impl Watermark {
     /// How many deliveries have ever been put in.
     pub fn pushed(&self) -> u64 {
-        self.shared.lock().pushed
+        lock(&self.shared.queue).pushed
     }
 }
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        let mut queue = self.shared.lock();
+        let mut queue = lock(&self.shared.queue);
         queue.receiver_gone = true;
         queue.deliveries.clear();
     }

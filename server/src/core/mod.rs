@@ -120,6 +120,21 @@ impl Connection {
     }
 }
 
+/// Whether `value` is 1 to `max_chars` characters, none of them a control character.
+pub(crate) fn is_one_line(value: &str, max_chars: usize) -> bool {
+    (1..=max_chars).contains(&value.chars().count()) && !value.chars().any(char::is_control)
+}
+
+/// Refuses a `value` that is not [`is_one_line`], naming it `what`.
+pub(crate) fn check_one_line(what: &str, value: &str, max_chars: usize) -> CoreResult<()> {
+    if is_one_line(value, max_chars) {
+        return Ok(());
+    }
+    Err(CoreError::invalid(format!(
+        "{what} must be 1 to {max_chars} characters without control characters"
+    )))
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -218,7 +233,7 @@ impl Core {
         let change = self.inner.presence.arrive(&profile);
         self.inner.fanout.signed_in(&profile, change.here);
         if change.everywhere {
-            self.presence_changed();
+            self.inner.hub.presence_changed();
         }
         Ok(())
     }
@@ -245,16 +260,9 @@ impl Core {
                 self.inner.fanout.gone_from_here(&previous.user_id);
             }
             if change.everywhere {
-                self.presence_changed();
+                self.inner.hub.presence_changed();
             }
         }
-    }
-
-    /// Tells this node's presence watchers that the online list changed. Every node tells
-    /// its own, so this is not published to the others.
-    fn presence_changed(&self) {
-        let delivery = Delivery::new(Topic::Presence, Event::PresenceChanged, None);
-        self.inner.hub.deliver(&Arc::new(delivery));
     }
 
     /// Who the connection is signed in as.
@@ -275,10 +283,15 @@ impl Core {
     /// Delivers [`Event::PresenceChanged`] to this signed-in connection from now on.
     pub fn watch_presence(&self, conn: &Connection) -> CoreResult<()> {
         self.signed_in(conn)?;
-        self.inner
-            .hub
-            .subscribe(conn.id, Topic::Presence, MAX_ROOMS_PER_CONNECTION + 1);
+        self.watch(conn, Topic::Presence);
         Ok(())
+    }
+
+    /// Subscribes the connection to `topic`, with room for it beside
+    /// [`MAX_ROOMS_PER_CONNECTION`] rooms.
+    fn watch(&self, conn: &Connection, topic: Topic) {
+        let hub = &self.inner.hub;
+        hub.subscribe(conn.id, topic, MAX_ROOMS_PER_CONNECTION + 1);
     }
 
     /// Tells the other nodes, once what is queued for them has gone, that this one is

@@ -19,6 +19,8 @@ pub enum Phase {
 }
 
 impl Phase {
+    pub const ALL: [Self; 2] = [Self::Lobby, Self::Playing];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Lobby => "lobby",
@@ -27,11 +29,7 @@ impl Phase {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "lobby" => Some(Self::Lobby),
-            "playing" => Some(Self::Playing),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|phase| phase.as_str() == text)
     }
 }
 
@@ -84,6 +82,8 @@ pub enum MessageKind {
 }
 
 impl MessageKind {
+    pub const ALL: [Self; 2] = [Self::Text, Self::Image];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Text => "text",
@@ -92,11 +92,7 @@ impl MessageKind {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "text" => Some(Self::Text),
-            "image" => Some(Self::Image),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 }
 
@@ -135,6 +131,8 @@ pub enum Level {
 }
 
 impl Level {
+    pub const ALL: [Self; 4] = [Self::Info, Self::Success, Self::Warning, Self::Error];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Info => "info",
@@ -145,13 +143,7 @@ impl Level {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "info" => Some(Self::Info),
-            "success" => Some(Self::Success),
-            "warning" => Some(Self::Warning),
-            "error" => Some(Self::Error),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|level| level.as_str() == text)
     }
 }
 
@@ -274,6 +266,14 @@ pub enum ModerationAction {
 }
 
 impl ModerationAction {
+    pub const ALL: [Self; 5] = [
+        Self::DeleteMessage,
+        Self::RemoveMember,
+        Self::CloseRoom,
+        Self::Ban,
+        Self::Unban,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::DeleteMessage => "delete_message",
@@ -285,15 +285,7 @@ impl ModerationAction {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::DeleteMessage,
-            Self::RemoveMember,
-            Self::CloseRoom,
-            Self::Ban,
-            Self::Unban,
-        ]
-        .into_iter()
-        .find(|action| action.as_str() == text)
+        Self::ALL.into_iter().find(|action| action.as_str() == text)
     }
 }
 

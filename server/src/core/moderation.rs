@@ -64,8 +64,7 @@ impl Core {
     /// told.
     pub async fn delete_message(&self, by: &Moderator, id: &str) -> CoreResult<DeletedMessage> {
         let deleted = self
-            .inner
-            .store
+            .store()
             .delete_message(id)
             .await?
             .ok_or(CoreError::MessageNotFound)?;
@@ -167,20 +166,13 @@ impl Core {
 
     /// The newest bans, newest first, at most [`MAX_MODERATION_LIST`].
     pub async fn bans(&self, limit: usize) -> CoreResult<Vec<Ban>> {
-        Ok(self
-            .inner
-            .store
-            .bans(limit.min(MAX_MODERATION_LIST))
-            .await?)
+        Ok(self.store().bans(limit.min(MAX_MODERATION_LIST)).await?)
     }
 
     /// The newest audit entries, newest first, at most [`MAX_MODERATION_LIST`].
     pub async fn audit_log(&self, limit: usize) -> CoreResult<Vec<AuditEntry>> {
-        Ok(self
-            .inner
-            .store
-            .audit_log(limit.min(MAX_MODERATION_LIST))
-            .await?)
+        let limit = limit.min(MAX_MODERATION_LIST);
+        Ok(self.store().audit_log(limit).await?)
     }
 
     /// Refuses a banned user.
@@ -225,11 +217,5 @@ impl Core {
 /// A user id a backend or moderator names: 1 to [`MAX_USER_ID_CHARS`] characters, none of
 /// them control characters.
 pub(super) fn validate_user_id(user_id: &str) -> CoreResult<()> {
-    let chars = user_id.chars().count();
-    if chars == 0 || chars > MAX_USER_ID_CHARS || user_id.chars().any(char::is_control) {
-        return Err(CoreError::invalid(format!(
-            "user id must be 1 to {MAX_USER_ID_CHARS} characters without control characters"
-        )));
-    }
-    Ok(())
+    super::check_one_line("user id", user_id, MAX_USER_ID_CHARS)
 }

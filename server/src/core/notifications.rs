@@ -4,7 +4,7 @@
 use super::{
     events::{Event, Topic},
     model::{Notification, Profile},
-    now_ms, Connection, Core, CoreError, CoreResult, MAX_ROOMS_PER_CONNECTION,
+    now_ms, Connection, Core, CoreError, CoreResult,
 };
 
 /// Notifications sent on connect, or listed, at most.
@@ -26,11 +26,7 @@ impl Core {
     /// have read to) to this connection from now on.
     pub fn watch_user(&self, conn: &Connection) -> CoreResult<()> {
         let user = self.signed_in(conn)?;
-        self.inner.hub.subscribe(
-            conn.id,
-            Topic::User(user.user_id),
-            MAX_ROOMS_PER_CONNECTION + 1,
-        );
+        self.watch(conn, Topic::User(user.user_id));
         Ok(())
     }
 
@@ -41,8 +37,7 @@ impl Core {
     ) -> CoreResult<Vec<Notification>> {
         let user = self.signed_in(conn)?;
         Ok(self
-            .inner
-            .store
+            .store()
             .undelivered_notifications(&user.user_id, MAX_BACKLOG)
             .await?)
     }
@@ -62,11 +57,7 @@ impl Core {
 
     /// A user's newest notifications, newest first.
     pub async fn notifications_of(&self, user_id: &str) -> CoreResult<Vec<Notification>> {
-        Ok(self
-            .inner
-            .store
-            .notifications_of(user_id, MAX_BACKLOG)
-            .await?)
+        Ok(self.store().notifications_of(user_id, MAX_BACKLOG).await?)
     }
 
     /// Marks a user's notification read; `NotificationNotFound` when it is not theirs or

@@ -201,10 +201,7 @@ impl Core {
         let view = self.host_view(user, id).await?;
         require_started(&view)?;
         let phase = phase.trim();
-        if phase.is_empty()
-            || phase.chars().count() > MAX_PHASE_CHARS
-            || phase.chars().any(char::is_control)
-        {
+        if !super::is_one_line(phase, MAX_PHASE_CHARS) {
             return Err(CoreError::invalid(format!(
                 "phase must be 1 to {MAX_PHASE_CHARS} characters"
             )));
@@ -284,11 +281,7 @@ impl Core {
 
     /// Delivers the party's events to this connection from now on.
     pub fn watch_party(&self, conn: &super::Connection, id: &str) {
-        self.inner.hub.subscribe(
-            conn.id(),
-            Topic::Party(id.to_owned()),
-            super::MAX_ROOMS_PER_CONNECTION + 1,
-        );
+        self.watch(conn, Topic::Party(id.to_owned()));
     }
 
     async fn party_view(&self, id: &str) -> CoreResult<PartyView> {

@@ -4,11 +4,12 @@
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
-    sync::{Mutex, MutexGuard},
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
 use super::model::Profile;
+use crate::lock;
 
 #[derive(Default)]
 pub struct Presence {
@@ -52,7 +53,7 @@ pub struct Change {
 impl Presence {
     /// Counts one more connection here for `profile`'s user (and keeps the newest profile).
     pub fn arrive(&self, profile: &Profile) -> Change {
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let was_online = inner.is_online(&profile.user_id);
         let entry = inner
             .here
@@ -68,7 +69,7 @@ impl Presence {
 
     /// Counts one connection fewer here.
     pub fn depart(&self, user_id: &str) -> Change {
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let here = match inner.here.get_mut(user_id) {
             Some((count, _)) if *count > 1 => {
                 *count -= 1;
@@ -88,14 +89,14 @@ impl Presence {
 
     /// Updates an online user's profile (name, avatar); nobody comes or goes.
     pub fn refresh(&self, profile: &Profile) {
-        if let Some((_, known)) = self.lock().here.get_mut(&profile.user_id) {
+        if let Some((_, known)) = lock(&self.inner).here.get_mut(&profile.user_id) {
             *known = profile.clone();
         }
     }
 
     /// Node `node` reports `profile` online there; `true` when the user came online.
     pub fn arrive_elsewhere(&self, node: &str, profile: &Profile) -> bool {
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let was_online = inner.is_online(&profile.user_id);
         let there = inner.elsewhere.entry(node.to_owned()).or_default();
         there.unseen.remove(&profile.user_id);
@@ -106,7 +107,7 @@ impl Presence {
 
     /// Node `node` reports `user_id` gone from there; `true` when the user went offline.
     pub fn depart_elsewhere(&self, node: &str, user_id: &str) -> bool {
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let there = inner.elsewhere.entry(node.to_owned()).or_default();
         there.departed.insert(user_id.to_owned(), Instant::now());
         let removed = there.users.remove(user_id).is_some();
@@ -116,7 +117,7 @@ impl Presence {
     /// Takes in a snapshot of node `node`'s users (empty when the node is gone); `true` when
     /// anyone came online or went offline.
     pub fn replace_node(&self, node: &str, snapshot: HashMap<String, Profile>) -> bool {
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let before = inner.online_ids_owned();
         let there = inner.elsewhere.entry(node.to_owned()).or_default();
         there
@@ -149,7 +150,7 @@ impl Presence {
 
     /// Node `node` left: its users are gone at once. `true` when anyone went offline.
     pub fn forget_node(&self, node: &str) -> bool {
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let before = inner.online_ids_owned();
         inner.elsewhere.remove(node);
         before != inner.online_ids_owned()
@@ -157,12 +158,12 @@ impl Presence {
 
     /// The nodes other than this one that have reported users.
     pub fn other_nodes(&self) -> Vec<String> {
-        self.lock().elsewhere.keys().cloned().collect()
+        lock(&self.inner).elsewhere.keys().cloned().collect()
     }
 
     /// The profile of `user_id` if they have a connection on this node.
     pub fn here_profile(&self, user_id: &str) -> Option<Profile> {
-        self.lock()
+        lock(&self.inner)
             .here
             .get(user_id)
             .map(|(_, profile)| profile.clone())
@@ -170,12 +171,12 @@ impl Presence {
 
     /// Whether anyone has a connection on this node.
     pub fn has_here(&self) -> bool {
-        !self.lock().here.is_empty()
+        !lock(&self.inner).here.is_empty()
     }
 
     /// This node's users, one profile each.
     pub fn here(&self) -> Vec<Profile> {
-        self.lock()
+        lock(&self.inner)
             .here
             .values()
             .map(|(_, profile)| profile.clone())
@@ -183,12 +184,12 @@ impl Presence {
     }
 
     pub fn is_online(&self, user_id: &str) -> bool {
-        self.lock().is_online(user_id)
+        lock(&self.inner).is_online(user_id)
     }
 
     /// Everyone online, on any node, by name.
     pub fn online(&self) -> Vec<Profile> {
-        let inner = self.lock();
+        let inner = lock(&self.inner);
         let mut users: HashMap<&str, &Profile> = HashMap::new();
         for there in inner.elsewhere.values() {
             for (id, profile) in &there.users {
@@ -206,12 +207,6 @@ impl Presence {
                 .then_with(|| a.user_id.cmp(&b.user_id))
         });
         users
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

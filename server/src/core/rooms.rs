@@ -87,15 +87,7 @@ impl Core {
         max_users_cap: u32,
     ) -> CoreResult<Room> {
         let room_type = spec.room_type.trim();
-        if room_type.is_empty()
-            || room_type.chars().count() > limits::MAX_ROOM_TYPE_CHARS
-            || room_type.chars().any(char::is_control)
-        {
-            return Err(CoreError::invalid(format!(
-                "room type must be 1 to {} characters without control characters",
-                limits::MAX_ROOM_TYPE_CHARS
-            )));
-        }
+        super::check_one_line("room type", room_type, limits::MAX_ROOM_TYPE_CHARS)?;
         let max_users = spec.max_users.unwrap_or(limits::DEFAULT_MAX_USERS);
         if !(1..=max_users_cap).contains(&max_users) {
             return Err(CoreError::invalid(format!(
@@ -106,8 +98,7 @@ impl Core {
             validate_room_key(key)?;
         }
         let name = spec.name.trim();
-        if name.chars().count() > limits::MAX_ROOM_NAME_CHARS || name.chars().any(char::is_control)
-        {
+        if !name.is_empty() && !super::is_one_line(name, limits::MAX_ROOM_NAME_CHARS) {
             return Err(CoreError::invalid(format!(
                 "room name must be at most {} characters without control characters",
                 limits::MAX_ROOM_NAME_CHARS
@@ -124,8 +115,7 @@ impl Core {
             };
             if self.inner.store.create_room(&new_room).await? {
                 return self
-                    .inner
-                    .store
+                    .store()
                     .room(&new_room.key)
                     .await?
                     .ok_or(CoreError::RoomNotFound);
@@ -348,8 +338,7 @@ impl Core {
 
     pub(super) async fn require_member(&self, key: &str, user_id: &str) -> CoreResult<Room> {
         let room = self
-            .inner
-            .store
+            .store()
             .room(key)
             .await?
             .ok_or(CoreError::RoomNotFound)?;
@@ -465,8 +454,7 @@ impl Core {
         }
         // The store starts only a room still in the lobby: of two racing starts, one wins.
         let room = self
-            .inner
-            .store
+            .store()
             .start_game(key, game_state)
             .await?
             .ok_or(CoreError::AlreadyPlaying)?;
@@ -499,13 +487,7 @@ impl Core {
 }
 
 pub(crate) fn validate_room_key(key: &str) -> CoreResult<()> {
-    let chars = key.chars().count();
-    if chars == 0 || chars > MAX_ROOM_KEY_CHARS || key.chars().any(char::is_control) {
-        return Err(CoreError::invalid(format!(
-            "room id must be 1 to {MAX_ROOM_KEY_CHARS} characters without control characters"
-        )));
-    }
-    Ok(())
+    super::check_one_line("room id", key, MAX_ROOM_KEY_CHARS)
 }
 
 /// A fresh room code: [`limits::ROOM_CODE_LEN`] characters of the unambiguous alphabet.

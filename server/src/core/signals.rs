@@ -137,10 +137,7 @@ impl Core {
         data: Option<String>,
     ) -> CoreResult<()> {
         super::rooms::validate_room_key(key)?;
-        if name.is_empty()
-            || name.chars().count() > MAX_EVENT_NAME_CHARS
-            || name.chars().any(char::is_control)
-        {
+        if !super::is_one_line(name, MAX_EVENT_NAME_CHARS) {
             return Err(CoreError::invalid(format!(
                 "event must be 1 to {MAX_EVENT_NAME_CHARS} characters"
             )));
@@ -157,13 +154,7 @@ impl Core {
 }
 
 fn validate_media_id(media_id: &str) -> CoreResult<()> {
-    let chars = media_id.chars().count();
-    if chars == 0 || chars > MAX_MEDIA_ID_CHARS || media_id.chars().any(char::is_control) {
-        return Err(CoreError::invalid(format!(
-            "media id must be 1 to {MAX_MEDIA_ID_CHARS} characters without control characters"
-        )));
-    }
-    Ok(())
+    super::check_one_line("media id", media_id, MAX_MEDIA_ID_CHARS)
 }
 
 fn text(field: &str, value: &str, may_be_empty: bool) -> CoreResult<()> {

@@ -8,6 +8,7 @@ use std::{
 };
 
 use super::model::Profile;
+use crate::lock;
 
 pub struct Typing {
     ttl: Duration,
@@ -25,21 +26,21 @@ impl Typing {
     /// Records that `user` types in `room_key`; `true` when they were not typing before.
     pub fn start(&self, room_key: &str, user: &Profile, now: Instant) -> bool {
         let key = (room_key.to_owned(), user.user_id.clone());
-        self.lock()
+        lock(&self.active)
             .insert(key, (now + self.ttl, user.clone()))
             .is_none()
     }
 
     /// `true` when `user_id` was typing in `room_key`.
     pub fn stop(&self, room_key: &str, user_id: &str) -> bool {
-        self.lock()
+        lock(&self.active)
             .remove(&(room_key.to_owned(), user_id.to_owned()))
             .is_some()
     }
 
     /// Removes and returns the indicators whose time ran out: (room key, user).
     pub fn expire(&self, now: Instant) -> Vec<(String, Profile)> {
-        let mut active = self.lock();
+        let mut active = lock(&self.active);
         let expired: Vec<(String, String)> = active
             .iter()
             .filter(|(_, (deadline, _))| *deadline <= now)
@@ -49,11 +50,5 @@ impl Typing {
             .into_iter()
             .filter_map(|key| active.remove(&key).map(|(_, user)| (key.0, user)))
             .collect()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (Instant, Profile)>> {
-        self.active
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

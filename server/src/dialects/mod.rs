@@ -17,3 +17,8 @@ pub fn routes() -> Router<AppState> {
         .merge(channels::routes())
         .merge(socketio::publish::routes())
 }
+
+/// An opaque stored document as JSON; a document that is not JSON is passed on as a string.
+pub fn document(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+}

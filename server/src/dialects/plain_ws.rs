@@ -32,14 +32,6 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The frame-size limit and the read buffer size of every plain WebSocket.
-pub fn config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(Some(MAX_FRAME_BYTES))
-        .max_frame_size(Some(MAX_FRAME_BYTES))
-}
-
 /// Answers a WebSocket upgrade; once switched, `serve` runs the socket as a tracked
 /// connection (so shutdown waits for it), in a span naming its `dialect`, in which the
 /// socket records its core connection and user ([`record_connection`], [`record_user`]).
@@ -57,7 +49,12 @@ where
     F: FnOnce(Socket, AppState) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    upgrade.on_upgrade(config(), move |socket| async move {
+    // The frame-size limit and the read buffer size of every plain WebSocket.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(Some(MAX_FRAME_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES));
+    upgrade.on_upgrade(config, move |socket| async move {
         let span = tracing::debug_span!(
             "socket",
             dialect,

@@ -19,7 +19,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -29,6 +29,7 @@ use crate::{
         hub::Hub,
         model::Message,
     },
+    lock,
     store::Store,
 };
 
@@ -137,7 +138,7 @@ impl Sequencer {
         let seq = message.seq;
         // Delivering under the lock keeps two threads (this node's writer and the bus
         // reader) from handing one room's messages to the hub out of order.
-        let mut rooms = self.lock();
+        let mut rooms = lock(&self.rooms);
         if !self.hub.has_subscribers(&delivery.topic) {
             // Nobody here to deliver to: whoever follows the room next starts afresh.
             if rooms.get(&key).is_some_and(|line| !line.filling) {
@@ -175,7 +176,7 @@ impl Sequencer {
     /// A connection of this node follows room `key` from after `last_seq`: a room this node
     /// has no position in starts there.
     pub fn follow(&self, key: &str, last_seq: u64) {
-        let mut rooms = self.lock();
+        let mut rooms = lock(&self.rooms);
         if !rooms.contains_key(key) {
             forget_idle(&mut rooms, &self.hub);
             rooms.insert(key.to_owned(), RoomLine::starting_at(last_seq + 1));
@@ -186,8 +187,7 @@ impl Sequencer {
     /// (after the bus was down): a gap nothing later would reveal. One room at a time, so a
     /// node with many rooms does not take every database connection at once.
     pub fn catch_up(self: &Arc<Self>) {
-        let keys: Vec<String> = self
-            .lock()
+        let keys: Vec<String> = lock(&self.rooms)
             .iter_mut()
             .filter(|(key, _)| self.hub.has_subscribers(&Topic::Room((*key).clone())))
             .filter_map(|(key, line)| {
@@ -209,7 +209,7 @@ impl Sequencer {
         let (mut stuck, mut failures) = (0, 0);
         loop {
             let next = {
-                let mut rooms = self.lock();
+                let mut rooms = lock(&self.rooms);
                 let Some(line) = rooms.get_mut(&key) else {
                     return;
                 };
@@ -259,7 +259,7 @@ impl Sequencer {
         more_stored: bool,
         stuck: &mut u32,
     ) -> Fill {
-        let mut rooms = self.lock();
+        let mut rooms = lock(&self.rooms);
         let Some(line) = rooms.get_mut(key) else {
             return Fill::Done;
         };
@@ -287,7 +287,7 @@ impl Sequencer {
     /// The store cannot give what is missing: deliver what is held rather than hold the
     /// room back for good.
     fn give_up(&self, key: &str) {
-        let mut rooms = self.lock();
+        let mut rooms = lock(&self.rooms);
         let Some(line) = rooms.get_mut(key) else {
             return;
         };
@@ -313,12 +313,6 @@ impl Sequencer {
         };
         self.hub.deliver(&delivery);
         line.next += 1;
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, RoomLine>> {
-        self.rooms
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -471,7 +465,7 @@ mod tests {
         sequencer.hub.unsubscribe(ConnId(1), &topic);
         sequencer.deliver(delivery(&m[0]));
         sequencer.deliver(delivery(&m[2]));
-        assert!(sequencer.lock().is_empty(), "nothing kept for nobody");
+        assert!(lock(&sequencer.rooms).is_empty(), "nothing kept for nobody");
         // Someone follows it again after reading the history up to 2: 3 is next.
         sequencer.hub.subscribe(ConnId(1), topic, 10);
         sequencer.follow(ROOM, 2);

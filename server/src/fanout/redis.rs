@@ -410,6 +410,16 @@ impl Shared {
         }
     }
 
+    /// Adds to `pipe` the publishing of `body` to the other nodes; `false` when it could not
+    /// be serialised.
+    fn announce(&self, pipe: &mut redis::Pipeline, body: Body) -> bool {
+        let Some((bytes, _)) = self.envelope(body) else {
+            return false;
+        };
+        pipe.publish(&self.channel, bytes).ignore();
+        true
+    }
+
     fn send(&self, command: Command) {
         match self.outbox.try_send(command) {
             Ok(()) => {
@@ -459,19 +469,19 @@ impl Shared {
             }
             Body::Online(profile) => {
                 if self.presence.arrive_elsewhere(&envelope.node, &profile) {
-                    self.presence_changed();
+                    self.hub.presence_changed();
                 }
             }
             Body::Offline(user_id) => {
                 if self.presence.depart_elsewhere(&envelope.node, &user_id) {
-                    self.presence_changed();
+                    self.hub.presence_changed();
                 }
             }
             Body::CatchUp => self.recover(),
             Body::Heartbeat => {}
             Body::Left => {
                 if self.presence.forget_node(&envelope.node) {
-                    self.presence_changed();
+                    self.hub.presence_changed();
                 }
             }
         }
@@ -500,12 +510,6 @@ impl Shared {
         }
     }
 
-    /// Tells this node's presence watchers; each node tells its own.
-    fn presence_changed(&self) {
-        let delivery = Delivery::new(Topic::Presence, Event::PresenceChanged, None);
-        self.hub.deliver(&Arc::new(delivery));
-    }
-
     fn profile_json(profile: &Profile) -> String {
         serde_json::to_string(profile).unwrap_or_default()
     }
@@ -528,15 +532,11 @@ impl Shared {
                         .ignore();
                     pipe.expire(users, ttl).ignore();
                     cache(pipe, &self.keys, &profile);
-                    if let Some((bytes, _)) = self.envelope(Body::Online(profile)) {
-                        pipe.publish(channel, bytes).ignore();
-                    }
+                    self.announce(pipe, Body::Online(profile));
                 }
                 None => {
                     pipe.hdel(users, &user_id).ignore();
-                    if let Some((bytes, _)) = self.envelope(Body::Offline(user_id)) {
-                        pipe.publish(channel, bytes).ignore();
-                    }
+                    self.announce(pipe, Body::Offline(user_id));
                 }
             },
             Command::Cache(profile) => cache(pipe, &self.keys, &profile),
@@ -557,9 +557,7 @@ impl Shared {
                 pipe.del(users).ignore();
                 pipe.del(self.keys.alive(&self.node)).ignore();
                 pipe.srem(self.keys.nodes(), &self.node).ignore();
-                if let Some((bytes, _)) = self.envelope(Body::Left) {
-                    pipe.publish(channel, bytes).ignore();
-                }
+                self.announce(pipe, Body::Left);
                 return Some(done);
             }
         }
@@ -593,12 +591,11 @@ async fn send_commands(
                 if shared.lost_publishes.swap(false, Ordering::Relaxed) {
                     // The others missed what this node published meanwhile, and nothing
                     // later may reveal it: they read it from the store.
-                    if let Some((bytes, _)) = shared.envelope(Body::CatchUp) {
-                        let mut pipe = redis::pipe();
-                        pipe.publish(&shared.channel, bytes).ignore();
-                        if pipe.exec_async(&mut redis).await.is_err() {
-                            shared.lost_publishes.store(true, Ordering::Relaxed);
-                        }
+                    let mut pipe = redis::pipe();
+                    if shared.announce(&mut pipe, Body::CatchUp)
+                        && pipe.exec_async(&mut redis).await.is_err()
+                    {
+                        shared.lost_publishes.store(true, Ordering::Relaxed);
                     }
                 }
             }
@@ -709,9 +706,7 @@ async fn beat(shared: &Shared, redis: &mut ConnectionManager) -> redis::RedisRes
     pipe.set_ex(keys.alive(&shared.node), 1, ttl).ignore();
     pipe.sadd(keys.nodes(), &shared.node).ignore();
     pipe.expire(&shared.users_key, ttl as i64);
-    if let Some((bytes, _)) = shared.envelope(Body::Heartbeat) {
-        pipe.publish(&shared.channel, bytes).ignore();
-    }
+    shared.announce(&mut pipe, Body::Heartbeat);
     let (users_kept,): (bool,) = pipe.query_async(redis).await?;
     shared.last_beat_ms.store(now_ms(), Ordering::Relaxed);
     if !users_kept && shared.presence.has_here() {
@@ -759,7 +754,7 @@ async fn beat(shared: &Shared, redis: &mut ConnectionManager) -> redis::RedisRes
         changed |= shared.presence.replace_node(&gone, HashMap::new());
     }
     if changed {
-        shared.presence_changed();
+        shared.hub.presence_changed();
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use axum::{
     Json,
 };
 use confab_shared::api::{NotificationList, NotificationView, PublishNotification, Published};
+use serde_json::Value;
 
 use crate::rest::{ApiError, Caller, JsonBody, ServiceKey};
 use crate::{
@@ -72,18 +73,12 @@ fn build(request: PublishNotification) -> Result<Notification, ApiError> {
         MAX_FIELD_CHARS,
     )?;
     let title = field("title", request.title, MAX_TITLE_CHARS)?;
-    let data = match request.data {
-        None => None,
-        Some(map) => {
-            let text = serde_json::Value::Object(map).to_string();
-            if text.len() > MAX_DATA_BYTES {
-                return Err(ApiError::BadRequest(format!(
-                    "data is larger than {MAX_DATA_BYTES} bytes"
-                )));
-            }
-            Some(text)
-        }
-    };
+    let data = request.data.map(|m| Value::Object(m).to_string());
+    if data.as_ref().is_some_and(|t| t.len() > MAX_DATA_BYTES) {
+        return Err(ApiError::BadRequest(format!(
+            "data is larger than {MAX_DATA_BYTES} bytes"
+        )));
+    }
     Ok(Notification {
         // Time-ordered, and ordered within a millisecond too: the backlog is sent oldest
         // first by (created_at, id), and notifications made in the same millisecond kept

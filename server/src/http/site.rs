@@ -25,12 +25,8 @@ pub const SHELL_FILE: &str = "shell.html";
 pub const ASSETS_DIR: &str = "assets";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-pub fn is_built(site_dir: &Path) -> bool {
-    site_dir.join(SHELL_FILE).is_file()
-}
-
 pub fn warn_if_missing(site_dir: &Path) {
-    if !is_built(site_dir) {
+    if !site_dir.join(SHELL_FILE).is_file() {
         tracing::warn!(
             site_dir = %site_dir.display(),
             "no built app here, so only the APIs and sockets are served; \

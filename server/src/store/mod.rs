@@ -36,6 +36,13 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What a retention delete removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    Messages,
+    Notifications,
+}
+
 /// Told a queued chat message's fate: the message as stored (`None`: no such room, or the
 /// sender is not a member), or the failure. Called once, on the store's message writer, in the
 /// order the messages were queued and before the writer stores anything else, so it must not
@@ -47,11 +54,9 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the database answers and has every migration this build knows applied.
     async fn ready(&self) -> StoreResult<()>;
 
-    /// Deletes at most `limit` chat messages created before `before_ms`, oldest first;
-    /// how many it deleted.
-    async fn delete_messages_before(&self, before_ms: i64, limit: usize) -> StoreResult<u64>;
-    /// Deletes at most `limit` notifications created before `before_ms`, oldest first.
-    async fn delete_notifications_before(&self, before_ms: i64, limit: usize) -> StoreResult<u64>;
+    /// Deletes at most `limit` of `rows` created before `before_ms`, oldest first; how many
+    /// it deleted.
+    async fn delete_before(&self, rows: Rows, before_ms: i64, limit: usize) -> StoreResult<u64>;
 
     /// Creates or updates a profile (the username and avatar caches of contract 000).
     async fn upsert_profile(&self, profile: &Profile, now_ms: i64) -> StoreResult<()>;

@@ -9,7 +9,7 @@
 //! tried again). Chat messages are written by the append queue's
 //! writer (`append.rs`, on a thread of its own), in batches, through [`MessageWriter`].
 
-use std::{str::FromStr, sync::OnceLock};
+use std::{borrow::Cow, str::FromStr, sync::OnceLock};
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -23,7 +23,7 @@ use sqlx::{
 
 use super::{
     append::{AppendQueue, MessageWriter, MAX_APPEND_BATCH},
-    OnStored, Store, StoreError, StoreOptions, StoreResult,
+    OnStored, Rows, Store, StoreError, StoreOptions, StoreResult,
 };
 use crate::core::model::{
     AddMember, AuditEntry, Ban, DeletedMessage, Level, Member, Message, MessageKind,
@@ -66,22 +66,19 @@ impl SqlStore<Sqlite> {
             .foreign_keys(true);
         // No liveness ping before each use: a local file does not drop connections, and the
         // ping is one more hand-off to SQLite's worker thread.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect.clone())
-            .await
-            .context("cannot open the SQLite database")?;
+        let open = |connections: u32| {
+            SqlitePoolOptions::new()
+                .max_connections(connections)
+                .test_before_acquire(false)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect.clone())
+        };
+        let writer = open(1).await.context("cannot open the SQLite database")?;
         MIGRATOR
             .run(&writer)
             .await
             .context("cannot migrate the SQLite database")?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(SQLITE_READERS)
-            .test_before_acquire(false)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
+        let pool = open(SQLITE_READERS)
             .await
             .context("cannot open the SQLite database")?;
         let appends = AppendQueue::start(SqliteMessageWriter {
@@ -94,9 +91,7 @@ impl SqlStore<Sqlite> {
             appends,
         })
     }
-}
 
-impl SqlStore<Sqlite> {
     async fn read_members(&self, key: &str) -> StoreResult<Vec<Member>> {
         let packed: String = sqlx::query_scalar(&packed(MEMBERS, MEMBER_FIELDS, MEMBERS_ORDER))
             .bind(key)
@@ -192,18 +187,12 @@ fn unpack<T>(packed: &str, map: fn(&PackedRow) -> StoreResult<T>) -> StoreResult
 }
 
 impl Columns for PackedRow {
-    fn text(&self, name: &str) -> StoreResult<String> {
-        self.optional_text(name)?.ok_or_else(|| corrupt(name))
-    }
     fn optional_text(&self, name: &str) -> StoreResult<Option<String>> {
         match self.0.get(name) {
             None | Some(serde_json::Value::Null) => Ok(None),
             Some(serde_json::Value::String(text)) => Ok(Some(text.clone())),
             Some(_) => Err(corrupt(name)),
         }
-    }
-    fn int(&self, name: &str) -> StoreResult<i64> {
-        self.optional_int(name)?.ok_or_else(|| corrupt(name))
     }
     fn optional_int(&self, name: &str) -> StoreResult<Option<i64>> {
         match self.0.get(name) {
@@ -218,16 +207,13 @@ impl Columns for PackedRow {
 
 impl SqlStore<Postgres> {
     async fn read_members(&self, key: &str) -> StoreResult<Vec<Member>> {
-        let rows = sqlx::query(MEMBERS).bind(key).fetch_all(&self.pool).await?;
-        rows.iter().map(member_from_row).collect()
+        let query = sqlx::query(MEMBERS).bind(key);
+        self.read_all(query, member_from_row).await
     }
 
     async fn read_rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query(ROOMS_OF)
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|row| row.text("room_id")).collect()
+        let query = sqlx::query(ROOMS_OF).bind(user_id);
+        self.read_all(query, |row| row.text("room_id")).await
     }
 
     async fn read_messages(
@@ -289,14 +275,6 @@ const MESSAGE_COLUMNS: &str =
 
 fn corrupt(what: &str) -> StoreError {
     StoreError(anyhow::anyhow!("corrupt row: {what}"))
-}
-
-fn to_u32(value: i64, what: &str) -> StoreResult<u32> {
-    u32::try_from(value).map_err(|_| corrupt(what))
-}
-
-fn to_u64(value: i64, what: &str) -> StoreResult<u64> {
-    u64::try_from(value).map_err(|_| corrupt(what))
 }
 
 fn to_i64(value: u64) -> i64 {
@@ -457,10 +435,7 @@ fn postgres_next_seq() -> &'static str {
 }
 
 /// Binds a message's eight columns, in the order of [`append_statements`].
-fn bind_message<'q, DB: Database>(
-    query: sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>,
-    message: &'q NewMessage,
-) -> sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>
+fn bind_message<'q, DB: Database>(query: Query<'q, DB>, message: &'q NewMessage) -> Query<'q, DB>
 where
     &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
@@ -483,7 +458,7 @@ pub(super) fn stored_message(
 ) -> StoreResult<Option<Message>> {
     let Some(seq) = seq else { return Ok(None) };
     Ok(Some(Message {
-        seq: to_u64(seq, "seq")?,
+        seq: u64::try_from(seq).map_err(|_| corrupt("seq"))?,
         sender: Profile {
             email: String::new(),
             ..message.sender
@@ -516,13 +491,27 @@ fn seqs_in_order(chunk: &[NewMessage], rows: &[SqliteRow]) -> StoreResult<Vec<Op
     Ok(seqs)
 }
 
+/// A query as `sqlx::query` makes it.
+type Query<'q, DB> = sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>;
+/// A row mapper, for [`SqlStore`]'s reads.
+type RowMap<DB, T> = fn(&<DB as Database>::Row) -> StoreResult<T>;
+
 /// The column reads the row mappers need, for either database's rows.
 trait Columns {
-    fn text(&self, name: &str) -> StoreResult<String>;
     fn optional_text(&self, name: &str) -> StoreResult<Option<String>>;
-    fn int(&self, name: &str) -> StoreResult<i64>;
     fn optional_int(&self, name: &str) -> StoreResult<Option<i64>>;
     fn flag(&self, name: &str) -> StoreResult<bool>;
+
+    fn text(&self, name: &str) -> StoreResult<String> {
+        self.optional_text(name)?.ok_or_else(|| corrupt(name))
+    }
+    fn int(&self, name: &str) -> StoreResult<i64> {
+        self.optional_int(name)?.ok_or_else(|| corrupt(name))
+    }
+    /// An integer column narrowed to `T` (a count, a sequence number).
+    fn count<T: TryFrom<i64>>(&self, name: &str) -> StoreResult<T> {
+        T::try_from(self.int(name)?).map_err(|_| corrupt(name))
+    }
 }
 
 impl<R: Row> Columns for R
@@ -532,13 +521,7 @@ where
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    fn text(&self, name: &str) -> StoreResult<String> {
-        Ok(self.try_get(name)?)
-    }
     fn optional_text(&self, name: &str) -> StoreResult<Option<String>> {
-        Ok(self.try_get(name)?)
-    }
-    fn int(&self, name: &str) -> StoreResult<i64> {
         Ok(self.try_get(name)?)
     }
     fn optional_int(&self, name: &str) -> StoreResult<Option<i64>> {
@@ -563,13 +546,13 @@ fn room_from_row(row: &impl Columns) -> StoreResult<Room> {
         key: row.text("id")?,
         name: row.text("name")?,
         room_type: row.text("room_type")?,
-        max_users: to_u32(row.int("max_users")?, "max_users")?,
-        member_count: to_u32(row.int("member_count")?, "member_count")?,
+        max_users: row.count("max_users")?,
+        member_count: row.count("member_count")?,
         phase: Phase::parse(&row.text("phase")?).ok_or_else(|| corrupt("phase"))?,
         host_id: row.text("host_id")?,
         game_state: row.optional_text("game_state")?,
         created_at_ms: row.int("created_at")?,
-        last_seq: to_u64(row.int("last_seq")?, "last_seq")?,
+        last_seq: row.count("last_seq")?,
         closed: row.optional_int("closed_at")?.is_some(),
     })
 }
@@ -577,14 +560,13 @@ fn room_from_row(row: &impl Columns) -> StoreResult<Room> {
 fn room_summary_from_row(row: &impl Columns) -> StoreResult<RoomSummary> {
     let room = room_from_row(row)?;
     // The LEFT JOIN leaves the message's columns NULL in a room without messages.
-    let last_message = match row.optional_text(LAST_MESSAGE.id)? {
-        None => None,
-        Some(_) => Some(message_from_columns(row, &LAST_MESSAGE)?),
-    };
+    let last_message = row.optional_text("msg_id")?;
     Ok(RoomSummary {
         room,
-        last_message,
-        read_seq: to_u64(row.int("read_seq")?, "read_seq")?,
+        last_message: last_message
+            .map(|_| message_from_columns(row, "msg_"))
+            .transpose()?,
+        read_seq: row.count("read_seq")?,
     })
 }
 
@@ -616,63 +598,34 @@ fn member_from_row(row: &impl Columns) -> StoreResult<Member> {
     })
 }
 
-/// The names a row gives a message's columns: as in `messages`, or prefixed where a query
-/// reads a message beside a room.
-struct MessageColumns {
-    id: &'static str,
-    room_id: &'static str,
-    seq: &'static str,
-    user_id: &'static str,
-    username: &'static str,
-    image_url: &'static str,
-    body: &'static str,
-    kind: &'static str,
-    created_at: &'static str,
-}
-
-const MESSAGE: MessageColumns = MessageColumns {
-    id: "id",
-    room_id: "room_id",
-    seq: "seq",
-    user_id: "user_id",
-    username: "username",
-    image_url: "image_url",
-    body: "body",
-    kind: "kind",
-    created_at: "created_at",
-};
-
-/// A room's newest message in `room_summaries`.
-const LAST_MESSAGE: MessageColumns = MessageColumns {
-    id: "msg_id",
-    room_id: "msg_room_id",
-    seq: "msg_seq",
-    user_id: "msg_user_id",
-    username: "msg_username",
-    image_url: "msg_image_url",
-    body: "msg_body",
-    kind: "msg_kind",
-    created_at: "msg_created_at",
-};
-
 fn message_from_row(row: &impl Columns) -> StoreResult<Message> {
-    message_from_columns(row, &MESSAGE)
+    message_from_columns(row, "")
 }
 
-fn message_from_columns(row: &impl Columns, columns: &MessageColumns) -> StoreResult<Message> {
+/// A message from `row`, its columns named as in `messages` after `prefix` (a query that
+/// reads one beside a room prefixes them).
+fn message_from_columns(row: &impl Columns, prefix: &str) -> StoreResult<Message> {
+    // History reads name the columns as they are: no name is allocated for each row.
+    let column = |name: &'static str| -> Cow<'static, str> {
+        if prefix.is_empty() {
+            Cow::Borrowed(name)
+        } else {
+            Cow::Owned(format!("{prefix}{name}"))
+        }
+    };
     Ok(Message {
-        id: row.text(columns.id)?,
-        room_key: row.text(columns.room_id)?,
-        seq: to_u64(row.int(columns.seq)?, "seq")?,
+        id: row.text(&column("id"))?,
+        room_key: row.text(&column("room_id"))?,
+        seq: row.count(&column("seq"))?,
         sender: Profile {
-            user_id: row.text(columns.user_id)?,
-            username: row.text(columns.username)?,
-            image_url: row.text(columns.image_url)?,
+            user_id: row.text(&column("user_id"))?,
+            username: row.text(&column("username"))?,
+            image_url: row.text(&column("image_url"))?,
             email: String::new(),
         },
-        body: row.text(columns.body)?,
-        kind: MessageKind::parse(&row.text(columns.kind)?).ok_or_else(|| corrupt("kind"))?,
-        created_at_ms: row.int(columns.created_at)?,
+        body: row.text(&column("body"))?,
+        kind: MessageKind::parse(&row.text(&column("kind"))?).ok_or_else(|| corrupt("kind"))?,
+        created_at_ms: row.int(&column("created_at"))?,
     })
 }
 
@@ -700,7 +653,7 @@ fn party_from_row(row: &impl Columns) -> StoreResult<Party> {
         code: row.text("code")?,
         host_id: row.text("host_id")?,
         phase: PartyPhase::parse(&row.text("phase")?),
-        max_players: to_u32(row.int("max_players")?, "max_players")?,
+        max_players: row.count("max_players")?,
         created_at_ms: row.int("created_at")?,
     })
 }
@@ -798,15 +751,14 @@ macro_rules! impl_store {
 
             /// Seats `user_id` in row `id` with `insert` (which must do nothing when they
             /// hold a seat already), unless the row is full or missing.
-            async fn seat<'q>(
+            async fn seat(
                 &self,
                 seats: &Seats,
                 id: &str,
                 user_id: &str,
-                insert: sqlx::query::Query<'q, $db, <$db as Database>::Arguments<'q>>,
+                insert: Query<'_, $db>,
             ) -> StoreResult<AddMember> {
-                let held = sqlx::query(seats.held).bind(id).bind(user_id).fetch_optional(&self.pool).await?;
-                if held.is_some() {
+                if self.exists(sqlx::query(seats.held).bind(id).bind(user_id)).await? {
                     return Ok(AddMember::AlreadyMember);
                 }
                 let mut tx = self.writer.begin().await?;
@@ -824,17 +776,6 @@ macro_rules! impl_store {
                 Ok(AddMember::Added)
             }
 
-            /// Runs one of the `DELETE_OLD_*` statements: at most `limit` rows created before
-            /// `before_ms`, oldest first; how many went.
-            async fn delete_oldest(&self, statement: &'static str, before_ms: i64, limit: usize) -> StoreResult<u64> {
-                let deleted = sqlx::query(statement)
-                    .bind(before_ms)
-                    .bind(to_i64(limit as u64))
-                    .execute(&self.writer)
-                    .await?;
-                Ok(deleted.rows_affected())
-            }
-
             /// Frees `user_id`'s seat in row `id`; `false` when they held none.
             async fn unseat(&self, seats: &Seats, id: &str, user_id: &str) -> StoreResult<bool> {
                 let mut tx = self.writer.begin().await?;
@@ -845,12 +786,44 @@ macro_rules! impl_store {
                 tx.commit().await?;
                 Ok(removed == 1)
             }
+
+            /// Runs `query` on the writer.
+            async fn write(&self, query: Query<'_, $db>) -> StoreResult<()> {
+                query.execute(&self.writer).await?;
+                Ok(())
+            }
+
+            /// Runs `query` on the writer; whether it changed exactly one row.
+            async fn changed_one(&self, query: Query<'_, $db>) -> StoreResult<bool> {
+                Ok(query.execute(&self.writer).await?.rows_affected() == 1)
+            }
+
+            /// Whether `query` finds a row, on a reader.
+            async fn exists(&self, query: Query<'_, $db>) -> StoreResult<bool> {
+                Ok(query.fetch_optional(&self.pool).await?.is_some())
+            }
+
+            /// The row `query` finds on a reader, if any, through `map`.
+            async fn read_one<T>(&self, query: Query<'_, $db>, map: RowMap<$db, T>) -> StoreResult<Option<T>> {
+                query.fetch_optional(&self.pool).await?.as_ref().map(map).transpose()
+            }
+
+            /// Every row `query` finds on a reader, through `map`.
+            async fn read_all<T>(&self, query: Query<'_, $db>, map: RowMap<$db, T>) -> StoreResult<Vec<T>> {
+                query.fetch_all(&self.pool).await?.iter().map(map).collect()
+            }
+
+            /// The party whose `column` is `value`.
+            async fn party_where(&self, column: &str, value: &str) -> StoreResult<Option<Party>> {
+                let sql = format!("SELECT {PARTY_COLUMNS} FROM party_sessions WHERE {column} = $1");
+                self.read_one(sqlx::query(&sql).bind(value), party_from_row).await
+            }
         }
 
         #[async_trait]
         impl Store for SqlStore<$db> {
             async fn upsert_profile(&self, profile: &Profile, now_ms: i64) -> StoreResult<()> {
-                sqlx::query(
+                let upsert = sqlx::query(
                     "INSERT INTO profiles (user_id, username, image_url, email, updated_at) \
                      VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (user_id) DO UPDATE SET username = excluded.username, \
@@ -861,10 +834,8 @@ macro_rules! impl_store {
                 .bind(&profile.username)
                 .bind(&profile.image_url)
                 .bind(&profile.email)
-                .bind(now_ms)
-                .execute(&self.writer)
-                .await?;
-                Ok(())
+                .bind(now_ms);
+                self.write(upsert).await
             }
 
             async fn ready(&self) -> StoreResult<()> {
@@ -882,26 +853,28 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn delete_messages_before(&self, before_ms: i64, limit: usize) -> StoreResult<u64> {
-                self.delete_oldest(DELETE_OLD_MESSAGES, before_ms, limit).await
-            }
-
-            async fn delete_notifications_before(&self, before_ms: i64, limit: usize) -> StoreResult<u64> {
-                self.delete_oldest(DELETE_OLD_NOTIFICATIONS, before_ms, limit).await
+            async fn delete_before(&self, rows: Rows, before_ms: i64, limit: usize) -> StoreResult<u64> {
+                let statement = match rows {
+                    Rows::Messages => DELETE_OLD_MESSAGES,
+                    Rows::Notifications => DELETE_OLD_NOTIFICATIONS,
+                };
+                let deleted = sqlx::query(statement)
+                    .bind(before_ms)
+                    .bind(to_i64(limit as u64))
+                    .execute(&self.writer)
+                    .await?;
+                Ok(deleted.rows_affected())
             }
 
             async fn profile(&self, user_id: &str) -> StoreResult<Option<Profile>> {
-                let row = sqlx::query(
+                let query = sqlx::query(
                     "SELECT user_id, username, image_url, email FROM profiles WHERE user_id = $1",
-                )
-                .bind(user_id)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.as_ref().map(profile_from_row).transpose()
+                );
+                self.read_one(query.bind(user_id), profile_from_row).await
             }
 
             async fn create_room(&self, room: &NewRoom) -> StoreResult<bool> {
-                let created = sqlx::query(
+                let insert = sqlx::query(
                     "INSERT INTO rooms (id, name, room_type, max_users, phase, host_id, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
                 )
@@ -911,19 +884,13 @@ macro_rules! impl_store {
                 .bind(i64::from(room.max_users))
                 .bind(Phase::Lobby.as_str())
                 .bind(&room.host_id)
-                .bind(room.created_at_ms)
-                .execute(&self.writer)
-                .await?
-                .rows_affected();
-                Ok(created == 1)
+                .bind(room.created_at_ms);
+                self.changed_one(insert).await
             }
 
             async fn room(&self, key: &str) -> StoreResult<Option<Room>> {
-                let row = sqlx::query(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1"))
-                    .bind(key)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.as_ref().map(room_from_row).transpose()
+                let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1");
+                self.read_one(sqlx::query(&sql).bind(key), room_from_row).await
             }
 
             async fn start_game(&self, key: &str, game_state: &str) -> StoreResult<Option<Room>> {
@@ -956,8 +923,7 @@ macro_rules! impl_store {
             }
 
             async fn is_member(&self, key: &str, user_id: &str) -> StoreResult<bool> {
-                let row = sqlx::query(ROOM_SEATS.held).bind(key).bind(user_id).fetch_optional(&self.pool).await?;
-                Ok(row.is_some())
+                self.exists(sqlx::query(ROOM_SEATS.held).bind(key).bind(user_id)).await
             }
 
             async fn members(&self, key: &str) -> StoreResult<Vec<Member>> {
@@ -978,8 +944,8 @@ macro_rules! impl_store {
 
             async fn room_summaries(&self, user_id: &str) -> StoreResult<Vec<RoomSummary>> {
                 // One query: each room with its newest message (found by the (room_id, seq)
-                // key) and the member's read position.
-                let rows = sqlx::query(
+                // key, its columns prefixed `msg_`) and the member's read position.
+                let query = sqlx::query(
                     "SELECT r.id, r.name, r.room_type, r.max_users, r.member_count, r.phase, \
                      r.host_id, r.game_state, r.created_at, r.last_seq, r.closed_at, \
                      COALESCE(p.seq, 0) AS read_seq, \
@@ -991,15 +957,12 @@ macro_rules! impl_store {
                      LEFT JOIN read_positions p ON p.user_id = m.user_id AND p.room_id = m.room_id \
                      LEFT JOIN messages msg ON msg.room_id = r.id AND msg.seq = r.last_seq \
                      WHERE m.user_id = $1",
-                )
-                .bind(user_id)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(room_summary_from_row).collect()
+                );
+                self.read_all(query.bind(user_id), room_summary_from_row).await
             }
 
             async fn set_read_position(&self, user_id: &str, key: &str, seq: u64, now_ms: i64) -> StoreResult<()> {
-                sqlx::query(
+                let upsert = sqlx::query(
                     "INSERT INTO read_positions (user_id, room_id, seq, updated_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (user_id, room_id) DO UPDATE SET seq = excluded.seq, \
                      updated_at = excluded.updated_at WHERE excluded.seq > read_positions.seq",
@@ -1007,10 +970,8 @@ macro_rules! impl_store {
                 .bind(user_id)
                 .bind(key)
                 .bind(to_i64(seq))
-                .bind(now_ms)
-                .execute(&self.writer)
-                .await?;
-                Ok(())
+                .bind(now_ms);
+                self.write(upsert).await
             }
 
             async fn messages_before(&self, key: &str, before_seq: u64, limit: usize) -> StoreResult<Vec<Message>> {
@@ -1022,7 +983,7 @@ macro_rules! impl_store {
             }
 
             async fn insert_notification(&self, n: &Notification) -> StoreResult<()> {
-                sqlx::query(
+                let insert = sqlx::query(
                     "INSERT INTO notifications (id, user_id, level, title, message, notification_type, \
                      actor_username, action, recipient_role, phrase_text, data, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -1038,64 +999,44 @@ macro_rules! impl_store {
                 .bind(&n.recipient_role)
                 .bind(&n.phrase_text)
                 .bind(&n.data)
-                .bind(n.created_at_ms)
-                .execute(&self.writer)
-                .await?;
-                Ok(())
+                .bind(n.created_at_ms);
+                self.write(insert).await
             }
 
             async fn undelivered_notifications(&self, user_id: &str, limit: usize) -> StoreResult<Vec<Notification>> {
-                let rows = sqlx::query(&format!(
+                let sql = format!(
                     "SELECT {NOTIFICATION_COLUMNS} FROM notifications \
                      WHERE user_id = $1 AND delivered_at IS NULL ORDER BY created_at, id LIMIT $2"
-                ))
-                .bind(user_id)
-                .bind(to_i64(limit as u64))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(notification_from_row).collect()
+                );
+                let query = sqlx::query(&sql).bind(user_id).bind(to_i64(limit as u64));
+                self.read_all(query, notification_from_row).await
             }
 
             async fn mark_delivered(&self, id: &str, now_ms: i64) -> StoreResult<bool> {
-                let done = sqlx::query("UPDATE notifications SET delivered_at = $2 WHERE id = $1 AND delivered_at IS NULL")
-                    .bind(id)
-                    .bind(now_ms)
-                    .execute(&self.writer)
-                    .await?;
-                Ok(done.rows_affected() == 1)
+                let query = sqlx::query(
+                    "UPDATE notifications SET delivered_at = $2 WHERE id = $1 AND delivered_at IS NULL",
+                );
+                self.changed_one(query.bind(id).bind(now_ms)).await
             }
 
             async fn unmark_delivered(&self, id: &str) -> StoreResult<()> {
-                sqlx::query("UPDATE notifications SET delivered_at = NULL WHERE id = $1")
-                    .bind(id)
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
+                self.write(sqlx::query("UPDATE notifications SET delivered_at = NULL WHERE id = $1").bind(id)).await
             }
 
             async fn notifications_of(&self, user_id: &str, limit: usize) -> StoreResult<Vec<Notification>> {
-                let rows = sqlx::query(&format!(
+                let sql = format!(
                     "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE user_id = $1 \
                      ORDER BY created_at DESC, id DESC LIMIT $2"
-                ))
-                .bind(user_id)
-                .bind(to_i64(limit as u64))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(notification_from_row).collect()
+                );
+                let query = sqlx::query(&sql).bind(user_id).bind(to_i64(limit as u64));
+                self.read_all(query, notification_from_row).await
             }
 
             async fn mark_read(&self, user_id: &str, id: &str, now_ms: i64) -> StoreResult<bool> {
-                let found = sqlx::query(
+                let query = sqlx::query(
                     "UPDATE notifications SET read_at = COALESCE(read_at, $3) WHERE id = $1 AND user_id = $2",
-                )
-                .bind(id)
-                .bind(user_id)
-                .bind(now_ms)
-                .execute(&self.writer)
-                .await?
-                .rows_affected();
-                Ok(found == 1)
+                );
+                self.changed_one(query.bind(id).bind(user_id).bind(now_ms)).await
             }
 
             async fn create_party(&self, party: &Party, host: &PartyPlayer) -> StoreResult<bool> {
@@ -1131,30 +1072,19 @@ macro_rules! impl_store {
             }
 
             async fn party(&self, id: &str) -> StoreResult<Option<Party>> {
-                let row = sqlx::query(&format!("SELECT {PARTY_COLUMNS} FROM party_sessions WHERE id = $1"))
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.as_ref().map(party_from_row).transpose()
+                self.party_where("id", id).await
             }
 
             async fn party_by_code(&self, code: &str) -> StoreResult<Option<Party>> {
-                let row = sqlx::query(&format!("SELECT {PARTY_COLUMNS} FROM party_sessions WHERE code = $1"))
-                    .bind(code)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.as_ref().map(party_from_row).transpose()
+                self.party_where("code", code).await
             }
 
             async fn party_players(&self, id: &str) -> StoreResult<Vec<PartyPlayer>> {
-                let rows = sqlx::query(
+                let query = sqlx::query(
                     "SELECT user_id, username, ready, joined_at FROM party_players WHERE session_id = $1 \
                      ORDER BY joined_at, user_id",
-                )
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(party_player_from_row).collect()
+                );
+                self.read_all(query.bind(id), party_player_from_row).await
             }
 
             async fn add_party_player(&self, id: &str, player: &PartyPlayer) -> StoreResult<AddMember> {
@@ -1175,25 +1105,13 @@ macro_rules! impl_store {
             }
 
             async fn set_party_ready(&self, id: &str, user_id: &str, ready: bool) -> StoreResult<bool> {
-                let updated = sqlx::query("UPDATE party_players SET ready = $3 WHERE session_id = $1 AND user_id = $2")
-                    .bind(id)
-                    .bind(user_id)
-                    .bind(ready)
-                    .execute(&self.writer)
-                    .await?
-                    .rows_affected();
-                Ok(updated == 1)
+                let query = sqlx::query("UPDATE party_players SET ready = $3 WHERE session_id = $1 AND user_id = $2");
+                self.changed_one(query.bind(id).bind(user_id).bind(ready)).await
             }
 
             async fn set_party_state(&self, id: &str, host_id: &str, phase: &PartyPhase) -> StoreResult<bool> {
-                let updated = sqlx::query("UPDATE party_sessions SET host_id = $2, phase = $3 WHERE id = $1")
-                    .bind(id)
-                    .bind(host_id)
-                    .bind(phase.as_str())
-                    .execute(&self.writer)
-                    .await?
-                    .rows_affected();
-                Ok(updated == 1)
+                let query = sqlx::query("UPDATE party_sessions SET host_id = $2, phase = $3 WHERE id = $1");
+                self.changed_one(query.bind(id).bind(host_id).bind(phase.as_str())).await
             }
 
             async fn delete_message(&self, id: &str) -> StoreResult<Option<DeletedMessage>> {
@@ -1205,7 +1123,7 @@ macro_rules! impl_store {
                     Ok(DeletedMessage {
                         id: id.to_owned(),
                         room_key: row.text("room_id")?,
-                        seq: to_u64(row.int("seq")?, "seq")?,
+                        seq: row.count("seq")?,
                     })
                 })
                 .transpose()
@@ -1235,7 +1153,7 @@ macro_rules! impl_store {
             }
 
             async fn ban(&self, ban: &Ban) -> StoreResult<()> {
-                sqlx::query(
+                let upsert = sqlx::query(
                     "INSERT INTO bans (user_id, reason, moderator, banned_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (user_id) DO UPDATE SET reason = excluded.reason, \
                      moderator = excluded.moderator, banned_at = excluded.banned_at",
@@ -1243,63 +1161,42 @@ macro_rules! impl_store {
                 .bind(&ban.user_id)
                 .bind(&ban.reason)
                 .bind(&ban.moderator)
-                .bind(ban.banned_at_ms)
-                .execute(&self.writer)
-                .await?;
-                Ok(())
+                .bind(ban.banned_at_ms);
+                self.write(upsert).await
             }
 
             async fn unban(&self, user_id: &str) -> StoreResult<bool> {
-                let removed = sqlx::query("DELETE FROM bans WHERE user_id = $1")
-                    .bind(user_id)
-                    .execute(&self.writer)
-                    .await?
-                    .rows_affected();
-                Ok(removed == 1)
+                self.changed_one(sqlx::query("DELETE FROM bans WHERE user_id = $1").bind(user_id)).await
             }
 
             async fn is_banned(&self, user_id: &str) -> StoreResult<bool> {
-                let row = sqlx::query("SELECT 1 FROM bans WHERE user_id = $1")
-                    .bind(user_id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                Ok(row.is_some())
+                self.exists(sqlx::query("SELECT 1 FROM bans WHERE user_id = $1").bind(user_id)).await
             }
 
             async fn bans(&self, limit: usize) -> StoreResult<Vec<Ban>> {
-                let rows = sqlx::query(
+                let query = sqlx::query(
                     "SELECT user_id, reason, moderator, banned_at FROM bans \
                      ORDER BY banned_at DESC, user_id LIMIT $1",
-                )
-                .bind(to_i64(limit as u64))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(ban_from_row).collect()
+                );
+                self.read_all(query.bind(to_i64(limit as u64)), ban_from_row).await
             }
 
             async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-                sqlx::query(&format!(
-                    "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
-                ))
-                .bind(&entry.id)
-                .bind(entry.at_ms)
-                .bind(&entry.moderator)
-                .bind(entry.action.as_str())
-                .bind(&entry.target)
-                .bind(&entry.reason)
-                .execute(&self.writer)
-                .await?;
-                Ok(())
+                let sql = format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)");
+                let insert = sqlx::query(&sql)
+                    .bind(&entry.id)
+                    .bind(entry.at_ms)
+                    .bind(&entry.moderator)
+                    .bind(entry.action.as_str())
+                    .bind(&entry.target)
+                    .bind(&entry.reason);
+                self.write(insert).await
             }
 
             async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>> {
-                let rows = sqlx::query(&format!(
-                    "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY at DESC, id DESC LIMIT $1"
-                ))
-                .bind(to_i64(limit as u64))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(audit_entry_from_row).collect()
+                let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY at DESC, id DESC LIMIT $1");
+                let query = sqlx::query(&sql).bind(to_i64(limit as u64));
+                self.read_all(query, audit_entry_from_row).await
             }
         }
     };

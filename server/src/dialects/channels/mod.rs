@@ -119,10 +119,7 @@ async fn authenticate_socket(
     match core.sign_in(&conn, grant.profile, &admission).await {
         Ok(()) => {}
         Err(CoreError::Banned) => return Err(BANNED),
-        Err(err) => {
-            err.log_if_internal();
-            return Err(Stop::Close(close_code::ERROR, "internal error"));
-        }
+        Err(err) => return Err(socket::internal(err)),
     }
     let left = u64::try_from(grant.jwt_exp.saturating_sub(now_secs)).unwrap_or(0);
     let session_end =

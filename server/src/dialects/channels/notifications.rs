@@ -21,12 +21,12 @@ use confab_shared::{
 };
 
 use super::{
-    socket::{self, Channel, INTERNAL_ERROR},
+    socket::{self, frame, internal, Channel},
     SocketToken,
 };
 use crate::{
     auth::is_safe_image_url,
-    core::{events::Event, model::Notification, Connection},
+    core::{error::logged, events::Event, model::Notification, Connection},
     dialects::{direct_ws::Upgrade, plain_ws::Stop},
     rest::{ApiError, Caller, OptionalJsonBody},
     timefmt::iso8601_millis,
@@ -59,32 +59,25 @@ impl NotificationChannel {
         frames: &mut Vec<String>,
     ) {
         frames.push(notification_frame(notification));
-        match state.core().mark_delivered(&notification.id).await {
-            Ok(true) => self.unwritten.push(notification.id.clone()),
-            // Another socket of the user marked it first; its write answers for it.
-            Ok(false) => {}
-            Err(err) => err.log_if_internal(),
+        // `false`: another socket of the user marked it first; its write answers for it.
+        if logged(state.core().mark_delivered(&notification.id).await) == Some(true) {
+            self.unwritten.push(notification.id.clone());
         }
     }
 }
 
 impl Channel for NotificationChannel {
-    fn name(&self) -> &'static str {
-        "qf-notifications"
-    }
+    const NAME: &'static str = "qf-notifications";
 
     async fn open(&mut self, state: &AppState, conn: &Connection) -> Result<Vec<String>, Stop> {
         let core = state.core();
         // Subscribe before reading the backlog, so nothing published in between is missed;
         // what arrives both ways is sent once.
-        let backlog = match core.watch_user(conn) {
-            Ok(()) => core.undelivered_notifications(conn).await,
-            Err(err) => Err(err),
-        };
-        let backlog = backlog.map_err(|err| {
-            err.log_if_internal();
-            INTERNAL_ERROR
-        })?;
+        core.watch_user(conn).map_err(internal)?;
+        let backlog = core
+            .undelivered_notifications(conn)
+            .await
+            .map_err(internal)?;
         let mut frames = Vec::with_capacity(backlog.len());
         for notification in &backlog {
             self.send(state, notification, &mut frames).await;
@@ -107,7 +100,7 @@ impl Channel for NotificationChannel {
                 from_username,
                 join_url,
                 at_ms,
-            } => frames.push(message_frame(ChannelMessage::Ping(ChannelPing {
+            } => frames.push(frame(ChannelMessage::Ping(ChannelPing {
                 from_username: from_username.clone(),
                 timestamp: iso8601_millis(*at_ms),
                 join_url: join_url.clone(),
@@ -123,16 +116,14 @@ impl Channel for NotificationChannel {
             return;
         }
         for id in self.unwritten.drain(..) {
-            if let Err(err) = state.core().unmark_delivered(&id).await {
-                err.log_if_internal();
-            }
+            logged(state.core().unmark_delivered(&id).await);
         }
     }
 }
 
 /// Contract 003's shape of a notification.
 fn notification_frame(n: &Notification) -> String {
-    message_frame(ChannelMessage::Notification(ChannelNotification {
+    frame(ChannelMessage::Notification(ChannelNotification {
         id: n.id.clone(),
         notification_type: n.notification_type.clone(),
         actor_username: n.actor_username.clone(),
@@ -141,10 +132,6 @@ fn notification_frame(n: &Notification) -> String {
         phrase_text: n.phrase_text.clone(),
         timestamp: iso8601_millis(n.created_at_ms),
     }))
-}
-
-fn message_frame(message: ChannelMessage) -> String {
-    serde_json::to_string(&message).expect("channel messages serialise")
 }
 
 /// `POST /qf/users/online/{username}/ping` {join_url?}: a `ping` to the notification

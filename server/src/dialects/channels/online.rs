@@ -9,7 +9,7 @@ use confab_shared::channels::{ChannelMessage, OnlineUser, OnlineUsersUpdate};
 use tokio::time::Instant;
 
 use super::{
-    socket::{self, Channel, INTERNAL_ERROR},
+    socket::{self, frame, internal, Channel},
     SocketToken,
 };
 use crate::{
@@ -44,16 +44,11 @@ struct OnlineChannel {
 }
 
 impl Channel for OnlineChannel {
-    fn name(&self) -> &'static str {
-        "qf-online"
-    }
+    const NAME: &'static str = "qf-online";
 
     async fn open(&mut self, state: &AppState, conn: &Connection) -> Result<Vec<String>, Stop> {
         let core = state.core();
-        if let Err(err) = core.watch_presence(conn) {
-            err.log_if_internal();
-            return Err(INTERNAL_ERROR);
-        }
+        core.watch_presence(conn).map_err(internal)?;
         self.last_sent = Instant::now();
         Ok(vec![snapshot_frame(core)])
     }
@@ -100,7 +95,7 @@ fn snapshot(core: &Core) -> OnlineUsersUpdate {
 }
 
 fn snapshot_frame(core: &Core) -> String {
-    serde_json::to_string(&ChannelMessage::OnlineUsersUpdate(snapshot(core))).expect("serialises")
+    frame(ChannelMessage::OnlineUsersUpdate(snapshot(core)))
 }
 
 /// `GET /qf/users/online`: the same snapshot over REST, for clients whose socket is down.

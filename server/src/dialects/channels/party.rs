@@ -12,7 +12,7 @@ use confab_shared::channels::{self as wire, ChannelMessage};
 use serde::Deserialize;
 
 use super::{
-    socket::{self, Channel, INTERNAL_ERROR},
+    socket::{self, frame, internal, Channel, INTERNAL_ERROR},
     SocketToken,
 };
 use crate::{
@@ -61,9 +61,7 @@ struct PartyChannel {
 }
 
 impl Channel for PartyChannel {
-    fn name(&self) -> &'static str {
-        "qf-party"
-    }
+    const NAME: &'static str = "qf-party";
 
     async fn open(&mut self, state: &AppState, conn: &Connection) -> Result<Vec<String>, Stop> {
         let core = state.core();
@@ -84,10 +82,7 @@ impl Channel for PartyChannel {
                 CLOSE_NOT_A_PLAYER,
                 "not a player in this session",
             )),
-            Err(err) => {
-                err.log_if_internal();
-                Err(INTERNAL_ERROR)
-            }
+            Err(err) => Err(internal(err)),
         }
     }
 
@@ -105,10 +100,6 @@ impl Channel for PartyChannel {
         }
         Ok(())
     }
-}
-
-fn frame(message: ChannelMessage) -> String {
-    serde_json::to_string(&message).expect("channel messages serialise")
 }
 
 /// The party as players see it (contract 003 calls a party a session).
@@ -155,33 +146,27 @@ fn render(view: &PartyView, change: &PartyChange) -> Vec<ChannelMessage> {
             // The host may have changed, or the session ended: the snapshot says which.
             ChannelMessage::SessionUpdate(snapshot(view)),
         ],
-        PartyChange::PlayerReady { user_id, ready } => {
-            vec![ChannelMessage::PlayerReady {
-                session_id,
-                user_id: user_id.clone(),
-                ready: *ready,
-            }]
-        }
-        PartyChange::PhaseTransition { from, to } => {
-            vec![ChannelMessage::PhaseTransition {
-                session_id,
-                from: from.as_str().to_owned(),
-                to: to.as_str().to_owned(),
-                timestamp,
-            }]
-        }
+        PartyChange::PlayerReady { user_id, ready } => vec![ChannelMessage::PlayerReady {
+            session_id,
+            user_id: user_id.clone(),
+            ready: *ready,
+        }],
+        PartyChange::PhaseTransition { from, to } => vec![ChannelMessage::PhaseTransition {
+            session_id,
+            from: from.as_str().to_owned(),
+            to: to.as_str().to_owned(),
+            timestamp,
+        }],
         PartyChange::ProgressUpdate(progress) => vec![ChannelMessage::ProgressUpdate {
             session_id,
             progress: serde_json::from_str(progress).unwrap_or(serde_json::Value::Null),
             timestamp,
         }],
-        PartyChange::SessionStarted => {
-            vec![ChannelMessage::SessionStarted {
-                session_id,
-                phase: view.party.phase.as_str().to_owned(),
-                timestamp,
-            }]
-        }
+        PartyChange::SessionStarted => vec![ChannelMessage::SessionStarted {
+            session_id,
+            phase: view.party.phase.as_str().to_owned(),
+            timestamp,
+        }],
         PartyChange::SessionCompleted => vec![ChannelMessage::SessionCompleted {
             session_id,
             timestamp,

@@ -7,12 +7,13 @@
 use std::future::Future;
 
 use axum::{extract::ws::close_code, response::Response};
+use confab_shared::channels::ChannelMessage;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::{authenticate_socket, BANNED, SESSION_EXPIRED};
 use crate::{
-    core::{events::Event, Connection},
+    core::{events::Event, Connection, CoreError},
     dialects::{
         direct_ws::{Socket, Upgrade},
         plain_ws::{self, Stop},
@@ -23,11 +24,22 @@ use crate::{
 /// The close for a socket whose channel failed on the server's side.
 pub const INTERNAL_ERROR: Stop = Stop::Close(close_code::ERROR, "internal error");
 
+/// [`INTERNAL_ERROR`] for a failure of the core, whose cause is logged if it is internal.
+pub fn internal(err: CoreError) -> Stop {
+    err.log_if_internal();
+    INTERNAL_ERROR
+}
+
+/// A message as the frame that carries it.
+pub fn frame(message: ChannelMessage) -> String {
+    serde_json::to_string(&message).expect("channel messages serialise")
+}
+
 /// What one kind of `/qf` socket sends. Everything a client sends on these sockets is
 /// ignored (they are server to client), except a close.
 pub trait Channel: Send + 'static {
     /// The channel's name in logs.
-    fn name(&self) -> &'static str;
+    const NAME: &'static str;
 
     /// Subscribes the signed-in connection to what the channel follows and returns the
     /// frames to send first. Subscribing comes before reading any snapshot, so nothing that
@@ -67,16 +79,16 @@ pub trait Channel: Send + 'static {
 
 /// Answers a `/qf` socket's upgrade: the socket runs `channel` under `token`, tracked so
 /// that shutdown waits for it.
-pub fn accept(
+pub fn accept<C: Channel>(
     upgrade: Upgrade,
     state: AppState,
     token: Option<String>,
-    channel: impl Channel,
+    channel: C,
 ) -> Response {
     plain_ws::accept(
         upgrade,
         state,
-        channel.name(),
+        C::NAME,
         move |mut socket, state| async move {
             let stop = run(&mut socket, &state, token, channel).await;
             plain_ws::finish(&mut socket, stop).await;

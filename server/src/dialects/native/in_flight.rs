@@ -10,7 +10,7 @@ use std::{future::Future, pin::Pin};
 use confab_shared::native::ServerMessage;
 use futures_util::{stream::FuturesOrdered, FutureExt, StreamExt};
 
-use super::room_reply;
+use super::room_done;
 use crate::core::{CoreResult, QueuedMessage};
 
 /// Chat messages one connection may have waiting for the store; past it, the connection
@@ -44,9 +44,9 @@ impl InFlight {
     /// the future is dropped before it finishes.
     pub async fn next(&mut self) -> Option<Vec<ServerMessage>> {
         let (code, announced) = self.posts.next().await?;
-        let mut replies = reply(&code, announced);
+        let mut replies = room_done(&code, announced);
         while let Some(Some((code, announced))) = self.posts.next().now_or_never() {
-            replies.extend(reply(&code, announced));
+            replies.extend(room_done(&code, announced));
         }
         Some(replies)
     }
@@ -59,8 +59,4 @@ impl InFlight {
         }
         replies
     }
-}
-
-fn reply(code: &str, announced: CoreResult<()>) -> Vec<ServerMessage> {
-    room_reply(code, announced.map(|()| Vec::new()))
 }

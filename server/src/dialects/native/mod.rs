@@ -30,8 +30,8 @@ use super::{
 use crate::{
     auth::{AuthError, Identity, EXPIRY_LEEWAY_SECS},
     core::{
-        events::Delivery, mailbox, model::MessageKind, now_ms, Connection, Core, CoreError,
-        HistoryPage, IfMissing, RoomSpec,
+        error::logged, events::Delivery, mailbox, model::MessageKind, now_ms, Connection, Core,
+        CoreError, CoreResult, HistoryPage, IfMissing, RoomSpec,
     },
     ratelimit::Bucket,
     AppState,
@@ -312,8 +312,9 @@ impl Peer {
             ClientMessage::Auth { user_id, token } => {
                 self.authenticate(user_id, &token, queue).await
             }
-            ClientMessage::Ping => vec![self.current_state().await],
-            ClientMessage::RoomState { code: None } => vec![self.current_state().await],
+            ClientMessage::Ping | ClientMessage::RoomState { code: None } => {
+                vec![self.current_state().await]
+            }
             ClientMessage::RoomState { code: Some(code) } => {
                 let core = self.core();
                 room_reply(
@@ -388,14 +389,11 @@ impl Peer {
                     .core()
                     .start_game(&self.conn, &code, &game_state.to_string())
                     .await;
-                room_reply(&code, started.map(|_| Vec::new()))
+                room_done(&code, started)
             }
-            ClientMessage::RoomTyping { code, typing } => room_reply(
+            ClientMessage::RoomTyping { code, typing } => room_done(
                 &code,
-                self.core()
-                    .set_typing(&self.conn, &code, typing)
-                    .await
-                    .map(|()| Vec::new()),
+                self.core().set_typing(&self.conn, &code, typing).await,
             ),
             ClientMessage::RoomsList => match self.core().rooms_overview(&self.conn).await {
                 Ok(rooms) => vec![ServerMessage::RoomsList {
@@ -403,13 +401,9 @@ impl Peer {
                 }],
                 Err(err) => room_reply("", Err(err)),
             },
-            ClientMessage::RoomRead { code, seq } => room_reply(
-                &code,
-                self.core()
-                    .read_up_to(&self.conn, &code, seq)
-                    .await
-                    .map(|()| Vec::new()),
-            ),
+            ClientMessage::RoomRead { code, seq } => {
+                room_done(&code, self.core().read_up_to(&self.conn, &code, seq).await)
+            }
             ClientMessage::RoomHistory {
                 code,
                 after_seq,
@@ -481,12 +475,8 @@ impl Peer {
         }
         // A reconnecting member receives their rooms again without re-joining, and what the
         // user reads elsewhere.
-        if let Err(err) = core.resubscribe(&self.conn).await {
-            err.log_if_internal();
-        }
-        if let Err(err) = core.watch_user(&self.conn) {
-            err.log_if_internal();
-        }
+        logged(core.resubscribe(&self.conn).await);
+        logged(core.watch_user(&self.conn));
         let ok = ServerMessage::AuthOk {
             user_id: identity.profile.user_id.clone(),
             username: identity.profile.username.clone(),
@@ -521,6 +511,11 @@ impl Peer {
 /// The replies of a room action, or its `room:error`.
 fn room_reply(code: &str, result: Result<Vec<ServerMessage>, CoreError>) -> Vec<ServerMessage> {
     result.unwrap_or_else(|err| vec![room_error(Some(code).filter(|c| !c.is_empty()), &err)])
+}
+
+/// The replies of a room action that has nothing to say when done: none, or its `room:error`.
+fn room_done<T>(code: &str, result: CoreResult<T>) -> Vec<ServerMessage> {
+    room_reply(code, result.map(|_| Vec::new()))
 }
 
 fn room_error(code: Option<&str>, err: &CoreError) -> ServerMessage {

@@ -3,9 +3,12 @@
 use confab_shared::native::{self as wire, ChatMessage, RoomPhase, RoomUser, ServerMessage};
 use serde_json::Value;
 
-use crate::core::{
-    events::Event,
-    model::{Member, Message, Phase, Room, RoomSummary},
+use crate::{
+    core::{
+        events::Event,
+        model::{Member, Message, Phase, Room, RoomSummary},
+    },
+    dialects::document,
 };
 
 pub fn room(room: &Room) -> wire::Room {
@@ -20,13 +23,7 @@ pub fn room(room: &Room) -> wire::Room {
         host_id: room.host_id.clone(),
         // Stored from a JSON value by this dialect or another; a document that is not JSON
         // is passed on as a string rather than lost.
-        game_state: room
-            .game_state
-            .as_deref()
-            .map(|text| {
-                serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
-            })
-            .unwrap_or(Value::Null),
+        game_state: room.game_state.as_deref().map_or(Value::Null, document),
         created_at: room.created_at_ms / 1000,
         last_seq: room.last_seq,
         name: room.name.clone(),
@@ -76,16 +73,13 @@ pub fn event(event: &Event) -> Option<ServerMessage> {
             code: room_key.clone(),
             user: member(m),
         },
-        Event::MemberLeft { room_key, user } => ServerMessage::RoomUserLeft {
-            code: room_key.clone(),
-            user_id: user.user_id.clone(),
-            removed: false,
-        },
-        Event::MemberRemoved { room_key, user } => ServerMessage::RoomUserLeft {
-            code: room_key.clone(),
-            user_id: user.user_id.clone(),
-            removed: true,
-        },
+        Event::MemberLeft { room_key, user } | Event::MemberRemoved { room_key, user } => {
+            ServerMessage::RoomUserLeft {
+                code: room_key.clone(),
+                user_id: user.user_id.clone(),
+                removed: matches!(event, Event::MemberRemoved { .. }),
+            }
+        }
         Event::MessageDeleted(deleted) => ServerMessage::RoomDeleted {
             code: deleted.room_key.clone(),
             id: deleted.id.clone(),

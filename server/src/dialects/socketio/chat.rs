@@ -28,6 +28,7 @@ use crate::{
         model::{MessageKind, Profile},
         CoreError, IfMissing, Joined, QueuedMessage, RoomSpec,
     },
+    lock,
     timefmt::iso8601_millis,
     AppState,
 };
@@ -46,14 +47,9 @@ pub fn register(io: &SocketIo) {
 }
 
 /// Why a handshake was refused; the text is what the client's `connect_error` carries.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct Refusal(&'static str);
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
-    }
-}
 
 /// Contract 004's handshake rule for the default namespace: no token, "Authentication
 /// required" (unless anonymous clients are allowed); a bad or expired one, "Invalid token".
@@ -75,10 +71,9 @@ async fn authenticate(
     let peer = new_peer(&state, Namespace::Default);
     if let Some(identity) = identity {
         if let Err(err) = peer.sign_in(&identity).await {
-            err.log_if_internal();
             return Err(Refusal(super::sign_in_refusal(&err)));
         }
-        peer.set_handshake(Handshake::Authenticated(identity));
+        *lock(&peer.handshake) = Some(Handshake::Authenticated(identity));
         if let Some(pids) = state.socketio_pids() {
             recovery::offer(&socket, &peer, pids, auth.as_ref()).await;
         }
@@ -192,12 +187,13 @@ where
 
 /// A 001 payload's `userId` as the core knows it: the token's user must name themselves;
 /// without a token (anonymous clients allowed) the socket takes that id, kept apart from
-/// token users by [`ANONYMOUS_PREFIX`].
+/// token users by [`ANONYMOUS_PREFIX`]. The socket speaks contract 001 from then on.
 async fn act_as_001(
     peer: &Peer,
     user_id: &str,
     update: Option<(&str, Option<&str>)>,
 ) -> Result<(), Failure> {
+    peer.decide(Flavor::Chat001);
     let user_id = user_id.trim();
     if user_id.is_empty()
         || user_id.chars().count() > MAX_USER_ID_CHARS
@@ -208,7 +204,7 @@ async fn act_as_001(
         )));
     }
     let current = peer.user();
-    let core = peer.state().core();
+    let core = peer.state.core();
     match current {
         Some(user) if render::id_001(&user.user_id) == user_id => {
             if let Some((username, avatar)) = update {
@@ -224,7 +220,7 @@ async fn act_as_001(
             "USER_MISMATCH",
             "userId does not match the token",
         )),
-        _ if peer.state().config().anonymous == Anonymous::Deny => {
+        _ if peer.state.config().anonymous == Anonymous::Deny => {
             Err(Failure::new("UNAUTHENTICATED", "Authentication required"))
         }
         _ => {
@@ -276,7 +272,6 @@ struct CreateRoom {
 async fn create_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>) {
     run(&socket, turn, async |peer| {
         let request: CreateRoom = parse(data.ok(), "create_room takes {name, userId}")?;
-        peer.decide(Flavor::Chat001);
         act_as_001(&peer, &request.user_id, None).await?;
         let name = request.name.trim();
         if name.is_empty() || name.chars().count() > MAX_ROOM_NAME_CHARS {
@@ -291,7 +286,7 @@ async fn create_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value
             room_type: CHAT_ROOM_TYPE.into(),
             max_users: Some(confab_shared::limits::MAX_USERS_CAP),
         };
-        let core = peer.state().core();
+        let core = peer.state.core();
         let room = core
             .create_room(&peer.conn, spec, &core.admit().await)
             .await?;
@@ -323,7 +318,7 @@ struct Join001 {
 async fn join_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>) {
     run(&socket, turn, async |peer| {
         let data = data.ok();
-        let core = peer.state().core();
+        let core = peer.state.core();
         if let Some(room) = room_id(data.as_ref()) {
             peer.decide(Flavor::Discussion004);
             let if_missing = IfMissing::Create {
@@ -346,7 +341,6 @@ async fn join_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>)
             data,
             "join_room takes a room id, or {roomId, userId, username, avatar?}",
         )?;
-        peer.decide(Flavor::Chat001);
         act_as_001(
             &peer,
             &request.user_id,
@@ -425,7 +419,6 @@ async fn queue_message(peer: &Peer, data: Option<Value>) -> Result<QueuedMessage
     let request: SendMessage = parse(data, "send_message takes {roomId, content}")?;
     let kind = match &request.user_id {
         Some(user_id) => {
-            peer.decide(Flavor::Chat001);
             act_as_001(peer, user_id, None).await?;
             match request.kind.as_deref().unwrap_or("text") {
                 "text" => MessageKind::Text,
@@ -438,7 +431,7 @@ async fn queue_message(peer: &Peer, data: Option<Value>) -> Result<QueuedMessage
             MessageKind::Text
         }
     };
-    let core = peer.state().core();
+    let core = peer.state.core();
     let queued = core
         .queue_message(&peer.conn, &request.room_id, request.content.trim(), kind)
         .await?;
@@ -457,9 +450,8 @@ struct Typing001 {
 async fn typing(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>) {
     run(&socket, turn, async |peer| {
         let request: Typing001 = parse(data.ok(), "typing takes {roomId, userId, isTyping}")?;
-        peer.decide(Flavor::Chat001);
         act_as_001(&peer, &request.user_id, None).await?;
-        let core = peer.state().core();
+        let core = peer.state.core();
         core.set_typing(&peer.conn, &request.room_id, request.is_typing)
             .await?;
         Ok(())
@@ -474,7 +466,7 @@ async fn typing_004(socket: &SocketRef, turn: Turn, data: Option<Value>, typing:
         let room = room_id(data.as_ref())
             .ok_or_else(|| Failure::bad_payload("typing_start and typing_stop take a room id"))?;
         peer.decide(Flavor::Discussion004);
-        let core = peer.state().core();
+        let core = peer.state.core();
         core.set_typing(&peer.conn, room, typing).await?;
         Ok(())
     })
@@ -500,12 +492,11 @@ async fn leave_room(socket: SocketRef, turn: Turn, TryData(data): TryData<Value>
             None => {
                 let request: Leave001 =
                     parse(data, "leave_room takes a room id, or {roomId, userId}")?;
-                peer.decide(Flavor::Chat001);
                 act_as_001(&peer, &request.user_id, None).await?;
                 request.room_id
             }
         };
-        peer.state().core().leave_room(&peer.conn, &room).await?;
+        peer.state.core().leave_room(&peer.conn, &room).await?;
         peer.forget_room(&room);
         Ok(())
     })

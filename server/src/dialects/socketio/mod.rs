@@ -33,10 +33,12 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     auth::{AuthError, Identity},
     core::{
+        error::logged,
         events::{Delivery, Event, Topic},
         hub::Inbox,
         mailbox, now_ms, Connection, CoreError,
     },
+    lock,
     ratelimit::Bucket,
     AppState,
 };
@@ -141,10 +143,6 @@ pub enum Handshake {
 }
 
 impl Peer {
-    pub fn state(&self) -> &AppState {
-        &self.state
-    }
-
     pub fn flavor(&self) -> Flavor {
         *lock(&self.flavor)
     }
@@ -189,15 +187,6 @@ impl Peer {
         }
         self.auth_changed.notify_one();
         Ok(())
-    }
-
-    /// Records what the handshake's token came to.
-    pub fn set_handshake(&self, handshake: Handshake) {
-        *lock(&self.handshake) = Some(handshake);
-    }
-
-    pub fn take_handshake(&self) -> Option<Handshake> {
-        lock(&self.handshake).take()
     }
 
     pub fn sign_out(&self) {
@@ -305,14 +294,6 @@ impl Peer {
             .unwrap_or_default()
     }
 
-    fn set_positions(&self, positions: recovery::Positions) {
-        *lock(&self.positions) = Some(positions);
-    }
-
-    fn set_missed(&self, missed: recovery::Missed) {
-        *lock(&self.missed) = missed;
-    }
-
     /// Sends a recovered socket what it missed, before anything live.
     fn send_missed(&self, socket: &SocketRef) -> Result<(), ()> {
         let missed = std::mem::take(&mut *lock(&self.missed));
@@ -339,12 +320,6 @@ impl Peer {
             () = tokio::time::sleep(DELIVERY_WAIT) => {}
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The Socket.IO layer, with the three namespaces registered. It closes every socket when
@@ -544,12 +519,10 @@ async fn emit_delivery(
         if from_backlog.contains(&notification.id) {
             return Ok(());
         }
-        let marked = mark_delivered(peer, &notification.id).await;
-        let emitted = emit_each(socket, peer, &render::delivery(peer, delivery));
-        if emitted.is_err() && marked {
-            unmark_delivered(peer, &notification.id).await;
-        }
-        return emitted;
+        return emit_notification(peer, &notification.id, || {
+            emit_each(socket, peer, &render::delivery(peer, delivery))
+        })
+        .await;
     }
     let emits = render::delivery(peer, delivery);
     if let Event::Message(message) = &delivery.event {
@@ -586,32 +559,17 @@ async fn send_backlog(
     peer: &Peer,
     sent: &mut HashSet<String>,
 ) -> Result<(), ()> {
-    let backlog = match peer
-        .state
-        .core()
-        .undelivered_notifications(&peer.conn)
-        .await
-    {
-        Ok(backlog) => backlog,
-        Err(err) => {
-            // Signed out meanwhile, or storage failed: nothing to send now.
-            err.log_if_internal();
-            return Ok(());
-        }
+    let core = peer.state.core();
+    // Signed out meanwhile, or storage failed: nothing to send now.
+    let Some(backlog) = logged(core.undelivered_notifications(&peer.conn).await) else {
+        return Ok(());
     };
     for notification in backlog {
-        let marked = mark_delivered(peer, &notification.id).await;
-        if peer
-            .emit(
-                socket,
-                "notification",
-                &render::notification_002(&notification),
-            )
-            .is_err()
-        {
-            if marked {
-                unmark_delivered(peer, &notification.id).await;
-            }
+        let emitted = emit_notification(peer, &notification.id, || {
+            let payload = render::notification_002(&notification);
+            peer.emit(socket, "notification", &payload)
+        });
+        if emitted.await.is_err() {
             let _ = socket.clone().disconnect();
             return Err(());
         }
@@ -620,24 +578,22 @@ async fn send_backlog(
     Ok(())
 }
 
-/// Marks a notification delivered before it is handed to socketioxide, so that a socket of
-/// the user that connects meanwhile does not send it from the backlog too; `true` when this
-/// call marked it, and so owes an unmark if the hand-over fails.
-async fn mark_delivered(peer: &Peer, id: &str) -> bool {
-    peer.state
-        .core()
-        .mark_delivered(id)
-        .await
-        .unwrap_or_else(|err| {
-            err.log_if_internal();
-            false
-        })
-}
-
-async fn unmark_delivered(peer: &Peer, id: &str) {
-    if let Err(err) = peer.state.core().unmark_delivered(id).await {
-        err.log_if_internal();
+/// Marks a notification delivered before `emit` hands it to socketioxide, so that a socket
+/// of the user that connects meanwhile does not send it from the backlog too; if the
+/// hand-over fails, unmarks it when this call was the one that marked it.
+async fn emit_notification<E>(
+    peer: &Peer,
+    id: &str,
+    emit: impl FnOnce() -> Result<(), E>,
+) -> Result<(), E> {
+    let core = peer.state.core();
+    // A store error counts as not marked.
+    let marked = logged(core.mark_delivered(id).await).unwrap_or(false);
+    let emitted = emit();
+    if emitted.is_err() && marked {
+        logged(core.unmark_delivered(id).await);
     }
+    emitted
 }
 
 fn expiry_instant(expires_at: i64) -> tokio::time::Instant {
@@ -671,8 +627,10 @@ pub fn handshake_token(socket: &SocketRef, auth: Option<&Value>) -> Option<Strin
     crate::auth::caller::jwt_from_headers(&socket.req_parts().headers).map(str::to_owned)
 }
 
-/// The text for a verified token whose sign-in failed: a ban, or the server's failure.
+/// The text for a verified token whose sign-in failed: a ban, or the server's failure
+/// (whose cause is logged).
 pub fn sign_in_refusal(error: &CoreError) -> &'static str {
+    error.log_if_internal();
     match error {
         CoreError::Banned => BANNED_TEXT,
         _ => "Authentication failed",

@@ -31,7 +31,10 @@ use sha2::{Digest, Sha256};
 use socketioxide::extract::SocketRef;
 
 use super::{Flavor, Namespace, Peer};
-use crate::core::{model::Message, now_ms, CoreError};
+use crate::{
+    core::{model::Message, now_ms, CoreError},
+    lock,
+};
 
 /// Missed messages one reconnect may replay, over all its rooms; past it, no recovery. Never
 /// more than half the outbound queue either, which the replay fills at once.
@@ -271,8 +274,8 @@ pub async fn offer(socket: &SocketRef, peer: &Peer, pids: &Pids, auth: Option<&V
         return;
     };
     let field = |name| auth.and_then(|auth| auth.get(name)).and_then(Value::as_str);
-    let pid = match field("pid") {
-        Some(pid) => match restore(peer, &user.user_id, pids, pid, field("offset")).await {
+    if let Some(pid) = field("pid") {
+        match restore(peer, &user.user_id, pids, pid, field("offset")).await {
             Ok(missed) => {
                 tracing::debug!(sid = %socket.id, missed = missed.len(), "socket recovered");
                 // Rooms of a socket that never chatted were joined with `joinRoom`, which
@@ -282,21 +285,15 @@ pub async fn offer(socket: &SocketRef, peer: &Peer, pids: &Pids, auth: Option<&V
                         socket.join(key);
                     }
                 }
-                peer.set_missed(missed);
-                pid.to_owned()
+                *lock(&peer.missed) = missed;
+                socket.set_pid(pid.to_owned());
+                return;
             }
-            Err(reason) => {
-                tracing::debug!(sid = %socket.id, ?reason, "socket not recovered");
-                peer.set_positions(Positions::default());
-                pids.issue(peer.namespace, &user.user_id)
-            }
-        },
-        None => {
-            peer.set_positions(Positions::default());
-            pids.issue(peer.namespace, &user.user_id)
+            Err(reason) => tracing::debug!(sid = %socket.id, ?reason, "socket not recovered"),
         }
-    };
-    socket.set_pid(pid);
+    }
+    *lock(&peer.positions) = Some(Positions::default());
+    socket.set_pid(pids.issue(peer.namespace, &user.user_id));
 }
 
 /// Restores a reconnecting socket from the `pid` and `offset` its client sent: subscribes
@@ -320,7 +317,7 @@ pub async fn restore(
         },
         Some(text) => Offset::parse(text).ok_or(Fallback::BadOffset)?,
     };
-    let core = peer.state().core();
+    let core = peer.state.core();
     // Its reads come in the same storms as sign-ins and joins (a node lost, every client
     // back at once), so they wait their turn with them rather than time out on the store.
     let _admission = core.admit().await;
@@ -348,7 +345,7 @@ pub async fn restore(
             for (key, seq) in &rooms {
                 positions.advance(key, *seq);
             }
-            peer.set_positions(positions);
+            *lock(&peer.positions) = Some(positions);
             Ok(missed)
         }
         Err(reason) => {
@@ -366,9 +363,9 @@ async fn replay(
     rooms: &[(String, u64)],
     subscribed: &mut Vec<String>,
 ) -> Result<Missed, Fallback> {
-    let core = peer.state().core();
+    let core = peer.state.core();
     let now = now_ms();
-    let bound = MAX_MISSED_MESSAGES.min(peer.state().config().outbound_queue / 2);
+    let bound = MAX_MISSED_MESSAGES.min(peer.state.config().outbound_queue / 2);
     let mut missed = Vec::new();
     for (key, seq) in rooms {
         let left = bound - missed.len();

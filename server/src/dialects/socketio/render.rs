@@ -12,6 +12,8 @@ use crate::{
         now_ms,
         signals::MediaUpdate,
     },
+    dialects::document,
+    lock,
     timefmt::iso8601_millis,
 };
 
@@ -73,15 +75,16 @@ pub fn notification_002(notification: &Notification) -> Value {
         "message": notification.message,
         "timestamp": iso8601_millis(notification.created_at_ms),
     });
-    if let Some(data) = notification.data.as_deref().and_then(parse_document) {
-        payload["data"] = data;
-    }
+    let data = notification.data.as_deref().map(document);
+    set(&mut payload, "data", data);
     payload
 }
 
-/// An opaque stored document as JSON; a document that is not JSON is passed on as a string.
-fn parse_document(text: &str) -> Option<Value> {
-    Some(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())))
+/// Sets `payload[key]` to `value`, if there is one.
+fn set(payload: &mut Value, key: &str, value: Option<impl Into<Value>>) {
+    if let Some(value) = value {
+        payload[key] = value.into();
+    }
 }
 
 fn media(update: &MediaUpdate) -> (&'static str, Value) {
@@ -93,9 +96,7 @@ fn media(update: &MediaUpdate) -> (&'static str, Value) {
             message,
         } => {
             let mut payload = json!({"mediaId": media_id, "progress": progress, "stage": stage});
-            if let Some(message) = message {
-                payload["message"] = json!(message);
-            }
+            set(&mut payload, "message", message.as_deref());
             ("mediaProgress", payload)
         }
         MediaUpdate::Complete {
@@ -105,12 +106,8 @@ fn media(update: &MediaUpdate) -> (&'static str, Value) {
             metadata,
         } => {
             let mut payload = json!({"mediaId": media_id, "url": url});
-            if let Some(thumbnail_url) = thumbnail_url {
-                payload["thumbnailUrl"] = json!(thumbnail_url);
-            }
-            if let Some(metadata) = metadata.as_deref().and_then(parse_document) {
-                payload["metadata"] = metadata;
-            }
+            set(&mut payload, "thumbnailUrl", thumbnail_url.as_deref());
+            set(&mut payload, "metadata", metadata.as_deref().map(document));
             ("mediaComplete", payload)
         }
         MediaUpdate::Failed {
@@ -119,9 +116,7 @@ fn media(update: &MediaUpdate) -> (&'static str, Value) {
             code,
         } => {
             let mut payload = json!({"mediaId": media_id, "error": error});
-            if let Some(code) = code {
-                payload["code"] = json!(code);
-            }
+            set(&mut payload, "code", code.as_deref());
             ("mediaError", payload)
         }
     }
@@ -142,10 +137,7 @@ pub type Emits = Vec<(String, Box<RawValue>)>;
 pub fn delivery(peer: &Peer, delivery: &Delivery) -> Arc<Emits> {
     let kind = (peer.namespace, peer.flavor());
     let renderings = delivery.rendered.get_or_render(Renderings::default);
-    let mut renderings = renderings
-        .0
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut renderings = lock(&renderings.0);
     if let Some((_, found)) = renderings.iter().find(|(k, _)| *k == kind) {
         return Arc::clone(found);
     }
@@ -243,12 +235,9 @@ fn event((namespace, flavor): Kind, event: &Event) -> Vec<(String, Value)> {
             ),
             (Flavor::Undecided, _) => vec![],
         },
-        (Event::RoomEvent { name, data, .. }, Namespace::Default) => one(
-            name,
-            data.as_deref()
-                .and_then(parse_document)
-                .unwrap_or(Value::Null),
-        ),
+        (Event::RoomEvent { name, data, .. }, Namespace::Default) => {
+            one(name, data.as_deref().map_or(Value::Null, document))
+        }
         (Event::Notification(n), Namespace::Notifications) => {
             one("notification", notification_002(n))
         }

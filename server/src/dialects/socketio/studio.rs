@@ -20,6 +20,7 @@ use super::{
 use crate::{
     auth::Identity,
     core::{now_ms, CoreError, IfMissing},
+    lock,
     timefmt::iso8601_millis,
     AppState,
 };
@@ -28,26 +29,18 @@ use crate::{
 pub const STUDIO_ROOM_TYPE: &str = "studio";
 
 pub fn register(io: &SocketIo) {
-    io.ns(
-        "/media",
-        connected.with(
-            async |socket: SocketRef,
-                   TryData(auth): TryData<Value>,
-                   State(state): State<AppState>| {
-                admit_to(&socket, &state, Namespace::Media, auth.ok()).await
-            },
-        ),
-    );
-    io.ns(
-        "/notifications",
-        connected.with(
-            async |socket: SocketRef,
-                   TryData(auth): TryData<Value>,
-                   State(state): State<AppState>| {
-                admit_to(&socket, &state, Namespace::Notifications, auth.ok()).await
-            },
-        ),
-    );
+    let namespaces = [
+        ("/media", Namespace::Media, media_handlers as fn(&SocketRef)),
+        ("/notifications", Namespace::Notifications, register_common),
+    ];
+    for (path, namespace, handlers) in namespaces {
+        let middleware = move |socket: SocketRef,
+                               TryData(auth): TryData<Value>,
+                               State(state): State<AppState>| async move {
+            admit_to(&socket, &state, namespace, handlers, auth.ok()).await
+        };
+        io.ns(path, connected.with(middleware));
+    }
 }
 
 fn media_handlers(socket: &SocketRef) {
@@ -57,11 +50,13 @@ fn media_handlers(socket: &SocketRef) {
 }
 
 /// `/media` and `/notifications` let every connection in; a handshake token is checked and
-/// the socket signed in before it connects. The outcome is announced once connected.
+/// the socket signed in before it connects, with the namespace's `handlers`. The outcome is
+/// announced once connected.
 async fn admit_to(
     socket: &SocketRef,
     state: &AppState,
     namespace: Namespace,
+    handlers: fn(&SocketRef),
     auth: Option<Value>,
 ) -> Result<(), std::convert::Infallible> {
     let peer = new_peer(state, namespace);
@@ -69,19 +64,12 @@ async fn admit_to(
         let handshake = match state.verifier().verify(&token).await {
             Ok(identity) => match peer.sign_in(&identity).await {
                 Ok(()) => Handshake::Authenticated(identity),
-                Err(err) => {
-                    err.log_if_internal();
-                    Handshake::Refused(super::sign_in_refusal(&err))
-                }
+                Err(err) => Handshake::Refused(super::sign_in_refusal(&err)),
             },
             Err(err) => Handshake::Refused(refusal_text(&err)),
         };
-        peer.set_handshake(handshake);
+        *lock(&peer.handshake) = Some(handshake);
     }
-    let handlers: fn(&SocketRef) = match namespace {
-        Namespace::Media => media_handlers,
-        Namespace::Default | Namespace::Notifications => register_common,
-    };
     admit(socket, peer, handlers);
     Ok(())
 }
@@ -97,7 +85,8 @@ pub fn greet(socket: &SocketRef, peer: &Peer) {
             "serverTime": iso8601_millis(now_ms()),
         }),
     );
-    match peer.take_handshake() {
+    let handshake = lock(&peer.handshake).take();
+    match handshake {
         Some(Handshake::Authenticated(identity)) => announce(socket, peer, &identity),
         Some(Handshake::Refused(message)) => {
             let _ = peer.emit(socket, "authError", &json!({"message": message}));
@@ -182,7 +171,7 @@ async fn authenticate(
         let _ = ack.send(&json!({"success": false, "error": "authenticate takes {token}"}));
         return;
     };
-    let identity = match peer.state().verifier().verify(&request.token).await {
+    let identity = match peer.state.verifier().verify(&request.token).await {
         Ok(identity) => identity,
         Err(err) => {
             let message = refusal_text(&err);
@@ -196,7 +185,6 @@ async fn authenticate(
             let _ = ack.send(&json!({"success": true, "userId": identity.profile.user_id}));
         }
         Err(err) => {
-            err.log_if_internal();
             let message = super::sign_in_refusal(&err);
             let _ = ack.send(&json!({"success": false, "error": message}));
         }
@@ -267,7 +255,7 @@ async fn join_room(
         let if_missing = IfMissing::Create {
             room_type: STUDIO_ROOM_TYPE.into(),
         };
-        let core = peer.state().core();
+        let core = peer.state.core();
         let outcome = core
             .join_room(&peer.conn, &room, if_missing, &core.admit().await)
             .await?;
@@ -295,7 +283,7 @@ async fn leave_room(
     turn.wait().await;
     let left = socket.clone();
     room_action(&socket, data.ok(), ack, async move |peer, room| {
-        peer.state().core().leave_room(&peer.conn, &room).await?;
+        peer.state.core().leave_room(&peer.conn, &room).await?;
         left.leave(room.clone());
         peer.forget_room(&room);
         let _ = peer.emit(&left, "roomLeft", &json!({"room": room, "success": true}));
@@ -360,7 +348,7 @@ async fn subscribe_media(
 ) {
     turn.wait().await;
     media_action(&socket, data.ok(), ack, |peer, media_id| {
-        peer.state().core().watch_media(&peer.conn, media_id)
+        peer.state.core().watch_media(&peer.conn, media_id)
     });
 }
 
@@ -373,7 +361,7 @@ async fn unsubscribe_media(
 ) {
     turn.wait().await;
     media_action(&socket, data.ok(), ack, |peer, media_id| {
-        peer.state().core().unwatch_media(&peer.conn, media_id);
+        peer.state.core().unwatch_media(&peer.conn, media_id);
         Ok(())
     });
 }

@@ -23,8 +23,8 @@ use socketioxide::{
 };
 use tokio::sync::oneshot;
 
-use super::{lock, Peer};
-use crate::ratelimit::Bucket;
+use super::Peer;
+use crate::{lock, ratelimit::Bucket};
 
 /// Events of one socket that may wait for (or hold) their turn at once. Each waiting event
 /// is a task holding its payload, so a socket that sends faster than it is answered would
