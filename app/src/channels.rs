@@ -96,7 +96,7 @@ async fn run(
         match frame {
             Ok(Message::Text(text)) => {
                 opened = true;
-                if let Ok(message) = confab_shared::decode_json::<ChannelMessage>(&text) {
+                if let Ok(message) = confab_shared::channels::decode_channel(&text) {
                     on_message(message);
                 }
             }

@@ -120,6 +120,15 @@ pub struct OnlineUser {
     pub image_url: String,
 }
 
+/// Decodes one channel message (the app's side), by hand rather than through the derive
+/// (`native/decode.rs` says why); it accepts exactly what the derive accepts.
+pub fn decode_channel(text: &str) -> Result<ChannelMessage, serde_json::Error> {
+    let value: serde_json::Value = crate::decode_json(text)?;
+    decode::channel_message(&value).map_err(serde::de::Error::custom)
+}
+
+mod decode;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +152,125 @@ mod tests {
             serde_json::from_value::<ChannelMessage>(value).unwrap(),
             update
         );
+    }
+
+    /// One of every channel message, with every optional field both set and left out.
+    fn every_channel_message() -> Vec<ChannelMessage> {
+        let session_id = || "s1".to_owned();
+        let timestamp = || "2026-02-07T10:00:00.000Z".to_owned();
+        let player = PartyPlayer {
+            user_id: "u1".into(),
+            username: "Ana".into(),
+            ready: true,
+            is_host: false,
+        };
+        vec![
+            ChannelMessage::OnlineUsersUpdate(OnlineUsersUpdate {
+                users: vec![OnlineUser {
+                    user_id: "u1".into(),
+                    username: "Ana".into(),
+                    image_url: String::new(),
+                }],
+                total_count: 1,
+                timestamp: timestamp(),
+            }),
+            ChannelMessage::Notification(ChannelNotification {
+                id: "n1".into(),
+                notification_type: "comment".into(),
+                actor_username: "bo".into(),
+                action: "commented".into(),
+                recipient_role: "owner".into(),
+                phrase_text: "bo commented".into(),
+                timestamp: timestamp(),
+            }),
+            ChannelMessage::Ping(ChannelPing {
+                from_username: "bo".into(),
+                timestamp: timestamp(),
+                join_url: Some("https://example.com/j".into()),
+            }),
+            ChannelMessage::Ping(ChannelPing {
+                from_username: "bo".into(),
+                timestamp: timestamp(),
+                join_url: None,
+            }),
+            ChannelMessage::SessionUpdate(PartySession {
+                session_id: session_id(),
+                code: "ABCD".into(),
+                host_id: "u1".into(),
+                phase: "lobby".into(),
+                min_players: 2,
+                max_players: 8,
+                players: vec![player.clone()],
+            }),
+            ChannelMessage::PlayerJoined {
+                session_id: session_id(),
+                player,
+            },
+            ChannelMessage::PlayerLeft {
+                session_id: session_id(),
+                user_id: "u2".into(),
+                host_id: "u1".into(),
+            },
+            ChannelMessage::PlayerReady {
+                session_id: session_id(),
+                user_id: "u2".into(),
+                ready: false,
+            },
+            ChannelMessage::PhaseTransition {
+                session_id: session_id(),
+                from: "lobby".into(),
+                to: "playing".into(),
+                timestamp: timestamp(),
+            },
+            ChannelMessage::ProgressUpdate {
+                session_id: session_id(),
+                progress: json!({"done": 3, "of": [1, 2]}),
+                timestamp: timestamp(),
+            },
+            ChannelMessage::SessionStarted {
+                session_id: session_id(),
+                phase: "playing".into(),
+                timestamp: timestamp(),
+            },
+            ChannelMessage::SessionCompleted {
+                session_id: session_id(),
+                timestamp: timestamp(),
+            },
+            ChannelMessage::HostPing {
+                session_id: session_id(),
+                from_username: "Ana".into(),
+                message: Some("ready?".into()),
+                timestamp: timestamp(),
+            },
+            ChannelMessage::HostPing {
+                session_id: session_id(),
+                from_username: "Ana".into(),
+                message: None,
+                timestamp: timestamp(),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_channel_message_decodes_to_itself() {
+        for message in every_channel_message() {
+            let text = serde_json::to_string(&message).unwrap();
+            assert_eq!(decode_channel(&text).ok(), Some(message), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_hand_decoder_accepts_exactly_what_the_derive_accepts() {
+        let mut checked = 0;
+        for message in every_channel_message() {
+            let value = serde_json::to_value(&message).unwrap();
+            for variant in crate::fields::variants_of(&value) {
+                let text = variant.to_string();
+                let derived = serde_json::from_str::<ChannelMessage>(&text).ok();
+                assert_eq!(decode_channel(&text).ok(), derived, "{text}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 500, "only {checked} variants");
     }
 }

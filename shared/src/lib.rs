@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod channels;
+mod fields;
 pub mod limits;
 pub mod native;
 

@@ -335,3 +335,158 @@ proptest! {
         let _ = decode_client(&text);
     }
 }
+
+/// One of every server message, with every optional field both set and left out.
+fn every_server_message() -> Vec<ServerMessage> {
+    let (_, room) = sample_room();
+    let named = Room {
+        name: "Friday quiz".into(),
+        state: RoomPhase::Playing,
+        game_state: json!({"round": 1}),
+        ..room.clone()
+    };
+    let user = RoomUser {
+        user_id: "u1".into(),
+        username: "ana".into(),
+        image_url: String::new(),
+        online: true,
+    };
+    let chat = ChatMessage {
+        code: "ABC234".into(),
+        from: "u1".into(),
+        message: "hi".into(),
+        ts: 1_700_000_000,
+        username: "ana".into(),
+        image_url: "https://example.com/a.png".into(),
+        id: "m1".into(),
+        seq: 7,
+    };
+    let code = || "ABC234".to_owned();
+    vec![
+        ServerMessage::AuthOk {
+            user_id: "u1".into(),
+            username: "ana".into(),
+            image_url: String::new(),
+            issuer: "confab".into(),
+            exp: 1_700_003_600,
+        },
+        ServerMessage::AuthError {
+            error: "bad".into(),
+        },
+        ServerMessage::Error {
+            error: "bad".into(),
+        },
+        ServerMessage::RoomCreated {
+            room: named.clone(),
+        },
+        ServerMessage::RoomJoined {
+            room: room.clone(),
+            users: vec![
+                user.clone(),
+                RoomUser {
+                    online: false,
+                    ..user.clone()
+                },
+            ],
+        },
+        ServerMessage::RoomLeft { code: code() },
+        ServerMessage::RoomChat(chat.clone()),
+        ServerMessage::RoomState {
+            room: RoomStateView::Room(named.clone()),
+        },
+        ServerMessage::RoomState {
+            room: RoomStateView::lobby(),
+        },
+        ServerMessage::RoomError {
+            error: "full".into(),
+            code: Some(code()),
+        },
+        ServerMessage::RoomError {
+            error: "full".into(),
+            code: None,
+        },
+        ServerMessage::RoomStarted { room: named },
+        ServerMessage::RoomHistory {
+            code: code(),
+            messages: vec![chat.clone()],
+            before_seq: Some(8),
+        },
+        ServerMessage::RoomHistory {
+            code: code(),
+            messages: vec![],
+            before_seq: None,
+        },
+        ServerMessage::RoomTyping {
+            code: code(),
+            user_id: "u1".into(),
+            username: "ana".into(),
+            typing: true,
+        },
+        ServerMessage::RoomUserJoined { code: code(), user },
+        ServerMessage::RoomUserLeft {
+            code: code(),
+            user_id: "u1".into(),
+            removed: true,
+        },
+        ServerMessage::RoomUserLeft {
+            code: code(),
+            user_id: "u1".into(),
+            removed: false,
+        },
+        ServerMessage::RoomDeleted {
+            code: code(),
+            id: "m1".into(),
+            seq: 7,
+        },
+        ServerMessage::RoomClosed { code: code() },
+        ServerMessage::RoomsList {
+            rooms: vec![
+                RoomSummary {
+                    code: code(),
+                    name: "Friday quiz".into(),
+                    last_seq: 7,
+                    unread: 2,
+                    last_message: Some(chat),
+                },
+                RoomSummary {
+                    code: code(),
+                    name: String::new(),
+                    last_seq: 0,
+                    unread: 0,
+                    last_message: None,
+                },
+            ],
+        },
+        ServerMessage::RoomRead {
+            code: code(),
+            seq: 7,
+        },
+    ]
+}
+
+/// What serde's derive makes of `text`, the definition the hand decoder follows.
+fn derived(text: &str) -> Option<ServerMessage> {
+    serde_json::from_str(text).ok()
+}
+
+#[test]
+fn every_server_message_decodes_to_itself() {
+    for message in every_server_message() {
+        let text = message.to_json();
+        assert_eq!(decode_server(&text).ok(), Some(message), "{text}");
+    }
+}
+
+#[test]
+fn the_hand_decoder_accepts_exactly_what_the_derive_accepts() {
+    let mut checked = 0;
+    for message in every_server_message() {
+        let value = serde_json::to_value(&message).unwrap();
+        for variant in crate::fields::variants_of(&value) {
+            let text = variant.to_string();
+            assert_eq!(decode_server(&text).ok(), derived(&text), "{text}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 1_000, "only {checked} variants");
+}
