@@ -153,3 +153,28 @@ pub fn variants_of(value: &Value) -> Vec<Value> {
     }
     out
 }
+
+/// Holds a hand decoder to the derive it follows: each message decodes to itself, and each of
+/// its [`variants_of`] decodes through both to the same message or fails in both.
+#[cfg(test)]
+pub fn assert_decodes_as_derived<T>(messages: &[T], decode: fn(&str) -> serde_json::Result<T>)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let mut checked = 0;
+    for message in messages {
+        let value = serde_json::to_value(message).unwrap();
+        assert_eq!(
+            decode(&value.to_string()).ok().as_ref(),
+            Some(message),
+            "{value}"
+        );
+        for variant in variants_of(&value) {
+            let text = variant.to_string();
+            let derived = crate::decode_json::<T>(&text).ok();
+            assert_eq!(decode(&text).ok(), derived, "{text}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 20 * messages.len(), "only {checked} variants");
+}
