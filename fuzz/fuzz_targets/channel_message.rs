@@ -9,7 +9,11 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
     let derived = confab_shared::decode_json::<ChannelMessage>(text).ok();
-    assert_eq!(decode_channel(text).ok(), derived, "the hand decoder and the derive differ");
+    assert_eq!(
+        decode_channel(text).ok(),
+        derived,
+        "the hand decoder and the derive differ"
+    );
     if let Some(message) = derived {
         let encoded = serde_json::to_string(&message).expect("a channel message encodes");
         decode_channel(&encoded).expect("an encoded message decodes");

@@ -13,7 +13,11 @@ fuzz_target!(|text: &str| {
         decode_client(&encoded).expect("an encoded message decodes");
     }
     let derived = confab_shared::decode_json::<ServerMessage>(text).ok();
-    assert_eq!(decode_server(text).ok(), derived, "the hand decoder and the derive differ");
+    assert_eq!(
+        decode_server(text).ok(),
+        derived,
+        "the hand decoder and the derive differ"
+    );
     if let Some(message) = derived {
         let encoded = serde_json::to_string(&message).expect("a server message encodes");
         decode_server(&encoded).expect("an encoded server message decodes");
