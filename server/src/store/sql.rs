@@ -93,7 +93,9 @@ impl SqlStore<Sqlite> {
     }
 
     async fn read_members(&self, key: &str) -> StoreResult<Vec<Member>> {
-        let packed: String = sqlx::query_scalar(&packed(MEMBERS, MEMBER_FIELDS, MEMBERS_ORDER))
+        static SQL: OnceLock<String> = OnceLock::new();
+        let sql = SQL.get_or_init(|| packed(MEMBERS, MEMBER_FIELDS, MEMBERS_ORDER));
+        let packed: String = sqlx::query_scalar(sql)
             .bind(key)
             .fetch_one(&self.pool)
             .await?;
@@ -101,7 +103,9 @@ impl SqlStore<Sqlite> {
     }
 
     async fn read_rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
-        let packed: String = sqlx::query_scalar(&packed(ROOMS_OF, &["room_id"], ROOMS_OF_ORDER))
+        static SQL: OnceLock<String> = OnceLock::new();
+        let sql = SQL.get_or_init(|| packed(ROOMS_OF, &["room_id"], ROOMS_OF_ORDER));
+        let packed: String = sqlx::query_scalar(sql)
             .bind(user_id)
             .fetch_one(&self.pool)
             .await?;
@@ -114,8 +118,12 @@ impl SqlStore<Sqlite> {
         window: SeqWindow,
         limit: usize,
     ) -> StoreResult<Vec<Message>> {
-        let fields: Vec<&str> = MESSAGE_COLUMNS.split(", ").collect();
-        let packed: String = sqlx::query_scalar(&packed(&window.select(), &fields, "seq"))
+        static SQL: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
+        let sql = SQL[window.index()].get_or_init(|| {
+            let fields: Vec<&str> = MESSAGE_COLUMNS.split(", ").collect();
+            packed(window.select(), &fields, "seq")
+        });
+        let packed: String = sqlx::query_scalar(sql)
             .bind(key)
             .bind(to_i64(window.seq()))
             .bind(to_i64(limit as u64))
@@ -139,7 +147,8 @@ const ROOMS_OF: &str =
 const ROOMS_OF_ORDER: &str = "joined_at DESC, room_id";
 
 /// `select`, as one row SQLite packs its rows into: a JSON array of objects with `fields`,
-/// in `order` (see [`PackedRow`]).
+/// in `order` (see [`PackedRow`]). Each read builds its statement once, as sign-ins and
+/// joins run them constantly.
 fn packed(select: &str, fields: &[&str], order: &str) -> String {
     let pairs: Vec<String> = fields.iter().map(|f| format!("'{f}', {f}")).collect();
     format!(
@@ -156,13 +165,25 @@ enum SeqWindow {
 }
 
 impl SeqWindow {
-    /// At most `$3` messages of room `$1` on this side of `seq` `$2`, nearest first.
-    fn select(self) -> String {
-        let side = match self {
-            Self::Before(_) => "seq < $2 ORDER BY seq DESC",
-            Self::After(_) => "seq > $2 ORDER BY seq",
-        };
-        format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND {side} LIMIT $3")
+    /// At most `$3` messages of room `$1` on this side of `seq` `$2`, nearest first; built
+    /// once for each side.
+    fn select(self) -> &'static str {
+        static SQL: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
+        SQL[self.index()].get_or_init(|| {
+            let side = match self {
+                Self::Before(_) => "seq < $2 ORDER BY seq DESC",
+                Self::After(_) => "seq > $2 ORDER BY seq",
+            };
+            format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND {side} LIMIT $3")
+        })
+    }
+
+    /// Which side, as an index into the statements built for each.
+    fn index(self) -> usize {
+        match self {
+            Self::Before(_) => 0,
+            Self::After(_) => 1,
+        }
     }
 
     fn seq(self) -> u64 {
@@ -174,10 +195,11 @@ impl SeqWindow {
 
 /// A row of the list reads that sign-ins and joins make (a room's members and history, a
 /// user's rooms: `MEMBERS`, `ROOMS_OF`, `SeqWindow::select`), which SQLite packs into one
-/// JSON array of objects, one a row, named as the columns are ([`packed`]). sqlx hands a query's rows from SQLite's thread to the runtime one at a
-/// time, each a wake-up of the other thread: a join into a room of 1,000 members cost 1,000,
-/// and packed it costs one (BENCHMARKS.md, seventeenth round). PostgreSQL's rows arrive
-/// together on the connection's socket, so its queries are not packed.
+/// JSON array of objects, one a row, named as the columns are ([`packed`]). sqlx hands a
+/// query's rows from SQLite's thread to the runtime one at a time, each a wake-up of the
+/// other thread: a join into a room of 1,000 members cost 1,000, and packed it costs one
+/// (BENCHMARKS.md, seventeenth round). PostgreSQL's rows arrive together on the
+/// connection's socket, so its queries are not packed.
 struct PackedRow(serde_json::Map<String, serde_json::Value>);
 
 fn unpack<T>(packed: &str, map: fn(&PackedRow) -> StoreResult<T>) -> StoreResult<Vec<T>> {
@@ -222,16 +244,11 @@ impl SqlStore<Postgres> {
         window: SeqWindow,
         limit: usize,
     ) -> StoreResult<Vec<Message>> {
-        let rows = sqlx::query(&window.select())
+        let query = sqlx::query(window.select())
             .bind(key)
             .bind(to_i64(window.seq()))
-            .bind(to_i64(limit as u64))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut messages = rows
-            .iter()
-            .map(message_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
+            .bind(to_i64(limit as u64));
+        let mut messages = self.read_all(query, message_from_row).await?;
         // Oldest first.
         if let SeqWindow::Before(_) = window {
             messages.reverse();
