@@ -367,7 +367,7 @@ pub fn new_peer(state: &AppState, namespace: Namespace) -> Arc<Peer> {
         inbox: Mutex::new(Some(inbox)),
         handshake: Mutex::new(None),
         closed: CancellationToken::new(),
-        line: Mutex::new(turn::Line::new(config.message_rate)),
+        line: Mutex::new(turn::Line::new(config.message_rate, config.message_burst)),
         greeting: Mutex::new(None),
         watermark,
         emitted: watch::Sender::new(0),

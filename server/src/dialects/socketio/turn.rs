@@ -32,15 +32,16 @@ use crate::{lock, ratelimit::Bucket};
 /// waits for answers never comes near it (the rate limit refuses most of such a burst).
 pub const MAX_QUEUED_EVENTS: usize = 256;
 
-/// Events of any kind a socket may send at once; past it, and past
-/// [`ARRIVALS_PER_MESSAGE_RATE`] times its message rate on average, it is disconnected as
-/// the event arrives, before anything is queued. A client that heeds `RATE_LIMITED` never
+/// Events of any kind a socket may send at once, at the least; past its arrival burst, and
+/// past [`ARRIVALS_PER_MESSAGE_RATE`] times its message rate on average, it is disconnected
+/// as the event arrives, before anything is queued. A client that heeds `RATE_LIMITED` never
 /// comes near it; one that keeps sending regardless is cut off after a few hundred events
 /// rather than after however many the server reads before its line fills.
 pub const MAX_ARRIVAL_BURST: u32 = 256;
-/// How many times the message rate (`CONFAB_MESSAGE_RATE`) a socket's events may arrive at,
-/// counting those that are not rate limited (pings, connection info).
-pub const ARRIVALS_PER_MESSAGE_RATE: f64 = 4.0;
+/// How many times the message limits (`CONFAB_MESSAGE_RATE`, `CONFAB_MESSAGE_BURST`) a
+/// socket's events may arrive at, on average and at once, counting those that are not rate
+/// limited (pings, connection info): a client within its message limits is never cut off.
+pub const ARRIVALS_PER_MESSAGE_RATE: u32 = 4;
 
 /// The ends of the latest turn taken on a socket: done with queueing, done altogether; how
 /// many turns are not over yet; the socket's arrivals; and whether it has been cut off.
@@ -53,13 +54,17 @@ pub struct Line {
 }
 
 impl Line {
-    /// The line of a socket whose messages are limited to `message_rate` a second.
-    pub fn new(message_rate: f64) -> Self {
+    /// The line of a socket whose messages are limited to `message_rate` a second, in
+    /// bursts of `message_burst`.
+    pub fn new(message_rate: f64, message_burst: u32) -> Self {
+        let burst = message_burst
+            .saturating_mul(ARRIVALS_PER_MESSAGE_RATE)
+            .max(MAX_ARRIVAL_BURST);
         Self {
             queued: None,
             done: None,
             pending: Arc::default(),
-            arrivals: Bucket::new(MAX_ARRIVAL_BURST, message_rate * ARRIVALS_PER_MESSAGE_RATE),
+            arrivals: Bucket::new(burst, message_rate * f64::from(ARRIVALS_PER_MESSAGE_RATE)),
             cut_off: false,
         }
     }
@@ -186,20 +191,27 @@ mod tests {
 
     #[test]
     fn a_socket_is_cut_off_past_its_arrival_burst_even_when_it_is_answered_at_once() {
-        let line = Mutex::new(Line::new(20.0));
-        for n in 0..MAX_ARRIVAL_BURST {
-            // Each turn ends before the next is taken: nothing is ever pending.
-            assert!(Turn::take(&line).is_ok(), "event {n} is taken");
+        // The defaults (20 a second, 40 at once), and a raised burst at a rate too slow to
+        // refill a token while the loop runs.
+        for (rate, burst, arrivals) in [(20.0, 40, MAX_ARRIVAL_BURST), (0.01, 1_000, 4_000)] {
+            let line = Mutex::new(Line::new(rate, burst));
+            for n in 0..arrivals {
+                // Each turn ends before the next is taken: nothing is ever pending.
+                assert!(
+                    Turn::take(&line).is_ok(),
+                    "event {n} of {arrivals} is taken"
+                );
+            }
+            assert!(
+                matches!(Turn::take(&line), Err(NoTurn::LineFull)),
+                "event {arrivals} is refused"
+            );
         }
-        assert!(
-            matches!(Turn::take(&line), Err(NoTurn::LineFull)),
-            "the next one is refused"
-        );
     }
 
     #[test]
     fn at_most_max_queued_events_wait() {
-        let line = Mutex::new(Line::new(1_000_000.0));
+        let line = Mutex::new(Line::new(1_000_000.0, 40));
         let waiting: Vec<Turn> = (0..MAX_QUEUED_EVENTS)
             .map(|_| Turn::take(&line).expect("a place in line"))
             .collect();
@@ -219,7 +231,7 @@ mod tests {
 
     #[test]
     fn a_socket_is_refused_once_as_line_full_and_then_as_cut_off() {
-        let line = Mutex::new(Line::new(1.0));
+        let line = Mutex::new(Line::new(1.0, 40));
         while Turn::take(&line).is_ok() {}
         // Only the first refusal disconnects: a flood of thousands read after the cut
         // costs no task each.
