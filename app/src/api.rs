@@ -5,10 +5,9 @@ use confab_shared::{
         ApiErrorBody, GuestRequest, GuestResponse, NotificationList, PingRequest, WsTokenResponse,
     },
     channels::OnlineUsersUpdate,
-    decode_json,
+    decode, FromJson,
 };
 use gloo_net::http::{Request, Response};
-use serde::de::DeserializeOwned;
 
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,9 +27,7 @@ impl std::fmt::Display for Failure {
     }
 }
 
-async fn answer<T: DeserializeOwned>(
-    response: Result<Response, gloo_net::Error>,
-) -> Result<T, Failure> {
+async fn answer<T: FromJson>(response: Result<Response, gloo_net::Error>) -> Result<T, Failure> {
     let response = response.map_err(|e| Failure::Other(format!("cannot reach the server: {e}")))?;
     if response.status() == 401 {
         return Err(Failure::Unauthorized);
@@ -41,10 +38,10 @@ async fn answer<T: DeserializeOwned>(
             204 => "null".to_owned(),
             _ => response.text().await.unwrap_or_default(),
         };
-        return decode_json(&text).map_err(|e| Failure::Other(format!("unreadable answer: {e}")));
+        return decode(&text).map_err(|e| Failure::Other(format!("unreadable answer: {e}")));
     }
     let text = response.text().await.unwrap_or_default();
-    match decode_json::<ApiErrorBody>(&text) {
+    match decode::<ApiErrorBody>(&text) {
         Ok(body) => Err(Failure::Other(body.error.message)),
         Err(_) => Err(Failure::Other(format!(
             "request failed ({})",
@@ -127,7 +124,7 @@ pub async fn mark_notification_read(jwt: &str, id: &str) -> Result<(), Failure> 
 }
 
 /// A party call: `POST /qf/party{path}` with `body`, answering the session (or nothing).
-pub async fn party_post<T: DeserializeOwned>(
+pub async fn party_post<T: FromJson>(
     jwt: &str,
     path: &str,
     body: serde_json::Value,

@@ -173,3 +173,83 @@ pub struct AuditEntryView {
 pub struct AuditLog {
     pub entries: Vec<AuditEntryView>,
 }
+
+mod decode;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{decode, decode_json, fields::assert_decodes_as_derived};
+    use serde_json::json;
+
+    fn notification(id: &str, data: Option<serde_json::Value>) -> NotificationView {
+        NotificationView {
+            id: id.into(),
+            level: "info".into(),
+            title: "Ana pinged you".into(),
+            message: "come play".into(),
+            notification_type: "ping".into(),
+            actor_username: "Ana".into(),
+            action: "ping".into(),
+            recipient_role: "player".into(),
+            phrase_text: "Ana pinged you".into(),
+            data,
+            timestamp: "2026-01-02T03:04:05Z".into(),
+            read: false,
+        }
+    }
+
+    #[test]
+    fn each_answer_the_app_reads_decodes_as_the_derive_decodes_it() {
+        assert_decodes_as_derived(
+            &[GuestResponse {
+                token: "eyJ.x.y".into(),
+                user_id: "u1".into(),
+                exp: 1_700_000_000,
+            }],
+            decode,
+        );
+        assert_decodes_as_derived(
+            &[WsTokenResponse {
+                token: "t".into(),
+                expires_in: 60,
+            }],
+            decode,
+        );
+        assert_decodes_as_derived(
+            &[ApiErrorBody {
+                error: ApiErrorDetail {
+                    code: "rate_limited".into(),
+                    message: "slow down".into(),
+                },
+            }],
+            decode,
+        );
+        assert_decodes_as_derived(
+            &[
+                NotificationList {
+                    notifications: vec![
+                        notification("n1", Some(json!({"joinUrl": "/party/X", "n": [1]}))),
+                        notification("n2", None),
+                    ],
+                },
+                NotificationList {
+                    notifications: Vec::new(),
+                },
+            ],
+            decode,
+        );
+    }
+
+    #[test]
+    fn an_empty_answer_reads_only_from_null_as_the_derive_reads_it() {
+        for text in ["null", "{}", "0", "\"\"", "[]", "nul"] {
+            assert_eq!(
+                decode::<()>(text).ok(),
+                decode_json::<()>(text).ok(),
+                "{text}"
+            );
+        }
+        assert_eq!(decode::<()>("null").ok(), Some(()));
+    }
+}

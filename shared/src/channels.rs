@@ -123,8 +123,7 @@ pub struct OnlineUser {
 /// Decodes one channel message (the app's side), by hand rather than through the derive
 /// (`native/decode.rs` says why); it accepts exactly what the derive accepts.
 pub fn decode_channel(text: &str) -> Result<ChannelMessage, serde_json::Error> {
-    let value: serde_json::Value = crate::decode_json(text)?;
-    decode::channel_message(&value).map_err(serde::de::Error::custom)
+    crate::decode(text)
 }
 
 mod decode;
@@ -254,5 +253,21 @@ mod tests {
     #[test]
     fn every_channel_message_decodes_as_the_derive_decodes_it() {
         crate::fields::assert_decodes_as_derived(&every_channel_message(), decode_channel);
+    }
+
+    /// The online list and a party session also come on their own, as REST answers.
+    #[test]
+    fn the_parts_that_are_also_rest_answers_decode_as_the_derive_decodes_them() {
+        let (mut updates, mut sessions) = (Vec::new(), Vec::new());
+        for message in every_channel_message() {
+            match message {
+                ChannelMessage::OnlineUsersUpdate(update) => updates.push(update),
+                ChannelMessage::SessionUpdate(session) => sessions.push(session),
+                _ => {}
+            }
+        }
+        assert!(!updates.is_empty() && !sessions.is_empty());
+        crate::fields::assert_decodes_as_derived(&updates, crate::decode);
+        crate::fields::assert_decodes_as_derived(&sessions, crate::decode);
     }
 }

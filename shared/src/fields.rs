@@ -1,7 +1,8 @@
 //! Reading a message's fields from a parsed `Value` by hand, with the rules serde's derive
 //! applies: a missing field is an error unless it is an `Option` (or has a default), a
 //! `null` is `None` for an `Option` and an error for anything else, numbers must fit.
-//! `native/decode.rs` and `channels.rs` say why the app's messages are read this way.
+//! The crate root says why the app reads what it receives this way; the app reads its own
+//! stored types with these too.
 
 use serde_json::{Map, Value};
 
@@ -176,5 +177,6 @@ where
             checked += 1;
         }
     }
-    assert!(checked > 20 * messages.len(), "only {checked} variants");
+    // Each field of a message gives at least nine variants.
+    assert!(checked >= 9 * messages.len(), "only {checked} variants");
 }

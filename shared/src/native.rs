@@ -327,8 +327,7 @@ pub fn decode_client(text: &str) -> Result<ClientMessage, DecodeError> {
 /// Decodes one server text frame (the app's side), by hand rather than through the derive
 /// (`decode.rs` says why); it accepts exactly what the derive accepts.
 pub fn decode_server(text: &str) -> Result<ServerMessage, serde_json::Error> {
-    let value: Value = crate::decode_json(text)?;
-    decode::server_message(&value).map_err(serde::de::Error::custom)
+    crate::decode(text)
 }
 
 mod decode;

@@ -8,7 +8,10 @@ use super::{
     ChannelMessage, ChannelNotification, ChannelPing, OnlineUser, OnlineUsersUpdate, PartyPlayer,
     PartySession,
 };
-use crate::fields::{Fields, Result};
+use crate::{
+    fields::{Fields, Result},
+    FromJson,
+};
 
 fn online_user(value: &Value) -> Result<OnlineUser> {
     let f = Fields::of(value, "user")?;
@@ -29,18 +32,53 @@ fn player(value: &Value) -> Result<PartyPlayer> {
     })
 }
 
-/// A channel message from its parsed JSON.
-pub fn channel_message(value: &Value) -> Result<ChannelMessage> {
+fn online_users_update(f: &Fields) -> Result<OnlineUsersUpdate> {
+    Ok(OnlineUsersUpdate {
+        users: f.list("users", online_user)?,
+        total_count: f.usize("total_count")?,
+        timestamp: f.text("timestamp")?,
+    })
+}
+
+fn party_session(f: &Fields) -> Result<PartySession> {
+    Ok(PartySession {
+        session_id: f.text("session_id")?,
+        code: f.text("code")?,
+        host_id: f.text("host_id")?,
+        phase: f.text("phase")?,
+        min_players: f.usize("min_players")?,
+        max_players: f.u32("max_players")?,
+        players: f.list("players", player)?,
+    })
+}
+
+/// The online list on its own, as `GET /qf/users/online` answers it.
+impl FromJson for OnlineUsersUpdate {
+    fn from_json(value: &Value) -> Result<Self> {
+        online_users_update(&Fields::of(value, "online users")?)
+    }
+}
+
+/// A session on its own, as the party calls answer it.
+impl FromJson for PartySession {
+    fn from_json(value: &Value) -> Result<Self> {
+        party_session(&Fields::of(value, "session")?)
+    }
+}
+
+impl FromJson for ChannelMessage {
+    fn from_json(value: &Value) -> Result<Self> {
+        channel_message(value)
+    }
+}
+
+fn channel_message(value: &Value) -> Result<ChannelMessage> {
     let f = Fields::of(value, "message")?;
     let kind = f.text("type")?;
     let session_id = || f.text("session_id");
     let timestamp = || f.text("timestamp");
     Ok(match kind.as_str() {
-        "online_users_update" => ChannelMessage::OnlineUsersUpdate(OnlineUsersUpdate {
-            users: f.list("users", online_user)?,
-            total_count: f.usize("total_count")?,
-            timestamp: timestamp()?,
-        }),
+        "online_users_update" => ChannelMessage::OnlineUsersUpdate(online_users_update(&f)?),
         "notification" => ChannelMessage::Notification(ChannelNotification {
             id: f.text("id")?,
             notification_type: f.text("notification_type")?,
@@ -55,15 +93,7 @@ pub fn channel_message(value: &Value) -> Result<ChannelMessage> {
             timestamp: timestamp()?,
             join_url: f.optional_text("join_url")?,
         }),
-        "session_update" => ChannelMessage::SessionUpdate(PartySession {
-            session_id: session_id()?,
-            code: f.text("code")?,
-            host_id: f.text("host_id")?,
-            phase: f.text("phase")?,
-            min_players: f.usize("min_players")?,
-            max_players: f.u32("max_players")?,
-            players: f.list("players", player)?,
-        }),
+        "session_update" => ChannelMessage::SessionUpdate(party_session(&f)?),
         "player_joined" => ChannelMessage::PlayerJoined {
             session_id: session_id()?,
             player: player(f.get("player")?)?,

@@ -9,7 +9,10 @@
 use serde_json::Value;
 
 use super::{ChatMessage, Room, RoomPhase, RoomStateView, RoomSummary, RoomUser, ServerMessage};
-use crate::fields::{Fields, Result};
+use crate::{
+    fields::{Fields, Result},
+    FromJson,
+};
 
 fn phase(fields: &Fields, name: &str) -> Result<RoomPhase> {
     match fields.get(name)?.as_str() {
@@ -81,7 +84,13 @@ fn room_state(value: &Value) -> Result<RoomStateView> {
 }
 
 /// A server message from its parsed JSON.
-pub fn server_message(value: &Value) -> Result<ServerMessage> {
+impl FromJson for ServerMessage {
+    fn from_json(value: &Value) -> Result<Self> {
+        server_message(value)
+    }
+}
+
+fn server_message(value: &Value) -> Result<ServerMessage> {
     let f = Fields::of(value, "message")?;
     let kind = f.text("type")?;
     Ok(match kind.as_str() {
