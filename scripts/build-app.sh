@@ -4,17 +4,26 @@
 # wasm-bindgen and wasm-opt directly. Running Confab needs nothing more, so a first run
 # does not wait for cargo-leptos to build.
 #
-#   scripts/build-app.sh            the release build: the wasm-release profile, then wasm-opt
-#   scripts/build-app.sh --debug    a debug build, faster to make, larger
+#   scripts/build-app.sh               the release build: the wasm-release profile, then wasm-opt
+#   scripts/build-app.sh --debug       a debug build, faster to make, larger
+#   scripts/build-app.sh --check-size  the release build, failing if its wasm, compressed,
+#                                      is over the budget below (scripts/test.sh runs this)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$CONFAB_ROOT"
 
+# What a browser downloads of the release wasm at most, compressed as the server sends it:
+# 200 KiB with brotli, 250 KiB with gzip.
+MAX_WASM_BROTLI_BYTES=204800
+MAX_WASM_GZIP_BYTES=256000
+
 profile=wasm-release
+check_size=false
 case "${1:-}" in
   "") ;;
   --debug) profile=dev ;;
-  *) echo "usage: $0 [--debug]" >&2; exit 2 ;;
+  --check-size) check_size=true ;;
+  *) echo "usage: $0 [--debug | --check-size]" >&2; exit 2 ;;
 esac
 
 target_dir="${CARGO_TARGET_DIR:-target}"
@@ -60,4 +69,13 @@ node -e '
     fs.writeFileSync(file + ".gz", zlib.gzipSync(data, { level: 9 }));
   }' "$site"/assets/confab-"$hash".*
 wasm="$site/assets/confab-$hash.wasm"
-echo "app built into $site: $(wc -c <"$wasm") bytes of wasm, $(wc -c <"$wasm.br") brotli, $(wc -c <"$wasm.gz") gzip" >&2
+brotli_bytes=$(wc -c <"$wasm.br")
+gzip_bytes=$(wc -c <"$wasm.gz")
+echo "app built into $site: $(wc -c <"$wasm") bytes of wasm, $brotli_bytes brotli, $gzip_bytes gzip" >&2
+if $check_size; then
+  if [ "$brotli_bytes" -gt "$MAX_WASM_BROTLI_BYTES" ] || [ "$gzip_bytes" -gt "$MAX_WASM_GZIP_BYTES" ]; then
+    echo "the wasm is over its budget: at most $MAX_WASM_BROTLI_BYTES bytes brotli and $MAX_WASM_GZIP_BYTES gzip" >&2
+    exit 1
+  fi
+  echo "within the budget ($MAX_WASM_BROTLI_BYTES brotli, $MAX_WASM_GZIP_BYTES gzip)" >&2
+fi

@@ -27,7 +27,10 @@ cargo clippy -p confab-app -p confab-shared --target wasm32-unknown-unknown --lo
 step "building the app with cargo-leptos (kept working for the release build it documents)"
 cargo leptos build
 
-step "building the app for the browser tests, as scripts/run.sh does"
+step "the app's release build, within its size budget"
+scripts/build-app.sh --check-size
+
+step "building the app for the browser tests"
 scripts/build-app.sh --debug
 
 step "tests"
