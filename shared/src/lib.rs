@@ -24,8 +24,8 @@ pub mod native;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// A type read by hand from parsed JSON, accepting exactly what its derived `Deserialize`
-/// accepts.
+/// A type read by hand from parsed JSON. For a type of this crate that is exactly what its
+/// derived `Deserialize` accepts, which the tests check.
 pub trait FromJson: Sized {
     fn from_json(value: &Value) -> fields::Result<Self>;
 }
