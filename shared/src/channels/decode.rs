@@ -66,74 +66,71 @@ impl FromJson for PartySession {
     }
 }
 
+/// A channel message from its parsed JSON.
 impl FromJson for ChannelMessage {
     fn from_json(value: &Value) -> Result<Self> {
-        channel_message(value)
+        let f = Fields::of(value, "message")?;
+        let kind = f.text("type")?;
+        let session_id = || f.text("session_id");
+        let timestamp = || f.text("timestamp");
+        Ok(match kind.as_str() {
+            "online_users_update" => ChannelMessage::OnlineUsersUpdate(online_users_update(&f)?),
+            "notification" => ChannelMessage::Notification(ChannelNotification {
+                id: f.text("id")?,
+                notification_type: f.text("notification_type")?,
+                actor_username: f.text("actor_username")?,
+                action: f.text("action")?,
+                recipient_role: f.text("recipient_role")?,
+                phrase_text: f.text("phrase_text")?,
+                timestamp: timestamp()?,
+            }),
+            "ping" => ChannelMessage::Ping(ChannelPing {
+                from_username: f.text("from_username")?,
+                timestamp: timestamp()?,
+                join_url: f.optional_text("join_url")?,
+            }),
+            "session_update" => ChannelMessage::SessionUpdate(party_session(&f)?),
+            "player_joined" => ChannelMessage::PlayerJoined {
+                session_id: session_id()?,
+                player: player(f.get("player")?)?,
+            },
+            "player_left" => ChannelMessage::PlayerLeft {
+                session_id: session_id()?,
+                user_id: f.text("user_id")?,
+                host_id: f.text("host_id")?,
+            },
+            "player_ready" => ChannelMessage::PlayerReady {
+                session_id: session_id()?,
+                user_id: f.text("user_id")?,
+                ready: f.flag("ready")?,
+            },
+            "phase_transition" => ChannelMessage::PhaseTransition {
+                session_id: session_id()?,
+                from: f.text("from")?,
+                to: f.text("to")?,
+                timestamp: timestamp()?,
+            },
+            "progress_update" => ChannelMessage::ProgressUpdate {
+                session_id: session_id()?,
+                progress: f.get("progress")?.clone(),
+                timestamp: timestamp()?,
+            },
+            "session_started" => ChannelMessage::SessionStarted {
+                session_id: session_id()?,
+                phase: f.text("phase")?,
+                timestamp: timestamp()?,
+            },
+            "session_completed" => ChannelMessage::SessionCompleted {
+                session_id: session_id()?,
+                timestamp: timestamp()?,
+            },
+            "host_ping" => ChannelMessage::HostPing {
+                session_id: session_id()?,
+                from_username: f.text("from_username")?,
+                message: f.optional_text("message")?,
+                timestamp: timestamp()?,
+            },
+            other => return Err(format!("unknown message type \"{other}\"")),
+        })
     }
-}
-
-fn channel_message(value: &Value) -> Result<ChannelMessage> {
-    let f = Fields::of(value, "message")?;
-    let kind = f.text("type")?;
-    let session_id = || f.text("session_id");
-    let timestamp = || f.text("timestamp");
-    Ok(match kind.as_str() {
-        "online_users_update" => ChannelMessage::OnlineUsersUpdate(online_users_update(&f)?),
-        "notification" => ChannelMessage::Notification(ChannelNotification {
-            id: f.text("id")?,
-            notification_type: f.text("notification_type")?,
-            actor_username: f.text("actor_username")?,
-            action: f.text("action")?,
-            recipient_role: f.text("recipient_role")?,
-            phrase_text: f.text("phrase_text")?,
-            timestamp: timestamp()?,
-        }),
-        "ping" => ChannelMessage::Ping(ChannelPing {
-            from_username: f.text("from_username")?,
-            timestamp: timestamp()?,
-            join_url: f.optional_text("join_url")?,
-        }),
-        "session_update" => ChannelMessage::SessionUpdate(party_session(&f)?),
-        "player_joined" => ChannelMessage::PlayerJoined {
-            session_id: session_id()?,
-            player: player(f.get("player")?)?,
-        },
-        "player_left" => ChannelMessage::PlayerLeft {
-            session_id: session_id()?,
-            user_id: f.text("user_id")?,
-            host_id: f.text("host_id")?,
-        },
-        "player_ready" => ChannelMessage::PlayerReady {
-            session_id: session_id()?,
-            user_id: f.text("user_id")?,
-            ready: f.flag("ready")?,
-        },
-        "phase_transition" => ChannelMessage::PhaseTransition {
-            session_id: session_id()?,
-            from: f.text("from")?,
-            to: f.text("to")?,
-            timestamp: timestamp()?,
-        },
-        "progress_update" => ChannelMessage::ProgressUpdate {
-            session_id: session_id()?,
-            progress: f.get("progress")?.clone(),
-            timestamp: timestamp()?,
-        },
-        "session_started" => ChannelMessage::SessionStarted {
-            session_id: session_id()?,
-            phase: f.text("phase")?,
-            timestamp: timestamp()?,
-        },
-        "session_completed" => ChannelMessage::SessionCompleted {
-            session_id: session_id()?,
-            timestamp: timestamp()?,
-        },
-        "host_ping" => ChannelMessage::HostPing {
-            session_id: session_id()?,
-            from_username: f.text("from_username")?,
-            message: f.optional_text("message")?,
-            timestamp: timestamp()?,
-        },
-        other => return Err(format!("unknown message type \"{other}\"")),
-    })
 }

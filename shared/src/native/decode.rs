@@ -86,83 +86,79 @@ fn room_state(value: &Value) -> Result<RoomStateView> {
 /// A server message from its parsed JSON.
 impl FromJson for ServerMessage {
     fn from_json(value: &Value) -> Result<Self> {
-        server_message(value)
+        let f = Fields::of(value, "message")?;
+        let kind = f.text("type")?;
+        Ok(match kind.as_str() {
+            "auth:ok" => ServerMessage::AuthOk {
+                user_id: f.text("userId")?,
+                username: f.text("username")?,
+                image_url: f.text("imageUrl")?,
+                issuer: f.text("issuer")?,
+                exp: f.i64("exp")?,
+            },
+            "auth:error" => ServerMessage::AuthError {
+                error: f.text("error")?,
+            },
+            "error" => ServerMessage::Error {
+                error: f.text("error")?,
+            },
+            "room:created" => ServerMessage::RoomCreated {
+                room: room(f.get("room")?)?,
+            },
+            "room:joined" => ServerMessage::RoomJoined {
+                room: room(f.get("room")?)?,
+                users: f.list("users", room_user)?,
+            },
+            "room:left" => ServerMessage::RoomLeft {
+                code: f.text("code")?,
+            },
+            "room:chat" => ServerMessage::RoomChat(chat_message(value)?),
+            "room:state" => ServerMessage::RoomState {
+                room: room_state(f.get("room")?)?,
+            },
+            "room:error" => ServerMessage::RoomError {
+                error: f.text("error")?,
+                code: f.optional_text("code")?,
+            },
+            "room:started" => ServerMessage::RoomStarted {
+                room: room(f.get("room")?)?,
+            },
+            "room:history" => ServerMessage::RoomHistory {
+                code: f.text("code")?,
+                messages: f.list("messages", chat_message)?,
+                before_seq: f.optional_u64("beforeSeq")?,
+            },
+            "room:typing" => ServerMessage::RoomTyping {
+                code: f.text("code")?,
+                user_id: f.text("userId")?,
+                username: f.text("username")?,
+                typing: f.flag("typing")?,
+            },
+            "room:user_joined" => ServerMessage::RoomUserJoined {
+                code: f.text("code")?,
+                user: room_user(f.get("user")?)?,
+            },
+            "room:user_left" => ServerMessage::RoomUserLeft {
+                code: f.text("code")?,
+                user_id: f.text("userId")?,
+                removed: f.flag_or_false("removed")?,
+            },
+            "room:deleted" => ServerMessage::RoomDeleted {
+                code: f.text("code")?,
+                id: f.text("id")?,
+                seq: f.u64("seq")?,
+            },
+            "room:closed" => ServerMessage::RoomClosed {
+                code: f.text("code")?,
+            },
+            "rooms:list" => ServerMessage::RoomsList {
+                rooms: f.list("rooms", room_summary)?,
+            },
+            "room:read" => ServerMessage::RoomRead {
+                code: f.text("code")?,
+                seq: f.u64("seq")?,
+            },
+            other => return Err(format!("unknown message type \"{other}\"")),
+        })
     }
-}
-
-fn server_message(value: &Value) -> Result<ServerMessage> {
-    let f = Fields::of(value, "message")?;
-    let kind = f.text("type")?;
-    Ok(match kind.as_str() {
-        "auth:ok" => ServerMessage::AuthOk {
-            user_id: f.text("userId")?,
-            username: f.text("username")?,
-            image_url: f.text("imageUrl")?,
-            issuer: f.text("issuer")?,
-            exp: f.i64("exp")?,
-        },
-        "auth:error" => ServerMessage::AuthError {
-            error: f.text("error")?,
-        },
-        "error" => ServerMessage::Error {
-            error: f.text("error")?,
-        },
-        "room:created" => ServerMessage::RoomCreated {
-            room: room(f.get("room")?)?,
-        },
-        "room:joined" => ServerMessage::RoomJoined {
-            room: room(f.get("room")?)?,
-            users: f.list("users", room_user)?,
-        },
-        "room:left" => ServerMessage::RoomLeft {
-            code: f.text("code")?,
-        },
-        "room:chat" => ServerMessage::RoomChat(chat_message(value)?),
-        "room:state" => ServerMessage::RoomState {
-            room: room_state(f.get("room")?)?,
-        },
-        "room:error" => ServerMessage::RoomError {
-            error: f.text("error")?,
-            code: f.optional_text("code")?,
-        },
-        "room:started" => ServerMessage::RoomStarted {
-            room: room(f.get("room")?)?,
-        },
-        "room:history" => ServerMessage::RoomHistory {
-            code: f.text("code")?,
-            messages: f.list("messages", chat_message)?,
-            before_seq: f.optional_u64("beforeSeq")?,
-        },
-        "room:typing" => ServerMessage::RoomTyping {
-            code: f.text("code")?,
-            user_id: f.text("userId")?,
-            username: f.text("username")?,
-            typing: f.flag("typing")?,
-        },
-        "room:user_joined" => ServerMessage::RoomUserJoined {
-            code: f.text("code")?,
-            user: room_user(f.get("user")?)?,
-        },
-        "room:user_left" => ServerMessage::RoomUserLeft {
-            code: f.text("code")?,
-            user_id: f.text("userId")?,
-            removed: f.flag_or_false("removed")?,
-        },
-        "room:deleted" => ServerMessage::RoomDeleted {
-            code: f.text("code")?,
-            id: f.text("id")?,
-            seq: f.u64("seq")?,
-        },
-        "room:closed" => ServerMessage::RoomClosed {
-            code: f.text("code")?,
-        },
-        "rooms:list" => ServerMessage::RoomsList {
-            rooms: f.list("rooms", room_summary)?,
-        },
-        "room:read" => ServerMessage::RoomRead {
-            code: f.text("code")?,
-            seq: f.u64("seq")?,
-        },
-        other => return Err(format!("unknown message type \"{other}\"")),
-    })
 }
