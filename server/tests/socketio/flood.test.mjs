@@ -1,5 +1,5 @@
 // A socket that sends events faster than they are answered is disconnected once
-// MAX_QUEUED_EVENTS (256) of its events wait, rather than growing the server; a burst below
+// MAX_QUEUED_EVENTS (256, with the default limits) of its events wait, rather than growing the server; a burst below
 // that bound is answered in full, and other sockets are answered meanwhile.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -33,7 +33,7 @@ async function reconnect(client, base) {
 
 /**
  * Sends `count` messages from a 004 client and waits until each is stored (echoed), 100 at
- * a time: the server disconnects a socket with more than 256 events waiting.
+ * a time, well within what the server lets one socket have waiting.
  */
 async function post(sender, room, prefix, count) {
   for (let first = 1; first <= count; first += 100) {

@@ -26,29 +26,33 @@ use tokio::sync::oneshot;
 use super::Peer;
 use crate::{lock, ratelimit::Bucket};
 
-/// Events of one socket that may wait for (or hold) their turn at once. Each waiting event
-/// is a task holding its payload, so a socket that sends faster than it is answered would
-/// otherwise grow the server without bound; past this it is disconnected. A client that
-/// waits for answers never comes near it (the rate limit refuses most of such a burst).
+/// Events of one socket that may wait for (or hold) their turn at once, at the least: a
+/// socket's line holds as many as its arrival burst. Each waiting event is a task holding
+/// its payload, so a socket that sends faster than it is answered would otherwise grow the
+/// server without bound; past this it is disconnected. A client that waits for answers
+/// never comes near it (the rate limit refuses most of such a burst).
 pub const MAX_QUEUED_EVENTS: usize = 256;
 
 /// Events of any kind a socket may send at once, at the least; past its arrival burst, and
-/// past [`ARRIVALS_PER_MESSAGE_RATE`] times its message rate on average, it is disconnected
-/// as the event arrives, before anything is queued. A client that heeds `RATE_LIMITED` never
-/// comes near it; one that keeps sending regardless is cut off after a few hundred events
-/// rather than after however many the server reads before its line fills.
+/// past [`ARRIVALS_PER_MESSAGE`] times its message rate on average, it is disconnected as
+/// the event arrives, before anything is queued. A client that heeds `RATE_LIMITED` never
+/// comes near it; one that keeps sending regardless is cut off after its arrival burst (a
+/// few hundred events with the default limits) rather than after however many the server
+/// reads before its line fills.
 pub const MAX_ARRIVAL_BURST: u32 = 256;
-/// How many times the message limits (`CONFAB_MESSAGE_RATE`, `CONFAB_MESSAGE_BURST`) a
+/// How many times its message limits (`CONFAB_MESSAGE_RATE`, `CONFAB_MESSAGE_BURST`) a
 /// socket's events may arrive at, on average and at once, counting those that are not rate
 /// limited (pings, connection info): a client within its message limits is never cut off.
-pub const ARRIVALS_PER_MESSAGE_RATE: u32 = 4;
+pub const ARRIVALS_PER_MESSAGE: u32 = 4;
 
 /// The ends of the latest turn taken on a socket: done with queueing, done altogether; how
-/// many turns are not over yet; the socket's arrivals; and whether it has been cut off.
+/// many turns are not over yet, and how many may be; the socket's arrivals; and whether it
+/// has been cut off.
 pub struct Line {
     queued: Option<oneshot::Receiver<()>>,
     done: Option<oneshot::Receiver<()>>,
     pending: Arc<AtomicUsize>,
+    max_pending: usize,
     arrivals: Bucket,
     cut_off: bool,
 }
@@ -58,13 +62,15 @@ impl Line {
     /// bursts of `message_burst`.
     pub fn new(message_rate: f64, message_burst: u32) -> Self {
         let burst = message_burst
-            .saturating_mul(ARRIVALS_PER_MESSAGE_RATE)
+            .saturating_mul(ARRIVALS_PER_MESSAGE)
             .max(MAX_ARRIVAL_BURST);
         Self {
             queued: None,
             done: None,
             pending: Arc::default(),
-            arrivals: Bucket::new(burst, message_rate * f64::from(ARRIVALS_PER_MESSAGE_RATE)),
+            max_pending: usize::try_from(burst)
+                .map_or(usize::MAX, |burst| burst.max(MAX_QUEUED_EVENTS)),
+            arrivals: Bucket::new(burst, message_rate * f64::from(ARRIVALS_PER_MESSAGE)),
             cut_off: false,
         }
     }
@@ -89,16 +95,16 @@ impl Drop for Pending {
 }
 
 impl Turn {
-    /// The next turn on `line`. Refused with [`NoTurn::LineFull`] when [`MAX_QUEUED_EVENTS`]
-    /// are pending already, or the socket sends far faster than its rate limit; from then
-    /// on, with [`NoTurn::CutOff`].
+    /// The next turn on `line`. Refused with [`NoTurn::LineFull`] when the line is full (its
+    /// arrival burst, [`MAX_QUEUED_EVENTS`] at the least, pending already), or the socket
+    /// sends far faster than its rate limit; from then on, with [`NoTurn::CutOff`].
     pub(super) fn take(line: &std::sync::Mutex<Line>) -> Result<Self, NoTurn> {
         let mut line = lock(line);
         if line.cut_off {
             return Err(NoTurn::CutOff);
         }
         let arrived = line.arrivals.try_take(std::time::Instant::now());
-        if !arrived || line.pending.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED_EVENTS {
+        if !arrived || line.pending.fetch_add(1, Ordering::AcqRel) >= line.max_pending {
             if arrived {
                 line.pending.fetch_sub(1, Ordering::AcqRel);
             }
@@ -147,8 +153,8 @@ pub enum NoTurn {
     /// task for each, only to find no peer, is CPU and memory spent for nothing.
     #[error("the socket has disconnected")]
     Disconnected,
-    /// The socket had [`MAX_QUEUED_EVENTS`] waiting, or sent past [`MAX_ARRIVAL_BURST`]; it
-    /// is disconnected.
+    /// The socket's line was full, or it sent past its arrival burst ([`MAX_ARRIVAL_BURST`]
+    /// at the least); it is disconnected.
     #[error("too many events waiting or arriving; the socket is disconnected")]
     LineFull,
     /// An event after [`NoTurn::LineFull`], while the socket is being disconnected.
@@ -227,6 +233,16 @@ mod tests {
             matches!(Turn::take(&line), Err(NoTurn::CutOff)),
             "and the socket, being disconnected, gets no turn even once they are done"
         );
+    }
+
+    #[test]
+    fn a_raised_message_burst_may_wait_at_once() {
+        // 1,000 messages at once allowed: 500 of them waiting is within the limit.
+        let line = Mutex::new(Line::new(0.01, 1_000));
+        let waiting: Vec<Turn> = (0..500)
+            .map(|n| Turn::take(&line).unwrap_or_else(|_| panic!("event {n} waits")))
+            .collect();
+        assert_eq!(waiting.len(), 500);
     }
 
     #[test]
