@@ -906,8 +906,10 @@ macro_rules! impl_store {
             }
 
             async fn room(&self, key: &str) -> StoreResult<Option<Room>> {
-                let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1");
-                self.read_one(sqlx::query(&sql).bind(key), room_from_row).await
+                // Built once: every join reads its room.
+                static SQL: OnceLock<String> = OnceLock::new();
+                let sql = SQL.get_or_init(|| format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1"));
+                self.read_one(sqlx::query(sql).bind(key), room_from_row).await
             }
 
             async fn start_game(&self, key: &str, game_state: &str) -> StoreResult<Option<Room>> {

@@ -195,10 +195,7 @@ async fn act_as_001(
 ) -> Result<(), Failure> {
     peer.decide(Flavor::Chat001);
     let user_id = user_id.trim();
-    if user_id.is_empty()
-        || user_id.chars().count() > MAX_USER_ID_CHARS
-        || user_id.chars().any(char::is_control)
-    {
+    if !crate::core::is_one_line(user_id, MAX_USER_ID_CHARS) {
         return Err(Failure::bad_payload(format!(
             "userId must be 1 to {MAX_USER_ID_CHARS} characters"
         )));
