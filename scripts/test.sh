@@ -36,5 +36,9 @@ scripts/build-app.sh --debug
 step "tests"
 cargo test --workspace --features confab-server/browser-tests --locked
 
+step "the patched dependencies' own tests (see vendor/*/CONFAB-PATCH.md)"
+cargo test --manifest-path vendor/tungstenite/Cargo.toml --lib --locked
+cargo test --manifest-path vendor/engineioxide/Cargo.toml --features __test_harness,v3 --locked
+
 step "fuzzing (30 s a target)"
 scripts/fuzz.sh 30

@@ -99,6 +99,11 @@ where
     }
 }
 
+/// Capacity the write buffer keeps once it has been written out. A connection that was once
+/// sent a big frame (or a big batch) would otherwise keep that much for as long as it lives,
+/// however quiet it is afterwards.
+const OUT_BUFFER_KEPT: usize = 4 * 1024;
+
 /// A codec for WebSocket frames.
 #[derive(Debug)]
 pub(super) struct FrameCodec {
@@ -197,7 +202,15 @@ impl FrameCodec {
             if let Some((_, len)) = &self.header {
                 let len = *len as usize;
                 if len <= self.in_buffer.len() {
-                    break self.in_buffer.split_to(len);
+                    let payload = self.in_buffer.split_to(len);
+                    // A frame larger than a read grew the buffer to hold it, and what is left
+                    // of the buffer still holds that allocation. Once nothing else is in it,
+                    // start a buffer of the usual size, so the allocation goes with the
+                    // frame rather than staying with the connection.
+                    if len > self.in_buf_max_read && self.in_buffer.is_empty() {
+                        self.in_buffer = BytesMut::with_capacity(self.in_buf_max_read);
+                    }
+                    break payload;
                 }
             }
 
@@ -286,6 +299,9 @@ impl FrameCodec {
             }
             self.out_buffer.drain(0..len);
         }
+        if self.out_buffer.capacity() > OUT_BUFFER_KEPT {
+            self.out_buffer = Vec::new();
+        }
 
         Ok(())
     }
@@ -352,6 +368,47 @@ mod tests {
         ]);
         let mut sock = FrameSocket::new(raw);
         let _ = sock.read(None); // should not crash
+    }
+
+    /// Reads one 64 KiB binary frame, as a client would receive it, through a codec whose
+    /// reads are 512 bytes.
+    fn read_big_frame(codec: &mut super::FrameCodec) -> Frame {
+        let mut raw = vec![0x82, 127];
+        raw.extend_from_slice(&(64u64 * 1024).to_be_bytes());
+        raw.resize(raw.len() + 64 * 1024, b'x');
+        let mut stream = Cursor::new(raw);
+        codec.read_frame(&mut stream, None, false, true).unwrap().expect("a whole frame")
+    }
+
+    #[test]
+    fn a_big_frame_read_leaves_no_big_read_buffer() {
+        let mut codec = super::FrameCodec::new(512);
+        let frame = read_big_frame(&mut codec);
+        let payload = frame.payload();
+        assert_eq!(payload.len(), 64 * 1024);
+        assert!(codec.in_buffer.capacity() <= 512);
+        // The buffer is an allocation of its own, not the rest of the frame's.
+        let after_payload = payload.as_ptr_range().end;
+        assert_ne!(codec.in_buffer.as_ptr(), after_payload);
+    }
+
+    #[test]
+    fn a_big_frame_written_leaves_no_big_write_buffer() {
+        use super::coding::{Data, OpCode};
+        let mut codec = super::FrameCodec::new(512);
+        let mut sink = Vec::new();
+        let big = Frame::message(vec![b'y'; 64 * 1024], OpCode::Data(Data::Binary), true);
+        codec.buffer_frame(&mut sink, big).unwrap();
+        codec.write_out_buffer(&mut sink).unwrap();
+        assert_eq!(sink.len(), 64 * 1024 + 10);
+        assert!(codec.out_buffer.capacity() <= super::OUT_BUFFER_KEPT);
+
+        // A small one keeps its buffer for the next write.
+        let small = Frame::message(vec![b'z'; 100], OpCode::Data(Data::Text), true);
+        codec.buffer_frame(&mut sink, small).unwrap();
+        codec.write_out_buffer(&mut sink).unwrap();
+        assert!(codec.out_buffer.capacity() >= 102);
+        assert!(codec.out_buffer.is_empty());
     }
 
     #[test]
