@@ -5,16 +5,30 @@
 //! (`Socket::req_parts`), axum's `OriginalUri` included: each idle socket kept that whole
 //! buffer alive, a fifth of what it cost. Copied, the head costs its own few hundred bytes.
 //! Other requests keep theirs only while they are answered, so only Socket.IO's are copied.
+//!
+//! Only the headers someone reads are copied ([`KEPT_HEADERS`]). A browser's upgrade request
+//! carries a dozen more (its user agent, languages, cookies), which every socket would
+//! otherwise keep for its whole life.
 
 use axum::{
     extract::{OriginalUri, Request},
-    http::{HeaderMap, HeaderValue, Uri},
+    http::{header, HeaderMap, HeaderName, HeaderValue, Uri},
 };
 
 /// Where socketioxide answers (its default path).
 const PATH: &str = "/socket.io/";
 
-/// Gives a Socket.IO request's head (URI and headers) storage of its own.
+/// The headers a Socket.IO request keeps: the bearer token Confab reads when a socket
+/// connects (`auth::caller::jwt_from_headers`), and what engineioxide reads (the upgrade's
+/// key, a polling POST's content type). The layers outside this one (CORS, request ids,
+/// the access log) have seen the request whole already.
+const KEPT_HEADERS: [HeaderName; 3] = [
+    header::AUTHORIZATION,
+    header::CONTENT_TYPE,
+    header::SEC_WEBSOCKET_KEY,
+];
+
+/// Gives a Socket.IO request's head (URI and the headers it keeps) storage of its own.
 pub async fn detach_request_head(mut request: Request) -> Request {
     if !request.uri().path().starts_with(PATH) {
         return request;
@@ -29,6 +43,7 @@ pub async fn detach_request_head(mut request: Request) -> Request {
     let headers: HeaderMap = request
         .headers()
         .iter()
+        .filter(|(name, _)| KEPT_HEADERS.contains(name))
         .filter_map(|(name, value)| {
             let mut copy = HeaderValue::from_bytes(value.as_bytes()).ok()?;
             copy.set_sensitive(value.is_sensitive());
@@ -50,22 +65,23 @@ mod tests {
         buffer.as_ptr_range().contains(&text.as_ptr())
     }
 
-    /// A request as hyper parses one, with its URI and its `origin` header's value slices of
-    /// `buffer`: the URI its first `uri_len` bytes, the value the rest.
+    /// A request as hyper parses one, with its URI and its `authorization` header's value
+    /// slices of `buffer`: the URI its first `uri_len` bytes, the value the rest.
     fn parsed_from(buffer: &Bytes, uri_len: usize) -> Request {
         let uri = Uri::from_maybe_shared(buffer.slice(..uri_len)).unwrap();
         let mut request = Request::new(Body::empty());
         *request.uri_mut() = uri.clone();
         request.extensions_mut().insert(OriginalUri(uri));
-        let origin = HeaderValue::from_maybe_shared(buffer.slice(uri_len..)).unwrap();
-        request.headers_mut().append("origin", origin);
+        let mut token = HeaderValue::from_maybe_shared(buffer.slice(uri_len..)).unwrap();
+        token.set_sensitive(true);
+        request.headers_mut().append(header::AUTHORIZATION, token);
         request
     }
 
     #[tokio::test]
     async fn a_socket_io_requests_head_no_longer_shares_the_read_buffer() {
         let uri = "/socket.io/?EIO=4&transport=websocket";
-        let buffer = Bytes::from(format!("{uri}http://a.example"));
+        let buffer = Bytes::from(format!("{uri}Bearer a.b.c"));
         let request = parsed_from(&buffer, uri.len());
         assert!(
             within(&buffer, request.uri().path().as_bytes()),
@@ -78,15 +94,48 @@ mod tests {
         let original = &request.extensions().get::<OriginalUri>().unwrap().0;
         assert_eq!(original, request.uri());
         assert!(!within(&buffer, original.path().as_bytes()));
-        let origin = request.headers().get("origin").unwrap();
-        assert_eq!(origin, "http://a.example");
-        assert!(!within(&buffer, origin.as_bytes()));
+        let token = request.headers().get(header::AUTHORIZATION).unwrap();
+        assert_eq!(token, "Bearer a.b.c");
+        assert!(token.is_sensitive(), "still kept out of logs");
+        assert!(!within(&buffer, token.as_bytes()));
+    }
+
+    #[tokio::test]
+    async fn a_socket_io_request_keeps_only_the_headers_read_later() {
+        let mut request = Request::new(Body::empty());
+        *request.uri_mut() = Uri::from_static("/socket.io/?EIO=4&transport=polling");
+        let headers = request.headers_mut();
+        for (name, value) in [
+            ("authorization", "Bearer a.b.c"),
+            ("content-type", "text/plain;charset=UTF-8"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("cookie", "session=1; theme=dark"),
+            ("user-agent", "Mozilla/5.0"),
+            ("accept-language", "en-GB,en;q=0.9"),
+            ("origin", "http://a.example"),
+        ] {
+            headers.append(name, HeaderValue::from_static(value));
+        }
+
+        let request = detach_request_head(request).await;
+        let mut kept: Vec<&str> = request.headers().keys().map(HeaderName::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["authorization", "content-type", "sec-websocket-key"]);
+        assert_eq!(
+            request.headers()[header::CONTENT_TYPE],
+            "text/plain;charset=UTF-8"
+        );
     }
 
     #[tokio::test]
     async fn other_requests_are_left_as_they_are() {
-        let buffer = Bytes::from_static(b"/api/roomshttp://a.example");
-        let request = detach_request_head(parsed_from(&buffer, "/api/rooms".len())).await;
+        let buffer = Bytes::from_static(b"/api/roomsBearer a.b.c");
+        let mut request = parsed_from(&buffer, "/api/rooms".len());
+        request
+            .headers_mut()
+            .append(header::COOKIE, HeaderValue::from_static("session=1"));
+        let request = detach_request_head(request).await;
         assert!(within(&buffer, request.uri().path().as_bytes()));
+        assert!(request.headers().contains_key(header::COOKIE));
     }
 }
