@@ -193,6 +193,25 @@ async fn join_inner(
     })
 }
 
+/// Has `member` post `count` messages of about 100 bytes to its room, one at a time, each
+/// once the last has come back: a history for the members who join later.
+pub async fn post_history(kind: Kind, member: &mut Member, count: usize) -> anyhow::Result<()> {
+    for n in 0..count {
+        let text = format!("history {n:04} {}", "lorem ipsum dolor sit amet ".repeat(3));
+        member
+            .writer
+            .send(chat_frame(kind, &member.room, &text))
+            .await?;
+        loop {
+            let frame = next_text(&mut member.reader, &mut member.writer, kind).await?;
+            if chat_text(kind, &frame).is_some() {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The frame that posts `text` to `room`.
 pub fn chat_frame(kind: Kind, room: &str, text: &str) -> Message {
     match kind {

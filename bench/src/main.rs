@@ -30,6 +30,10 @@ enum Scenario {
     Idle {
         #[arg(long, default_value_t = 10_000)]
         connections: usize,
+        /// Messages in each room before most of its members join (their join answers carry
+        /// up to 50 of them).
+        #[arg(long, default_value_t = 0)]
+        history: usize,
         #[arg(long, value_delimiter = ',', default_values = ["confab-ws", "raw-ws", "confab-sio", "node-sio"])]
         targets: Vec<Kind>,
     },
@@ -147,11 +151,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let (name, rows, headline) = match cli.scenario {
         Scenario::Idle {
             connections,
+            history,
             targets,
         } => {
             let mut rows = Vec::new();
             for kind in targets {
-                rows.push(scenario::idle(kind, connections).await?);
+                rows.push(scenario::idle(kind, connections, history).await?);
             }
             ("idle", rows, "KiB per connection")
         }

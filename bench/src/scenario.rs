@@ -132,18 +132,20 @@ async fn populate(
     members: usize,
     label: &str,
 ) -> anyhow::Result<Vec<Vec<Member>>> {
-    populate_on(kind, &[server.port], "u", rooms, members, label).await
+    populate_on(kind, &[server.port], "u", rooms, members, 0, label).await
 }
 
 /// Like [`populate`], over the servers at `ports`: member `m` of room `r` connects to
 /// `ports[(r + m) % ports.len()]`, so every room has members on every server. Member `m` of
-/// room `r` is user `{prefix}{r}-{m}`.
+/// room `r` is user `{prefix}{r}-{m}`. Each room's first member posts `history` messages
+/// before the others join (not to the raw server, which keeps none).
 pub(crate) async fn populate_on(
     kind: Kind,
     ports: &[u16],
     prefix: &str,
     rooms: usize,
     members: usize,
+    history: usize,
     label: &str,
 ) -> anyhow::Result<Vec<Vec<Member>>> {
     let port = |r: usize, m: usize| ports[(r + m) % ports.len()];
@@ -156,7 +158,11 @@ pub(crate) async fn populate_on(
         let name = format!("room-{r}");
         let room = (kind != Kind::ConfabWs).then_some(name.as_str());
         let user = format!("{prefix}{r}-0");
-        firsts.push(client::join(kind, port(r, 0), &user, room, capacity).await?);
+        let mut first = client::join(kind, port(r, 0), &user, room, capacity).await?;
+        if kind != Kind::RawWs {
+            client::post_history(kind, &mut first, history).await?;
+        }
+        firsts.push(first);
         bar.inc(1);
     }
     let names: Vec<String> = firsts.iter().map(|m| m.room.clone()).collect();
@@ -299,17 +305,21 @@ pub(crate) fn row(kind: Kind, label: &str, figures: Vec<(&str, f64)>) -> Row {
     }
 }
 
-/// Scenario 1, idle: `connections` authenticated members in rooms of 100; server RSS per connection.
-pub async fn idle(kind: Kind, connections: usize) -> anyhow::Result<Row> {
+/// Scenario 1, idle: `connections` authenticated members in rooms of 100, each room with
+/// `history` messages posted before most of its members joined (so that their join answers
+/// carried it); server RSS per connection.
+pub async fn idle(kind: Kind, connections: usize, history: usize) -> anyhow::Result<Row> {
     let server = Server::start(kind, &Database::Sqlite).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = server.rss_bytes();
     let per_room = 100.min(connections);
-    let members = populate(
+    let members = populate_on(
         kind,
-        &server,
+        &[server.port],
+        "u",
         connections / per_room,
         per_room,
+        history,
         "idle: connecting",
     )
     .await?;
@@ -470,7 +480,7 @@ pub async fn cluster_chat(
         servers.push(Server::start_node(kind, database, bus.as_ref()).await?);
     }
     let ports: Vec<u16> = servers.iter().map(|server| server.port).collect();
-    let all = populate_on(kind, &ports, "u", rooms, members, "cluster: connecting").await?;
+    let all = populate_on(kind, &ports, "u", rooms, members, 0, "cluster: connecting").await?;
     let (recorder, live) = record_all(kind, all).await;
     let servers_cpu = |servers: &[Server]| servers.iter().map(Server::cpu_seconds).sum::<f64>();
     let redis_cpu = |redis: &Option<Redis>| redis.as_ref().map_or(0.0, Redis::cpu_seconds);

@@ -71,6 +71,7 @@ pub async fn soak(shape: Shape) -> anyhow::Result<Vec<Row>> {
         "w",
         shape.ws_rooms,
         shape.members,
+        0,
         "soak: /ws",
     )
     .await?;
@@ -80,6 +81,7 @@ pub async fn soak(shape: Shape) -> anyhow::Result<Vec<Row>> {
         "s",
         shape.sio_rooms,
         shape.members,
+        0,
         "soak: Socket.IO",
     )
     .await?;
