@@ -458,8 +458,10 @@ async fn pump(socket: SocketRef, peer: Arc<Peer>, mut inbox: Inbox) {
     // The expiry the timer is set for (`None` in it: signed out, no timer).
     let mut timer_set_for: Option<Option<i64>> = None;
     loop {
+        // Boxed, like every path that waits on the store: the pump's future is what each
+        // idle socket keeps, so it holds only what waiting for deliveries needs.
         if peer.backlog_pending.swap(false, Ordering::AcqRel)
-            && send_backlog(&socket, &peer, &mut from_backlog)
+            && Box::pin(send_backlog(&socket, &peer, &mut from_backlog))
                 .await
                 .is_err()
         {
@@ -519,9 +521,9 @@ async fn emit_delivery(
         if from_backlog.contains(&notification.id) {
             return Ok(());
         }
-        return emit_notification(peer, &notification.id, || {
+        return Box::pin(emit_notification(peer, &notification.id, || {
             emit_each(socket, peer, &render::delivery(peer, delivery))
-        })
+        }))
         .await;
     }
     let emits = render::delivery(peer, delivery);
