@@ -202,12 +202,17 @@ pub async fn post_history(kind: Kind, member: &mut Member, count: usize) -> anyh
             .writer
             .send(chat_frame(kind, &member.room, &text))
             .await?;
-        loop {
-            let frame = next_text(&mut member.reader, &mut member.writer, kind).await?;
-            if chat_text(kind, &frame).is_some() {
-                break;
+        let echoed = async {
+            loop {
+                let frame = next_text(&mut member.reader, &mut member.writer, kind).await?;
+                if chat_text(kind, &frame).is_some() {
+                    return anyhow::Ok(());
+                }
             }
-        }
+        };
+        tokio::time::timeout(SETUP_WAIT, echoed)
+            .await
+            .context("a history message did not come back")??;
     }
     Ok(())
 }

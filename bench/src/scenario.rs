@@ -137,8 +137,8 @@ async fn populate(
 
 /// Like [`populate`], over the servers at `ports`: member `m` of room `r` connects to
 /// `ports[(r + m) % ports.len()]`, so every room has members on every server. Member `m` of
-/// room `r` is user `{prefix}{r}-{m}`. Each room's first member posts `history` messages
-/// before the others join (not to the raw server, which keeps none).
+/// room `r` is user `{prefix}{r}-{m}`. On Confab, each room's first member posts `history`
+/// messages before the others join (the peers keep no history to send).
 pub(crate) async fn populate_on(
     kind: Kind,
     ports: &[u16],
@@ -159,7 +159,7 @@ pub(crate) async fn populate_on(
         let room = (kind != Kind::ConfabWs).then_some(name.as_str());
         let user = format!("{prefix}{r}-0");
         let mut first = client::join(kind, port(r, 0), &user, room, capacity).await?;
-        if kind != Kind::RawWs {
+        if matches!(kind, Kind::ConfabWs | Kind::ConfabSio) {
             client::post_history(kind, &mut first, history).await?;
         }
         firsts.push(first);
