@@ -3,6 +3,8 @@
 
 use std::{future::Future, time::Duration};
 
+use futures_util::FutureExt;
+
 use axum::{extract::ws::close_code, response::Response};
 use confab_shared::limits::MAX_FRAME_BYTES;
 use tokio::time::Instant;
@@ -63,29 +65,32 @@ where
         );
         let tracked = state.clone();
         let started = Instant::now();
-        tracked.spawn_connection(async move {
-            let open = metrics::gauge!(crate::metrics::CONNECTIONS_OPEN, "dialect" => dialect);
-            open.increment(1.0);
-            let session = Session::new(dialect);
-            let ended = SESSION.scope(session, async move {
-                serve(socket, state).instrument(span).await;
-                SESSION.with(Session::take)
+        let open = metrics::gauge!(crate::metrics::CONNECTIONS_OPEN, "dialect" => dialect);
+        open.increment(1.0);
+        // Combinators rather than async blocks around `serve`: a block would keep the
+        // socket it hands to `serve` a second time, in its own state, and the task is what
+        // every idle connection keeps.
+        let serving = serve(socket, state)
+            .instrument(span)
+            .map(|()| SESSION.with(Session::take));
+        let connection = SESSION
+            .scope(Session::new(dialect), serving)
+            .map(move |ended| {
+                open.decrement(1.0);
+                let close = ended.close.map_or_else(|| "none".to_owned(), |code| code.to_string());
+                metrics::counter!(crate::metrics::CONNECTIONS_CLOSED, "dialect" => dialect, "close" => close)
+                    .increment(1);
+                // The access log's line for the socket, at its end.
+                tracing::info!(
+                    dialect,
+                    conn = ended.conn,
+                    user = ended.user.as_deref().unwrap_or(""),
+                    close = ended.close,
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "socket closed"
+                );
             });
-            let ended = ended.await;
-            open.decrement(1.0);
-            let close = ended.close.map_or_else(|| "none".to_owned(), |code| code.to_string());
-            metrics::counter!(crate::metrics::CONNECTIONS_CLOSED, "dialect" => dialect, "close" => close)
-                .increment(1);
-            // The access log's line for the socket, at its end.
-            tracing::info!(
-                dialect,
-                conn = ended.conn,
-                user = ended.user.as_deref().unwrap_or(""),
-                close = ended.close,
-                duration_ms = started.elapsed().as_millis() as u64,
-                "socket closed"
-            );
-        });
+        tracked.spawn_connection(connection);
     })
 }
 
