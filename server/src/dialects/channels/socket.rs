@@ -91,7 +91,8 @@ pub fn accept<C: Channel>(
         C::NAME,
         move |mut socket, state| async move {
             let stop = run(&mut socket, &state, token, channel).await;
-            plain_ws::finish(&mut socket, stop).await;
+            // Boxed: it runs once, at the end, and need not size every idle socket's task.
+            Box::pin(plain_ws::finish(&mut socket, stop)).await;
         },
     )
 }

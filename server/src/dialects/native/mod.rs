@@ -166,8 +166,9 @@ async fn serve(mut socket: Socket, state: AppState) {
         }
     };
     // Whatever was accepted still reaches the room, whoever closed the connection: the
-    // store's writer broadcasts it without this connection.
-    plain_ws::finish(&mut socket, stop).await;
+    // store's writer broadcasts it without this connection. Boxed like the request
+    // handling: it runs once, at the end, and need not size every idle connection's task.
+    Box::pin(plain_ws::finish(&mut socket, stop)).await;
 }
 
 /// This dialect's rendering of a delivery, serialised once for all its recipients.
