@@ -5,7 +5,7 @@ use std::{future::Future, time::Duration};
 
 use futures_util::FutureExt;
 
-use axum::{extract::ws::close_code, response::Response};
+use axum::response::Response;
 use confab_shared::limits::MAX_FRAME_BYTES;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{protocol::WebSocketConfig, Utf8Bytes};
@@ -22,6 +22,20 @@ use crate::{core::Connection, AppState};
 /// the 64 KiB limit) takes several, and neither the ingest nor the room-chat benchmark
 /// notices the difference (BENCHMARKS.md, sixteenth round).
 pub const READ_BUFFER_BYTES: usize = 512;
+
+/// The close codes the plain WebSockets send (RFC 6455 section 7.4.1; 1013 from IANA's
+/// registry). axum has the same constants, but only with its own WebSocket, which Confab
+/// does not use (`direct_ws.rs`), and that would build a second tungstenite into the server.
+pub mod close_code {
+    pub const NORMAL: u16 = 1000;
+    pub const AWAY: u16 = 1001;
+    pub const PROTOCOL: u16 = 1002;
+    pub const INVALID: u16 = 1007;
+    pub const POLICY: u16 = 1008;
+    pub const SIZE: u16 = 1009;
+    pub const ERROR: u16 = 1011;
+    pub const AGAIN: u16 = 1013;
+}
 
 /// Close code for a connection whose outbound queue overflowed: it cannot keep up. It may
 /// reconnect and resume.

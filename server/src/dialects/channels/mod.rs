@@ -11,7 +11,7 @@ pub mod party;
 pub mod socket;
 
 use axum::{
-    extract::{ws::close_code, FromRequestParts, Query, State},
+    extract::{FromRequestParts, Query, State},
     http::request::Parts,
     routing::{get, post},
     Json, Router,
@@ -20,7 +20,7 @@ use confab_shared::api::WsTokenResponse;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::plain_ws::Stop;
+use super::plain_ws::{close_code, Stop};
 use crate::{
     auth::caller::{cookie, origin_allowed},
     auth::ws_token::WsTokenError,

@@ -3,7 +3,7 @@
 //! `session_update` snapshot on connect and then the session's lifecycle events.
 
 use axum::{
-    extract::{ws::close_code, Path, State},
+    extract::{Path, State},
     http::StatusCode,
     response::Response,
     Json,
@@ -15,6 +15,7 @@ use super::{
     socket::{self, frame, internal, Channel, INTERNAL_ERROR},
     SocketToken,
 };
+use crate::dialects::plain_ws::close_code;
 use crate::{
     core::{
         events::Event,

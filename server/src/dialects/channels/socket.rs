@@ -6,12 +6,13 @@
 
 use std::future::Future;
 
-use axum::{extract::ws::close_code, response::Response};
+use axum::response::Response;
 use confab_shared::channels::ChannelMessage;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::{authenticate_socket, BANNED, SESSION_EXPIRED};
+use crate::dialects::plain_ws::close_code;
 use crate::{
     core::{events::Event, Connection, CoreError},
     dialects::{

@@ -9,12 +9,7 @@ mod render;
 
 use std::time::Duration;
 
-use axum::{
-    extract::{ws::close_code, State},
-    response::Response,
-    routing::get,
-    Router,
-};
+use axum::{extract::State, response::Response, routing::get, Router};
 use confab_shared::native::{decode_client, ClientMessage, RoomStateView, ServerMessage};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -24,7 +19,7 @@ pub use in_flight::MAX_POSTS_IN_FLIGHT;
 
 use super::{
     direct_ws::{Socket, Upgrade},
-    plain_ws::{self, Stop},
+    plain_ws::{self, close_code, Stop},
 };
 
 use crate::{
