@@ -78,6 +78,14 @@ pub struct Config {
           value_parser = queue_len)]
     pub outbound_queue: usize,
 
+    /// Milliseconds an announcement (a member joined or left, typing, who is online) may
+    /// wait before it is written, so that those close together share one write; 0 writes
+    /// each at once. Chat messages and answers never wait.
+    #[arg(long, env = "CONFAB_ANNOUNCEMENT_DELAY_MS",
+          default_value_t = crate::core::ANNOUNCEMENT_DELAY.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(0..=crate::core::MAX_ANNOUNCEMENT_DELAY.as_millis() as u64))]
+    pub announcement_delay_ms: u64,
+
     /// Service key other backends present to publish (`POST /api/notifications`). Unset:
     /// publishing is off.
     #[arg(long, env = "CONFAB_API_KEY", hide_env_values = true)]
@@ -254,5 +262,26 @@ fn queue_len(text: &str) -> Result<usize, String> {
         _ => Err(format!(
             "expected a queue length from 1 to {MAX_OUTBOUND_QUEUE}"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn announcement_delay(value: &str) -> Result<u64, clap::Error> {
+        let matches = Config::command()
+            .mut_args(|arg| arg.env(None::<&str>))
+            .try_get_matches_from(["confab-server", "--announcement-delay-ms", value])?;
+        Ok(Config::from_arg_matches(&matches)?.announcement_delay_ms)
+    }
+
+    #[test]
+    fn the_announcement_delay_is_bounded() {
+        assert_eq!(announcement_delay("0").unwrap(), 0, "written at once");
+        let max = crate::core::MAX_ANNOUNCEMENT_DELAY.as_millis().to_string();
+        assert_eq!(announcement_delay(&max).unwrap(), 2_000);
+        assert!(announcement_delay("2001").is_err());
+        assert!(announcement_delay("-1").is_err());
     }
 }

@@ -140,6 +140,7 @@ impl AppState {
         );
         let settings = CoreSettings {
             mailbox_capacity: config.outbound_queue,
+            announcement_delay: Duration::from_millis(config.announcement_delay_ms),
             room_creations: Arc::new(limiter(
                 "room",
                 config.rooms_per_minute,

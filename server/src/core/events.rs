@@ -87,6 +87,22 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// Whether the event may wait up to [`super::ANNOUNCEMENT_DELAY`] before it wakes a
+    /// connection: announcements of who joined, left, is typing or is online. A member of
+    /// a big room in a storm of joins then gets them a few at a time, in one write, instead
+    /// of one write each. Anything else wakes the connection at once and takes them along.
+    pub fn may_wait(&self) -> bool {
+        matches!(
+            self,
+            Self::MemberJoined { .. }
+                | Self::MemberLeft { .. }
+                | Self::Typing { .. }
+                | Self::PresenceChanged
+        )
+    }
+}
+
 /// An event on its way to the subscribers of a topic.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Delivery {

@@ -51,6 +51,9 @@ struct Registry {
 #[derive(Default)]
 pub struct Hub {
     registry: RwLock<Registry>,
+    /// Mailboxes holding announcements that wait for [`Hub::wake_deferred`]; `None`: they
+    /// wake their connections at once.
+    deferred: Option<Arc<mailbox::DeferredWakes>>,
 }
 
 /// The receiving end of a connection's mailbox.
@@ -64,7 +67,7 @@ pub struct Inbox {
 
 impl Hub {
     pub fn add(&self, conn: ConnId, capacity: usize) -> Inbox {
-        let (queue, receiver) = mailbox::mailbox(capacity);
+        let (queue, receiver) = mailbox::mailbox(capacity, self.deferred.as_ref());
         let overflowed = CancellationToken::new();
         let revoked = CancellationToken::new();
         let mailbox = Mailbox {
@@ -85,6 +88,22 @@ impl Hub {
             queue: receiver,
             overflowed,
             revoked,
+        }
+    }
+
+    /// A hub whose announcements ([`Event::may_wait`]) wait for [`Hub::wake_deferred`].
+    pub fn deferring_announcements() -> Self {
+        Self {
+            deferred: Some(Arc::default()),
+            ..Self::default()
+        }
+    }
+
+    /// Wakes the connections whose mailboxes hold announcements that have waited since the
+    /// last call.
+    pub fn wake_deferred(&self) {
+        if let Some(deferred) = &self.deferred {
+            deferred.wake_all();
         }
     }
 

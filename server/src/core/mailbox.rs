@@ -6,6 +6,15 @@
 //! mailbox was empty (a connection with deliveries waiting is woken already). Tokio's
 //! bounded channel takes a semaphore permit per delivery and gives it back under a lock on
 //! every receive, which made the channel a tenth of a server's time at its fan-out limit.
+//!
+//! Announcements (who joined, left, is typing, is online: [`Event::may_wait`]) do not wake
+//! the connection themselves. Its mailbox joins the [`DeferredWakes`] instead, which the
+//! core wakes every [`super::ANNOUNCEMENT_DELAY`]; anything else put in meanwhile wakes it
+//! at once and takes them along, in order. In a storm of joins a member of a big room hears
+//! dozens a second: this way they reach it in one write a tick instead of one write each,
+//! which made the writes most of a storm's cost.
+//!
+//! [`Event::may_wait`]: super::events::Event::may_wait
 
 use std::{
     collections::VecDeque,
@@ -31,13 +40,15 @@ pub enum Refused {
     Closed,
 }
 
-/// Makes a mailbox that holds at most `capacity` deliveries.
-pub fn mailbox(capacity: usize) -> (Sender, Receiver) {
+/// Makes a mailbox that holds at most `capacity` deliveries; `deferred` is where it waits
+/// to be woken while it holds only deliveries that may wait (`None`: none waits).
+pub fn mailbox(capacity: usize, deferred: Option<&Arc<DeferredWakes>>) -> (Sender, Receiver) {
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
         waker: AtomicWaker::new(),
         senders: AtomicUsize::new(1),
         capacity,
+        deferred: deferred.cloned(),
     });
     (
         Sender {
@@ -54,6 +65,31 @@ struct Shared {
     waker: AtomicWaker,
     senders: AtomicUsize,
     capacity: usize,
+    deferred: Option<Arc<DeferredWakes>>,
+}
+
+/// The mailboxes holding deliveries that wait for the next tick to wake their connections.
+#[derive(Default)]
+pub struct DeferredWakes(Mutex<Vec<Arc<Shared>>>);
+
+impl DeferredWakes {
+    /// Wakes every connection whose deliveries have been waiting, unless it has taken them
+    /// meanwhile.
+    pub fn wake_all(&self) {
+        let due = std::mem::take(&mut *lock(&self.0));
+        for shared in due {
+            shared.wake_if_deferred();
+        }
+    }
+}
+
+impl Shared {
+    fn wake_if_deferred(&self) {
+        let was_deferred = std::mem::take(&mut lock(&self.queue).wake_deferred);
+        if was_deferred {
+            self.waker.wake();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -62,6 +98,9 @@ struct Queue {
     receiver_gone: bool,
     /// Deliveries ever put in: see [`Watermark`].
     pushed: u64,
+    /// The mailbox holds deliveries its connection has not been woken for: they may wait,
+    /// and it is in the [`DeferredWakes`].
+    wake_deferred: bool,
 }
 
 /// The hub's end of a mailbox.
@@ -72,6 +111,7 @@ pub struct Sender {
 impl Sender {
     /// Puts `delivery` in without waiting.
     pub fn try_send(&self, delivery: Arc<Delivery>) -> Result<(), Refused> {
+        let may_wait = self.shared.deferred.is_some() && delivery.event.may_wait();
         let mut queue = lock(&self.shared.queue);
         if queue.receiver_gone {
             return Err(Refused::Closed);
@@ -82,8 +122,19 @@ impl Sender {
         let was_empty = queue.deliveries.is_empty();
         queue.deliveries.push_back(delivery);
         queue.pushed += 1;
+        // A connection is woken once for what waits in its mailbox: when the first delivery
+        // goes in, or, if everything before was deferred, by the first that may not wait.
+        let (wake, defer) = if may_wait {
+            queue.wake_deferred |= was_empty;
+            (false, was_empty)
+        } else {
+            (was_empty || std::mem::take(&mut queue.wake_deferred), false)
+        };
         drop(queue);
-        if was_empty {
+        if let Some(deferred) = self.shared.deferred.as_ref().filter(|_| defer) {
+            lock(&deferred.0).push(Arc::clone(&self.shared));
+        }
+        if wake {
             self.shared.waker.wake();
         }
         Ok(())
@@ -133,7 +184,13 @@ impl Receiver {
     pub async fn recv(&mut self) -> Option<Arc<Delivery>> {
         poll_fn(|cx| {
             self.shared.waker.register(cx.waker());
-            let next = lock(&self.shared.queue).deliveries.pop_front();
+            let next = {
+                let mut queue = lock(&self.shared.queue);
+                let next = queue.deliveries.pop_front();
+                // What is left is taken on the next call, which does not wait to be woken.
+                queue.wake_deferred = false;
+                next
+            };
             if next.is_some() || self.shared.senders.load(Ordering::Acquire) == 0 {
                 return Poll::Ready(next);
             }
@@ -149,7 +206,9 @@ impl Receiver {
 
     /// Drops every delivery waiting.
     pub fn clear(&mut self) {
-        lock(&self.shared.queue).deliveries.clear();
+        let mut queue = lock(&self.shared.queue);
+        queue.deliveries.clear();
+        queue.wake_deferred = false;
     }
 
     /// A handle that reads how many deliveries have been put in, for whoever answers the
@@ -162,6 +221,8 @@ impl Receiver {
 
     fn take(&self, limit: usize) -> VecDeque<Arc<Delivery>> {
         let mut queue = lock(&self.shared.queue);
+        // Whatever is taken or left, the receiver is awake and comes back for the rest.
+        queue.wake_deferred = false;
         if queue.deliveries.len() <= limit {
             // The whole queue, allocation and all: an idle connection keeps no capacity.
             std::mem::take(&mut queue.deliveries)
@@ -180,9 +241,17 @@ pub struct Watermark {
 }
 
 impl Watermark {
-    /// How many deliveries have ever been put in.
+    /// How many deliveries have ever been put in. Whoever asks is about to wait for them to
+    /// be taken, so deliveries waiting for the next tick wake the receiver now.
     pub fn pushed(&self) -> u64 {
-        lock(&self.shared.queue).pushed
+        let mut queue = lock(&self.shared.queue);
+        let pushed = queue.pushed;
+        let deferred = std::mem::take(&mut queue.wake_deferred);
+        drop(queue);
+        if deferred {
+            self.shared.waker.wake();
+        }
+        pushed
     }
 }
 
@@ -196,12 +265,27 @@ impl Drop for Receiver {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::{future::Future, pin::Pin, task::Context, time::Duration};
+
+    use futures_util::task::ArcWake;
 
     use super::*;
     use crate::core::events::{Event, Topic};
 
+    /// A delivery that wakes its connection at once.
     fn delivery(n: u32) -> Arc<Delivery> {
+        Arc::new(Delivery::new(
+            Topic::User(format!("u{n}")),
+            Event::ReadUpTo {
+                room_key: "r".into(),
+                seq: n.into(),
+            },
+            None,
+        ))
+    }
+
+    /// A delivery that may wait for the next tick.
+    fn announcement(n: u32) -> Arc<Delivery> {
         Arc::new(Delivery::new(
             Topic::User(format!("u{n}")),
             Event::PresenceChanged,
@@ -216,9 +300,49 @@ mod tests {
         }
     }
 
+    /// A receiver's wait for deliveries, polled by hand with a waker that counts its wakes.
+    struct Waiting<'a> {
+        recv: Pin<Box<dyn Future<Output = VecDeque<Arc<Delivery>>> + 'a>>,
+        wakes: Arc<Wakes>,
+    }
+
+    #[derive(Default)]
+    struct Wakes(AtomicUsize);
+
+    impl ArcWake for Wakes {
+        fn wake_by_ref(this: &Arc<Self>) {
+            this.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl<'a> Waiting<'a> {
+        /// Starts waiting: nothing is there yet.
+        fn start(receiver: &'a mut Receiver) -> Self {
+            let mut waiting = Self {
+                recv: Box::pin(receiver.recv_many(10)),
+                wakes: Arc::default(),
+            };
+            assert_eq!(waiting.poll(), None, "nothing to take yet");
+            waiting
+        }
+
+        fn woken(&self) -> bool {
+            self.wakes.0.load(Ordering::SeqCst) > 0
+        }
+
+        /// Whom the deliveries taken were for, if any were there to take.
+        fn poll(&mut self) -> Option<Vec<String>> {
+            let waker = futures_util::task::waker(Arc::clone(&self.wakes));
+            match self.recv.as_mut().poll(&mut Context::from_waker(&waker)) {
+                Poll::Ready(taken) => Some(taken.iter().map(|d| user_of(d).to_owned()).collect()),
+                Poll::Pending => None,
+            }
+        }
+    }
+
     #[tokio::test]
     async fn holds_its_capacity_and_refuses_one_more() {
-        let (sender, mut receiver) = mailbox(3);
+        let (sender, mut receiver) = mailbox(3, Some(&Arc::default()));
         for n in 0..3 {
             assert_eq!(sender.try_send(delivery(n)), Ok(()));
         }
@@ -235,7 +359,7 @@ mod tests {
 
     #[tokio::test]
     async fn takes_at_most_the_limit_oldest_first() {
-        let (sender, mut receiver) = mailbox(10);
+        let (sender, mut receiver) = mailbox(10, Some(&Arc::default()));
         for n in 0..5 {
             sender.try_send(delivery(n)).unwrap();
         }
@@ -257,7 +381,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_receiver_is_woken_by_a_delivery() {
-        let (sender, mut receiver) = mailbox(4);
+        let (sender, mut receiver) = mailbox(4, Some(&Arc::default()));
         let waiting =
             tokio::spawn(async move { receiver.recv().await.map(|d| user_of(&d).to_owned()) });
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -266,9 +390,55 @@ mod tests {
         assert_eq!(got.unwrap().unwrap().as_deref(), Some("u7"));
     }
 
+    #[test]
+    fn announcements_wait_for_the_tick_and_then_come_together() {
+        let deferred = Arc::default();
+        let (sender, mut receiver) = mailbox(8, Some(&deferred));
+        let mut waiting = Waiting::start(&mut receiver);
+        sender.try_send(announcement(1)).unwrap();
+        sender.try_send(announcement(2)).unwrap();
+        assert!(!waiting.woken(), "woken before the tick");
+        deferred.wake_all();
+        assert!(waiting.woken());
+        assert_eq!(waiting.poll().unwrap(), ["u1", "u2"]);
+    }
+
+    #[test]
+    fn a_delivery_that_cannot_wait_takes_the_announcements_along_in_order() {
+        let deferred = Arc::default();
+        let (sender, mut receiver) = mailbox(8, Some(&deferred));
+        let mut waiting = Waiting::start(&mut receiver);
+        sender.try_send(announcement(1)).unwrap();
+        assert!(!waiting.woken(), "an announcement woke the receiver");
+        sender.try_send(delivery(2)).unwrap();
+        assert!(waiting.woken());
+        assert_eq!(waiting.poll().unwrap(), ["u1", "u2"]);
+    }
+
+    #[test]
+    fn without_deferral_announcements_wake_at_once() {
+        let (sender, mut receiver) = mailbox(8, None);
+        let mut waiting = Waiting::start(&mut receiver);
+        sender.try_send(announcement(1)).unwrap();
+        assert!(waiting.woken());
+        assert_eq!(waiting.poll().unwrap(), ["u1"]);
+    }
+
+    #[test]
+    fn asking_for_the_watermark_wakes_waiting_announcements() {
+        let (sender, mut receiver) = mailbox(8, Some(&Arc::default()));
+        let watermark = receiver.watermark();
+        let mut waiting = Waiting::start(&mut receiver);
+        sender.try_send(announcement(1)).unwrap();
+        assert!(!waiting.woken(), "an announcement woke the receiver");
+        assert_eq!(watermark.pushed(), 1);
+        assert!(waiting.woken());
+        assert_eq!(waiting.poll().unwrap(), ["u1"]);
+    }
+
     #[tokio::test]
     async fn ends_when_the_last_sender_goes_after_what_is_left() {
-        let (sender, mut receiver) = mailbox(4);
+        let (sender, mut receiver) = mailbox(4, Some(&Arc::default()));
         let second = sender.clone();
         sender.try_send(delivery(1)).unwrap();
         drop(sender);
@@ -283,14 +453,14 @@ mod tests {
 
     #[test]
     fn refuses_deliveries_once_its_connection_has_gone() {
-        let (sender, receiver) = mailbox(4);
+        let (sender, receiver) = mailbox(4, Some(&Arc::default()));
         drop(receiver);
         assert_eq!(sender.try_send(delivery(1)), Err(Refused::Closed));
     }
 
     #[tokio::test]
     async fn the_watermark_counts_what_went_in() {
-        let (sender, mut receiver) = mailbox(8);
+        let (sender, mut receiver) = mailbox(8, Some(&Arc::default()));
         let watermark = receiver.watermark();
         for n in 0..5 {
             sender.try_send(delivery(n)).unwrap();

@@ -58,6 +58,12 @@ pub const MAX_ROOMS_PER_CONNECTION: usize = 100;
 pub const READY_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often expired typing indicators are swept.
 const TYPING_SWEEP: Duration = Duration::from_millis(250);
+/// The longest an announcement (who joined, left, is typing or online) waits before it
+/// wakes its connection, by default (`--announcement-delay-ms`), so that those arriving
+/// close together share one write ([`events::Event::may_wait`]).
+pub const ANNOUNCEMENT_DELAY: Duration = Duration::from_millis(250);
+/// The longest `--announcement-delay-ms` may ask for.
+pub const MAX_ANNOUNCEMENT_DELAY: Duration = Duration::from_secs(2);
 
 /// Tunable numbers of the core.
 #[derive(Clone)]
@@ -65,6 +71,9 @@ pub struct CoreSettings {
     /// Events queued for one connection before it counts as too slow and is closed.
     pub mailbox_capacity: usize,
     pub typing_ttl: Duration,
+    /// How long announcements may wait to share a write ([`ANNOUNCEMENT_DELAY`]); zero:
+    /// they are written at once.
+    pub announcement_delay: Duration,
     /// Rooms each user may create, by any door (by default [`ROOMS_CREATED_PER_MINUTE`] at
     /// once, then as many per minute); shared by the nodes of a cluster.
     pub room_creations: Arc<SharedLimiter<String>>,
@@ -75,6 +84,7 @@ impl Default for CoreSettings {
         Self {
             mailbox_capacity: 1024,
             typing_ttl: Duration::from_millis(limits::TYPING_TTL_MS),
+            announcement_delay: ANNOUNCEMENT_DELAY,
             room_creations: Arc::new(SharedLimiter::per_minute(
                 "room",
                 ROOMS_CREATED_PER_MINUTE,
@@ -157,13 +167,18 @@ impl Core {
     }
 
     /// A core whose deliveries and presence go through the fan-out `fanout` makes. Spawns
-    /// the typing sweeper, which ends with the core.
+    /// the typing sweeper and the announcements' ticker, which end with the core.
     pub fn with_fanout(
         store: Arc<dyn Store>,
         settings: CoreSettings,
         fanout: impl FnOnce(FanoutParts) -> Arc<dyn Fanout>,
     ) -> Self {
-        let hub = Arc::new(Hub::default());
+        let delay = settings.announcement_delay;
+        let hub = Arc::new(if delay.is_zero() {
+            Hub::default()
+        } else {
+            Hub::deferring_announcements()
+        });
         let presence = Arc::new(presence::Presence::default());
         let fanout = fanout(FanoutParts {
             hub: Arc::clone(&hub),
@@ -189,6 +204,19 @@ impl Core {
                 ticker.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
                 Core { inner }.expire_typing(Instant::now());
+            }
+        });
+        if delay.is_zero() {
+            return core;
+        }
+        let hub = Arc::downgrade(&core.inner.hub);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(delay);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some(hub) = hub.upgrade() else { return };
+                hub.wake_deferred();
             }
         });
         core
