@@ -302,6 +302,20 @@ pub struct AuditEntry {
     pub reason: String,
 }
 
+/// What a connection reads on joining a room, in one snapshot of the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomOnJoin {
+    pub room: Room,
+    /// Whether the joining user is (still) a member.
+    pub is_member: bool,
+    /// How many rooms the joining user is a member of, this one included.
+    pub rooms_joined: usize,
+    /// The newest messages, oldest first.
+    pub history: Vec<Message>,
+    /// The members in the order they joined, when asked for (`online` always false).
+    pub members: Option<Vec<Member>>,
+}
+
 /// The outcome of adding a member to a room, or a player to a party.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddMember {

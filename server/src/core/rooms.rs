@@ -40,6 +40,9 @@ pub struct Joined {
     pub history: Vec<Message>,
     /// `false` when the user was a member already.
     pub newly_joined: bool,
+    /// The members in the order they joined, with their presence, when asked for
+    /// ([`Core::join_room_listing_members`]).
+    pub members: Option<Vec<Member>>,
 }
 
 /// Which page of a room's history to read.
@@ -151,6 +154,28 @@ impl Core {
         conn: &Connection,
         key: &str,
         if_missing: IfMissing,
+        admission: &Admission,
+    ) -> CoreResult<Joined> {
+        self.join(conn, key, if_missing, false, admission).await
+    }
+
+    /// [`Core::join_room`], with the room's members in what it gives.
+    pub async fn join_room_listing_members(
+        &self,
+        conn: &Connection,
+        key: &str,
+        if_missing: IfMissing,
+        admission: &Admission,
+    ) -> CoreResult<Joined> {
+        self.join(conn, key, if_missing, true, admission).await
+    }
+
+    async fn join(
+        &self,
+        conn: &Connection,
+        key: &str,
+        if_missing: IfMissing,
+        with_members: bool,
         _: &Admission,
     ) -> CoreResult<Joined> {
         let user = self.signed_in(conn)?;
@@ -175,12 +200,6 @@ impl Core {
                 outcome = store.add_member(key, &user.user_id, joined_at_ms).await?;
             }
         }
-        if outcome == AddMember::Added
-            && store.rooms_of(&user.user_id).await?.len() > MAX_ROOMS_PER_USER
-        {
-            store.remove_member(key, &user.user_id).await?;
-            return Err(CoreError::TooManyRooms(MAX_ROOMS_PER_USER));
-        }
         match outcome {
             AddMember::NotFound => return Err(CoreError::RoomNotFound),
             // A closed room has no seats left.
@@ -195,12 +214,33 @@ impl Core {
             AddMember::Added | AddMember::AlreadyMember => {}
         }
         let topic = Topic::Room(key.to_owned());
-        self.subscribe_member(conn, key, &user.user_id).await?;
-        let room = store.room(key).await?.ok_or(CoreError::RoomNotFound)?;
-        // History is read after this, so the connection has every message up to here.
-        self.inner.fanout.follow_room(key, room.last_seq);
-        let history = store.recent_messages(key, limits::HISTORY_LEN).await?;
+        // Subscribed before the read, so the connection has every message after the history
+        // it reads. The read checks the membership again (see `subscribe_member`).
+        self.inner
+            .hub
+            .subscribe(conn.id, topic.clone(), MAX_ROOMS_PER_CONNECTION);
         let newly_joined = outcome == AddMember::Added;
+        let read = store
+            .room_on_join(key, &user.user_id, limits::HISTORY_LEN, with_members)
+            .await;
+        let view = match read {
+            Ok(Some(view)) if view.is_member => view,
+            // Left (from another connection) since it was added, or gone.
+            refused => {
+                self.inner.hub.unsubscribe(conn.id, &topic);
+                return Err(match refused {
+                    Err(err) => err.into(),
+                    Ok(None) => CoreError::RoomNotFound,
+                    Ok(Some(_)) => CoreError::NotAMember,
+                });
+            }
+        };
+        if newly_joined && view.rooms_joined > MAX_ROOMS_PER_USER {
+            self.inner.hub.unsubscribe(conn.id, &topic);
+            store.remove_member(key, &user.user_id).await?;
+            return Err(CoreError::TooManyRooms(MAX_ROOMS_PER_USER));
+        }
+        self.inner.fanout.follow_room(key, view.room.last_seq);
         if newly_joined {
             let member = Member {
                 profile: user.clone(),
@@ -216,10 +256,17 @@ impl Core {
                 Some(&user.user_id),
             );
         }
+        let members = view.members.map(|mut members| {
+            for member in &mut members {
+                member.online = self.inner.presence.is_online(&member.profile.user_id);
+            }
+            members
+        });
         Ok(Joined {
-            room,
-            history,
+            room: view.room,
+            history: view.history,
             newly_joined,
+            members,
         })
     }
 
@@ -228,6 +275,9 @@ impl Core {
     pub async fn resubscribe(&self, conn: &Connection) -> CoreResult<Vec<String>> {
         let user = self.signed_in(conn)?;
         let keys = self.inner.store.rooms_of(&user.user_id).await?;
+        if keys.is_empty() {
+            return Ok(keys);
+        }
         // Oldest first, so the most recently joined rooms are the last evicted.
         for key in keys.iter().take(MAX_ROOMS_PER_CONNECTION).rev() {
             self.inner
@@ -325,15 +375,6 @@ impl Core {
             Some(key) => Ok(self.inner.store.room(key).await?),
             None => Ok(None),
         }
-    }
-
-    /// Members with their presence.
-    pub async fn members(&self, key: &str) -> CoreResult<Vec<Member>> {
-        let mut members = self.inner.store.members(key).await?;
-        for member in &mut members {
-            member.online = self.inner.presence.is_online(&member.profile.user_id);
-        }
-        Ok(members)
     }
 
     pub(super) async fn require_member(&self, key: &str, user_id: &str) -> CoreResult<Room> {

@@ -13,7 +13,7 @@ pub use sql::SqlStore;
 
 use crate::core::model::{
     AddMember, AuditEntry, Ban, DeletedMessage, Member, Message, NewMessage, NewRoom, Notification,
-    Party, PartyPhase, PartyPlayer, Profile, Room, RoomSummary,
+    Party, PartyPhase, PartyPlayer, Profile, Room, RoomOnJoin, RoomSummary,
 };
 
 /// A storage failure. Never shown to clients: dialects log it and answer "internal error".
@@ -58,7 +58,8 @@ pub trait Store: Send + Sync + 'static {
     /// it deleted.
     async fn delete_before(&self, rows: Rows, before_ms: i64, limit: usize) -> StoreResult<u64>;
 
-    /// Creates or updates a profile (the username and avatar caches of contract 000).
+    /// Creates or updates a profile (the username and avatar caches of contract 000); one
+    /// that has not changed is left as it is, `now_ms` being when it last changed.
     async fn upsert_profile(&self, profile: &Profile, now_ms: i64) -> StoreResult<()>;
     async fn profile(&self, user_id: &str) -> StoreResult<Option<Profile>>;
 
@@ -78,6 +79,17 @@ pub trait Store: Send + Sync + 'static {
     async fn members(&self, key: &str) -> StoreResult<Vec<Member>>;
     /// The keys of the rooms `user_id` is a member of, most recently joined first.
     async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>>;
+    /// Room `key` as `user_id` sees it on joining: the room, their membership, how many
+    /// rooms they are in, its newest `history` messages and, with `with_members`, its
+    /// members; `None` when there is no such room. One read: every join makes it, and in
+    /// a storm of joins each read's hand-off to the database is what a join costs most.
+    async fn room_on_join(
+        &self,
+        key: &str,
+        user_id: &str,
+        history: usize,
+        with_members: bool,
+    ) -> StoreResult<Option<RoomOnJoin>>;
     /// The rooms `user_id` is a member of, each with its newest message and the user's read
     /// position, in no particular order.
     async fn room_summaries(&self, user_id: &str) -> StoreResult<Vec<RoomSummary>>;

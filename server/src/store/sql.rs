@@ -28,7 +28,7 @@ use super::{
 use crate::core::model::{
     AddMember, AuditEntry, Ban, DeletedMessage, Level, Member, Message, MessageKind,
     ModerationAction, NewMessage, NewRoom, Notification, Party, PartyPhase, PartyPlayer, Phase,
-    Profile, Room, RoomSummary,
+    Profile, Room, RoomOnJoin, RoomSummary,
 };
 
 /// SQLite's reading connections; they run alongside the writer (WAL).
@@ -100,6 +100,57 @@ impl SqlStore<Sqlite> {
             .fetch_one(&self.pool)
             .await?;
         unpack(&packed, member_from_row)
+    }
+
+    /// One statement: the room's row, with the rest as columns beside it, the lists packed.
+    async fn read_room_on_join(
+        &self,
+        key: &str,
+        user_id: &str,
+        history: usize,
+        with_members: bool,
+    ) -> StoreResult<Option<RoomOnJoin>> {
+        static SQL: OnceLock<String> = OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            let message_fields: Vec<&str> = MESSAGE_COLUMNS.split(", ").collect();
+            let history = packed(
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 \
+                     ORDER BY seq DESC LIMIT $3"
+                ),
+                &message_fields,
+                "seq",
+            );
+            let members = packed(MEMBERS, MEMBER_FIELDS, MEMBERS_ORDER);
+            format!(
+                "SELECT {ROOM_COLUMNS}, \
+                 EXISTS (SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2) \
+                 AS is_member, \
+                 (SELECT COUNT(*) FROM memberships WHERE user_id = $2) AS rooms_joined, \
+                 ({history}) AS history, \
+                 CASE WHEN $4 THEN ({members}) END AS members \
+                 FROM rooms WHERE id = $1"
+            )
+        });
+        let query = sqlx::query(sql)
+            .bind(key)
+            .bind(user_id)
+            .bind(to_i64(history as u64))
+            .bind(with_members);
+        let Some(row) = query.fetch_optional(&self.pool).await? else {
+            return Ok(None);
+        };
+        let members = match row.optional_text("members")? {
+            Some(packed) => Some(unpack(&packed, member_from_row)?),
+            None => None,
+        };
+        Ok(Some(RoomOnJoin {
+            room: room_from_row(&row)?,
+            is_member: row.flag("is_member")?,
+            rooms_joined: row.count("rooms_joined")?,
+            history: unpack(&row.text("history")?, message_from_row)?,
+            members,
+        }))
     }
 
     async fn read_rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
@@ -231,6 +282,30 @@ impl SqlStore<Postgres> {
     async fn read_members(&self, key: &str) -> StoreResult<Vec<Member>> {
         let query = sqlx::query(MEMBERS).bind(key);
         self.read_all(query, member_from_row).await
+    }
+
+    /// The reads one at a time: PostgreSQL's answers do not cost a thread's hand-off each.
+    async fn read_room_on_join(
+        &self,
+        key: &str,
+        user_id: &str,
+        history: usize,
+        with_members: bool,
+    ) -> StoreResult<Option<RoomOnJoin>> {
+        let Some(room) = self.room(key).await? else {
+            return Ok(None);
+        };
+        let members = match with_members {
+            true => Some(self.read_members(key).await?),
+            false => None,
+        };
+        Ok(Some(RoomOnJoin {
+            room,
+            is_member: self.is_member(key, user_id).await?,
+            rooms_joined: self.read_rooms_of(user_id).await?.len(),
+            history: self.recent_messages(key, history).await?,
+            members,
+        }))
     }
 
     async fn read_rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
@@ -840,12 +915,17 @@ macro_rules! impl_store {
         #[async_trait]
         impl Store for SqlStore<$db> {
             async fn upsert_profile(&self, profile: &Profile, now_ms: i64) -> StoreResult<()> {
+                // An unchanged profile is not written: every sign-in upserts, and on SQLite
+                // every write makes each reading connection drop its page cache.
                 let upsert = sqlx::query(
                     "INSERT INTO profiles (user_id, username, image_url, email, updated_at) \
                      VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (user_id) DO UPDATE SET username = excluded.username, \
                      image_url = excluded.image_url, email = excluded.email, \
-                     updated_at = excluded.updated_at",
+                     updated_at = excluded.updated_at \
+                     WHERE profiles.username IS DISTINCT FROM excluded.username \
+                     OR profiles.image_url IS DISTINCT FROM excluded.image_url \
+                     OR profiles.email IS DISTINCT FROM excluded.email",
                 )
                 .bind(&profile.user_id)
                 .bind(&profile.username)
@@ -951,6 +1031,16 @@ macro_rules! impl_store {
 
             async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
                 self.read_rooms_of(user_id).await
+            }
+
+            async fn room_on_join(
+                &self,
+                key: &str,
+                user_id: &str,
+                history: usize,
+                with_members: bool,
+            ) -> StoreResult<Option<RoomOnJoin>> {
+                self.read_room_on_join(key, user_id, history, with_members).await
             }
 
             async fn queue_message(&self, message: NewMessage, on_stored: OnStored) -> StoreResult<()> {

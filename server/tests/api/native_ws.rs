@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::common::{
     spawn_app_on, spawn_app_on_with, spawn_app_with, tokens, Backend, TestApp, WsClient,
 };
-use confab_server::dialects::native::MAX_POSTS_IN_FLIGHT;
+use confab_server::{core::MAX_ROOMS_PER_USER, dialects::native::MAX_POSTS_IN_FLIGHT};
 use confab_shared::limits::{is_room_code, DEFAULT_MAX_USERS, MAX_CHAT_CHARS, MAX_USERS_CAP};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -320,6 +320,39 @@ async fn non_members_can_do_nothing_in_a_room(backend: Backend) {
         expect_room_error(&mut outsider, "not a member").await;
     }
     member.assert_silent_for(Duration::from_millis(200)).await;
+    app.shutdown().await;
+}
+
+async fn a_user_is_a_member_of_at_most_the_rooms_limit(backend: Backend) {
+    // Hundreds of requests in a row: more than the message limits let through.
+    let app = spawn_app_on_with(backend, |config| {
+        config.message_rate = 10_000.0;
+        config.message_burst = 10_000;
+    })
+    .await;
+    // A room's creator is its first member, so two hosts make the rooms the joiner needs.
+    let (mut first, mut second) = (app.user("host-1").await, app.user("host-2").await);
+    let mut codes = Vec::new();
+    for n in 0..=MAX_ROOMS_PER_USER {
+        let host = if n % 2 == 0 { &mut first } else { &mut second };
+        codes.push(create_room(host, None).await);
+    }
+    let mut joiner = app.user("joiner").await;
+    for code in &codes[..MAX_ROOMS_PER_USER] {
+        join(&mut joiner, code).await;
+    }
+    let one_too_many = &codes[MAX_ROOMS_PER_USER];
+    joiner
+        .send_json(json!({"type": "room:join", "code": one_too_many}))
+        .await;
+    expect_room_error(&mut joiner, "too many rooms").await;
+    // The refused join left no membership behind: with one room left, it fits.
+    joiner
+        .send_json(json!({"type": "room:leave", "code": codes[0]}))
+        .await;
+    assert_eq!(joiner.recv_json().await["type"], "room:left");
+    let (joined, _) = join(&mut joiner, one_too_many).await;
+    assert_eq!(joined["room"]["code"], one_too_many.as_str());
     app.shutdown().await;
 }
 
@@ -797,6 +830,7 @@ on_both_backends!(
     join_gives_members_and_history_and_tells_the_others,
     chat_is_trimmed_stored_and_broadcast_to_every_member,
     non_members_can_do_nothing_in_a_room,
+    a_user_is_a_member_of_at_most_the_rooms_limit,
     start_stores_the_game_state_and_tells_every_member,
     leave_ends_membership_and_tells_the_rest,
     room_state_and_ping_show_the_callers_room,

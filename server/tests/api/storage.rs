@@ -563,6 +563,65 @@ async fn history_reads_are_ordered_and_bounded(t: &TestStore) {
     assert!(s.messages_before("HIST22", 1, 50).await.unwrap().is_empty());
 }
 
+async fn a_join_reads_the_room_as_its_member_sees_it(t: &TestStore) {
+    let s = &t.store;
+    for user in ["u1", "u2"] {
+        s.upsert_profile(&profile(user), 1).await.unwrap();
+    }
+    room_for_messages(t, "JOIN22").await;
+    room_for_messages(t, "QUIET2").await;
+    for i in 1..=60 {
+        s.append_message(&new_message("JOIN22", &format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        s.add_member("JOIN22", "u2", 5).await.unwrap(),
+        AddMember::Added
+    );
+
+    let view = s.room_on_join("JOIN22", "u1", 50, true).await.unwrap();
+    let view = view.expect("the room exists");
+    assert_eq!((view.room.key.as_str(), view.room.last_seq), ("JOIN22", 60));
+    assert!(view.is_member);
+    assert_eq!(view.rooms_joined, 2, "JOIN22 and QUIET2");
+    let seqs: Vec<u64> = view.history.iter().map(|m| m.seq).collect();
+    assert_eq!(
+        seqs,
+        (11..=60).collect::<Vec<_>>(),
+        "the newest, oldest first"
+    );
+    assert_eq!(view.history[49].body, "m60");
+    let members = view.members.expect("asked for");
+    let names: Vec<&str> = members
+        .iter()
+        .map(|m| m.profile.username.as_str())
+        .collect();
+    assert_eq!(names, ["name-u1", "name-u2"], "in the order they joined");
+
+    let view = s
+        .room_on_join("JOIN22", "u2", 5, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.members, None, "not asked for");
+    assert_eq!(view.rooms_joined, 1);
+    assert_eq!(view.history.len(), 5);
+
+    let outsider = s
+        .room_on_join("QUIET2", "u2", 50, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!outsider.is_member);
+    assert!(outsider.history.is_empty(), "a room with no messages");
+    assert_eq!(outsider.members.unwrap().len(), 1);
+    assert_eq!(
+        s.room_on_join("NONE22", "u1", 50, true).await.unwrap(),
+        None
+    );
+}
+
 async fn everything_survives_reopening(t: &TestStore) {
     let s = &t.store;
     s.upsert_profile(&profile("u1"), 1).await.unwrap();
@@ -1024,6 +1083,7 @@ storage_suite!(
     rooms_of_lists_most_recent_first,
     messages_get_gapless_sequence_numbers_under_concurrency,
     history_reads_are_ordered_and_bounded,
+    a_join_reads_the_room_as_its_member_sees_it,
     everything_survives_reopening,
     notifications_track_delivery_and_read_state,
     party_sessions_keep_players_in_order_and_within_capacity,

@@ -347,17 +347,14 @@ impl Peer {
             ClientMessage::RoomJoin { code } => {
                 let core = self.core();
                 let admission = core.admit().await;
-                let joined = match core
-                    .join_room(&self.conn, &code, IfMissing::Refuse, &admission)
-                    .await
-                {
-                    // Contract 000's answer lists the members; other dialects' do not.
-                    Ok(joined) => core.members(&code).await.map(|members| (joined, members)),
-                    Err(err) => Err(err),
-                };
+                // Contract 000's answer lists the members; other dialects' do not.
+                let joined = core
+                    .join_room_listing_members(&self.conn, &code, IfMissing::Refuse, &admission)
+                    .await;
                 room_reply(
                     &code,
-                    joined.map(|(joined, members)| {
+                    joined.map(|joined| {
+                        let members = joined.members.unwrap_or_default();
                         vec![
                             ServerMessage::RoomJoined {
                                 room: render::room(&joined.room),
@@ -471,7 +468,10 @@ impl Peer {
         }
         // A reconnecting member receives their rooms again without re-joining, and what the
         // user reads elsewhere.
-        logged(core.resubscribe(&self.conn).await);
+        let rooms = core.resubscribe(&self.conn).await;
+        // A user in no room is in the lobby: no need to look for a current room.
+        let in_no_room = matches!(&rooms, Ok(rooms) if rooms.is_empty());
+        logged(rooms);
         logged(core.watch_user(&self.conn));
         let ok = ServerMessage::AuthOk {
             user_id: identity.profile.user_id.clone(),
@@ -483,24 +483,32 @@ impl Peer {
         plain_ws::record_user(&identity.profile.user_id);
         self.identity = Some(identity);
         self.signed_in_once = true;
-        vec![ok, self.current_state().await]
+        let state = if in_no_room {
+            lobby()
+        } else {
+            self.current_state().await
+        };
+        vec![ok, state]
     }
 
     /// `room:state` for the caller's current room; the lobby when signed out or in no room.
     async fn current_state(&self) -> ServerMessage {
-        let lobby = ServerMessage::RoomState {
-            room: RoomStateView::lobby(),
-        };
         if self.identity.is_none() {
-            return lobby;
+            return lobby();
         }
         match self.core().current_room(&self.conn).await {
             Ok(Some(room)) => ServerMessage::RoomState {
                 room: RoomStateView::Room(render::room(&room)),
             },
-            Ok(None) => lobby,
+            Ok(None) => lobby(),
             Err(err) => room_error(None, &err),
         }
+    }
+}
+
+fn lobby() -> ServerMessage {
+    ServerMessage::RoomState {
+        room: RoomStateView::lobby(),
     }
 }
 
