@@ -1,7 +1,9 @@
 //! Scenario 7, join storms: what a node lost from a cluster costs the one its clients come
-//! back to. Two rows per target:
+//! back to. Three rows per target:
 //! - storm: `clients` clients arrive spread over `arrival`, each connecting, authenticating
 //!   and joining one of `rooms` rooms that already have a member;
+//! - rejoin: the storm's connections drop, and the same clients come back the same way,
+//!   joining rooms they are members of already, as a lost node's clients do;
 //! - fill: `fill` clients arrive at once and join one new room, each join announced to the
 //!   members before it.
 //!
@@ -155,7 +157,7 @@ async fn host(kind: Kind, server: &Server, name: &str, capacity: u32) -> anyhow:
     client::join(kind, server.port, &format!("host-{name}"), room, capacity).await
 }
 
-/// The storm row, then the fill row.
+/// The storm row, the rejoin row, then the fill row.
 pub async fn joins(
     kind: Kind,
     clients: usize,
@@ -177,7 +179,14 @@ pub async fn joins(
 
     let users: Vec<String> = (0..clients).map(|i| format!("storm-{i}")).collect();
     let room_of = |i: usize| names[i % names.len()].clone();
-    let (storm, more) = wave(kind, &server, &users, arrival, room_of, "joins: storm").await?;
+    let (storm, dropped) = wave(kind, &server, &users, arrival, &room_of, "joins: storm").await?;
+
+    // Their node is lost: their connections drop, and they all come back at once.
+    for reader in dropped {
+        reader.abort();
+    }
+    settle(&server).await;
+    let (rejoin, more) = wave(kind, &server, &users, arrival, room_of, "joins: rejoin").await?;
     readers.extend(more);
 
     settle(&server).await;
@@ -201,5 +210,9 @@ pub async fn joins(
         reader.abort();
     }
     server.stop().await;
-    Ok(vec![storm.row(kind, "storm"), filled.row(kind, "fill")])
+    Ok(vec![
+        storm.row(kind, "storm"),
+        rejoin.row(kind, "rejoin"),
+        filled.row(kind, "fill"),
+    ])
 }
