@@ -99,7 +99,7 @@ impl SqlStore<Sqlite> {
             .bind(key)
             .fetch_one(&self.pool)
             .await?;
-        unpack(&packed, member_from_row)
+        unpack(&packed, MEMBER_FIELDS, member_from_row)
     }
 
     /// One statement: the room's row, with the rest as columns beside it, the lists packed.
@@ -112,13 +112,12 @@ impl SqlStore<Sqlite> {
     ) -> StoreResult<Option<RoomOnJoin>> {
         static SQL: OnceLock<String> = OnceLock::new();
         let sql = SQL.get_or_init(|| {
-            let message_fields: Vec<&str> = MESSAGE_COLUMNS.split(", ").collect();
             let history = packed(
                 &format!(
                     "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 \
                      ORDER BY seq DESC LIMIT $3"
                 ),
-                &message_fields,
+                MESSAGE_FIELDS,
                 "seq",
             );
             let members = packed(MEMBERS, MEMBER_FIELDS, MEMBERS_ORDER);
@@ -141,26 +140,26 @@ impl SqlStore<Sqlite> {
             return Ok(None);
         };
         let members = match row.optional_text("members")? {
-            Some(packed) => Some(unpack(&packed, member_from_row)?),
+            Some(packed) => Some(unpack(&packed, MEMBER_FIELDS, member_from_row)?),
             None => None,
         };
         Ok(Some(RoomOnJoin {
             room: room_from_row(&row)?,
             is_member: row.flag("is_member")?,
             rooms_joined: row.count("rooms_joined")?,
-            history: unpack(&row.text("history")?, message_from_row)?,
+            history: unpack(&row.text("history")?, MESSAGE_FIELDS, message_from_row)?,
             members,
         }))
     }
 
     async fn read_rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
         static SQL: OnceLock<String> = OnceLock::new();
-        let sql = SQL.get_or_init(|| packed(ROOMS_OF, &["room_id"], ROOMS_OF_ORDER));
+        let sql = SQL.get_or_init(|| packed(ROOMS_OF, ROOMS_OF_FIELDS, ROOMS_OF_ORDER));
         let packed: String = sqlx::query_scalar(sql)
             .bind(user_id)
             .fetch_one(&self.pool)
             .await?;
-        unpack(&packed, |row| row.text("room_id"))
+        unpack(&packed, ROOMS_OF_FIELDS, |row| row.text("room_id"))
     }
 
     async fn read_messages(
@@ -170,17 +169,15 @@ impl SqlStore<Sqlite> {
         limit: usize,
     ) -> StoreResult<Vec<Message>> {
         static SQL: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
-        let sql = SQL[window.index()].get_or_init(|| {
-            let fields: Vec<&str> = MESSAGE_COLUMNS.split(", ").collect();
-            packed(window.select(), &fields, "seq")
-        });
+        let sql =
+            SQL[window.index()].get_or_init(|| packed(window.select(), MESSAGE_FIELDS, "seq"));
         let packed: String = sqlx::query_scalar(sql)
             .bind(key)
             .bind(to_i64(window.seq()))
             .bind(to_i64(limit as u64))
             .fetch_one(&self.pool)
             .await?;
-        unpack(&packed, message_from_row)
+        unpack(&packed, MESSAGE_FIELDS, message_from_row)
     }
 }
 
@@ -195,16 +192,16 @@ const MEMBERS_ORDER: &str = "joined_at, user_id";
 /// The keys of user `$1`'s rooms, most recently joined first.
 const ROOMS_OF: &str =
     "SELECT room_id, joined_at FROM memberships WHERE user_id = $1 ORDER BY joined_at DESC, room_id";
+const ROOMS_OF_FIELDS: &[&str] = &["room_id"];
 const ROOMS_OF_ORDER: &str = "joined_at DESC, room_id";
 
-/// `select`, as one row SQLite packs its rows into: a JSON array of objects with `fields`,
-/// in `order` (see [`PackedRow`]). Each read builds its statement once, as sign-ins and
-/// joins run them constantly.
+/// `select`, as one row SQLite packs its rows into: a JSON array with one array a row, of
+/// `fields` in that order, in `order` (see [`PackedRow`]). Each read builds its statement
+/// once, as sign-ins and joins run them constantly.
 fn packed(select: &str, fields: &[&str], order: &str) -> String {
-    let pairs: Vec<String> = fields.iter().map(|f| format!("'{f}', {f}")).collect();
     format!(
-        "SELECT json_group_array(json_object({}) ORDER BY {order}) FROM ({select})",
-        pairs.join(", ")
+        "SELECT json_group_array(json_array({}) ORDER BY {order}) FROM ({select})",
+        fields.join(", ")
     )
 }
 
@@ -246,29 +243,47 @@ impl SeqWindow {
 
 /// A row of the list reads that sign-ins and joins make (a room's members and history, a
 /// user's rooms: `MEMBERS`, `ROOMS_OF`, `SeqWindow::select`), which SQLite packs into one
-/// JSON array of objects, one a row, named as the columns are ([`packed`]). sqlx hands a
-/// query's rows from SQLite's thread to the runtime one at a time, each a wake-up of the
-/// other thread: a join into a room of 1,000 members cost 1,000, and packed it costs one
-/// (BENCHMARKS.md, seventeenth round). PostgreSQL's rows arrive together on the
-/// connection's socket, so its queries are not packed.
-struct PackedRow(serde_json::Map<String, serde_json::Value>);
+/// JSON array of rows, each an array of the columns in the order of its `fields`
+/// ([`packed`]). sqlx hands a query's rows from SQLite's thread to the runtime one at a
+/// time, each a wake-up of the other thread: a join into a room of 1,000 members cost
+/// 1,000, and packed it costs one (BENCHMARKS.md, seventeenth round). Arrays rather than
+/// objects: a member list is decoded on every contract 000 join, and a map of named values
+/// a row made its allocations most of a returning member's join. PostgreSQL's rows arrive
+/// together on the connection's socket, so its queries are not packed.
+struct PackedRow {
+    fields: &'static [&'static str],
+    values: Vec<serde_json::Value>,
+}
 
-fn unpack<T>(packed: &str, map: fn(&PackedRow) -> StoreResult<T>) -> StoreResult<Vec<T>> {
-    let rows: Vec<serde_json::Map<String, serde_json::Value>> =
+fn unpack<T>(
+    packed: &str,
+    fields: &'static [&'static str],
+    map: fn(&PackedRow) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let rows: Vec<Vec<serde_json::Value>> =
         serde_json::from_str(packed).map_err(|_| corrupt("packed rows"))?;
-    rows.into_iter().map(|row| map(&PackedRow(row))).collect()
+    rows.into_iter()
+        .map(|values| map(&PackedRow { fields, values }))
+        .collect()
+}
+
+impl PackedRow {
+    fn get(&self, name: &str) -> Option<&serde_json::Value> {
+        let index = self.fields.iter().position(|field| *field == name)?;
+        self.values.get(index)
+    }
 }
 
 impl Columns for PackedRow {
     fn optional_text(&self, name: &str) -> StoreResult<Option<String>> {
-        match self.0.get(name) {
+        match self.get(name) {
             None | Some(serde_json::Value::Null) => Ok(None),
             Some(serde_json::Value::String(text)) => Ok(Some(text.clone())),
             Some(_) => Err(corrupt(name)),
         }
     }
     fn optional_int(&self, name: &str) -> StoreResult<Option<i64>> {
-        match self.0.get(name) {
+        match self.get(name) {
             None | Some(serde_json::Value::Null) => Ok(None),
             Some(value) => value.as_i64().map(Some).ok_or_else(|| corrupt(name)),
         }
@@ -364,6 +379,18 @@ const NOTIFICATION_COLUMNS: &str =
 const PARTY_COLUMNS: &str = "id, code, host_id, phase, max_players, created_at";
 const MESSAGE_COLUMNS: &str =
     "id, room_id, seq, user_id, username, image_url, body, kind, created_at";
+/// [`MESSAGE_COLUMNS`], one by one, for packed reads.
+const MESSAGE_FIELDS: &[&str] = &[
+    "id",
+    "room_id",
+    "seq",
+    "user_id",
+    "username",
+    "image_url",
+    "body",
+    "kind",
+    "created_at",
+];
 
 fn corrupt(what: &str) -> StoreError {
     StoreError(anyhow::anyhow!("corrupt row: {what}"))
@@ -1316,8 +1343,13 @@ impl_store!(Postgres);
 
 #[cfg(test)]
 mod tests {
-    use super::{SqlStore, Sqlite};
+    use super::{SqlStore, Sqlite, MESSAGE_COLUMNS, MESSAGE_FIELDS};
     use crate::store::{SqliteSynchronous, StoreOptions};
+
+    #[test]
+    fn packed_message_fields_are_the_message_columns() {
+        assert_eq!(MESSAGE_FIELDS.join(", "), MESSAGE_COLUMNS);
+    }
 
     /// The durability setting reaches every connection: the writer's and the readers'.
     #[tokio::test]
