@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::model::Profile;
+use super::model::{Member, Profile};
 use crate::lock;
 
 #[derive(Default)]
@@ -185,6 +185,15 @@ impl Presence {
 
     pub fn is_online(&self, user_id: &str) -> bool {
         lock(&self.inner).is_online(user_id)
+    }
+
+    /// Sets each member's `online`, under one lock: a contract 000 join lists the whole
+    /// room.
+    pub fn mark_online(&self, members: &mut [Member]) {
+        let inner = lock(&self.inner);
+        for member in members {
+            member.online = inner.is_online(&member.profile.user_id);
+        }
     }
 
     /// Everyone online, on any node, by name.

@@ -257,9 +257,7 @@ impl Core {
             );
         }
         let members = view.members.map(|mut members| {
-            for member in &mut members {
-                member.online = self.inner.presence.is_online(&member.profile.user_id);
-            }
+            self.inner.presence.mark_online(&mut members);
             members
         });
         Ok(Joined {
@@ -371,7 +369,15 @@ impl Core {
     /// The caller's most recently joined room, if any.
     pub async fn current_room(&self, conn: &Connection) -> CoreResult<Option<Room>> {
         let user = self.signed_in(conn)?;
-        match self.inner.store.rooms_of(&user.user_id).await?.first() {
+        let keys = self.inner.store.rooms_of(&user.user_id).await?;
+        self.most_recent_room(&keys).await
+    }
+
+    /// The first of a user's rooms listed most recently joined first (as
+    /// [`Core::resubscribe`] gives them), if any: the current room of a caller that has
+    /// its list already.
+    pub async fn most_recent_room(&self, keys: &[String]) -> CoreResult<Option<Room>> {
+        match keys.first() {
             Some(key) => Ok(self.inner.store.room(key).await?),
             None => Ok(None),
         }

@@ -25,8 +25,11 @@ use super::{
 use crate::{
     auth::{AuthError, Identity, EXPIRY_LEEWAY_SECS},
     core::{
-        error::logged, events::Delivery, mailbox, model::MessageKind, now_ms, Connection, Core,
-        CoreError, CoreResult, HistoryPage, IfMissing, RoomSpec,
+        error::logged,
+        events::Delivery,
+        mailbox,
+        model::{MessageKind, Room},
+        now_ms, Connection, Core, CoreError, CoreResult, HistoryPage, IfMissing, RoomSpec,
     },
     ratelimit::Bucket,
     AppState,
@@ -468,10 +471,7 @@ impl Peer {
         }
         // A reconnecting member receives their rooms again without re-joining, and what the
         // user reads elsewhere.
-        let rooms = core.resubscribe(&self.conn).await;
-        // A user in no room is in the lobby: no need to look for a current room.
-        let in_no_room = matches!(&rooms, Ok(rooms) if rooms.is_empty());
-        logged(rooms);
+        let rooms = logged(core.resubscribe(&self.conn).await);
         logged(core.watch_user(&self.conn));
         let ok = ServerMessage::AuthOk {
             user_id: identity.profile.user_id.clone(),
@@ -483,10 +483,10 @@ impl Peer {
         plain_ws::record_user(&identity.profile.user_id);
         self.identity = Some(identity);
         self.signed_in_once = true;
-        let state = if in_no_room {
-            lobby()
-        } else {
-            self.current_state().await
+        // The rooms just resubscribed give the current one without reading them again.
+        let state = match rooms {
+            Some(rooms) => room_state(core.most_recent_room(&rooms).await),
+            None => self.current_state().await,
         };
         vec![ok, state]
     }
@@ -494,21 +494,22 @@ impl Peer {
     /// `room:state` for the caller's current room; the lobby when signed out or in no room.
     async fn current_state(&self) -> ServerMessage {
         if self.identity.is_none() {
-            return lobby();
+            return room_state(Ok(None));
         }
-        match self.core().current_room(&self.conn).await {
-            Ok(Some(room)) => ServerMessage::RoomState {
-                room: RoomStateView::Room(render::room(&room)),
-            },
-            Ok(None) => lobby(),
-            Err(err) => room_error(None, &err),
-        }
+        room_state(self.core().current_room(&self.conn).await)
     }
 }
 
-fn lobby() -> ServerMessage {
-    ServerMessage::RoomState {
-        room: RoomStateView::lobby(),
+/// `room:state` for a current room, the lobby for none, or `room:error`.
+fn room_state(current: CoreResult<Option<Room>>) -> ServerMessage {
+    match current {
+        Ok(Some(room)) => ServerMessage::RoomState {
+            room: RoomStateView::Room(render::room(&room)),
+        },
+        Ok(None) => ServerMessage::RoomState {
+            room: RoomStateView::lobby(),
+        },
+        Err(err) => room_error(None, &err),
     }
 }
 
