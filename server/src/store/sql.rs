@@ -2,12 +2,11 @@
 //! PostgreSQL share (`$N` parameters, `ON CONFLICT`, `RETURNING`), and one body of code,
 //! expanded once per database by `impl_store!`, runs them.
 //!
-//! Atomicity without database-specific locking: "join unless full" and "next sequence
-//! number" are single conditional `UPDATE … RETURNING` statements on the room's row, which
-//! both databases serialise per row. A join that gets no seat calls the room full only
-//! when a read of that row, after the update, shows it full (a room created meanwhile is
-//! tried again). Chat messages are written by the append queue's
-//! writer (`append.rs`, on a thread of its own), in batches, through [`MessageWriter`].
+//! Atomicity without database-specific locking: "next sequence number" is a single
+//! conditional `UPDATE … RETURNING` statement on the room's row, which both databases
+//! serialise per row; "join unless full" is in `seats.rs`. Chat messages are written by the
+//! append queue's writer (`append.rs`, on a thread of its own), in batches, through
+//! [`MessageWriter`].
 
 use std::{borrow::Cow, str::FromStr, sync::OnceLock};
 
@@ -34,9 +33,10 @@ use crate::core::model::{
 /// SQLite's reading connections; they run alongside the writer (WAL).
 const SQLITE_READERS: u32 = 4;
 const POSTGRES_POOL_SIZE: u32 = 16;
-/// Times a join tries for a seat that its room's row says is free before it calls the room
-/// full (see `take_seat`).
-const SEAT_ATTEMPTS: usize = 3;
+
+mod seats;
+
+use seats::{PARTY_SEATS, ROOM_SEATS};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -786,43 +786,6 @@ fn party_player_from_row(row: &impl Columns) -> StoreResult<PartyPlayer> {
     })
 }
 
-/// A row whose seats are counted against a capacity: a room's members, a party's players.
-/// Its statements, with `$1` the row and `$2` the user.
-struct Seats {
-    /// Takes a seat if one is free.
-    take: &'static str,
-    /// Reads how many seats are taken, of how many.
-    count: &'static str,
-    /// Finds the user's seat.
-    held: &'static str,
-    /// Removes the user's seat.
-    leave: &'static str,
-    /// Gives a removed seat back to the count.
-    release: &'static str,
-}
-
-const ROOM_SEATS: Seats = Seats {
-    take: "UPDATE rooms SET member_count = member_count + 1 \
-           WHERE id = $1 AND member_count < max_users AND closed_at IS NULL RETURNING id",
-    // A closed room has no seats.
-    count: "SELECT member_count AS taken, \
-            CASE WHEN closed_at IS NULL THEN max_users ELSE 0 END AS capacity \
-            FROM rooms WHERE id = $1",
-    held: "SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2",
-    leave: "DELETE FROM memberships WHERE room_id = $1 AND user_id = $2",
-    release: "UPDATE rooms SET member_count = member_count - 1 WHERE id = $1",
-};
-
-const PARTY_SEATS: Seats = Seats {
-    take: "UPDATE party_sessions SET player_count = player_count + 1 \
-           WHERE id = $1 AND player_count < max_players RETURNING id",
-    count: "SELECT player_count AS taken, max_players AS capacity FROM party_sessions \
-            WHERE id = $1",
-    held: "SELECT 1 FROM party_players WHERE session_id = $1 AND user_id = $2",
-    leave: "DELETE FROM party_players WHERE session_id = $1 AND user_id = $2",
-    release: "UPDATE party_sessions SET player_count = player_count - 1 WHERE id = $1",
-};
-
 /// Retention's deletes: at most `$2` rows created before `$1`. Messages in the order the
 /// table gives them (the oldest come first, and an index on their age would cost every
 /// chat message a write); notifications oldest first, by their index.
@@ -831,81 +794,9 @@ const DELETE_OLD_MESSAGES: &str = "DELETE FROM messages WHERE id IN \
 const DELETE_OLD_NOTIFICATIONS: &str = "DELETE FROM notifications WHERE id IN \
      (SELECT id FROM notifications WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
 
-/// What trying for a seat came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Seat {
-    Taken,
-    Full,
-    NoSuchRow,
-}
-
 macro_rules! impl_store {
     ($db:ty) => {
         impl SqlStore<$db> {
-            /// Takes a seat of row `id` in `tx`. The conditional UPDATE takes one or finds
-            /// none; finding none means "full" only if the row, read afterwards, exists and
-            /// is full. A row created (or a seat freed) between the two statements is tried
-            /// again, so a joiner racing a room's first joiner is never told it is full.
-            async fn take_seat(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                seats: &Seats,
-                id: &str,
-            ) -> StoreResult<Seat> {
-                for _ in 0..SEAT_ATTEMPTS {
-                    if sqlx::query(seats.take).bind(id).fetch_optional(&mut **tx).await?.is_some() {
-                        return Ok(Seat::Taken);
-                    }
-                    let Some(row) = sqlx::query(seats.count).bind(id).fetch_optional(&mut **tx).await? else {
-                        return Ok(Seat::NoSuchRow);
-                    };
-                    let occupied: i64 = row.try_get("taken")?;
-                    let available: i64 = row.try_get("capacity")?;
-                    if occupied >= available {
-                        return Ok(Seat::Full);
-                    }
-                }
-                // Seats kept being freed and taken under us: full, as far as we could tell.
-                Ok(Seat::Full)
-            }
-
-            /// Seats `user_id` in row `id` with `insert` (which must do nothing when they
-            /// hold a seat already), unless the row is full or missing.
-            async fn seat(
-                &self,
-                seats: &Seats,
-                id: &str,
-                user_id: &str,
-                insert: Query<'_, $db>,
-            ) -> StoreResult<AddMember> {
-                if self.exists(sqlx::query(seats.held).bind(id).bind(user_id)).await? {
-                    return Ok(AddMember::AlreadyMember);
-                }
-                let mut tx = self.writer.begin().await?;
-                match Self::take_seat(&mut tx, seats, id).await? {
-                    Seat::Taken => {}
-                    Seat::Full => return Ok(AddMember::Full),
-                    Seat::NoSuchRow => return Ok(AddMember::NotFound),
-                }
-                if insert.execute(&mut *tx).await?.rows_affected() == 0 {
-                    // A concurrent join of the same user won; give the seat back.
-                    tx.rollback().await?;
-                    return Ok(AddMember::AlreadyMember);
-                }
-                tx.commit().await?;
-                Ok(AddMember::Added)
-            }
-
-            /// Frees `user_id`'s seat in row `id`; `false` when they held none.
-            async fn unseat(&self, seats: &Seats, id: &str, user_id: &str) -> StoreResult<bool> {
-                let mut tx = self.writer.begin().await?;
-                let removed = sqlx::query(seats.leave).bind(id).bind(user_id).execute(&mut *tx).await?.rows_affected();
-                if removed == 1 {
-                    sqlx::query(seats.release).bind(id).execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(removed == 1)
-            }
-
             /// Runs `query` on the writer.
             async fn write(&self, query: Query<'_, $db>) -> StoreResult<()> {
                 query.execute(&self.writer).await?;
@@ -1034,14 +925,8 @@ macro_rules! impl_store {
             }
 
             async fn add_member(&self, key: &str, user_id: &str, now_ms: i64) -> StoreResult<AddMember> {
-                let insert = sqlx::query(
-                    "INSERT INTO memberships (room_id, user_id, joined_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (room_id, user_id) DO NOTHING",
-                )
-                .bind(key)
-                .bind(user_id)
-                .bind(now_ms);
-                self.seat(&ROOM_SEATS, key, user_id, insert).await
+                let bind = |sql| sqlx::query(sql).bind(key).bind(user_id).bind(now_ms);
+                self.seat(&ROOM_SEATS, key, user_id, bind).await
             }
 
             async fn remove_member(&self, key: &str, user_id: &str) -> StoreResult<bool> {
@@ -1224,16 +1109,15 @@ macro_rules! impl_store {
             }
 
             async fn add_party_player(&self, id: &str, player: &PartyPlayer) -> StoreResult<AddMember> {
-                let insert = sqlx::query(
-                    "INSERT INTO party_players (session_id, user_id, username, ready, joined_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (session_id, user_id) DO NOTHING",
-                )
-                .bind(id)
-                .bind(&player.user_id)
-                .bind(&player.username)
-                .bind(player.ready)
-                .bind(player.joined_at_ms);
-                self.seat(&PARTY_SEATS, id, &player.user_id, insert).await
+                let bind = |sql| {
+                    sqlx::query(sql)
+                        .bind(id)
+                        .bind(&player.user_id)
+                        .bind(&player.username)
+                        .bind(player.ready)
+                        .bind(player.joined_at_ms)
+                };
+                self.seat(&PARTY_SEATS, id, &player.user_id, bind).await
             }
 
             async fn remove_party_player(&self, id: &str, user_id: &str) -> StoreResult<bool> {

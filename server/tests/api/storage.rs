@@ -202,6 +202,42 @@ async fn racing_joins_never_overfill_a_room(t: &TestStore) {
     );
 }
 
+/// One user joining the same room many times at once is seated once, and counted once;
+/// leaving many times at once frees that one seat once.
+async fn one_users_racing_joins_take_one_seat(t: &TestStore) {
+    t.store.create_room(&new_room("TWIN22", 5)).await.unwrap();
+    let joins = (0..10).map(|i| {
+        let store = Arc::clone(&t.store);
+        tokio::spawn(async move { store.add_member("TWIN22", "twin", i).await.unwrap() })
+    });
+    let mut outcomes: Vec<AddMember> = futures_util::future::join_all(joins)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    outcomes.sort_by_key(|o| *o != AddMember::Added);
+    assert_eq!(outcomes[0], AddMember::Added);
+    assert!(
+        outcomes[1..].iter().all(|o| *o == AddMember::AlreadyMember),
+        "{outcomes:?}"
+    );
+    let room = t.store.room("TWIN22").await.unwrap().unwrap();
+    assert_eq!(room.member_count, 1);
+
+    let leaves = (0..10).map(|_| {
+        let store = Arc::clone(&t.store);
+        tokio::spawn(async move { store.remove_member("TWIN22", "twin").await.unwrap() })
+    });
+    let removed = futures_util::future::join_all(leaves)
+        .await
+        .into_iter()
+        .filter(|removed| *removed.as_ref().unwrap())
+        .count();
+    assert_eq!(removed, 1);
+    let room = t.store.room("TWIN22").await.unwrap().unwrap();
+    assert_eq!(room.member_count, 0);
+}
+
 /// Many first joiners of rooms that do not exist yet, each doing what the core does for a
 /// room named by a client: join, create it if missing, join again. None is told "full".
 async fn joins_racing_a_rooms_creation_are_never_told_it_is_full(t: &TestStore) {
@@ -1078,6 +1114,7 @@ storage_suite!(
     rooms_are_created_once_and_read_back,
     membership_respects_capacity,
     racing_joins_never_overfill_a_room,
+    one_users_racing_joins_take_one_seat,
     joins_racing_a_rooms_creation_are_never_told_it_is_full,
     a_room_created_by_joining_holds_its_cap_and_no_more,
     rooms_of_lists_most_recent_first,

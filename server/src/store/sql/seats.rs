@@ -1,0 +1,235 @@
+//! Seats: a room's members and a party's players, each row counting the seats taken
+//! against its capacity.
+//!
+//! Taking a seat is "insert the user unless they hold one, and count it, unless the row is
+//! full, closed or missing", atomically. Each database gets the shape that is cheap for it:
+//!
+//! - SQLite runs the whole transaction as one call: a conditional `INSERT … RETURNING`, and
+//!   an `UPDATE` of the count that applies only when the insert did (`changes()`). Every
+//!   statement sent separately is a hand-off to SQLite's worker thread and back, and a join
+//!   storm is mostly hand-offs. SQLite has one writing connection, so while a join holds
+//!   it nothing else writes, and a join that got no seat reads why on that connection.
+//! - PostgreSQL takes the seat with a conditional `UPDATE … RETURNING`, which it serialises
+//!   per row, then inserts; a join that gets no seat calls the row full only when a read
+//!   after the update shows it full (a row created meanwhile is tried again).
+
+use sqlx::{Postgres, Row, Sqlite};
+
+use super::{Query, SqlStore};
+use crate::{core::model::AddMember, store::StoreResult};
+
+/// Times a PostgreSQL join tries for a seat that its row says is free before it calls the
+/// row full (see `take_seat`).
+const SEAT_ATTEMPTS: usize = 3;
+
+/// The statements of one kind of seat, with `$1` the row and `$2` the user; the inserts
+/// take the seat's columns from `$1` on, and do nothing when the user holds a seat.
+pub(super) struct Seats {
+    /// Finds the user's seat.
+    pub(super) held: &'static str,
+    /// Reads how many seats are taken, of how many.
+    count: &'static str,
+    /// SQLite: the whole join, in one transaction, returning a row when it seated the user.
+    seat_at_once: &'static str,
+    /// SQLite: the whole leave, in one transaction, returning a row when there was a seat.
+    unseat_at_once: &'static str,
+    /// PostgreSQL: takes a seat if one is free.
+    take: &'static str,
+    /// PostgreSQL: inserts the user's seat, once one is taken.
+    insert: &'static str,
+    /// PostgreSQL: removes the user's seat.
+    leave: &'static str,
+    /// PostgreSQL: gives a removed seat back to the count.
+    release: &'static str,
+}
+
+/// A room's members: `$3` is when they joined.
+pub(super) const ROOM_SEATS: Seats = Seats {
+    held: "SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2",
+    // A closed room has no seats.
+    count: "SELECT member_count AS taken, \
+            CASE WHEN closed_at IS NULL THEN max_users ELSE 0 END AS capacity \
+            FROM rooms WHERE id = $1",
+    seat_at_once: "BEGIN IMMEDIATE; \
+         INSERT INTO memberships (room_id, user_id, joined_at) SELECT $1, $2, $3 \
+         WHERE EXISTS (SELECT 1 FROM rooms \
+         WHERE id = $1 AND member_count < max_users AND closed_at IS NULL) \
+         ON CONFLICT (room_id, user_id) DO NOTHING RETURNING 1; \
+         UPDATE rooms SET member_count = member_count + 1 WHERE id = $1 AND changes() = 1; \
+         COMMIT",
+    unseat_at_once: "BEGIN IMMEDIATE; \
+         DELETE FROM memberships WHERE room_id = $1 AND user_id = $2 RETURNING 1; \
+         UPDATE rooms SET member_count = member_count - 1 WHERE id = $1 AND changes() = 1; \
+         COMMIT",
+    take: "UPDATE rooms SET member_count = member_count + 1 \
+           WHERE id = $1 AND member_count < max_users AND closed_at IS NULL RETURNING id",
+    insert: "INSERT INTO memberships (room_id, user_id, joined_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (room_id, user_id) DO NOTHING",
+    leave: "DELETE FROM memberships WHERE room_id = $1 AND user_id = $2",
+    release: "UPDATE rooms SET member_count = member_count - 1 WHERE id = $1",
+};
+
+/// A party's players: `$3` their name, `$4` whether they are ready, `$5` when they joined.
+pub(super) const PARTY_SEATS: Seats = Seats {
+    held: "SELECT 1 FROM party_players WHERE session_id = $1 AND user_id = $2",
+    count: "SELECT player_count AS taken, max_players AS capacity FROM party_sessions \
+            WHERE id = $1",
+    seat_at_once: "BEGIN IMMEDIATE; \
+         INSERT INTO party_players (session_id, user_id, username, ready, joined_at) \
+         SELECT $1, $2, $3, $4, $5 \
+         WHERE EXISTS (SELECT 1 FROM party_sessions WHERE id = $1 AND player_count < max_players) \
+         ON CONFLICT (session_id, user_id) DO NOTHING RETURNING 1; \
+         UPDATE party_sessions SET player_count = player_count + 1 \
+         WHERE id = $1 AND changes() = 1; \
+         COMMIT",
+    unseat_at_once: "BEGIN IMMEDIATE; \
+         DELETE FROM party_players WHERE session_id = $1 AND user_id = $2 RETURNING 1; \
+         UPDATE party_sessions SET player_count = player_count - 1 \
+         WHERE id = $1 AND changes() = 1; \
+         COMMIT",
+    take: "UPDATE party_sessions SET player_count = player_count + 1 \
+           WHERE id = $1 AND player_count < max_players RETURNING id",
+    insert: "INSERT INTO party_players (session_id, user_id, username, ready, joined_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (session_id, user_id) DO NOTHING",
+    leave: "DELETE FROM party_players WHERE session_id = $1 AND user_id = $2",
+    release: "UPDATE party_sessions SET player_count = player_count - 1 WHERE id = $1",
+};
+
+/// What trying for a PostgreSQL seat came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seat {
+    Taken,
+    Full,
+    NoSuchRow,
+}
+
+impl SqlStore<Sqlite> {
+    /// Seats `user_id` in row `id` with `seats.seat_at_once`, bound by `bind`, unless they
+    /// hold a seat or the row is full or missing.
+    pub(super) async fn seat<'q>(
+        &self,
+        seats: &Seats,
+        id: &str,
+        user_id: &str,
+        bind: impl FnOnce(&'static str) -> Query<'q, Sqlite>,
+    ) -> StoreResult<AddMember> {
+        // A member coming back (most joins after a restart) is answered by a reader.
+        if self
+            .exists(sqlx::query(seats.held).bind(id).bind(user_id))
+            .await?
+        {
+            return Ok(AddMember::AlreadyMember);
+        }
+        let mut writer = self.writer.acquire().await?;
+        let seated = match bind(seats.seat_at_once).fetch_all(&mut *writer).await {
+            Ok(rows) => !rows.is_empty(),
+            Err(err) => {
+                // Harmless when no transaction is open.
+                let _ = sqlx::query("ROLLBACK").execute(&mut *writer).await;
+                return Err(err.into());
+            }
+        };
+        if seated {
+            return Ok(AddMember::Added);
+        }
+        // Still holding the only writer, so these see what the insert saw.
+        let held = sqlx::query(seats.held).bind(id).bind(user_id);
+        if held.fetch_optional(&mut *writer).await?.is_some() {
+            return Ok(AddMember::AlreadyMember);
+        }
+        // The insert saw no free seat, and nothing has written since: full (or closed).
+        let count = sqlx::query(seats.count).bind(id);
+        Ok(match count.fetch_optional(&mut *writer).await? {
+            Some(_) => AddMember::Full,
+            None => AddMember::NotFound,
+        })
+    }
+
+    /// Frees `user_id`'s seat in row `id`; `false` when they held none.
+    pub(super) async fn unseat(&self, seats: &Seats, id: &str, user_id: &str) -> StoreResult<bool> {
+        let mut writer = self.writer.acquire().await?;
+        let query = sqlx::query(seats.unseat_at_once).bind(id).bind(user_id);
+        match query.fetch_all(&mut *writer).await {
+            Ok(rows) => Ok(!rows.is_empty()),
+            Err(err) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *writer).await;
+                Err(err.into())
+            }
+        }
+    }
+}
+
+impl SqlStore<Postgres> {
+    /// Takes a seat of row `id` in `tx`. The conditional UPDATE takes one or finds none;
+    /// finding none means "full" only if the row, read afterwards, exists and is full. A
+    /// row created (or a seat freed) between the two statements is tried again, so a joiner
+    /// racing a room's first joiner is never told it is full.
+    async fn take_seat(
+        tx: &mut sqlx::Transaction<'_, Postgres>,
+        seats: &Seats,
+        id: &str,
+    ) -> StoreResult<Seat> {
+        for _ in 0..SEAT_ATTEMPTS {
+            let take = sqlx::query(seats.take).bind(id);
+            if take.fetch_optional(&mut **tx).await?.is_some() {
+                return Ok(Seat::Taken);
+            }
+            let count = sqlx::query(seats.count).bind(id);
+            let Some(row) = count.fetch_optional(&mut **tx).await? else {
+                return Ok(Seat::NoSuchRow);
+            };
+            let taken: i64 = row.try_get("taken")?;
+            let capacity: i64 = row.try_get("capacity")?;
+            if taken >= capacity {
+                return Ok(Seat::Full);
+            }
+        }
+        // Seats kept being freed and taken under us: full, as far as we could tell.
+        Ok(Seat::Full)
+    }
+
+    /// Seats `user_id` in row `id` with `seats.insert`, bound by `bind`, unless they hold a
+    /// seat or the row is full or missing.
+    pub(super) async fn seat<'q>(
+        &self,
+        seats: &Seats,
+        id: &str,
+        user_id: &str,
+        bind: impl FnOnce(&'static str) -> Query<'q, Postgres>,
+    ) -> StoreResult<AddMember> {
+        if self
+            .exists(sqlx::query(seats.held).bind(id).bind(user_id))
+            .await?
+        {
+            return Ok(AddMember::AlreadyMember);
+        }
+        let mut tx = self.writer.begin().await?;
+        match Self::take_seat(&mut tx, seats, id).await? {
+            Seat::Taken => {}
+            Seat::Full => return Ok(AddMember::Full),
+            Seat::NoSuchRow => return Ok(AddMember::NotFound),
+        }
+        if bind(seats.insert).execute(&mut *tx).await?.rows_affected() == 0 {
+            // A concurrent join of the same user won; give the seat back.
+            tx.rollback().await?;
+            return Ok(AddMember::AlreadyMember);
+        }
+        tx.commit().await?;
+        Ok(AddMember::Added)
+    }
+
+    /// Frees `user_id`'s seat in row `id`; `false` when they held none.
+    pub(super) async fn unseat(&self, seats: &Seats, id: &str, user_id: &str) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let leave = sqlx::query(seats.leave).bind(id).bind(user_id);
+        let removed = leave.execute(&mut *tx).await?.rows_affected();
+        if removed == 1 {
+            sqlx::query(seats.release)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(removed == 1)
+    }
+}
