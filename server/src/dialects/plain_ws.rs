@@ -15,12 +15,13 @@ use tracing::Instrument;
 use super::direct_ws::{Socket, Upgrade};
 use crate::{core::Connection, AppState};
 
-/// Bytes tungstenite reads at a time, and the read buffer every connection keeps while
-/// idle. Its default (128 KiB) is zero-filled before every read, which cost most of a busy
-/// server's CPU and 128 KiB per idle connection; at 4 KiB it was still 40 % of an idle
-/// `/ws` connection's heap. A chat frame fits in one read of 512 bytes, a larger one (up to
-/// the 64 KiB limit) takes several, and neither the ingest nor the room-chat benchmark
-/// notices the difference (BENCHMARKS.md, sixteenth round).
+/// Bytes tungstenite reads at a time. Its default (128 KiB) is zero-filled before every
+/// read, which cost most of a busy server's CPU, and was kept by every idle connection; at
+/// 4 KiB it was still 40 % of an idle `/ws` connection's heap. A chat frame fits in one read
+/// of 512 bytes, a larger one (up to the 64 KiB limit) takes several, and neither the
+/// ingest nor the room-chat benchmark notices the difference (BENCHMARKS.md, sixteenth
+/// round). A connection waiting for its peer now holds no read buffer at all (the patched
+/// tungstenite gives it back).
 pub const READ_BUFFER_BYTES: usize = 512;
 
 /// The close codes the plain WebSockets send (RFC 6455 section 7.4.1; 1013 from IANA's

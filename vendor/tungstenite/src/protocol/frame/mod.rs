@@ -99,10 +99,11 @@ where
     }
 }
 
-/// Capacity the write buffer keeps once it has been written out. A connection that was once
-/// sent a big frame (or a big batch) would otherwise keep that much for as long as it lives,
-/// however quiet it is afterwards.
-const OUT_BUFFER_KEPT: usize = 4 * 1024;
+/// Capacity the write buffer keeps once it has been written out: none. A connection that
+/// was once sent a big frame (or a big batch) would otherwise keep that much for as long as
+/// it lives, however quiet it is afterwards, and even a small one is held by every idle
+/// connection. A busy connection pays an allocation per write, beside its system call.
+const OUT_BUFFER_KEPT: usize = 0;
 
 /// A codec for WebSocket frames.
 #[derive(Debug)]
@@ -173,6 +174,10 @@ impl FrameCodec {
         let max_size = max_size.unwrap_or_else(usize::max_value);
 
         let mut payload = loop {
+            // An idle connection gave its buffer back (see `read_in`): take one again.
+            if self.in_buffer.capacity() == 0 {
+                self.in_buffer.reserve(self.in_buf_max_read);
+            }
             if self.header.is_none() {
                 let mut cursor = Cursor::new(&mut self.in_buffer);
                 self.header = FrameHeader::parse(&mut cursor)?;
@@ -244,12 +249,20 @@ impl FrameCodec {
     }
 
     /// Read into available `in_buffer` capacity.
+    ///
+    /// When there is nothing to read, nothing buffered and no frame begun, the buffer is
+    /// given back, and `read_frame` takes a new one for the next read: a connection that
+    /// waits for its peer, as most do most of the time, then holds no read buffer at all.
     fn read_in(&mut self, stream: &mut impl Read) -> io::Result<usize> {
         let len = self.in_buffer.len();
         debug_assert!(self.in_buffer.capacity() > len);
         self.in_buffer.resize(self.in_buffer.capacity().min(len + self.in_buf_max_read), 0);
         let size = stream.read(&mut self.in_buffer[len..]);
         self.in_buffer.truncate(len + size.as_ref().copied().unwrap_or(0));
+        let waiting = matches!(&size, Err(err) if err.kind() == io::ErrorKind::WouldBlock);
+        if waiting && len == 0 && self.header.is_none() {
+            self.in_buffer = BytesMut::new();
+        }
         size
     }
 
@@ -392,8 +405,53 @@ mod tests {
         assert_ne!(codec.in_buffer.as_ptr(), after_payload);
     }
 
+    /// A stream that has `data`, then nothing yet (`WouldBlock`), as a socket waiting for
+    /// its peer.
+    struct Trickle {
+        data: Cursor<Vec<u8>>,
+    }
+
+    impl std::io::Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.data.read(buf)? {
+                0 => Err(std::io::ErrorKind::WouldBlock.into()),
+                n => Ok(n),
+            }
+        }
+    }
+
     #[test]
-    fn a_big_frame_written_leaves_no_big_write_buffer() {
+    fn a_connection_waiting_for_its_peer_holds_no_read_buffer() {
+        let mut codec = super::FrameCodec::new(512);
+        let mut stream = Trickle { data: Cursor::new(vec![0x82, 0x03, 0x01, 0x02, 0x03]) };
+        let frame = codec.read_frame(&mut stream, None, false, true).unwrap().unwrap();
+        assert_eq!(frame.into_payload(), &[0x01, 0x02, 0x03][..]);
+        let waiting = codec.read_frame(&mut stream, None, false, true).unwrap_err();
+        assert!(matches!(waiting, Error::Io(err) if err.kind() == std::io::ErrorKind::WouldBlock));
+        assert_eq!(codec.in_buffer.capacity(), 0);
+
+        // The next frame takes a buffer of the usual size, and reads in whole.
+        stream.data = Cursor::new(vec![0x81, 0x02, b'h', b'i']);
+        let frame = codec.read_frame(&mut stream, None, false, true).unwrap().unwrap();
+        assert_eq!(frame.into_payload(), &b"hi"[..]);
+        // What is left of a 512-byte buffer once the four bytes of the frame are taken.
+        assert_eq!(codec.in_buffer.capacity(), 512 - 4);
+    }
+
+    #[test]
+    fn a_frame_begun_keeps_its_read_buffer_while_waiting() {
+        let mut codec = super::FrameCodec::new(512);
+        // A header announcing three bytes, and one of them.
+        let mut stream = Trickle { data: Cursor::new(vec![0x82, 0x03, 0x01]) };
+        assert!(codec.read_frame(&mut stream, None, false, true).is_err());
+        assert!(codec.in_buffer.capacity() > 0);
+        stream.data = Cursor::new(vec![0x02, 0x03]);
+        let frame = codec.read_frame(&mut stream, None, false, true).unwrap().unwrap();
+        assert_eq!(frame.into_payload(), &[0x01, 0x02, 0x03][..]);
+    }
+
+    #[test]
+    fn a_written_frame_leaves_no_write_buffer() {
         use super::coding::{Data, OpCode};
         let mut codec = super::FrameCodec::new(512);
         let mut sink = Vec::new();
@@ -401,14 +459,16 @@ mod tests {
         codec.buffer_frame(&mut sink, big).unwrap();
         codec.write_out_buffer(&mut sink).unwrap();
         assert_eq!(sink.len(), 64 * 1024 + 10);
-        assert!(codec.out_buffer.capacity() <= super::OUT_BUFFER_KEPT);
+        assert_eq!(codec.out_buffer.capacity(), super::OUT_BUFFER_KEPT);
 
-        // A small one keeps its buffer for the next write.
+        // So does a small one, and the next write takes a buffer again.
         let small = Frame::message(vec![b'z'; 100], OpCode::Data(Data::Text), true);
+        codec.buffer_frame(&mut sink, small.clone()).unwrap();
+        codec.write_out_buffer(&mut sink).unwrap();
+        assert_eq!(codec.out_buffer.capacity(), 0);
         codec.buffer_frame(&mut sink, small).unwrap();
         codec.write_out_buffer(&mut sink).unwrap();
-        assert!(codec.out_buffer.capacity() >= 102);
-        assert!(codec.out_buffer.is_empty());
+        assert_eq!(sink.len(), 64 * 1024 + 10 + 2 * 102);
     }
 
     #[test]
