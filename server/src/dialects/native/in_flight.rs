@@ -19,23 +19,30 @@ pub const MAX_POSTS_IN_FLIGHT: usize = 64;
 
 type Announcing = Pin<Box<dyn Future<Output = (String, CoreResult<()>)> + Send + Sync>>;
 
+/// The queue is made on the first message and dropped once empty: it is two allocations,
+/// and most connections, most of the time, have nothing in flight.
 #[derive(Default)]
 pub struct InFlight {
-    posts: FuturesOrdered<Announcing>,
+    posts: Option<FuturesOrdered<Announcing>>,
 }
 
 impl InFlight {
     pub fn push(&mut self, code: String, queued: QueuedMessage) {
         self.posts
+            .get_or_insert_with(FuturesOrdered::new)
             .push_back(Box::pin(async move { (code, queued.announced().await) }));
     }
 
     pub fn is_empty(&self) -> bool {
-        self.posts.is_empty()
+        self.len() == 0
     }
 
     pub fn is_full(&self) -> bool {
-        self.posts.len() >= MAX_POSTS_IN_FLIGHT
+        self.len() >= MAX_POSTS_IN_FLIGHT
+    }
+
+    fn len(&self) -> usize {
+        self.posts.as_ref().map_or(0, FuturesOrdered::len)
     }
 
     /// Waits for the oldest message to be broadcast, with those after it that are broadcast
@@ -43,10 +50,14 @@ impl InFlight {
     /// `room:error`s. `None` when nothing is in flight. Cancel-safe: nothing is lost when
     /// the future is dropped before it finishes.
     pub async fn next(&mut self) -> Option<Vec<ServerMessage>> {
-        let (code, announced) = self.posts.next().await?;
+        let posts = self.posts.as_mut()?;
+        let (code, announced) = posts.next().await?;
         let mut replies = room_done(&code, announced);
-        while let Some(Some((code, announced))) = self.posts.next().now_or_never() {
+        while let Some(Some((code, announced))) = posts.next().now_or_never() {
             replies.extend(room_done(&code, announced));
+        }
+        if posts.is_empty() {
+            self.posts = None;
         }
         Some(replies)
     }
