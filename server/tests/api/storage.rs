@@ -238,6 +238,72 @@ async fn one_users_racing_joins_take_one_seat(t: &TestStore) {
     assert_eq!(room.member_count, 0);
 }
 
+/// Another connection holding the room's row (on SQLite, the database) for writing.
+enum WriteLock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl WriteLock {
+    async fn hold(t: &TestStore, key: &str) -> Self {
+        use sqlx::{Connection, Executor};
+        match t.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&t.url).await.unwrap();
+                conn.execute("BEGIN IMMEDIATE").await.unwrap();
+                Self::Sqlite(conn)
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&t.url).await.unwrap();
+                let lock = format!("BEGIN; SELECT 1 FROM rooms WHERE id = '{key}' FOR UPDATE");
+                conn.execute(lock.as_str()).await.unwrap();
+                Self::Postgres(conn)
+            }
+        }
+    }
+
+    async fn release(self) {
+        use sqlx::Executor;
+        match self {
+            Self::Sqlite(mut conn) => {
+                conn.execute("COMMIT").await.unwrap();
+            }
+            Self::Postgres(mut conn) => {
+                conn.execute("COMMIT").await.unwrap();
+            }
+        }
+    }
+}
+
+/// A join whose caller goes away while it waits inside its transaction (a request whose
+/// client left) leaves no transaction open: the store writes on, and nothing of the
+/// abandoned join is kept.
+async fn a_join_abandoned_part_way_leaves_no_transaction_open(t: &TestStore) {
+    t.store.create_room(&new_room("GONE22", 10)).await.unwrap();
+    let lock = WriteLock::hold(t, "GONE22").await;
+    let store = Arc::clone(&t.store);
+    let join = tokio::spawn(async move { store.add_member("GONE22", "gone", 1).await });
+    // Long enough for the join to be waiting on the lock, well within the store's wait.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    join.abort();
+    assert!(
+        join.await.unwrap_err().is_cancelled(),
+        "the join was waiting"
+    );
+    lock.release().await;
+
+    assert_eq!(
+        t.store.add_member("GONE22", "next", 2).await.unwrap(),
+        AddMember::Added
+    );
+    assert!(!t.store.is_member("GONE22", "gone").await.unwrap());
+    assert_eq!(
+        t.store.room("GONE22").await.unwrap().unwrap().member_count,
+        1
+    );
+    assert!(t.store.remove_member("GONE22", "next").await.unwrap());
+}
+
 /// Many first joiners of rooms that do not exist yet, each doing what the core does for a
 /// room named by a client: join, create it if missing, join again. None is told "full".
 async fn joins_racing_a_rooms_creation_are_never_told_it_is_full(t: &TestStore) {
@@ -1115,6 +1181,7 @@ storage_suite!(
     membership_respects_capacity,
     racing_joins_never_overfill_a_room,
     one_users_racing_joins_take_one_seat,
+    a_join_abandoned_part_way_leaves_no_transaction_open,
     joins_racing_a_rooms_creation_are_never_told_it_is_full,
     a_room_created_by_joining_holds_its_cap_and_no_more,
     rooms_of_lists_most_recent_first,

@@ -13,7 +13,7 @@
 //!   per row, then inserts; a join that gets no seat calls the row full only when a read
 //!   after the update shows it full (a row created meanwhile is tried again).
 
-use sqlx::{Postgres, Row, Sqlite};
+use sqlx::{pool::PoolConnection, Postgres, Row, Sqlite};
 
 use super::{Query, SqlStore};
 use crate::{core::model::AddMember, store::StoreResult};
@@ -103,6 +103,47 @@ enum Seat {
     NoSuchRow,
 }
 
+/// SQLite's only writing connection, held for a transaction sent as one text.
+///
+/// SQLite's worker runs the text's statements one by one and stops as soon as nobody waits
+/// for their results: a caller that goes away meanwhile (a request whose client left) would
+/// leave the transaction open for the writer's next user. Dropped while one runs, the
+/// connection is closed instead of going back to the pool, which rolls the transaction back
+/// before anyone else can write.
+struct Writer {
+    conn: PoolConnection<Sqlite>,
+    running: bool,
+}
+
+impl Writer {
+    async fn take(store: &SqlStore<Sqlite>) -> StoreResult<Self> {
+        Ok(Self {
+            conn: store.writer.acquire().await?,
+            running: false,
+        })
+    }
+
+    /// Runs `transaction` (BEGIN to COMMIT); whether it returned rows.
+    async fn run(&mut self, transaction: Query<'_, Sqlite>) -> StoreResult<bool> {
+        self.running = true;
+        let outcome = transaction.fetch_all(&mut *self.conn).await;
+        if outcome.is_err() {
+            // Harmless when no transaction is open.
+            let _ = sqlx::query("ROLLBACK").execute(&mut *self.conn).await;
+        }
+        self.running = false;
+        Ok(!outcome?.is_empty())
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if self.running {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
 impl SqlStore<Sqlite> {
     /// Seats `user_id` in row `id` with `seats.seat_at_once`, bound by `bind`, unless they
     /// hold a seat or the row is full or missing.
@@ -120,26 +161,18 @@ impl SqlStore<Sqlite> {
         {
             return Ok(AddMember::AlreadyMember);
         }
-        let mut writer = self.writer.acquire().await?;
-        let seated = match bind(seats.seat_at_once).fetch_all(&mut *writer).await {
-            Ok(rows) => !rows.is_empty(),
-            Err(err) => {
-                // Harmless when no transaction is open.
-                let _ = sqlx::query("ROLLBACK").execute(&mut *writer).await;
-                return Err(err.into());
-            }
-        };
-        if seated {
+        let mut writer = Writer::take(self).await?;
+        if writer.run(bind(seats.seat_at_once)).await? {
             return Ok(AddMember::Added);
         }
         // Still holding the only writer, so these see what the insert saw.
         let held = sqlx::query(seats.held).bind(id).bind(user_id);
-        if held.fetch_optional(&mut *writer).await?.is_some() {
+        if held.fetch_optional(&mut *writer.conn).await?.is_some() {
             return Ok(AddMember::AlreadyMember);
         }
         // The insert saw no free seat, and nothing has written since: full (or closed).
         let count = sqlx::query(seats.count).bind(id);
-        Ok(match count.fetch_optional(&mut *writer).await? {
+        Ok(match count.fetch_optional(&mut *writer.conn).await? {
             Some(_) => AddMember::Full,
             None => AddMember::NotFound,
         })
@@ -147,15 +180,8 @@ impl SqlStore<Sqlite> {
 
     /// Frees `user_id`'s seat in row `id`; `false` when they held none.
     pub(super) async fn unseat(&self, seats: &Seats, id: &str, user_id: &str) -> StoreResult<bool> {
-        let mut writer = self.writer.acquire().await?;
         let query = sqlx::query(seats.unseat_at_once).bind(id).bind(user_id);
-        match query.fetch_all(&mut *writer).await {
-            Ok(rows) => Ok(!rows.is_empty()),
-            Err(err) => {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *writer).await;
-                Err(err.into())
-            }
-        }
+        Writer::take(self).await?.run(query).await
     }
 }
 
