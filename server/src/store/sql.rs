@@ -36,7 +36,7 @@ const POSTGRES_POOL_SIZE: u32 = 16;
 
 mod seats;
 
-use seats::{PARTY_SEATS, ROOM_SEATS};
+use seats::{Seats, PARTY_SEATS, ROOM_SEATS};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -806,6 +806,22 @@ macro_rules! impl_store {
             /// Runs `query` on the writer; whether it changed exactly one row.
             async fn changed_one(&self, query: Query<'_, $db>) -> StoreResult<bool> {
                 Ok(query.execute(&self.writer).await?.rows_affected() == 1)
+            }
+
+            /// Seats `user_id` in row `id`, its statements bound by `bind`, unless they hold
+            /// a seat already or the row is full or missing. A member coming back (most joins
+            /// after a restart) is answered by a reader, without taking the writer.
+            async fn seat<'q>(
+                &self,
+                seats: &Seats,
+                id: &str,
+                user_id: &str,
+                bind: impl FnOnce(&'static str) -> Query<'q, $db>,
+            ) -> StoreResult<AddMember> {
+                if self.exists(sqlx::query(seats.held).bind(id).bind(user_id)).await? {
+                    return Ok(AddMember::AlreadyMember);
+                }
+                self.insert_seat(seats, id, user_id, bind).await
             }
 
             /// Whether `query` finds a row, on a reader.

@@ -2,7 +2,8 @@
 //! against its capacity.
 //!
 //! Taking a seat is "insert the user unless they hold one, and count it, unless the row is
-//! full, closed or missing", atomically. Each database gets the shape that is cheap for it:
+//! full, closed or missing", atomically. Both databases first look for the user's seat on a
+//! reader (`seat`, in `sql.rs`); for the insert, each gets the shape that is cheap for it:
 //!
 //! - SQLite runs the whole transaction as one call: a conditional `INSERT … RETURNING`, and
 //!   an `UPDATE` of the count that applies only when the insert did (`changes()`). Every
@@ -146,21 +147,14 @@ impl Drop for Writer {
 
 impl SqlStore<Sqlite> {
     /// Seats `user_id` in row `id` with `seats.seat_at_once`, bound by `bind`, unless they
-    /// hold a seat or the row is full or missing.
-    pub(super) async fn seat<'q>(
+    /// hold a seat or the row is full or missing (see `seat`, which calls it).
+    pub(super) async fn insert_seat<'q>(
         &self,
         seats: &Seats,
         id: &str,
         user_id: &str,
         bind: impl FnOnce(&'static str) -> Query<'q, Sqlite>,
     ) -> StoreResult<AddMember> {
-        // A member coming back (most joins after a restart) is answered by a reader.
-        if self
-            .exists(sqlx::query(seats.held).bind(id).bind(user_id))
-            .await?
-        {
-            return Ok(AddMember::AlreadyMember);
-        }
         let mut writer = Writer::take(self).await?;
         if writer.run(bind(seats.seat_at_once)).await? {
             return Ok(AddMember::Added);
@@ -215,20 +209,15 @@ impl SqlStore<Postgres> {
     }
 
     /// Seats `user_id` in row `id` with `seats.insert`, bound by `bind`, unless they hold a
-    /// seat or the row is full or missing.
-    pub(super) async fn seat<'q>(
+    /// seat or the row is full or missing (see `seat`, which calls it).
+    pub(super) async fn insert_seat<'q>(
         &self,
         seats: &Seats,
         id: &str,
-        user_id: &str,
+        // Bound into the insert by `bind`.
+        _user_id: &str,
         bind: impl FnOnce(&'static str) -> Query<'q, Postgres>,
     ) -> StoreResult<AddMember> {
-        if self
-            .exists(sqlx::query(seats.held).bind(id).bind(user_id))
-            .await?
-        {
-            return Ok(AddMember::AlreadyMember);
-        }
         let mut tx = self.writer.begin().await?;
         match Self::take_seat(&mut tx, seats, id).await? {
             Seat::Taken => {}
