@@ -2,18 +2,21 @@
 //!
 //! hyper parses a request's URI and header values as slices of the connection's read buffer
 //! (16 KiB), and engineioxide keeps the head for as long as the socket lives
-//! (`Socket::req_parts`), axum's `OriginalUri` included: each idle socket kept that whole
-//! buffer alive, a fifth of what it cost. Copied, the head costs its own few hundred bytes.
-//! Other requests keep theirs only while they are answered, so only Socket.IO's are copied.
+//! (`Socket::req_parts`): each idle socket kept that whole buffer alive, a fifth of what it
+//! cost. Copied, the head costs its own few hundred bytes. Other requests keep theirs only
+//! while they are answered, so only Socket.IO's are copied.
 //!
-//! Only the headers someone reads are copied ([`KEPT_HEADERS`]). A browser's upgrade request
-//! carries a dozen more (its user agent, languages, cookies), which every socket would
-//! otherwise keep for its whole life.
+//! Only what someone reads later is kept. The headers: [`KEPT_HEADERS`]; a browser's upgrade
+//! request carries a dozen more (its user agent, languages, cookies). The extensions: only
+//! hyper's upgrade, which engineioxide takes; the others (the peer's address, the request
+//! id, axum's original URI) are a map of boxed values that nobody reads once the request
+//! has reached the socket. Every socket would otherwise keep all of it for its whole life.
 
 use axum::{
-    extract::{OriginalUri, Request},
-    http::{header, HeaderMap, HeaderName, HeaderValue, Uri},
+    extract::Request,
+    http::{header, Extensions, HeaderMap, HeaderName, HeaderValue, Uri},
 };
+use hyper::upgrade::OnUpgrade;
 
 /// Where socketioxide answers (its default path).
 const PATH: &str = "/socket.io/";
@@ -28,28 +31,37 @@ const KEPT_HEADERS: [HeaderName; 3] = [
     header::SEC_WEBSOCKET_KEY,
 ];
 
-/// Gives a Socket.IO request's head (URI and the headers it keeps) storage of its own.
+/// Gives a Socket.IO request's head (URI and the headers it keeps) storage of its own, and
+/// drops the extensions nobody reads.
 pub async fn detach_request_head(mut request: Request) -> Request {
     if !request.uri().path().starts_with(PATH) {
         return request;
     }
+    let upgrade = request.extensions_mut().remove::<OnUpgrade>();
+    // axum's original URI was among them, which shares the read buffer too.
+    let mut extensions = Extensions::new();
+    if let Some(upgrade) = upgrade {
+        extensions.insert(upgrade);
+    }
+    *request.extensions_mut() = extensions;
     if let Ok(uri) = request.uri().to_string().parse::<Uri>() {
-        // axum's router kept a copy of the URI as it arrived, which shares the buffer too.
-        if let Some(original) = request.extensions_mut().get_mut::<OriginalUri>() {
-            original.0 = uri.clone();
-        }
         *request.uri_mut() = uri;
     }
-    let headers: HeaderMap = request
-        .headers()
-        .iter()
-        .filter(|(name, _)| KEPT_HEADERS.contains(name))
-        .filter_map(|(name, value)| {
-            let mut copy = HeaderValue::from_bytes(value.as_bytes()).ok()?;
+    let kept = || {
+        request
+            .headers()
+            .iter()
+            .filter(|(name, _)| KEPT_HEADERS.contains(name))
+    };
+    // Sized to what it keeps: grown one header at a time, a map makes room for six, and
+    // each slot is about a hundred bytes.
+    let mut headers = HeaderMap::with_capacity(kept().count());
+    for (name, value) in kept() {
+        if let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) {
             copy.set_sensitive(value.is_sensitive());
-            Some((name.clone(), copy))
-        })
-        .collect();
+            headers.append(name.clone(), copy);
+        }
+    }
     *request.headers_mut() = headers;
     request
 }
@@ -57,6 +69,8 @@ pub async fn detach_request_head(mut request: Request) -> Request {
 #[cfg(test)]
 mod tests {
     use axum::body::{Body, Bytes};
+
+    use axum::extract::{ConnectInfo, OriginalUri};
 
     use super::*;
 
@@ -91,9 +105,10 @@ mod tests {
         let request = detach_request_head(request).await;
         assert_eq!(request.uri(), uri);
         assert!(!within(&buffer, request.uri().path().as_bytes()));
-        let original = &request.extensions().get::<OriginalUri>().unwrap().0;
-        assert_eq!(original, request.uri());
-        assert!(!within(&buffer, original.path().as_bytes()));
+        assert!(
+            request.extensions().get::<OriginalUri>().is_none(),
+            "axum's copy of the URI, which shared the buffer too, is gone"
+        );
         let token = request.headers().get(header::AUTHORIZATION).unwrap();
         assert_eq!(token, "Bearer a.b.c");
         assert!(token.is_sensitive(), "still kept out of logs");
@@ -121,10 +136,29 @@ mod tests {
         let mut kept: Vec<&str> = request.headers().keys().map(HeaderName::as_str).collect();
         kept.sort_unstable();
         assert_eq!(kept, ["authorization", "content-type", "sec-websocket-key"]);
+        assert!(
+            request.headers().capacity() <= kept.len() + 1,
+            "no room kept for headers it will never hold: {}",
+            request.headers().capacity()
+        );
         assert_eq!(
             request.headers()[header::CONTENT_TYPE],
             "text/plain;charset=UTF-8"
         );
+    }
+
+    /// hyper's upgrade is kept: without it no Socket.IO client could switch to WebSocket,
+    /// which the real socket.io-client tests do (it has no public constructor to use here).
+    #[tokio::test]
+    async fn a_socket_io_request_drops_the_extensions_nobody_reads() {
+        let mut request = Request::new(Body::empty());
+        *request.uri_mut() = Uri::from_static("/socket.io/?EIO=4&transport=websocket");
+        let extensions = request.extensions_mut();
+        extensions.insert(ConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 9))));
+        extensions.insert(OriginalUri(Uri::from_static("/socket.io/")));
+
+        let request = detach_request_head(request).await;
+        assert!(request.extensions().is_empty());
     }
 
     #[tokio::test]
@@ -137,5 +171,6 @@ mod tests {
         let request = detach_request_head(request).await;
         assert!(within(&buffer, request.uri().path().as_bytes()));
         assert!(request.headers().contains_key(header::COOKIE));
+        assert!(request.extensions().get::<OriginalUri>().is_some());
     }
 }
