@@ -19,7 +19,7 @@ pub mod turn;
 use std::{
     collections::HashSet,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex,
     },
     time::Duration,
@@ -27,7 +27,7 @@ use std::{
 
 use serde_json::{json, Value};
 use socketioxide::{extract::SocketRef, layer::SocketIoLayer, socket::DisconnectReason, SocketIo};
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -120,7 +120,7 @@ pub struct Peer {
     /// How far the mailbox has been filled, and how far the pump has emitted it: a handler
     /// that answers waits for the one to reach the other (see `after_deliveries_so_far`).
     watermark: mailbox::Watermark,
-    emitted: watch::Sender<u64>,
+    emitted: Emitted,
     /// With connection state recovery, where the socket is in its rooms; every event it is
     /// sent ends with the offset this makes. `None`: the socket has no `pid`.
     positions: Mutex<Option<recovery::Positions>>,
@@ -313,11 +313,41 @@ impl Peer {
     /// [`DELIVERY_WAIT`] (a pump that far behind is about to disconnect) or on disconnect.
     pub async fn after_deliveries_so_far(&self) {
         let target = self.watermark.pushed();
-        let mut emitted = self.emitted.subscribe();
         tokio::select! {
-            _ = emitted.wait_for(|emitted| *emitted >= target) => {}
+            () = self.emitted.reached(target) => {}
             () = self.closed.cancelled() => {}
             () = tokio::time::sleep(DELIVERY_WAIT) => {}
+        }
+    }
+}
+
+/// How many deliveries the pump has emitted, for the answers that wait for them.
+///
+/// A counter and a `Notify` inline in the peer, rather than a `watch` channel: that is an
+/// allocation of its own, about 400 bytes, which every socket kept for its whole life.
+#[derive(Default)]
+struct Emitted {
+    count: AtomicU64,
+    advanced: Notify,
+}
+
+impl Emitted {
+    fn advance_to(&self, count: u64) {
+        self.count.store(count, Ordering::Release);
+        self.advanced.notify_waiters();
+    }
+
+    /// Returns once `target` deliveries have been emitted.
+    async fn reached(&self, target: u64) {
+        loop {
+            let advanced = self.advanced.notified();
+            tokio::pin!(advanced);
+            // Registered before the count is read, so an advance in between is not missed.
+            advanced.as_mut().enable();
+            if self.count.load(Ordering::Acquire) >= target {
+                return;
+            }
+            advanced.await;
         }
     }
 }
@@ -370,7 +400,7 @@ pub fn new_peer(state: &AppState, namespace: Namespace) -> Arc<Peer> {
         line: Mutex::new(turn::Line::new(config.message_rate, config.message_burst)),
         greeting: Mutex::new(None),
         watermark,
-        emitted: watch::Sender::new(0),
+        emitted: Emitted::default(),
         positions: Mutex::new(None),
         missed: Mutex::new(Vec::new()),
         sent: metrics::counter!(crate::metrics::MESSAGES_SENT, "dialect" => DIALECT),
@@ -503,7 +533,7 @@ async fn pump(socket: SocketRef, peer: Arc<Peer>, mut inbox: Inbox) {
                     }
                 }
                 emitted += deliveries.len() as u64;
-                peer.emitted.send_replace(emitted);
+                peer.emitted.advance_to(emitted);
             }
         }
     }
