@@ -13,11 +13,9 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use tokio_util::sync::CancellationToken;
-
 use super::{
     events::{Delivery, Event, Topic},
-    mailbox::{self, Refused},
+    mailbox::{self, End, Refused},
     model::Profile,
 };
 use crate::{read, write};
@@ -29,8 +27,6 @@ pub struct ConnId(pub u64);
 #[derive(Clone)]
 struct Mailbox {
     queue: mailbox::Sender,
-    overflowed: CancellationToken,
-    revoked: CancellationToken,
 }
 
 struct ConnEntry {
@@ -59,22 +55,15 @@ pub struct Hub {
 /// The receiving end of a connection's mailbox.
 pub struct Inbox {
     pub queue: mailbox::Receiver,
-    /// Cancelled when a delivery found the mailbox full.
-    pub overflowed: CancellationToken,
-    /// Cancelled when the connection's user was banned: the dialect closes it at once.
-    pub revoked: CancellationToken,
+    /// Says when the hub ended the mailbox: a delivery found it full, or the connection's
+    /// user was banned. Either way the dialect closes the connection at once.
+    pub ending: mailbox::Ending,
 }
 
 impl Hub {
     pub fn add(&self, conn: ConnId, capacity: usize) -> Inbox {
         let (queue, receiver) = mailbox::mailbox(capacity, self.deferred.as_ref());
-        let overflowed = CancellationToken::new();
-        let revoked = CancellationToken::new();
-        let mailbox = Mailbox {
-            queue,
-            overflowed: overflowed.clone(),
-            revoked: revoked.clone(),
-        };
+        let mailbox = Mailbox { queue };
         write(&self.registry).conns.insert(
             conn,
             ConnEntry {
@@ -85,9 +74,8 @@ impl Hub {
             },
         );
         Inbox {
+            ending: receiver.ending(),
             queue: receiver,
-            overflowed,
-            revoked,
         }
     }
 
@@ -274,12 +262,13 @@ impl Hub {
         self.deliver(&Arc::new(delivery));
     }
 
-    /// Closes every connection signed in as `user_id` here (the dialects see `revoked`).
+    /// Closes every connection signed in as `user_id` here (the dialects see
+    /// [`End::Revoked`]).
     fn revoke_user(&self, user_id: &str) {
         let registry = read(&self.registry);
         for entry in registry.conns.values() {
             if entry.user.as_ref().is_some_and(|u| u.user_id == user_id) {
-                entry.mailbox.revoked.cancel();
+                entry.mailbox.queue.end(End::Revoked);
             }
         }
     }
@@ -309,10 +298,9 @@ impl Hub {
             match mailbox.queue.try_send(Arc::clone(delivery)) {
                 Ok(()) | Err(Refused::Closed) => {}
                 Err(Refused::Full) => {
-                    if !mailbox.overflowed.is_cancelled() {
+                    if mailbox.queue.end(End::Overflowed) {
                         metrics::counter!(crate::metrics::OUTBOUND_OVERFLOWS).increment(1);
                     }
-                    mailbox.overflowed.cancel();
                 }
             }
         }

@@ -14,13 +14,18 @@
 //! dozens a second: this way they reach it in one write a tick instead of one write each,
 //! which made the writes most of a storm's cost.
 //!
+//! The hub also ends a mailbox, when its connection cannot keep up or its user is banned
+//! ([`End`]): the connection's task waits for that beside its deliveries ([`Ending`]), on
+//! the mailbox's one waker. Two cancellation tokens did this before; they were two
+//! allocations and two waits in every idle connection's task.
+//!
 //! [`Event::may_wait`]: super::events::Event::may_wait
 
 use std::{
     collections::VecDeque,
     future::poll_fn,
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU8, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     task::Poll,
@@ -40,6 +45,18 @@ pub enum Refused {
     Closed,
 }
 
+/// Why the hub ended a mailbox; its connection closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// A delivery found it full: its connection is not keeping up.
+    Overflowed = 1,
+    /// Its connection's user was banned.
+    Revoked = 2,
+}
+
+/// `Shared::ended` before the mailbox is ended.
+const NOT_ENDED: u8 = 0;
+
 /// Makes a mailbox that holds at most `capacity` deliveries; `deferred` is where it waits
 /// to be woken while it holds only deliveries that may wait (`None`: none waits).
 pub fn mailbox(capacity: usize, deferred: Option<&Arc<DeferredWakes>>) -> (Sender, Receiver) {
@@ -47,6 +64,7 @@ pub fn mailbox(capacity: usize, deferred: Option<&Arc<DeferredWakes>>) -> (Sende
         queue: Mutex::new(Queue::default()),
         waker: AtomicWaker::new(),
         senders: AtomicUsize::new(1),
+        ended: AtomicU8::new(NOT_ENDED),
         capacity,
         deferred: deferred.cloned(),
     });
@@ -60,10 +78,12 @@ pub fn mailbox(capacity: usize, deferred: Option<&Arc<DeferredWakes>>) -> (Sende
 
 struct Shared {
     queue: Mutex<Queue>,
-    /// The receiving connection's task, woken when a delivery arrives in an empty mailbox
-    /// or the last sender goes.
+    /// The receiving connection's task, woken when a delivery arrives in an empty mailbox,
+    /// the last sender goes or the mailbox is ended.
     waker: AtomicWaker,
     senders: AtomicUsize,
+    /// The first [`End`] the hub gave, as its number; [`NOT_ENDED`] until then.
+    ended: AtomicU8,
     capacity: usize,
     deferred: Option<Arc<DeferredWakes>>,
 }
@@ -141,6 +161,22 @@ impl Sender {
     }
 }
 
+impl Sender {
+    /// Ends the mailbox for `why`, unless it was ended already; whether this call ended it.
+    /// Deliveries are still put in: the connection decides what it does with them.
+    pub fn end(&self, why: End) -> bool {
+        let ended = self
+            .shared
+            .ended
+            .compare_exchange(NOT_ENDED, why as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if ended {
+            self.shared.waker.wake();
+        }
+        ended
+    }
+}
+
 impl Clone for Sender {
     fn clone(&self) -> Self {
         self.shared.senders.fetch_add(1, Ordering::Relaxed);
@@ -211,6 +247,14 @@ impl Receiver {
         queue.wake_deferred = false;
     }
 
+    /// A handle that waits for the hub to end the mailbox, for the same task to wait on
+    /// beside [`Self::recv_many`].
+    pub fn ending(&self) -> Ending {
+        Ending {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// A handle that reads how many deliveries have been put in, for whoever answers the
     /// connection beside the task that receives.
     pub fn watermark(&self) -> Watermark {
@@ -252,6 +296,27 @@ impl Watermark {
             self.shared.waker.wake();
         }
         pushed
+    }
+}
+
+/// Waits for the hub to end a mailbox. It shares the mailbox's one waker with the receiver,
+/// so only the task that receives may wait on it.
+pub struct Ending {
+    shared: Arc<Shared>,
+}
+
+impl Ending {
+    /// Why the mailbox was ended, once it is.
+    pub async fn wait(&self) -> End {
+        poll_fn(|cx| {
+            self.shared.waker.register(cx.waker());
+            match self.shared.ended.load(Ordering::Acquire) {
+                NOT_ENDED => Poll::Pending,
+                1 => Poll::Ready(End::Overflowed),
+                _ => Poll::Ready(End::Revoked),
+            }
+        })
+        .await
     }
 }
 
@@ -338,6 +403,25 @@ mod tests {
                 Poll::Pending => None,
             }
         }
+    }
+
+    #[test]
+    fn ending_wakes_the_task_waiting_for_deliveries_and_keeps_the_first_reason() {
+        let (sender, mut receiver) = mailbox(3, None);
+        let ending = receiver.ending();
+        let waiting = Waiting::start(&mut receiver);
+        assert!(sender.end(End::Revoked), "the first end ends it");
+        assert!(waiting.woken(), "the receiving task is woken to see it");
+        assert!(!sender.end(End::Overflowed), "a second end changes nothing");
+        let why = futures_util::FutureExt::now_or_never(ending.wait());
+        assert_eq!(why, Some(End::Revoked));
+    }
+
+    #[test]
+    fn a_mailbox_not_ended_keeps_its_ending_waiting() {
+        let (_sender, receiver) = mailbox(3, None);
+        let ending = receiver.ending();
+        assert_eq!(futures_util::FutureExt::now_or_never(ending.wait()), None);
     }
 
     #[tokio::test]

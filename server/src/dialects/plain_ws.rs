@@ -13,7 +13,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::direct_ws::{Socket, Upgrade};
-use crate::{core::Connection, AppState};
+use crate::{
+    core::{
+        mailbox::{End, Ending},
+        Connection,
+    },
+    AppState,
+};
 
 /// Bytes tungstenite reads at a time. Its default (128 KiB) is zero-filled before every
 /// read, which cost most of a busy server's CPU, and was kept by every idle connection; at
@@ -195,19 +201,45 @@ impl Stop {
     }
 }
 
-/// Writes `frames` in as few system calls as it can. The write races the server's
-/// shutdown, the connection's overflow flag and a deadline, so a peer that stops reading
-/// cannot pin the connection's task.
-pub async fn write(
-    socket: &mut Socket,
-    frames: &[Utf8Bytes],
-    shutdown: &CancellationToken,
-    overflowed: &CancellationToken,
-) -> Result<(), Stop> {
+/// What ends a connection from outside: the server's shutdown, or the hub ending its
+/// mailbox (it cannot keep up, or its user was banned).
+pub struct Ends<'a> {
+    shutdown: &'a CancellationToken,
+    ending: &'a Ending,
+    /// The dialect's close for a banned user.
+    banned: Stop,
+}
+
+impl<'a> Ends<'a> {
+    pub fn new(shutdown: &'a CancellationToken, ending: &'a Ending, banned: Stop) -> Self {
+        Self {
+            shutdown,
+            ending,
+            banned,
+        }
+    }
+
+    /// How the connection is to close, once something has ended it. Made once per
+    /// connection rather than on every turn of its loop, where each new wait would cost
+    /// more than a delivery.
+    pub async fn reached(&self) -> Stop {
+        tokio::select! {
+            () = self.shutdown.cancelled() => Stop::SHUTDOWN,
+            end = self.ending.wait() => match end {
+                End::Overflowed => Stop::TOO_SLOW,
+                End::Revoked => self.banned,
+            },
+        }
+    }
+}
+
+/// Writes `frames` in as few system calls as it can. The write races whatever `ends` the
+/// connection and a deadline, so a peer that stops reading cannot pin the connection's task.
+pub async fn write(socket: &mut Socket, frames: &[Utf8Bytes], ends: &Ends<'_>) -> Result<(), Stop> {
     if frames.is_empty() {
         return Ok(());
     }
-    guarded(socket.write_texts(frames), shutdown, overflowed).await?;
+    guarded(socket.write_texts(frames), ends).await?;
     let _ = SESSION.try_with(|session| {
         session.sent.increment(frames.len() as u64);
         let bytes: usize = frames.iter().map(|frame| frame.len()).sum();
@@ -216,12 +248,10 @@ pub async fn write(
     Ok(())
 }
 
-/// Races a write against the server's shutdown, the connection's overflow flag and
-/// [`WRITE_TIMEOUT`].
+/// Races a write against whatever `ends` the connection and [`WRITE_TIMEOUT`].
 async fn guarded<E>(
     send: impl Future<Output = Result<(), E>>,
-    shutdown: &CancellationToken,
-    overflowed: &CancellationToken,
+    ends: &Ends<'_>,
 ) -> Result<(), Stop> {
     tokio::select! {
         // The write usually completes at once; the others are only waited on when it does not.
@@ -230,8 +260,7 @@ async fn guarded<E>(
             Ok(Ok(())) => Ok(()),
             _ => Err(Stop::Gone),
         },
-        () = shutdown.cancelled() => Err(Stop::SHUTDOWN),
-        () = overflowed.cancelled() => Err(Stop::TOO_SLOW),
+        stop = ends.reached() => Err(stop),
     }
 }
 

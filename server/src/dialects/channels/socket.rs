@@ -121,18 +121,15 @@ async fn run(
         }
     };
     let shutdown = state.shutdown_token().clone();
-    let overflowed = inbox.overflowed.clone();
-    let revoked = inbox.revoked.clone();
+    let ends = plain_ws::Ends::new(&shutdown, &inbox.ending, BANNED);
     loop {
-        let written = plain_ws::write(socket, &batch(&mut frames), &shutdown, &overflowed).await;
+        let written = plain_ws::write(socket, &batch(&mut frames), &ends).await;
         channel.after_write(state, written.is_ok()).await;
         if let Err(stop) = written {
             return stop;
         }
         let stop = tokio::select! {
-            () = shutdown.cancelled() => Stop::SHUTDOWN,
-            () = overflowed.cancelled() => Stop::TOO_SLOW,
-            () = revoked.cancelled() => BANNED,
+            stop = ends.reached() => stop,
             () = tokio::time::sleep_until(session_end) => SESSION_EXPIRED,
             () = plain_ws::sleep_until(channel.deadline()) => {
                 channel.on_deadline(state, &mut frames);
@@ -144,7 +141,7 @@ async fn run(
                     Err(stop) => {
                         // A socket closing because of an event (its user left the party)
                         // still sends what that event said first.
-                        let written = plain_ws::write(socket, &batch(&mut frames), &shutdown, &overflowed).await;
+                        let written = plain_ws::write(socket, &batch(&mut frames), &ends).await;
                         channel.after_write(state, written.is_ok()).await;
                         stop
                     }

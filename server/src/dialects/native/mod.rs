@@ -89,21 +89,12 @@ async fn serve(mut socket: Socket, state: AppState) {
     };
     let auth_deadline = tokio::time::sleep(Duration::from_secs(config.auth_deadline_secs));
     let shutdown = state.shutdown_token().clone();
-    let overflowed = inbox.overflowed.clone();
-    let revoked_token = inbox.revoked.clone();
+    let ends = plain_ws::Ends::new(&shutdown, &inbox.ending, BANNED);
     // Made once, not on every turn of the loop: a connection may turn it thousands of times
     // a second, and each new timer or cancellation waiter costs more than the delivery.
-    let shutting_down = shutdown.cancelled();
-    let too_slow = overflowed.cancelled();
-    let revoked = revoked_token.cancelled();
+    let ended = ends.reached();
     let expiry_timer = tokio::time::sleep(MAX_EXPIRY_WAIT);
-    tokio::pin!(
-        shutting_down,
-        too_slow,
-        revoked,
-        expiry_timer,
-        auth_deadline
-    );
+    tokio::pin!(ended, expiry_timer, auth_deadline);
     // The expiry the timer is set for; `None` in it means nobody signed in to expire.
     let mut timer_set_for: Option<Option<i64>> = None;
     let stop = loop {
@@ -115,9 +106,7 @@ async fn serve(mut socket: Socket, state: AppState) {
             }
         }
         let replies = tokio::select! {
-            () = &mut shutting_down => break Stop::SHUTDOWN,
-            () = &mut too_slow => break Stop::TOO_SLOW,
-            () = &mut revoked => break BANNED,
+            stop = &mut ended => break stop,
             () = &mut auth_deadline, if !peer.signed_in_once => break AUTH_TIMEOUT,
             () = &mut expiry_timer, if expires_at.is_some() => {
                 if !peer.expired() {
@@ -149,14 +138,7 @@ async fn serve(mut socket: Socket, state: AppState) {
                 Some(Err(err)) => break Stop::after_ws_error(&err),
             },
         };
-        if let Err(stop) = Box::pin(plain_ws::write(
-            &mut socket,
-            &replies,
-            &shutdown,
-            &overflowed,
-        ))
-        .await
-        {
+        if let Err(stop) = Box::pin(plain_ws::write(&mut socket, &replies, &ends)).await {
             if stop == Stop::Gone {
                 Box::pin(peer.read_rest(&mut socket, &mut inbox.queue)).await;
             }

@@ -473,18 +473,15 @@ const DELIVERIES_PER_TURN: usize = 64;
 async fn pump(socket: SocketRef, peer: Arc<Peer>, mut inbox: Inbox) {
     // Notifications sent from the backlog, not to be sent again when they also arrive live.
     let mut from_backlog = HashSet::new();
-    let overflowed = inbox.overflowed.clone();
-    let revoked_token = inbox.revoked.clone();
     // Made once, not on every turn: a pump turns once per delivery, and a new timer or
     // cancellation waiter each time costs a good part of what the delivery itself does.
     let closed = peer.closed.cancelled();
-    let too_slow = overflowed.cancelled();
-    let revoked = revoked_token.cancelled();
+    let ended = inbox.ending.wait();
     // Deliveries taken out of the mailbox and emitted: the pump is its only receiver.
     let mut emitted: u64 = 0;
     let auth_changed = peer.auth_changed.notified();
     let expiry_timer = tokio::time::sleep(Duration::ZERO);
-    tokio::pin!(closed, too_slow, revoked, auth_changed, expiry_timer);
+    tokio::pin!(closed, ended, auth_changed, expiry_timer);
     // The expiry the timer is set for (`None` in it: signed out, no timer).
     let mut timer_set_for: Option<Option<i64>> = None;
     loop {
@@ -506,13 +503,14 @@ async fn pump(socket: SocketRef, peer: Arc<Peer>, mut inbox: Inbox) {
         }
         tokio::select! {
             () = &mut closed => break,
-            () = &mut too_slow => {
-                tracing::debug!(sid = %socket.id, "socket too slow; disconnecting");
-                let _ = socket.clone().disconnect();
-                break;
-            }
-            () = &mut revoked => {
-                revoke(&socket, &peer);
+            end = &mut ended => {
+                match end {
+                    mailbox::End::Overflowed => {
+                        tracing::debug!(sid = %socket.id, "socket too slow; disconnecting");
+                        let _ = socket.clone().disconnect();
+                    }
+                    mailbox::End::Revoked => revoke(&socket, &peer),
+                }
                 break;
             }
             () = &mut auth_changed => {
