@@ -67,6 +67,17 @@ struct Peer {
     in_flight: InFlight,
 }
 
+/// What a connection's one timer waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Alarm {
+    /// The authentication deadline: nobody has signed in yet.
+    SignIn,
+    /// The signed-in token's expiry (`exp` plus the leeway, in Unix seconds).
+    Expiry(i64),
+    /// Nothing: signed in once, and signed out since.
+    Off,
+}
+
 /// The close for a connection that did not authenticate within `--auth-deadline-secs`.
 const AUTH_TIMEOUT: Stop = Stop::Close(close_code::POLICY, "authentication required");
 /// The close for a connection whose user a moderator banned.
@@ -87,28 +98,38 @@ async fn serve(mut socket: Socket, state: AppState) {
         limiter,
         in_flight: InFlight::default(),
     };
-    let auth_deadline = tokio::time::sleep(Duration::from_secs(config.auth_deadline_secs));
+    let sign_in_by = Instant::now() + Duration::from_secs(config.auth_deadline_secs);
     let shutdown = state.shutdown_token().clone();
     let ends = plain_ws::Ends::new(&shutdown, &inbox.ending, BANNED);
     // Made once, not on every turn of the loop: a connection may turn it thousands of times
     // a second, and each new timer or cancellation waiter costs more than the delivery.
     let ended = ends.reached();
-    let expiry_timer = tokio::time::sleep(MAX_EXPIRY_WAIT);
-    tokio::pin!(ended, expiry_timer, auth_deadline);
-    // The expiry the timer is set for; `None` in it means nobody signed in to expire.
-    let mut timer_set_for: Option<Option<i64>> = None;
+    // One timer for both deadlines, which never apply at once: every idle connection's
+    // task holds it, and a timer is over a hundred bytes.
+    let timer = tokio::time::sleep_until(sign_in_by);
+    tokio::pin!(ended, timer);
+    // What the timer is set for; `None` when it is to be set again.
+    let mut timer_set_for: Option<Alarm> = Some(Alarm::SignIn);
     let stop = loop {
-        let expires_at = peer.expires_at_secs();
-        if timer_set_for != Some(expires_at) {
-            timer_set_for = Some(expires_at);
-            if let Some(deadline) = peer.expiry() {
-                expiry_timer.as_mut().reset(deadline);
+        let alarm = peer.alarm();
+        if timer_set_for != Some(alarm) {
+            timer_set_for = Some(alarm);
+            match alarm {
+                Alarm::SignIn => timer.as_mut().reset(sign_in_by),
+                Alarm::Expiry(_) => {
+                    if let Some(deadline) = peer.expiry() {
+                        timer.as_mut().reset(deadline);
+                    }
+                }
+                Alarm::Off => {}
             }
         }
         let replies = tokio::select! {
             stop = &mut ended => break stop,
-            () = &mut auth_deadline, if !peer.signed_in_once => break AUTH_TIMEOUT,
-            () = &mut expiry_timer, if expires_at.is_some() => {
+            () = &mut timer, if alarm != Alarm::Off => {
+                if alarm == Alarm::SignIn {
+                    break AUTH_TIMEOUT;
+                }
                 if !peer.expired() {
                     // A token that outlives the longest wait: look again later.
                     timer_set_for = None;
@@ -181,6 +202,14 @@ impl Peer {
         let left =
             Duration::from_millis(u64::try_from(ends_ms.saturating_sub(now_ms())).unwrap_or(0));
         Some(Instant::now() + left.min(MAX_EXPIRY_WAIT))
+    }
+
+    /// What the connection's timer is to wait for now.
+    fn alarm(&self) -> Alarm {
+        if !self.signed_in_once {
+            return Alarm::SignIn;
+        }
+        self.expires_at_secs().map_or(Alarm::Off, Alarm::Expiry)
     }
 
     /// `exp` plus the leeway, in Unix seconds.
