@@ -30,15 +30,20 @@ impl Core {
         Ok(())
     }
 
-    /// The signed-in user's notifications no socket has been sent yet, oldest first.
+    /// What a notification socket that opened at `opened_at_ms` sends first, oldest first:
+    /// the signed-in user's notifications no socket has been sent yet, and those created
+    /// since it opened. A notification published while the socket was opening reached the
+    /// user's other sockets live, and may have been marked delivered by one of them before
+    /// this one subscribed; the client saw this socket open, so it gets it too.
     pub async fn undelivered_notifications(
         &self,
         conn: &Connection,
+        opened_at_ms: i64,
     ) -> CoreResult<Vec<Notification>> {
         let user = self.signed_in(conn)?;
         Ok(self
             .store()
-            .undelivered_notifications(&user.user_id, MAX_BACKLOG)
+            .undelivered_notifications(&user.user_id, opened_at_ms, MAX_BACKLOG)
             .await?)
     }
 

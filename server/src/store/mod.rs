@@ -135,10 +135,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Message>>;
 
     async fn insert_notification(&self, notification: &Notification) -> StoreResult<()>;
-    /// The user's notifications no socket has been sent yet, oldest first, at most `limit`.
+    /// The user's notifications no socket has been sent yet, and those created at or after
+    /// `since_ms` (sent or not), oldest first, at most `limit`.
     async fn undelivered_notifications(
         &self,
         user_id: &str,
+        since_ms: i64,
         limit: usize,
     ) -> StoreResult<Vec<Notification>>;
     /// Marks notification `id` delivered; `true` when this call marked it (it was not yet).

@@ -1040,12 +1040,16 @@ macro_rules! impl_store {
                 self.write(insert).await
             }
 
-            async fn undelivered_notifications(&self, user_id: &str, limit: usize) -> StoreResult<Vec<Notification>> {
+            async fn undelivered_notifications(&self, user_id: &str, since_ms: i64, limit: usize) -> StoreResult<Vec<Notification>> {
                 let sql = format!(
                     "SELECT {NOTIFICATION_COLUMNS} FROM notifications \
-                     WHERE user_id = $1 AND delivered_at IS NULL ORDER BY created_at, id LIMIT $2"
+                     WHERE user_id = $1 AND (delivered_at IS NULL OR created_at >= $2) \
+                     ORDER BY created_at, id LIMIT $3"
                 );
-                let query = sqlx::query(&sql).bind(user_id).bind(to_i64(limit as u64));
+                let query = sqlx::query(&sql)
+                    .bind(user_id)
+                    .bind(since_ms)
+                    .bind(to_i64(limit as u64));
                 self.read_all(query, notification_from_row).await
             }
 

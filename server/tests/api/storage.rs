@@ -776,7 +776,7 @@ async fn notifications_track_delivery_and_read_state(t: &TestStore) {
             .unwrap();
     }
     let undelivered_ids = || async {
-        s.undelivered_notifications("ana", 10)
+        s.undelivered_notifications("ana", i64::MAX, 10)
             .await
             .unwrap()
             .into_iter()
@@ -797,12 +797,21 @@ async fn notifications_track_delivery_and_read_state(t: &TestStore) {
     s.unmark_delivered("n1").await.unwrap();
     assert_eq!(undelivered_ids().await, ["n1", "n2"]);
     assert!(s.mark_delivered("n1", 32).await.unwrap());
-    let undelivered = s.undelivered_notifications("ana", 10).await.unwrap();
+    let undelivered = s
+        .undelivered_notifications("ana", i64::MAX, 10)
+        .await
+        .unwrap();
     assert_eq!(undelivered.len(), 1);
     assert_eq!(
         undelivered[0],
         notification("n2", "ana", 20),
         "every field round-trips"
+    );
+    let since_n1 = s.undelivered_notifications("ana", 10, 10).await.unwrap();
+    assert_eq!(
+        since_n1.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
+        ["n1", "n2"],
+        "one delivered already is sent again to a socket opened before it was created"
     );
 
     assert!(s.mark_read("ana", "n1", 40).await.unwrap());

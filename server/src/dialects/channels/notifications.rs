@@ -3,7 +3,8 @@
 //!
 //! Offline delivery: a notification is stored first; every notification socket of its user
 //! that is open gets it at once. One created while none was open is sent, oldest first, when
-//! the user's next notification socket connects. Either way it is marked delivered just
+//! the user's next notification socket connects; so is one created while that socket was
+//! opening, even if another socket of the user was sent it meanwhile. Either way it is marked delivered just
 //! before its frame is written, so that it is not sent on connect again (it stays listed in
 //! `GET /api/notifications` with its read state), and unmarked when the write fails, so that
 //! it is. Pings are not stored: they reach the sockets open at the time.
@@ -26,7 +27,7 @@ use super::{
 };
 use crate::{
     auth::is_safe_image_url,
-    core::{error::logged, events::Event, model::Notification, Connection},
+    core::{error::logged, events::Event, model::Notification, now_ms, Connection},
     dialects::{direct_ws::Upgrade, plain_ws::Stop},
     rest::{ApiError, Caller, OptionalJsonBody},
     timefmt::iso8601_millis,
@@ -38,12 +39,18 @@ pub async fn socket(
     SocketToken(token): SocketToken,
     State(state): State<AppState>,
 ) -> Response {
-    socket::accept(upgrade, state, token, NotificationChannel::default())
+    let channel = NotificationChannel {
+        opened_at_ms: now_ms(),
+        ..NotificationChannel::default()
+    };
+    socket::accept(upgrade, state, token, channel)
 }
 
 /// The notifications channel: the backlog on open, then each notification and ping.
 #[derive(Default)]
 struct NotificationChannel {
+    /// When the upgrade was answered: the client counts the socket open from then on.
+    opened_at_ms: i64,
     /// Notifications sent from the backlog, not to be sent again when they also arrive live.
     from_backlog: HashSet<String>,
     /// Notifications this socket marked delivered whose frames are not written yet.
@@ -75,7 +82,7 @@ impl Channel for NotificationChannel {
         // what arrives both ways is sent once.
         core.watch_user(conn).map_err(internal)?;
         let backlog = core
-            .undelivered_notifications(conn)
+            .undelivered_notifications(conn, self.opened_at_ms)
             .await
             .map_err(internal)?;
         let mut frames = Vec::with_capacity(backlog.len());

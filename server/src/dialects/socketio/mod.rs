@@ -591,7 +591,10 @@ async fn send_backlog(
 ) -> Result<(), ()> {
     let core = peer.state.core();
     // Signed out meanwhile, or storage failed: nothing to send now.
-    let Some(backlog) = logged(core.undelivered_notifications(&peer.conn).await) else {
+    let Some(backlog) = logged(
+        core.undelivered_notifications(&peer.conn, peer.connected_at_ms)
+            .await,
+    ) else {
         return Ok(());
     };
     for notification in backlog {
