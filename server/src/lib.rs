@@ -373,6 +373,7 @@ impl Server {
         inner.draining.store(true, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_secs(inner.config.shutdown_delay_secs)).await;
         inner.shutdown.cancel();
+        inner.core.close_connections();
         inner.connections.close();
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
             let served = self.serve.await;

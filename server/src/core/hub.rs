@@ -10,7 +10,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, RwLock,
+    },
 };
 
 use super::{
@@ -50,6 +53,8 @@ pub struct Hub {
     /// Mailboxes holding announcements that wait for [`Hub::wake_deferred`]; `None`: they
     /// wake their connections at once.
     deferred: Option<Arc<mailbox::DeferredWakes>>,
+    /// Set once the server shuts down: every mailbox is ended, and so is any added later.
+    closing: AtomicBool,
 }
 
 /// The receiving end of a connection's mailbox.
@@ -64,7 +69,13 @@ impl Hub {
     pub fn add(&self, conn: ConnId, capacity: usize) -> Inbox {
         let (queue, receiver) = mailbox::mailbox(capacity, self.deferred.as_ref());
         let mailbox = Mailbox { queue };
-        write(&self.registry).conns.insert(
+        let mut registry = write(&self.registry);
+        // Read under the lock that `close_all` ends the mailboxes under: a connection added
+        // as the server shuts down is either ended there or here.
+        if self.closing.load(Ordering::Acquire) {
+            mailbox.queue.end(End::ShuttingDown);
+        }
+        registry.conns.insert(
             conn,
             ConnEntry {
                 mailbox,
@@ -262,6 +273,15 @@ impl Hub {
         self.deliver(&Arc::new(delivery));
     }
 
+    /// Ends every connection's mailbox, and any added from now on, for the server's shutdown.
+    pub fn close_all(&self) {
+        let registry = write(&self.registry);
+        self.closing.store(true, Ordering::Release);
+        for entry in registry.conns.values() {
+            entry.mailbox.queue.end(End::ShuttingDown);
+        }
+    }
+
     /// Closes every connection signed in as `user_id` here (the dialects see
     /// [`End::Revoked`]).
     fn revoke_user(&self, user_id: &str) {
@@ -315,5 +335,44 @@ impl Registry {
                 self.topics.remove(topic);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    fn profile(user_id: &str) -> Profile {
+        Profile {
+            user_id: user_id.into(),
+            username: user_id.into(),
+            image_url: String::new(),
+            email: String::new(),
+        }
+    }
+
+    #[test]
+    fn closing_ends_every_mailbox_and_any_added_later() {
+        let hub = Hub::default();
+        let before = hub.add(ConnId(1), 4);
+        assert_eq!(before.ending.wait().now_or_never(), None);
+        hub.close_all();
+        assert_eq!(before.ending.wait().now_or_never(), Some(End::ShuttingDown));
+        let after = hub.add(ConnId(2), 4);
+        assert_eq!(after.ending.wait().now_or_never(), Some(End::ShuttingDown));
+    }
+
+    #[test]
+    fn a_revocation_ends_only_its_users_mailboxes() {
+        let hub = Hub::default();
+        let ana = hub.add(ConnId(1), 4);
+        let ben = hub.add(ConnId(2), 4);
+        hub.set_user(ConnId(1), Some(profile("ana")));
+        hub.set_user(ConnId(2), Some(profile("ben")));
+        hub.revoke_user("ana");
+        assert_eq!(ana.ending.wait().now_or_never(), Some(End::Revoked));
+        assert_eq!(ben.ending.wait().now_or_never(), None);
     }
 }

@@ -14,10 +14,11 @@
 //! dozens a second: this way they reach it in one write a tick instead of one write each,
 //! which made the writes most of a storm's cost.
 //!
-//! The hub also ends a mailbox, when its connection cannot keep up or its user is banned
-//! ([`End`]): the connection's task waits for that beside its deliveries ([`Ending`]), on
-//! the mailbox's one waker. Two cancellation tokens did this before; they were two
-//! allocations and two waits in every idle connection's task.
+//! The hub also ends a mailbox, when its connection cannot keep up, its user is banned or
+//! the server shuts down ([`End`]): the connection's task waits for that beside its
+//! deliveries ([`Ending`]), on the mailbox's one waker. Three cancellation waits did this
+//! before, two of them on tokens of the connection's own: two allocations and three waits
+//! in every idle connection's task.
 //!
 //! [`Event::may_wait`]: super::events::Event::may_wait
 
@@ -52,6 +53,8 @@ pub enum End {
     Overflowed = 1,
     /// Its connection's user was banned.
     Revoked = 2,
+    /// The server is shutting down.
+    ShuttingDown = 3,
 }
 
 /// `Shared::ended` before the mailbox is ended.
@@ -313,7 +316,8 @@ impl Ending {
             match self.shared.ended.load(Ordering::Acquire) {
                 NOT_ENDED => Poll::Pending,
                 1 => Poll::Ready(End::Overflowed),
-                _ => Poll::Ready(End::Revoked),
+                2 => Poll::Ready(End::Revoked),
+                _ => Poll::Ready(End::ShuttingDown),
             }
         })
         .await

@@ -9,7 +9,6 @@ use axum::response::Response;
 use confab_shared::limits::MAX_FRAME_BYTES;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{protocol::WebSocketConfig, Utf8Bytes};
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::direct_ws::{Socket, Upgrade};
@@ -201,34 +200,27 @@ impl Stop {
     }
 }
 
-/// What ends a connection from outside: the server's shutdown, or the hub ending its
-/// mailbox (it cannot keep up, or its user was banned).
+/// What ends a connection from outside: the hub ending its mailbox, because it cannot keep
+/// up, its user was banned or the server is shutting down.
 pub struct Ends<'a> {
-    shutdown: &'a CancellationToken,
     ending: &'a Ending,
     /// The dialect's close for a banned user.
     banned: Stop,
 }
 
 impl<'a> Ends<'a> {
-    pub fn new(shutdown: &'a CancellationToken, ending: &'a Ending, banned: Stop) -> Self {
-        Self {
-            shutdown,
-            ending,
-            banned,
-        }
+    pub fn new(ending: &'a Ending, banned: Stop) -> Self {
+        Self { ending, banned }
     }
 
     /// How the connection is to close, once something has ended it. Made once per
     /// connection rather than on every turn of its loop, where each new wait would cost
     /// more than a delivery.
     pub async fn reached(&self) -> Stop {
-        tokio::select! {
-            () = self.shutdown.cancelled() => Stop::SHUTDOWN,
-            end = self.ending.wait() => match end {
-                End::Overflowed => Stop::TOO_SLOW,
-                End::Revoked => self.banned,
-            },
+        match self.ending.wait().await {
+            End::Overflowed => Stop::TOO_SLOW,
+            End::Revoked => self.banned,
+            End::ShuttingDown => Stop::SHUTDOWN,
         }
     }
 }

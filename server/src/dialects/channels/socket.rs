@@ -120,8 +120,7 @@ async fn run(
             return stop;
         }
     };
-    let shutdown = state.shutdown_token().clone();
-    let ends = plain_ws::Ends::new(&shutdown, &inbox.ending, BANNED);
+    let ends = plain_ws::Ends::new(&inbox.ending, BANNED);
     loop {
         let written = plain_ws::write(socket, &batch(&mut frames), &ends).await;
         channel.after_write(state, written.is_ok()).await;

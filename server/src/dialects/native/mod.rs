@@ -99,8 +99,7 @@ async fn serve(mut socket: Socket, state: AppState) {
         in_flight: InFlight::default(),
     };
     let sign_in_by = Instant::now() + Duration::from_secs(config.auth_deadline_secs);
-    let shutdown = state.shutdown_token().clone();
-    let ends = plain_ws::Ends::new(&shutdown, &inbox.ending, BANNED);
+    let ends = plain_ws::Ends::new(&inbox.ending, BANNED);
     // Made once, not on every turn of the loop: a connection may turn it thousands of times
     // a second, and each new timer or cancellation waiter costs more than the delivery.
     let ended = ends.reached();

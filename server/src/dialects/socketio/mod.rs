@@ -510,6 +510,8 @@ async fn pump(socket: SocketRef, peer: Arc<Peer>, mut inbox: Inbox) {
                         let _ = socket.clone().disconnect();
                     }
                     mailbox::End::Revoked => revoke(&socket, &peer),
+                    // socketioxide closes every socket itself (`layer`).
+                    mailbox::End::ShuttingDown => {}
                 }
                 break;
             }
