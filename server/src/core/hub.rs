@@ -42,7 +42,8 @@ struct ConnEntry {
 
 #[derive(Default)]
 struct Registry {
-    conns: HashMap<ConnId, ConnEntry>,
+    /// Boxed: a table keeps a third or more of its slots free, and an entry is 160 bytes.
+    conns: HashMap<ConnId, Box<ConnEntry>>,
     /// Topic → its subscribers, each with the user id they were signed in as.
     topics: HashMap<Topic, HashMap<ConnId, (Option<String>, Mailbox)>>,
 }
@@ -77,12 +78,12 @@ impl Hub {
         }
         registry.conns.insert(
             conn,
-            ConnEntry {
+            Box::new(ConnEntry {
                 mailbox,
                 user: None,
                 topics: HashMap::new(),
                 clock: 0,
-            },
+            }),
         );
         Inbox {
             ending: receiver.ending(),
