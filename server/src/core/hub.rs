@@ -34,18 +34,65 @@ struct Mailbox {
 
 struct ConnEntry {
     mailbox: Mailbox,
-    user: Option<Profile>,
+    /// Shared with presence.
+    user: Option<Arc<Profile>>,
     /// Subscribed topics, each with when it was last used (a counter), for eviction.
-    topics: HashMap<Topic, u64>,
+    topics: Followed,
     clock: u64,
+}
+
+/// A connection's topics, each with when it was last used. A list, not a map: a connection
+/// follows a few (at most `MAX_ROOMS_PER_CONNECTION` and one more), and a hash map's
+/// smallest table and its hasher are about 200 bytes, which every connection kept.
+#[derive(Default)]
+struct Followed(Vec<(Topic, u64)>);
+
+impl Followed {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn contains_key(&self, topic: &Topic) -> bool {
+        self.0.iter().any(|(followed, _)| followed == topic)
+    }
+
+    fn get_mut(&mut self, topic: &Topic) -> Option<&mut u64> {
+        self.0
+            .iter_mut()
+            .find(|(followed, _)| followed == topic)
+            .map(|(_, used)| used)
+    }
+
+    /// Follows `topic`, which it does not yet.
+    fn insert(&mut self, topic: Topic, used: u64) {
+        self.0.push((topic, used));
+    }
+
+    fn remove(&mut self, topic: &Topic) {
+        self.0.retain(|(followed, _)| followed != topic);
+    }
+
+    /// Stops following the topic used longest ago, and returns it.
+    fn remove_oldest(&mut self) -> Option<Topic> {
+        let (oldest, _) = self
+            .0
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, (_, used))| *used)?;
+        Some(self.0.swap_remove(oldest).0)
+    }
+
+    fn into_keys(self) -> impl Iterator<Item = Topic> {
+        self.0.into_iter().map(|(topic, _)| topic)
+    }
 }
 
 #[derive(Default)]
 struct Registry {
     /// Boxed: a table keeps a third or more of its slots free, and an entry is 160 bytes.
     conns: HashMap<ConnId, Box<ConnEntry>>,
-    /// Topic → its subscribers, each with the user id they were signed in as.
-    topics: HashMap<Topic, HashMap<ConnId, (Option<String>, Mailbox)>>,
+    /// Topic → its subscribers, each with the user they were signed in as.
+    topics: HashMap<Topic, HashMap<ConnId, (Option<Arc<Profile>>, Mailbox)>>,
 }
 
 #[derive(Default)]
@@ -81,7 +128,7 @@ impl Hub {
             Box::new(ConnEntry {
                 mailbox,
                 user: None,
-                topics: HashMap::new(),
+                topics: Followed::default(),
                 clock: 0,
             }),
         );
@@ -120,11 +167,11 @@ impl Hub {
         read(&self.registry)
             .conns
             .get(&conn)
-            .and_then(|entry| entry.user.clone())
+            .and_then(|entry| entry.user.as_deref().cloned())
     }
 
     /// Replaces the profile of the connection's signed-in user, keeping its subscriptions.
-    pub fn update_user(&self, conn: ConnId, user: Profile) {
+    pub fn update_user(&self, conn: ConnId, user: Arc<Profile>) {
         if let Some(entry) = write(&self.registry).conns.get_mut(&conn) {
             if entry
                 .user
@@ -138,7 +185,7 @@ impl Hub {
 
     /// Sets who the connection is signed in as, dropping its subscriptions; returns who it
     /// was before.
-    pub fn set_user(&self, conn: ConnId, user: Option<Profile>) -> Option<Profile> {
+    pub fn set_user(&self, conn: ConnId, user: Option<Arc<Profile>>) -> Option<Arc<Profile>> {
         let mut registry = write(&self.registry);
         let entry = registry.conns.get_mut(&conn)?;
         let previous = std::mem::replace(&mut entry.user, user);
@@ -161,22 +208,12 @@ impl Hub {
             return None;
         }
         let evicted = if entry.topics.len() >= limit.max(1) {
-            let oldest = entry
-                .topics
-                .iter()
-                .min_by_key(|(_, used)| **used)
-                .map(|(topic, _)| topic.clone());
-            oldest.inspect(|oldest| {
-                entry.topics.remove(oldest);
-            })
+            entry.topics.remove_oldest()
         } else {
             None
         };
         entry.topics.insert(topic.clone(), now);
-        let subscriber = (
-            entry.user.as_ref().map(|u| u.user_id.clone()),
-            entry.mailbox.clone(),
-        );
+        let subscriber = (entry.user.clone(), entry.mailbox.clone());
         registry
             .topics
             .entry(topic)
@@ -204,7 +241,7 @@ impl Hub {
             .get(topic)
             .map(|subs| {
                 subs.iter()
-                    .filter(|(_, (user, _))| user.as_deref() == Some(user_id))
+                    .filter(|(_, (user, _))| user.as_ref().is_some_and(|u| u.user_id == user_id))
                     .map(|(conn, _)| *conn)
                     .collect()
             })
@@ -237,7 +274,7 @@ impl Hub {
             .flat_map(|(key, subscribers)| {
                 subscribers
                     .values()
-                    .filter_map(|(user, _)| Some((user.clone()?, key.clone())))
+                    .filter_map(|(user, _)| Some((user.as_ref()?.user_id.clone(), key.clone())))
             })
             .collect();
         pairs.sort_unstable();
@@ -313,7 +350,10 @@ impl Hub {
             return;
         };
         for (user, mailbox) in subscribers.values() {
-            if !delivery.audience.includes(user.as_deref()) {
+            if !delivery
+                .audience
+                .includes(user.as_ref().map(|u| u.user_id.as_str()))
+            {
                 continue;
             }
             match mailbox.queue.try_send(Arc::clone(delivery)) {
@@ -355,6 +395,23 @@ mod tests {
     }
 
     #[test]
+    fn past_its_limit_a_connection_drops_the_topic_used_longest_ago() {
+        let hub = Hub::default();
+        let _inbox = hub.add(ConnId(1), 4);
+        let room = |key: &str| Topic::Room(key.into());
+        assert_eq!(hub.subscribe(ConnId(1), room("a"), 2), None);
+        assert_eq!(hub.subscribe(ConnId(1), room("b"), 2), None);
+        assert_eq!(hub.subscribe(ConnId(1), room("a"), 2), None, "used again");
+        assert_eq!(hub.subscribe(ConnId(1), room("c"), 2), Some(room("b")));
+        assert!(hub.is_subscribed(ConnId(1), &room("a")));
+        assert!(!hub.is_subscribed(ConnId(1), &room("b")));
+        assert!(!hub.has_subscribers(&room("b")), "nobody else followed it");
+        hub.unsubscribe(ConnId(1), &room("a"));
+        assert!(!hub.is_subscribed(ConnId(1), &room("a")));
+        assert!(hub.is_subscribed(ConnId(1), &room("c")));
+    }
+
+    #[test]
     fn closing_ends_every_mailbox_and_any_added_later() {
         let hub = Hub::default();
         let before = hub.add(ConnId(1), 4);
@@ -370,8 +427,8 @@ mod tests {
         let hub = Hub::default();
         let ana = hub.add(ConnId(1), 4);
         let ben = hub.add(ConnId(2), 4);
-        hub.set_user(ConnId(1), Some(profile("ana")));
-        hub.set_user(ConnId(2), Some(profile("ben")));
+        hub.set_user(ConnId(1), Some(Arc::new(profile("ana"))));
+        hub.set_user(ConnId(2), Some(Arc::new(profile("ben"))));
         hub.revoke_user("ana");
         assert_eq!(ana.ending.wait().now_or_never(), Some(End::Revoked));
         assert_eq!(ben.ending.wait().now_or_never(), None);

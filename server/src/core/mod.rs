@@ -256,7 +256,9 @@ impl Core {
         self.check_not_banned(&profile.user_id).await?;
         self.inner.store.upsert_profile(&profile, now_ms()).await?;
         self.sign_out(conn);
-        self.inner.hub.set_user(conn.id, Some(profile.clone()));
+        // One copy, shared by the hub's entry and presence.
+        let profile = Arc::new(profile);
+        self.inner.hub.set_user(conn.id, Some(Arc::clone(&profile)));
         // A ban made since the first check revoked the user's connections before this one
         // was theirs: look again now that a revocation would find it. Presence comes after,
         // so a refused connection was never announced.
@@ -280,6 +282,7 @@ impl Core {
             return Err(CoreError::invalid("a connection cannot change whose it is"));
         }
         self.inner.store.upsert_profile(&profile, now_ms()).await?;
+        let profile = Arc::new(profile);
         self.inner.presence.refresh(&profile);
         self.inner.fanout.signed_in(&profile, true);
         self.inner.hub.update_user(conn.id, profile);

@@ -4,7 +4,7 @@
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -18,8 +18,9 @@ pub struct Presence {
 
 #[derive(Default)]
 struct Inner {
-    /// This node's users: how many signed-in connections each has here.
-    here: HashMap<String, (usize, Profile)>,
+    /// This node's users: how many signed-in connections each has here, and the profile
+    /// the newest signed in with (shared with the hub's entry for that connection).
+    here: HashMap<String, (usize, Arc<Profile>)>,
     /// Other nodes' users, by node.
     elsewhere: HashMap<String, NodeUsers>,
 }
@@ -52,7 +53,7 @@ pub struct Change {
 
 impl Presence {
     /// Counts one more connection here for `profile`'s user (and keeps the newest profile).
-    pub fn arrive(&self, profile: &Profile) -> Change {
+    pub fn arrive(&self, profile: &Arc<Profile>) -> Change {
         let mut inner = lock(&self.inner);
         let was_online = inner.is_online(&profile.user_id);
         let entry = inner
@@ -88,7 +89,7 @@ impl Presence {
     }
 
     /// Updates an online user's profile (name, avatar); nobody comes or goes.
-    pub fn refresh(&self, profile: &Profile) {
+    pub fn refresh(&self, profile: &Arc<Profile>) {
         if let Some((_, known)) = lock(&self.inner).here.get_mut(&profile.user_id) {
             *known = profile.clone();
         }
@@ -166,7 +167,7 @@ impl Presence {
         lock(&self.inner)
             .here
             .get(user_id)
-            .map(|(_, profile)| profile.clone())
+            .map(|(_, profile)| Profile::clone(profile))
     }
 
     /// Whether anyone has a connection on this node.
@@ -179,7 +180,7 @@ impl Presence {
         lock(&self.inner)
             .here
             .values()
-            .map(|(_, profile)| profile.clone())
+            .map(|(_, profile)| Profile::clone(profile))
             .collect()
     }
 
@@ -250,6 +251,11 @@ mod tests {
         }
     }
 
+    /// A profile signing in on this node, as the core shares it.
+    fn here(id: &str) -> Arc<Profile> {
+        Arc::new(profile(id))
+    }
+
     const BOTH: Change = Change {
         here: true,
         everywhere: true,
@@ -266,9 +272,9 @@ mod tests {
     #[test]
     fn a_user_with_several_connections_counts_once_until_the_last_goes() {
         let presence = Presence::default();
-        assert_eq!(presence.arrive(&profile("ana")), BOTH);
-        assert_eq!(presence.arrive(&profile("ana")), NEITHER);
-        assert_eq!(presence.arrive(&profile("ben")), BOTH);
+        assert_eq!(presence.arrive(&here("ana")), BOTH);
+        assert_eq!(presence.arrive(&here("ana")), NEITHER);
+        assert_eq!(presence.arrive(&here("ben")), BOTH);
         assert_eq!(presence.online().len(), 2);
         assert_eq!(presence.depart("ana"), NEITHER);
         assert!(presence.is_online("ana"));
@@ -286,7 +292,7 @@ mod tests {
     fn a_user_on_two_nodes_stays_online_until_both_are_gone() {
         let presence = Presence::default();
         assert!(presence.arrive_elsewhere("n2", &profile("ana")));
-        assert_eq!(presence.arrive(&profile("ana")), HERE_ONLY);
+        assert_eq!(presence.arrive(&here("ana")), HERE_ONLY);
         assert_eq!(presence.online(), vec![profile("ana")], "counted once");
         assert_eq!(presence.depart("ana"), HERE_ONLY);
         assert!(presence.is_online("ana"), "still on n2");
@@ -297,7 +303,7 @@ mod tests {
     #[test]
     fn a_node_that_is_gone_takes_only_its_own_users_offline() {
         let presence = Presence::default();
-        presence.arrive(&profile("ana"));
+        presence.arrive(&here("ana"));
         let n2 = HashMap::from([
             ("ana".to_owned(), profile("ana")),
             ("ben".to_owned(), profile("ben")),
