@@ -36,6 +36,9 @@ struct ConnEntry {
     mailbox: Mailbox,
     /// Shared with presence.
     user: Option<Arc<Profile>>,
+    /// The user's id, shared by the connection's subscriptions: delivery compares it with
+    /// the audience's for every subscriber, and here it is one hop away, not two.
+    user_id: Option<Arc<str>>,
     /// Subscribed topics, each with when it was last used (a counter), for eviction.
     topics: Followed,
     clock: u64,
@@ -89,11 +92,14 @@ impl Followed {
 
 #[derive(Default)]
 struct Registry {
-    /// Boxed: a table keeps a third or more of its slots free, and an entry is 160 bytes.
+    /// Boxed: a table keeps a third or more of its slots free, and an entry is 64 bytes.
     conns: HashMap<ConnId, Box<ConnEntry>>,
-    /// Topic → its subscribers, each with the user they were signed in as.
-    topics: HashMap<Topic, HashMap<ConnId, (Option<Arc<Profile>>, Mailbox)>>,
+    /// Topic → its subscribers.
+    topics: HashMap<Topic, HashMap<ConnId, Subscriber>>,
 }
+
+/// A subscription: the id of the user its connection was signed in as, and its mailbox.
+type Subscriber = (Option<Arc<str>>, Mailbox);
 
 #[derive(Default)]
 pub struct Hub {
@@ -128,6 +134,7 @@ impl Hub {
             Box::new(ConnEntry {
                 mailbox,
                 user: None,
+                user_id: None,
                 topics: Followed::default(),
                 clock: 0,
             }),
@@ -188,6 +195,7 @@ impl Hub {
     pub fn set_user(&self, conn: ConnId, user: Option<Arc<Profile>>) -> Option<Arc<Profile>> {
         let mut registry = write(&self.registry);
         let entry = registry.conns.get_mut(&conn)?;
+        entry.user_id = user.as_ref().map(|u| Arc::from(u.user_id.as_str()));
         let previous = std::mem::replace(&mut entry.user, user);
         let topics = std::mem::take(&mut entry.topics);
         for topic in topics.into_keys() {
@@ -213,7 +221,7 @@ impl Hub {
             None
         };
         entry.topics.insert(topic.clone(), now);
-        let subscriber = (entry.user.clone(), entry.mailbox.clone());
+        let subscriber = (entry.user_id.clone(), entry.mailbox.clone());
         registry
             .topics
             .entry(topic)
@@ -241,7 +249,7 @@ impl Hub {
             .get(topic)
             .map(|subs| {
                 subs.iter()
-                    .filter(|(_, (user, _))| user.as_ref().is_some_and(|u| u.user_id == user_id))
+                    .filter(|(_, (user, _))| user.as_deref() == Some(user_id))
                     .map(|(conn, _)| *conn)
                     .collect()
             })
@@ -274,7 +282,7 @@ impl Hub {
             .flat_map(|(key, subscribers)| {
                 subscribers
                     .values()
-                    .filter_map(|(user, _)| Some((user.as_ref()?.user_id.clone(), key.clone())))
+                    .filter_map(|(user, _)| Some((user.as_deref()?.to_owned(), key.clone())))
             })
             .collect();
         pairs.sort_unstable();
@@ -350,10 +358,7 @@ impl Hub {
             return;
         };
         for (user, mailbox) in subscribers.values() {
-            if !delivery
-                .audience
-                .includes(user.as_ref().map(|u| u.user_id.as_str()))
-            {
+            if !delivery.audience.includes(user.as_deref()) {
                 continue;
             }
             match mailbox.queue.try_send(Arc::clone(delivery)) {
