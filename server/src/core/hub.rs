@@ -27,13 +27,8 @@ use crate::{read, write};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 
-#[derive(Clone)]
-struct Mailbox {
-    queue: mailbox::Sender,
-}
-
 struct ConnEntry {
-    mailbox: Mailbox,
+    mailbox: mailbox::Sender,
     /// Shared with presence.
     user: Option<Arc<Profile>>,
     /// The user's id, shared by the connection's subscriptions: delivery compares it with
@@ -99,7 +94,7 @@ struct Registry {
 }
 
 /// A subscription: the id of the user its connection was signed in as, and its mailbox.
-type Subscriber = (Option<Arc<str>>, Mailbox);
+type Subscriber = (Option<Arc<str>>, mailbox::Sender);
 
 #[derive(Default)]
 pub struct Hub {
@@ -114,20 +109,19 @@ pub struct Hub {
 /// The receiving end of a connection's mailbox.
 pub struct Inbox {
     pub queue: mailbox::Receiver,
-    /// Says when the hub ended the mailbox: a delivery found it full, or the connection's
-    /// user was banned. Either way the dialect closes the connection at once.
+    /// Says when the hub ended the mailbox: a delivery found it full, the connection's user
+    /// was banned or the server is shutting down. The dialect closes the connection at once.
     pub ending: mailbox::Ending,
 }
 
 impl Hub {
     pub fn add(&self, conn: ConnId, capacity: usize) -> Inbox {
-        let (queue, receiver) = mailbox::mailbox(capacity, self.deferred.as_ref());
-        let mailbox = Mailbox { queue };
+        let (mailbox, receiver) = mailbox::mailbox(capacity, self.deferred.as_ref());
         let mut registry = write(&self.registry);
         // Read under the lock that `close_all` ends the mailboxes under: a connection added
         // as the server shuts down is either ended there or here.
         if self.closing.load(Ordering::Acquire) {
-            mailbox.queue.end(End::ShuttingDown);
+            mailbox.end(End::ShuttingDown);
         }
         registry.conns.insert(
             conn,
@@ -324,7 +318,7 @@ impl Hub {
         let registry = write(&self.registry);
         self.closing.store(true, Ordering::Release);
         for entry in registry.conns.values() {
-            entry.mailbox.queue.end(End::ShuttingDown);
+            entry.mailbox.end(End::ShuttingDown);
         }
     }
 
@@ -334,7 +328,7 @@ impl Hub {
         let registry = read(&self.registry);
         for entry in registry.conns.values() {
             if entry.user.as_ref().is_some_and(|u| u.user_id == user_id) {
-                entry.mailbox.queue.end(End::Revoked);
+                entry.mailbox.end(End::Revoked);
             }
         }
     }
@@ -361,10 +355,10 @@ impl Hub {
             if !delivery.audience.includes(user.as_deref()) {
                 continue;
             }
-            match mailbox.queue.try_send(Arc::clone(delivery)) {
+            match mailbox.try_send(Arc::clone(delivery)) {
                 Ok(()) | Err(Refused::Closed) => {}
                 Err(Refused::Full) => {
-                    if mailbox.queue.end(End::Overflowed) {
+                    if mailbox.end(End::Overflowed) {
                         metrics::counter!(crate::metrics::OUTBOUND_OVERFLOWS).increment(1);
                     }
                 }

@@ -162,9 +162,7 @@ impl Sender {
         }
         Ok(())
     }
-}
 
-impl Sender {
     /// Ends the mailbox for `why`, unless it was ended already; whether this call ended it.
     /// Deliveries are still put in: the connection decides what it does with them.
     pub fn end(&self, why: End) -> bool {

@@ -226,13 +226,13 @@ impl Core {
         &self.inner.store
     }
 
-    /// Registers a new connection: its handle, and the inbox its events arrive in.
     /// Ends every connection's mailbox, and that of any connection made from now on, so
     /// that each dialect closes it for the server's shutdown ([`mailbox::End`]).
     pub fn close_connections(&self) {
         self.inner.hub.close_all();
     }
 
+    /// Registers a new connection: its handle, and the inbox its events arrive in.
     pub fn connect(&self) -> (Connection, Inbox) {
         let id = ConnId(self.inner.next_conn.fetch_add(1, Ordering::Relaxed));
         let inbox = self.inner.hub.add(id, self.inner.settings.mailbox_capacity);

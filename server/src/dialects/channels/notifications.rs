@@ -4,10 +4,10 @@
 //! Offline delivery: a notification is stored first; every notification socket of its user
 //! that is open gets it at once. One created while none was open is sent, oldest first, when
 //! the user's next notification socket connects; so is one created while that socket was
-//! opening, even if another socket of the user was sent it meanwhile. Either way it is marked delivered just
-//! before its frame is written, so that it is not sent on connect again (it stays listed in
-//! `GET /api/notifications` with its read state), and unmarked when the write fails, so that
-//! it is. Pings are not stored: they reach the sockets open at the time.
+//! opening, even if another socket of the user was sent it meanwhile. Either way it is
+//! marked delivered just before its frame is written, so that it is not sent on connect
+//! again (it stays listed in `GET /api/notifications` with its read state), and unmarked
+//! when the write fails, so that it is. Pings are not stored: they reach the sockets open at the time.
 
 use std::collections::HashSet;
 
