@@ -3,7 +3,9 @@
 //! nodes, counts once, and goes offline when their last connection anywhere closes.
 
 use std::{
+    borrow::Borrow,
     collections::{BTreeSet, HashMap, HashSet},
+    hash::{Hash, Hasher},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -18,9 +20,8 @@ pub struct Presence {
 
 #[derive(Default)]
 struct Inner {
-    /// This node's users: how many signed-in connections each has here, and the profile
-    /// the newest signed in with (shared with the hub's entry for that connection).
-    here: HashMap<String, (usize, Arc<Profile>)>,
+    /// This node's users: how many signed-in connections each has here.
+    here: HashMap<HereUser, usize>,
     /// Other nodes' users, by node.
     elsewhere: HashMap<String, NodeUsers>,
 }
@@ -29,6 +30,32 @@ struct Inner {
 /// than reading a snapshot takes, so one read just before the departure cannot bring the
 /// user back.
 pub const DEPARTURE_MEMORY: Duration = Duration::from_secs(5);
+
+/// A user with connections on this node, by id: the profile the newest of them signed in
+/// with, shared with the hub's entry for that connection. The map is keyed by the profile's
+/// own id rather than a copy of it, since every signed-in user has an entry.
+struct HereUser(Arc<Profile>);
+
+impl Borrow<str> for HereUser {
+    fn borrow(&self) -> &str {
+        &self.0.user_id
+    }
+}
+
+// Hashed and compared as the id alone, as `Borrow<str>` requires.
+impl Hash for HereUser {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.user_id.as_str().hash(state);
+    }
+}
+
+impl PartialEq for HereUser {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.user_id == other.0.user_id
+    }
+}
+
+impl Eq for HereUser {}
 
 #[derive(Default)]
 struct NodeUsers {
@@ -56,14 +83,11 @@ impl Presence {
     pub fn arrive(&self, profile: &Arc<Profile>) -> Change {
         let mut inner = lock(&self.inner);
         let was_online = inner.is_online(&profile.user_id);
-        let entry = inner
-            .here
-            .entry(profile.user_id.clone())
-            .or_insert_with(|| (0, profile.clone()));
-        entry.0 += 1;
-        entry.1 = profile.clone();
+        // Taken out and put back, so that the key is the newest profile.
+        let count = inner.here.remove(profile.user_id.as_str()).unwrap_or(0) + 1;
+        inner.here.insert(HereUser(Arc::clone(profile)), count);
         Change {
-            here: entry.0 == 1,
+            here: count == 1,
             everywhere: !was_online,
         }
     }
@@ -72,7 +96,7 @@ impl Presence {
     pub fn depart(&self, user_id: &str) -> Change {
         let mut inner = lock(&self.inner);
         let here = match inner.here.get_mut(user_id) {
-            Some((count, _)) if *count > 1 => {
+            Some(count) if *count > 1 => {
                 *count -= 1;
                 false
             }
@@ -90,8 +114,9 @@ impl Presence {
 
     /// Updates an online user's profile (name, avatar); nobody comes or goes.
     pub fn refresh(&self, profile: &Arc<Profile>) {
-        if let Some((_, known)) = lock(&self.inner).here.get_mut(&profile.user_id) {
-            *known = profile.clone();
+        let mut inner = lock(&self.inner);
+        if let Some(count) = inner.here.remove(profile.user_id.as_str()) {
+            inner.here.insert(HereUser(Arc::clone(profile)), count);
         }
     }
 
@@ -166,8 +191,8 @@ impl Presence {
     pub fn here_profile(&self, user_id: &str) -> Option<Profile> {
         lock(&self.inner)
             .here
-            .get(user_id)
-            .map(|(_, profile)| Profile::clone(profile))
+            .get_key_value(user_id)
+            .map(|(user, _)| Profile::clone(&user.0))
     }
 
     /// Whether anyone has a connection on this node.
@@ -179,8 +204,8 @@ impl Presence {
     pub fn here(&self) -> Vec<Profile> {
         lock(&self.inner)
             .here
-            .values()
-            .map(|(_, profile)| Profile::clone(profile))
+            .keys()
+            .map(|user| Profile::clone(&user.0))
             .collect()
     }
 
@@ -207,8 +232,8 @@ impl Presence {
             }
         }
         // This node's own profiles win: they are the newest it knows.
-        for (id, (_, profile)) in &inner.here {
-            users.insert(id, profile);
+        for user in inner.here.keys() {
+            users.insert(&user.0.user_id, &user.0);
         }
         let mut users: Vec<Profile> = users.into_values().cloned().collect();
         users.sort_by(|a, b| {
@@ -230,9 +255,8 @@ impl Inner {
     }
 
     fn online_ids_owned(&self) -> BTreeSet<String> {
-        self.here
-            .keys()
-            .chain(self.elsewhere.values().flat_map(|there| there.users.keys()))
+        let here = self.here.keys().map(|user| &user.0.user_id);
+        here.chain(self.elsewhere.values().flat_map(|there| there.users.keys()))
             .cloned()
             .collect()
     }
@@ -286,6 +310,27 @@ mod tests {
             "departing twice changes nothing"
         );
         assert_eq!(presence.online(), vec![profile("ben")]);
+    }
+
+    #[test]
+    fn this_node_keeps_the_profile_its_newest_connection_or_update_gave() {
+        let presence = Presence::default();
+        let renamed = |name: &str| {
+            Arc::new(Profile {
+                username: name.into(),
+                ..profile("ana")
+            })
+        };
+        presence.arrive(&renamed("Ana"));
+        presence.arrive(&renamed("Ana B"));
+        assert_eq!(presence.here_profile("ana").unwrap().username, "Ana B");
+        presence.refresh(&renamed("Ana C"));
+        assert_eq!(presence.here()[0].username, "Ana C");
+        assert_eq!(presence.depart("ana"), NEITHER, "still two connections");
+        presence.refresh(&here("ben"));
+        assert!(!presence.is_online("ben"), "a refresh brings nobody online");
+        assert_eq!(presence.depart("ana"), BOTH);
+        assert_eq!(presence.here_profile("ana"), None);
     }
 
     #[test]
