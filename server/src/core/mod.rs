@@ -246,13 +246,14 @@ impl Core {
     }
 
     /// Signs the connection in as `profile` (updating the stored profile); any earlier
-    /// identity and its subscriptions are dropped first. A banned user is refused.
+    /// identity and its subscriptions are dropped first. A banned user is refused. Gives the
+    /// profile as the core keeps it, to share rather than copy.
     pub async fn sign_in(
         &self,
         conn: &Connection,
         profile: Profile,
         _: &Admission,
-    ) -> CoreResult<()> {
+    ) -> CoreResult<Arc<Profile>> {
         self.check_not_banned(&profile.user_id).await?;
         self.inner.store.upsert_profile(&profile, now_ms()).await?;
         self.sign_out(conn);
@@ -271,7 +272,7 @@ impl Core {
         if change.everywhere {
             self.inner.hub.presence_changed();
         }
-        Ok(())
+        Ok(profile)
     }
 
     /// Updates the signed-in user's stored profile (a new name or avatar) without touching

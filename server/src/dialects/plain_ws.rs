@@ -1,7 +1,7 @@
 //! Plumbing shared by the plain-WebSocket dialects (`/ws` and `/qf/*`): accepting the
 //! upgrade, frame limits, writes that a peer who stops reading cannot pin, and closing.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use futures_util::FutureExt;
 
@@ -15,6 +15,7 @@ use super::direct_ws::{Socket, Upgrade};
 use crate::{
     core::{
         mailbox::{End, Ending},
+        model::Profile,
         Connection,
     },
     AppState,
@@ -104,7 +105,7 @@ where
                 tracing::info!(
                     dialect,
                     conn = ended.conn,
-                    user = ended.user.as_deref().unwrap_or(""),
+                    user = ended.user.as_ref().map_or("", |user| user.user_id.as_str()),
                     close = ended.close,
                     duration_ms = started.elapsed().as_millis() as u64,
                     "socket closed"
@@ -121,7 +122,8 @@ tokio::task_local! {
 
 struct Session {
     conn: std::cell::Cell<u64>,
-    user: std::cell::RefCell<Option<String>>,
+    /// Shared with the core rather than copied: every idle connection keeps it.
+    user: std::cell::RefCell<Option<Arc<Profile>>>,
     close: std::cell::Cell<Option<u16>>,
     /// The dialect's frame and byte counters, held for the socket's writes.
     sent: metrics::Counter,
@@ -131,7 +133,7 @@ struct Session {
 /// What a socket's session came to, for its line in the access log.
 struct Ended {
     conn: u64,
-    user: Option<String>,
+    user: Option<Arc<Profile>>,
     /// The close code sent; `None` when the peer went without one.
     close: Option<u16>,
 }
@@ -163,9 +165,9 @@ pub fn record_connection(conn: &Connection) {
 }
 
 /// Records the socket's user in its span and its access-log line.
-pub fn record_user(user_id: &str) {
-    tracing::Span::current().record("user", user_id);
-    let _ = SESSION.try_with(|session| *session.user.borrow_mut() = Some(user_id.to_owned()));
+pub fn record_user(user: &Arc<Profile>) {
+    tracing::Span::current().record("user", user.user_id.as_str());
+    let _ = SESSION.try_with(|session| *session.user.borrow_mut() = Some(Arc::clone(user)));
 }
 
 /// Why a connection's loop ended.
@@ -272,5 +274,38 @@ pub async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(id: &str) -> Arc<Profile> {
+        Arc::new(Profile {
+            user_id: id.into(),
+            username: id.into(),
+            image_url: String::new(),
+            email: String::new(),
+        })
+    }
+
+    #[tokio::test]
+    async fn the_access_log_names_the_user_the_socket_signed_in_as_last() {
+        let ended = SESSION
+            .scope(Session::new("test"), async {
+                record_user(&profile("ana"));
+                record_user(&profile("ben"));
+                SESSION.with(Session::take)
+            })
+            .await;
+        assert_eq!(
+            ended.user.map(|user| user.user_id.clone()).as_deref(),
+            Some("ben")
+        );
+        let anonymous = SESSION
+            .scope(Session::new("test"), async { SESSION.with(Session::take) })
+            .await;
+        assert!(anonymous.user.is_none());
     }
 }

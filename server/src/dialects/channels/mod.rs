@@ -20,7 +20,7 @@ use confab_shared::api::WsTokenResponse;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::plain_ws::{close_code, Stop};
+use super::plain_ws::{self, close_code, Stop};
 use crate::{
     auth::caller::{cookie, origin_allowed},
     auth::ws_token::WsTokenError,
@@ -117,7 +117,7 @@ async fn authenticate_socket(
     let (conn, inbox) = core.connect();
     let admission = core.admit().await;
     match core.sign_in(&conn, grant.profile, &admission).await {
-        Ok(()) => {}
+        Ok(user) => plain_ws::record_user(&user),
         Err(CoreError::Banned) => return Err(BANNED),
         Err(err) => return Err(socket::internal(err)),
     }

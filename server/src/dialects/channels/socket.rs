@@ -110,9 +110,6 @@ async fn run(
         Err(stop) => return stop,
     };
     plain_ws::record_connection(&conn);
-    if let Some(user) = state.core().user(&conn) {
-        plain_ws::record_user(&user.user_id);
-    }
     let mut frames = match channel.open(state, &conn).await {
         Ok(frames) => frames,
         Err(stop) => {

@@ -59,7 +59,9 @@ async fn upgrade(upgrade: Upgrade, State(state): State<AppState>) -> Response {
 struct Peer {
     state: AppState,
     conn: Connection,
-    identity: Option<Identity>,
+    /// `exp` of the token signed in with, Unix seconds; `None` when signed out. All the
+    /// connection keeps of its identity: the core has the profile.
+    token_exp: Option<i64>,
     /// Signed in at some point: the authentication deadline no longer applies.
     signed_in_once: bool,
     limiter: Bucket,
@@ -93,7 +95,7 @@ async fn serve(mut socket: Socket, state: AppState) {
     let mut peer = Peer {
         state: state.clone(),
         conn,
-        identity: None,
+        token_exp: None,
         signed_in_once: false,
         limiter,
         in_flight: InFlight::default(),
@@ -214,7 +216,7 @@ impl Peer {
     /// `exp` plus the leeway, in Unix seconds.
     fn expires_at_secs(&self) -> Option<i64> {
         let leeway = i64::try_from(EXPIRY_LEEWAY_SECS).unwrap_or(0);
-        Some(self.identity.as_ref()?.expires_at.saturating_add(leeway))
+        Some(self.token_exp?.saturating_add(leeway))
     }
 
     /// Whether the peer's token has expired (the timer fires early for long-lived tokens).
@@ -225,7 +227,7 @@ impl Peer {
 
     /// Drops the identity, its subscriptions and any of its events still queued.
     fn sign_out(&mut self, queue: &mut mailbox::Receiver) {
-        self.identity = None;
+        self.token_exp = None;
         self.core().sign_out(&self.conn);
         queue.clear();
     }
@@ -471,27 +473,32 @@ impl Peer {
         let core = self.core().clone();
         // One turn for signing in, resubscribing and reading the room state.
         let admission = core.admit().await;
-        if let Err(err) = core
-            .sign_in(&self.conn, identity.profile.clone(), &admission)
-            .await
-        {
-            return vec![ServerMessage::AuthError {
-                error: client_text(&err),
-            }];
-        }
+        let Identity {
+            profile,
+            issuer,
+            expires_at,
+        } = identity;
+        let user = match core.sign_in(&self.conn, profile, &admission).await {
+            Ok(user) => user,
+            Err(err) => {
+                return vec![ServerMessage::AuthError {
+                    error: client_text(&err),
+                }]
+            }
+        };
         // A reconnecting member receives their rooms again without re-joining, and what the
         // user reads elsewhere.
         let rooms = logged(core.resubscribe(&self.conn).await);
         logged(core.watch_user(&self.conn));
         let ok = ServerMessage::AuthOk {
-            user_id: identity.profile.user_id.clone(),
-            username: identity.profile.username.clone(),
-            image_url: identity.profile.image_url.clone(),
-            issuer: identity.issuer.clone(),
-            exp: identity.expires_at,
+            user_id: user.user_id.clone(),
+            username: user.username.clone(),
+            image_url: user.image_url.clone(),
+            issuer,
+            exp: expires_at,
         };
-        plain_ws::record_user(&identity.profile.user_id);
-        self.identity = Some(identity);
+        plain_ws::record_user(&user);
+        self.token_exp = Some(expires_at);
         self.signed_in_once = true;
         // The rooms just resubscribed give the current one without reading them again.
         let state = match rooms {
@@ -503,7 +510,7 @@ impl Peer {
 
     /// `room:state` for the caller's current room; the lobby when signed out or in no room.
     async fn current_state(&self) -> ServerMessage {
-        if self.identity.is_none() {
+        if self.token_exp.is_none() {
             return room_state(Ok(None));
         }
         room_state(self.core().current_room(&self.conn).await)
