@@ -385,12 +385,7 @@ mod tests {
     use super::*;
 
     fn profile(user_id: &str) -> Profile {
-        Profile {
-            user_id: user_id.into(),
-            username: user_id.into(),
-            image_url: String::new(),
-            email: String::new(),
-        }
+        Profile::known_by_id(user_id)
     }
 
     #[test]

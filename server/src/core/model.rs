@@ -11,6 +11,18 @@ pub struct Profile {
     pub email: String,
 }
 
+impl Profile {
+    /// A user known only by their id, which stands in for their name.
+    pub fn known_by_id(user_id: &str) -> Self {
+        Self {
+            user_id: user_id.to_owned(),
+            username: user_id.to_owned(),
+            image_url: String::new(),
+            email: String::new(),
+        }
+    }
+}
+
 /// Whether a room waits for players or is in a game.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Phase {

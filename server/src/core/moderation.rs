@@ -89,12 +89,10 @@ impl Core {
                 CoreError::RoomNotFound
             });
         }
-        let user = store.profile(user_id).await?.unwrap_or_else(|| Profile {
-            user_id: user_id.to_owned(),
-            username: user_id.to_owned(),
-            image_url: String::new(),
-            email: String::new(),
-        });
+        let user = store
+            .profile(user_id)
+            .await?
+            .unwrap_or_else(|| Profile::known_by_id(user_id));
         if self.inner.typing.stop(key, user_id) {
             self.publish_typing(key, &user, false);
         }

@@ -267,12 +267,7 @@ mod tests {
     use super::*;
 
     fn profile(id: &str) -> Profile {
-        Profile {
-            user_id: id.into(),
-            username: id.into(),
-            image_url: String::new(),
-            email: String::new(),
-        }
+        Profile::known_by_id(id)
     }
 
     /// A profile signing in on this node, as the core shares it.

@@ -282,12 +282,7 @@ mod tests {
     use super::*;
 
     fn profile(id: &str) -> Arc<Profile> {
-        Arc::new(Profile {
-            user_id: id.into(),
-            username: id.into(),
-            image_url: String::new(),
-            email: String::new(),
-        })
+        Arc::new(Profile::known_by_id(id))
     }
 
     #[tokio::test]

@@ -7,7 +7,8 @@
 //! opening, even if another socket of the user was sent it meanwhile. Either way it is
 //! marked delivered just before its frame is written, so that it is not sent on connect
 //! again (it stays listed in `GET /api/notifications` with its read state), and unmarked
-//! when the write fails, so that it is. Pings are not stored: they reach the sockets open at the time.
+//! when the write fails, so that it is. Pings are not stored: they reach the sockets open
+//! at the time.
 
 use std::collections::HashSet;
 
