@@ -41,7 +41,7 @@ use model::Profile;
 pub use moderation::{Moderator, MAX_MODERATION_LIST, MAX_REASON_CHARS, MAX_USER_ID_CHARS};
 pub use notifications::MAX_BACKLOG;
 pub use rooms::{
-    new_room_code, HistoryPage, IfMissing, Joined, RoomSpec, MAX_ROOMS_PER_USER,
+    new_room_code, HistoryPage, IfMissing, Joined, Resubscribed, RoomSpec, MAX_ROOMS_PER_USER,
     MAX_ROOM_KEY_CHARS, ROOMS_CREATED_PER_MINUTE,
 };
 
@@ -254,25 +254,63 @@ impl Core {
         profile: Profile,
         _: &Admission,
     ) -> CoreResult<Arc<Profile>> {
-        self.check_not_banned(&profile.user_id).await?;
-        self.inner.store.upsert_profile(&profile, now_ms()).await?;
+        let (profile, _) = self.sign_in_reading(conn, profile, false).await?;
+        Ok(profile)
+    }
+
+    /// [`Core::sign_in`], and the user's rooms, most recently joined first, read with the
+    /// ban and the profile.
+    async fn sign_in_reading(
+        &self,
+        conn: &Connection,
+        profile: Profile,
+        with_rooms: bool,
+    ) -> CoreResult<(Arc<Profile>, Option<Vec<String>>)> {
         self.sign_out(conn);
         // One copy, shared by the hub's entry and presence.
         let profile = Arc::new(profile);
+        // The connection is the user's before the ban is read: a ban stored after the read
+        // revokes their connections after it is stored (see `ban`), and so finds this one.
+        // Presence comes after, so a refused connection was never announced.
         self.inner.hub.set_user(conn.id, Some(Arc::clone(&profile)));
-        // A ban made since the first check revoked the user's connections before this one
-        // was theirs: look again now that a revocation would find it. Presence comes after,
-        // so a refused connection was never announced.
-        if let Err(err) = self.check_not_banned(&profile.user_id).await {
+        let refused = |err: CoreError| {
             self.inner.hub.set_user(conn.id, None);
-            return Err(err);
+            err
+        };
+        let account = self
+            .inner
+            .store
+            .account(&profile.user_id, with_rooms)
+            .await
+            .map_err(|err| refused(err.into()))?;
+        if account.banned {
+            return Err(refused(CoreError::Banned));
+        }
+        // Most sign-ins are of a user whose profile has not changed: no write for them.
+        if account.profile.as_ref() != Some(&*profile) {
+            let stored = self.inner.store.upsert_profile(&profile, now_ms()).await;
+            stored.map_err(|err| refused(err.into()))?;
         }
         let change = self.inner.presence.arrive(&profile);
         self.inner.fanout.signed_in(&profile, change.here);
         if change.everywhere {
             self.inner.hub.presence_changed();
         }
-        Ok(profile)
+        Ok((profile, account.rooms))
+    }
+
+    /// [`Core::sign_in`], then subscribes the connection to every room its user is a member
+    /// of (a reconnect), listed by the sign-in's own read (see `resubscribe_to`).
+    pub async fn sign_in_resubscribing(
+        &self,
+        conn: &Connection,
+        profile: Profile,
+        _: &Admission,
+    ) -> CoreResult<Resubscribed> {
+        let (user, rooms) = self.sign_in_reading(conn, profile, true).await?;
+        let rooms = rooms.unwrap_or_default();
+        let rooms = self.resubscribe_to(conn, &user.user_id, rooms).await;
+        Ok(Resubscribed { user, rooms })
     }
 
     /// Updates the signed-in user's stored profile (a new name or avatar) without touching

@@ -314,6 +314,17 @@ pub struct AuditEntry {
     pub reason: String,
 }
 
+/// What signing a user in reads, in one snapshot of the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub banned: bool,
+    /// The profile as stored, if the user has signed in before.
+    pub profile: Option<Profile>,
+    /// The keys of the rooms they are a member of, most recently joined first, when asked
+    /// for.
+    pub rooms: Option<Vec<String>>,
+}
+
 /// What a connection reads on joining a room, in one snapshot of the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomOnJoin {

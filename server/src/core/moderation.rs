@@ -147,7 +147,7 @@ impl Core {
             banned_at_ms: now_ms(),
         };
         // Stored first: a connection signing in from here on is refused, and one that
-        // signed in before is found by the revocation (see `sign_in`).
+        // signed in before is found by the revocation (see `sign_in_reading`).
         self.inner.store.ban(&ban).await?;
         self.publish(Topic::User(user_id.to_owned()), Event::AccessRevoked, None);
         self.audit(by, ModerationAction::Ban, user_id).await?;

@@ -2,7 +2,7 @@
 //! reading history. Membership is stored; a connection receives a room's events while it
 //! is subscribed, and subscribing checks membership again afterwards (see `join_room`).
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use confab_shared::limits;
 use rand::Rng;
@@ -30,6 +30,16 @@ pub struct RoomSpec {
     pub name: String,
     pub room_type: String,
     pub max_users: Option<u32>,
+}
+
+/// What signing in and resubscribing gave ([`Core::sign_in_resubscribing`]).
+#[derive(Debug)]
+pub struct Resubscribed {
+    /// The profile as the core keeps it.
+    pub user: Arc<Profile>,
+    /// The rooms the connection is subscribed to again, most recently joined first, or why
+    /// that could not be confirmed (the connection is then in none of them).
+    pub rooms: CoreResult<Vec<String>>,
 }
 
 /// What joining gave.
@@ -268,11 +278,17 @@ impl Core {
         })
     }
 
-    /// Subscribes the connection to every room its user is a member of (after a reconnect);
-    /// returns their keys, most recently joined first.
-    pub async fn resubscribe(&self, conn: &Connection) -> CoreResult<Vec<String>> {
-        let user = self.signed_in(conn)?;
-        let keys = self.inner.store.rooms_of(&user.user_id).await?;
+    /// Subscribes the connection to rooms `keys` of user `user_id`, listed most recently
+    /// joined first, as a sign-in read them; gives those they are still a member of. A leave
+    /// that raced the subscriptions must not leave the connection receiving, so the rooms
+    /// are read again once subscribed; when that read fails, the connection is subscribed
+    /// to none of them.
+    pub(super) async fn resubscribe_to(
+        &self,
+        conn: &Connection,
+        user_id: &str,
+        keys: Vec<String>,
+    ) -> CoreResult<Vec<String>> {
         if keys.is_empty() {
             return Ok(keys);
         }
@@ -282,14 +298,14 @@ impl Core {
                 .hub
                 .subscribe(conn.id, Topic::Room(key.clone()), MAX_ROOMS_PER_CONNECTION);
         }
-        // A leave that raced the subscriptions must not leave this connection receiving.
-        let still = self.inner.store.rooms_of(&user.user_id).await?;
-        for key in keys.iter().filter(|key| !still.contains(key)) {
+        let still = self.inner.store.rooms_of(user_id).await;
+        let gone = |key: &String| still.as_ref().map_or(true, |still| !still.contains(key));
+        for key in keys.iter().filter(|key| gone(key)) {
             self.inner
                 .hub
                 .unsubscribe(conn.id, &Topic::Room(key.clone()));
         }
-        Ok(still)
+        Ok(still?)
     }
 
     /// Subscribes the connection again to a room its user is still a member of, as after a

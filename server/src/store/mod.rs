@@ -12,8 +12,8 @@ pub use append::{APPEND_QUEUE_CAPACITY, MAX_APPEND_BATCH};
 pub use sql::SqlStore;
 
 use crate::core::model::{
-    AddMember, AuditEntry, Ban, DeletedMessage, Member, Message, NewMessage, NewRoom, Notification,
-    Party, PartyPhase, PartyPlayer, Profile, Room, RoomOnJoin, RoomSummary,
+    Account, AddMember, AuditEntry, Ban, DeletedMessage, Member, Message, NewMessage, NewRoom,
+    Notification, Party, PartyPhase, PartyPlayer, Profile, Room, RoomOnJoin, RoomSummary,
 };
 
 /// A storage failure. Never shown to clients: dialects log it and answer "internal error".
@@ -62,6 +62,11 @@ pub trait Store: Send + Sync + 'static {
     /// that has not changed is left as it is, `now_ms` being when it last changed.
     async fn upsert_profile(&self, profile: &Profile, now_ms: i64) -> StoreResult<()>;
     async fn profile(&self, user_id: &str) -> StoreResult<Option<Profile>>;
+    /// What signing `user_id` in needs: whether they are banned, their stored profile and,
+    /// with `with_rooms`, their rooms (as [`Store::rooms_of`] lists them). One read: every
+    /// sign-in makes it, and in a storm of sign-ins each read's hand-off to the database is
+    /// what a sign-in costs most.
+    async fn account(&self, user_id: &str, with_rooms: bool) -> StoreResult<Account>;
 
     /// Creates a room; `false` when a room with that key exists already.
     async fn create_room(&self, room: &NewRoom) -> StoreResult<bool>;

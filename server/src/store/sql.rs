@@ -25,7 +25,7 @@ use super::{
     OnStored, Rows, Store, StoreError, StoreOptions, StoreResult,
 };
 use crate::core::model::{
-    AddMember, AuditEntry, Ban, DeletedMessage, Level, Member, Message, MessageKind,
+    Account, AddMember, AuditEntry, Ban, DeletedMessage, Level, Member, Message, MessageKind,
     ModerationAction, NewMessage, NewRoom, Notification, Party, PartyPhase, PartyPlayer, Phase,
     Profile, Room, RoomOnJoin, RoomSummary,
 };
@@ -152,6 +152,25 @@ impl SqlStore<Sqlite> {
         }))
     }
 
+    /// One statement: the ban and the profile, with the rooms packed beside them.
+    async fn read_account(&self, user_id: &str, with_rooms: bool) -> StoreResult<Account> {
+        static SQL: OnceLock<String> = OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            let rooms = packed(ROOMS_OF, ROOMS_OF_FIELDS, ROOMS_OF_ORDER);
+            format!("{ACCOUNT}, CASE WHEN $2 THEN ({rooms}) END AS rooms {ACCOUNT_FROM}")
+        });
+        let row = sqlx::query(sql)
+            .bind(user_id)
+            .bind(with_rooms)
+            .fetch_one(&self.pool)
+            .await?;
+        let rooms = match row.optional_text("rooms")? {
+            Some(packed) => Some(unpack(&packed, ROOMS_OF_FIELDS, |row| row.text("room_id"))?),
+            None => None,
+        };
+        account_from_row(&row, rooms)
+    }
+
     async fn read_rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
         static SQL: OnceLock<String> = OnceLock::new();
         let sql = SQL.get_or_init(|| packed(ROOMS_OF, ROOMS_OF_FIELDS, ROOMS_OF_ORDER));
@@ -189,6 +208,12 @@ const MEMBERS: &str =
      WHERE m.room_id = $1 ORDER BY m.joined_at, m.user_id";
 const MEMBER_FIELDS: &[&str] = &["user_id", "joined_at", "username", "image_url", "email"];
 const MEMBERS_ORDER: &str = "joined_at, user_id";
+/// Whether user `$1` is banned, and their profile's columns (null when they have none),
+/// followed by [`ACCOUNT_FROM`].
+const ACCOUNT: &str =
+    "SELECT EXISTS (SELECT 1 FROM bans WHERE user_id = $1) AS banned, p.user_id, p.username, \
+     p.image_url, p.email";
+const ACCOUNT_FROM: &str = "FROM (SELECT 1) AS one LEFT JOIN profiles p ON p.user_id = $1";
 /// The keys of user `$1`'s rooms, most recently joined first.
 const ROOMS_OF: &str =
     "SELECT room_id, joined_at FROM memberships WHERE user_id = $1 ORDER BY joined_at DESC, room_id";
@@ -321,6 +346,17 @@ impl SqlStore<Postgres> {
             history: self.recent_messages(key, history).await?,
             members,
         }))
+    }
+
+    async fn read_account(&self, user_id: &str, with_rooms: bool) -> StoreResult<Account> {
+        static SQL: OnceLock<String> = OnceLock::new();
+        let sql = SQL.get_or_init(|| format!("{ACCOUNT} {ACCOUNT_FROM}"));
+        let row = sqlx::query(sql).bind(user_id).fetch_one(&self.pool).await?;
+        let rooms = match with_rooms {
+            true => Some(self.read_rooms_of(user_id).await?),
+            false => None,
+        };
+        account_from_row(&row, rooms)
     }
 
     async fn read_rooms_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
@@ -660,6 +696,19 @@ fn profile_from_row(row: &impl Columns) -> StoreResult<Profile> {
     })
 }
 
+/// An [`ACCOUNT`] row, with the rooms read beside it.
+fn account_from_row(row: &impl Columns, rooms: Option<Vec<String>>) -> StoreResult<Account> {
+    let profile = match row.optional_text("user_id")? {
+        Some(_) => Some(profile_from_row(row)?),
+        None => None,
+    };
+    Ok(Account {
+        banned: row.flag("banned")?,
+        profile,
+        rooms,
+    })
+}
+
 fn room_from_row(row: &impl Columns) -> StoreResult<Room> {
     Ok(Room {
         key: row.text("id")?,
@@ -895,6 +944,10 @@ macro_rules! impl_store {
                     .execute(&self.writer)
                     .await?;
                 Ok(deleted.rows_affected())
+            }
+
+            async fn account(&self, user_id: &str, with_rooms: bool) -> StoreResult<Account> {
+                self.read_account(user_id, with_rooms).await
             }
 
             async fn profile(&self, user_id: &str) -> StoreResult<Option<Profile>> {

@@ -95,6 +95,53 @@ async fn profiles_are_upserted(t: &TestStore) {
     assert_eq!(s.profile("u1").await.unwrap(), Some(renamed));
 }
 
+async fn a_sign_in_reads_the_ban_the_profile_and_the_rooms_at_once(t: &TestStore) {
+    use confab_server::core::model::{Account, Ban};
+    let s = &t.store;
+    let newcomer = Account {
+        banned: false,
+        profile: None,
+        rooms: Some(Vec::new()),
+    };
+    assert_eq!(s.account("u1", true).await.unwrap(), newcomer);
+    s.upsert_profile(&profile("u1"), 1).await.unwrap();
+    for key in ["ACCT22", "ACCU22"] {
+        s.create_room(&new_room(key, 4)).await.unwrap();
+    }
+    s.add_member("ACCU22", "u1", 10).await.unwrap();
+    s.add_member("ACCT22", "u1", 20).await.unwrap();
+    s.add_member("ACCU22", "u2", 30).await.unwrap();
+    let known = Account {
+        banned: false,
+        profile: Some(profile("u1")),
+        rooms: Some(vec!["ACCT22".into(), "ACCU22".into()]),
+    };
+    assert_eq!(s.account("u1", true).await.unwrap(), known);
+    // Without the rooms, none are read.
+    let without_rooms = s.account("u1", false).await.unwrap();
+    assert_eq!(without_rooms.rooms, None);
+    assert_eq!(without_rooms.profile, Some(profile("u1")));
+    let ban = Ban {
+        user_id: "u1".into(),
+        reason: "spam".into(),
+        moderator: "mo".into(),
+        banned_at_ms: 100,
+    };
+    s.ban(&ban).await.unwrap();
+    assert!(s.account("u1", false).await.unwrap().banned);
+    // A ban needs no profile, and bans no one else.
+    s.ban(&Ban {
+        user_id: "stranger".into(),
+        ..ban
+    })
+    .await
+    .unwrap();
+    let stranger = s.account("stranger", true).await.unwrap();
+    assert!(stranger.banned);
+    assert_eq!(stranger.profile, None);
+    assert!(!s.account("u2", false).await.unwrap().banned);
+}
+
 async fn rooms_are_created_once_and_read_back(t: &TestStore) {
     let s = &t.store;
     assert!(s.create_room(&new_room("ABC234", 4)).await.unwrap());
@@ -1183,6 +1230,7 @@ storage_suite!(
     moderation_is_stored,
     read_positions_only_move_forward_and_summaries_show_unread,
     profiles_are_upserted,
+    a_sign_in_reads_the_ban_the_profile_and_the_rooms_at_once,
     a_failed_append_takes_no_sequence_number_and_the_store_carries_on,
     a_bad_message_fails_alone_among_messages_stored_together,
     appends_beyond_the_queue_wait_their_turn,

@@ -29,7 +29,8 @@ use crate::{
         events::Delivery,
         mailbox,
         model::{MessageKind, Room},
-        now_ms, Connection, Core, CoreError, CoreResult, HistoryPage, IfMissing, RoomSpec,
+        now_ms, Connection, Core, CoreError, CoreResult, HistoryPage, IfMissing, Resubscribed,
+        RoomSpec,
     },
     ratelimit::Bucket,
     AppState,
@@ -478,17 +479,20 @@ impl Peer {
             issuer,
             expires_at,
         } = identity;
-        let user = match core.sign_in(&self.conn, profile, &admission).await {
-            Ok(user) => user,
+        // A reconnecting member receives their rooms again without re-joining, and what the
+        // user reads elsewhere.
+        let Resubscribed { user, rooms } = match core
+            .sign_in_resubscribing(&self.conn, profile, &admission)
+            .await
+        {
+            Ok(signed_in) => signed_in,
             Err(err) => {
                 return vec![ServerMessage::AuthError {
                     error: client_text(&err),
                 }]
             }
         };
-        // A reconnecting member receives their rooms again without re-joining, and what the
-        // user reads elsewhere.
-        let rooms = logged(core.resubscribe(&self.conn).await);
+        let rooms = logged(rooms);
         logged(core.watch_user(&self.conn));
         let ok = ServerMessage::AuthOk {
             user_id: user.user_id.clone(),
