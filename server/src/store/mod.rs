@@ -9,7 +9,7 @@ use std::{path::Path, sync::Arc, time::Duration};
 use async_trait::async_trait;
 
 pub use append::{APPEND_QUEUE_CAPACITY, MAX_APPEND_BATCH};
-pub use sql::SqlStore;
+pub use sql::{SqlStore, JOIN_WRITE_QUEUE_CAPACITY, MAX_JOIN_WRITE_BATCH};
 
 use crate::core::model::{
     Account, AddMember, AuditEntry, Ban, DeletedMessage, Member, Message, NewMessage, NewRoom,

@@ -34,8 +34,11 @@ use crate::core::model::{
 const SQLITE_READERS: u32 = 4;
 const POSTGRES_POOL_SIZE: u32 = 16;
 
+mod join_writes;
 mod seats;
 
+use join_writes::{JoinWrite, JoinWriteQueue, Written};
+pub use join_writes::{JOIN_WRITE_QUEUE_CAPACITY, MAX_JOIN_WRITE_BATCH};
 use seats::{Seats, PARTY_SEATS, ROOM_SEATS};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -49,6 +52,10 @@ pub struct SqlStore<DB: Database> {
     writer: Pool<DB>,
     /// Chat messages, group-committed by the message writer (its own thread) on `writer`.
     appends: AppendQueue,
+    /// SQLite: profiles and room seats, group-committed by the join writer (its own
+    /// thread) on `writer`. PostgreSQL writes them as they come: its commits do not empty
+    /// every reader's cache.
+    join_writes: Option<JoinWriteQueue>,
 }
 
 impl SqlStore<Sqlite> {
@@ -85,11 +92,50 @@ impl SqlStore<Sqlite> {
             writer: writer.clone(),
         })
         .context("cannot start the message writer")?;
+        let join_writes =
+            JoinWriteQueue::start(writer.clone()).context("cannot start the join writer")?;
         Ok(Self {
             pool,
             writer,
             appends,
+            join_writes: Some(join_writes),
         })
+    }
+
+    /// Makes `write` through the join writer.
+    async fn write_for_join(&self, write: JoinWrite) -> StoreResult<Written> {
+        match &self.join_writes {
+            Some(queue) => queue.write(write).await,
+            None => Err(StoreError(anyhow::anyhow!("no join writer"))),
+        }
+    }
+
+    async fn store_profile(&self, profile: &Profile, now_ms: i64) -> StoreResult<()> {
+        let write = JoinWrite::Profile {
+            profile: profile.clone(),
+            now_ms,
+        };
+        self.write_for_join(write).await.map(|_| ())
+    }
+
+    /// A member coming back is answered by a reader; a new one's seat is taken by the join
+    /// writer.
+    async fn seat_member(&self, key: &str, user_id: &str, now_ms: i64) -> StoreResult<AddMember> {
+        if self
+            .exists(sqlx::query(ROOM_SEATS.held).bind(key).bind(user_id))
+            .await?
+        {
+            return Ok(AddMember::AlreadyMember);
+        }
+        let write = JoinWrite::Seat {
+            key: key.to_owned(),
+            user_id: user_id.to_owned(),
+            now_ms,
+        };
+        match self.write_for_join(write).await? {
+            Written::Seat(outcome) => Ok(outcome),
+            Written::Profile => Err(StoreError(anyhow::anyhow!("a seat written as a profile"))),
+        }
     }
 
     async fn read_members(&self, key: &str) -> StoreResult<Vec<Member>> {
@@ -208,6 +254,17 @@ const MEMBERS: &str =
      WHERE m.room_id = $1 ORDER BY m.joined_at, m.user_id";
 const MEMBER_FIELDS: &[&str] = &["user_id", "joined_at", "username", "image_url", "email"];
 const MEMBERS_ORDER: &str = "joined_at, user_id";
+/// Creates or updates a profile (`$1` to `$4`, changed at `$5`). An unchanged profile is not
+/// written: on SQLite every write makes each reading connection drop its page cache.
+const UPSERT_PROFILE: &str =
+    "INSERT INTO profiles (user_id, username, image_url, email, updated_at) \
+     VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (user_id) DO UPDATE SET username = excluded.username, \
+     image_url = excluded.image_url, email = excluded.email, \
+     updated_at = excluded.updated_at \
+     WHERE profiles.username IS DISTINCT FROM excluded.username \
+     OR profiles.image_url IS DISTINCT FROM excluded.image_url \
+     OR profiles.email IS DISTINCT FROM excluded.email";
 /// Whether user `$1` is banned, and their profile's columns (null when they have none),
 /// followed by [`ACCOUNT_FROM`].
 const ACCOUNT: &str =
@@ -382,6 +439,21 @@ impl SqlStore<Postgres> {
         Ok(messages)
     }
 
+    async fn store_profile(&self, profile: &Profile, now_ms: i64) -> StoreResult<()> {
+        let upsert = sqlx::query(UPSERT_PROFILE)
+            .bind(&profile.user_id)
+            .bind(&profile.username)
+            .bind(&profile.image_url)
+            .bind(&profile.email)
+            .bind(now_ms);
+        self.write(upsert).await
+    }
+
+    async fn seat_member(&self, key: &str, user_id: &str, now_ms: i64) -> StoreResult<AddMember> {
+        let bind = |sql| sqlx::query(sql).bind(key).bind(user_id).bind(now_ms);
+        self.seat(&ROOM_SEATS, key, user_id, bind).await
+    }
+
     pub async fn connect(url: &str, options: StoreOptions) -> anyhow::Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(POSTGRES_POOL_SIZE)
@@ -401,6 +473,7 @@ impl SqlStore<Postgres> {
             writer: pool.clone(),
             pool,
             appends,
+            join_writes: None,
         })
     }
 }
@@ -898,24 +971,7 @@ macro_rules! impl_store {
         #[async_trait]
         impl Store for SqlStore<$db> {
             async fn upsert_profile(&self, profile: &Profile, now_ms: i64) -> StoreResult<()> {
-                // An unchanged profile is not written: every sign-in upserts, and on SQLite
-                // every write makes each reading connection drop its page cache.
-                let upsert = sqlx::query(
-                    "INSERT INTO profiles (user_id, username, image_url, email, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (user_id) DO UPDATE SET username = excluded.username, \
-                     image_url = excluded.image_url, email = excluded.email, \
-                     updated_at = excluded.updated_at \
-                     WHERE profiles.username IS DISTINCT FROM excluded.username \
-                     OR profiles.image_url IS DISTINCT FROM excluded.image_url \
-                     OR profiles.email IS DISTINCT FROM excluded.email",
-                )
-                .bind(&profile.user_id)
-                .bind(&profile.username)
-                .bind(&profile.image_url)
-                .bind(&profile.email)
-                .bind(now_ms);
-                self.write(upsert).await
+                self.store_profile(profile, now_ms).await
             }
 
             async fn ready(&self) -> StoreResult<()> {
@@ -994,8 +1050,7 @@ macro_rules! impl_store {
             }
 
             async fn add_member(&self, key: &str, user_id: &str, now_ms: i64) -> StoreResult<AddMember> {
-                let bind = |sql| sqlx::query(sql).bind(key).bind(user_id).bind(now_ms);
-                self.seat(&ROOM_SEATS, key, user_id, bind).await
+                self.seat_member(key, user_id, now_ms).await
             }
 
             async fn remove_member(&self, key: &str, user_id: &str) -> StoreResult<bool> {

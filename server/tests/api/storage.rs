@@ -285,14 +285,14 @@ async fn one_users_racing_joins_take_one_seat(t: &TestStore) {
     assert_eq!(room.member_count, 0);
 }
 
-/// Another connection holding the room's row (on SQLite, the database) for writing.
+/// Another connection holding a row of `table` (on SQLite, the database) for writing.
 enum WriteLock {
     Sqlite(sqlx::SqliteConnection),
     Postgres(sqlx::PgConnection),
 }
 
 impl WriteLock {
-    async fn hold(t: &TestStore, key: &str) -> Self {
+    async fn hold(t: &TestStore, table: &str, id: &str) -> Self {
         use sqlx::{Connection, Executor};
         match t.backend {
             Backend::Sqlite => {
@@ -302,7 +302,7 @@ impl WriteLock {
             }
             Backend::Postgres => {
                 let mut conn = sqlx::PgConnection::connect(&t.url).await.unwrap();
-                let lock = format!("BEGIN; SELECT 1 FROM rooms WHERE id = '{key}' FOR UPDATE");
+                let lock = format!("BEGIN; SELECT 1 FROM {table} WHERE id = '{id}' FOR UPDATE");
                 conn.execute(lock.as_str()).await.unwrap();
                 Self::Postgres(conn)
             }
@@ -323,32 +323,68 @@ impl WriteLock {
 }
 
 /// A join whose caller goes away while it waits inside its transaction (a request whose
-/// client left) leaves no transaction open: the store writes on, and nothing of the
-/// abandoned join is kept.
+/// client left) leaves no transaction open: the store writes on. A party's seat is taken
+/// in the caller's own transaction, so nothing of the abandoned join is kept; a room's, on
+/// SQLite, by the join writer, which makes it whoever waits, so it is kept whole or not at
+/// all.
 async fn a_join_abandoned_part_way_leaves_no_transaction_open(t: &TestStore) {
-    t.store.create_room(&new_room("GONE22", 10)).await.unwrap();
-    let lock = WriteLock::hold(t, "GONE22").await;
-    let store = Arc::clone(&t.store);
-    let join = tokio::spawn(async move { store.add_member("GONE22", "gone", 1).await });
-    // Long enough for the join to be waiting on the lock, well within the store's wait.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    join.abort();
-    assert!(
-        join.await.unwrap_err().is_cancelled(),
-        "the join was waiting"
-    );
-    lock.release().await;
+    let s = &t.store;
+    assert!(s
+        .create_party(&party("gone-party", "GONEP2", 10), &player("ana", 1))
+        .await
+        .unwrap());
+    s.create_room(&new_room("GONE22", 10)).await.unwrap();
+    let wait_and_abandon = |join: tokio::task::JoinHandle<_>| async move {
+        // Long enough for the join to be waiting on the lock, well within the store's wait.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        join.abort();
+        assert!(
+            join.await.unwrap_err().is_cancelled(),
+            "the join was waiting"
+        );
+    };
 
+    let lock = WriteLock::hold(t, "party_sessions", "gone-party").await;
+    let store = Arc::clone(s);
+    wait_and_abandon(tokio::spawn(async move {
+        store
+            .add_party_player("gone-party", &player("gone", 2))
+            .await
+    }))
+    .await;
+    lock.release().await;
     assert_eq!(
-        t.store.add_member("GONE22", "next", 2).await.unwrap(),
+        s.add_party_player("gone-party", &player("next", 3))
+            .await
+            .unwrap(),
         AddMember::Added
     );
-    assert!(!t.store.is_member("GONE22", "gone").await.unwrap());
+    let players: Vec<String> = s
+        .party_players("gone-party")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.user_id)
+        .collect();
+    assert_eq!(players, ["ana", "next"]);
+
+    let lock = WriteLock::hold(t, "rooms", "GONE22").await;
+    let store = Arc::clone(s);
+    wait_and_abandon(tokio::spawn(async move {
+        store.add_member("GONE22", "gone", 1).await
+    }))
+    .await;
+    lock.release().await;
     assert_eq!(
-        t.store.room("GONE22").await.unwrap().unwrap().member_count,
-        1
+        s.add_member("GONE22", "next", 2).await.unwrap(),
+        AddMember::Added
     );
-    assert!(t.store.remove_member("GONE22", "next").await.unwrap());
+    let kept = s.is_member("GONE22", "gone").await.unwrap();
+    assert_eq!(
+        s.room("GONE22").await.unwrap().unwrap().member_count,
+        1 + u32::from(kept)
+    );
+    assert!(s.remove_member("GONE22", "next").await.unwrap());
 }
 
 /// Many first joiners of rooms that do not exist yet, each doing what the core does for a
@@ -509,6 +545,91 @@ async fn execute_sql(t: &TestStore, sql: &str) {
             conn.execute(sql).await.unwrap();
         }
     }
+}
+
+/// Sign-ins and joins written at once reach SQLite's join writer together, which commits
+/// them a batch at a time: each is still told its own outcome, and a full room takes no
+/// more than its seats.
+async fn joins_and_profiles_written_together_each_get_their_own_outcome(t: &TestStore) {
+    use futures_util::future::join_all;
+    let s = &t.store;
+    s.create_room(&new_room("GRPC22", 3)).await.unwrap();
+    let users: Vec<String> = (0..150).map(|i| format!("g{i}")).collect();
+    let stored: Vec<Profile> = users.iter().map(|u| profile(u)).collect();
+    let profiles = join_all(stored.iter().map(|p| s.upsert_profile(p, 1)));
+    let seats = join_all(users.iter().map(|u| s.add_member("GRPC22", u, 2)));
+    let roomless = s.add_member("NONE33", "g0", 2);
+    let (profiles, seats, roomless) = tokio::join!(profiles, seats, roomless);
+
+    assert!(profiles.iter().all(Result::is_ok), "{profiles:?}");
+    for user in &users {
+        assert_eq!(s.profile(user).await.unwrap(), Some(profile(user)));
+    }
+    let seated: Vec<&String> = users
+        .iter()
+        .zip(&seats)
+        .filter(|(_, seat)| *seat.as_ref().unwrap() == AddMember::Added)
+        .map(|(user, _)| user)
+        .collect();
+    assert_eq!(seated.len(), 3, "{seats:?}");
+    let full = seats
+        .iter()
+        .filter(|seat| *seat.as_ref().unwrap() == AddMember::Full)
+        .count();
+    assert_eq!(full, users.len() - 3, "{seats:?}");
+    assert_eq!(roomless.unwrap(), AddMember::NotFound);
+    let mut members: Vec<String> = s
+        .members("GRPC22")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|member| member.profile.user_id)
+        .collect();
+    members.sort();
+    let mut expected: Vec<String> = seated.iter().map(|user| user.to_string()).collect();
+    expected.sort();
+    assert_eq!(members, expected);
+    assert_eq!(s.room("GRPC22").await.unwrap().unwrap().member_count, 3);
+    assert_eq!(
+        s.add_member("GRPC22", seated[0], 3).await.unwrap(),
+        AddMember::AlreadyMember
+    );
+}
+
+/// A write that fails in a batch of the join writer's fails alone: the others are tried
+/// again one by one and stored.
+#[tokio::test]
+async fn a_join_write_that_fails_fails_alone_among_those_written_together() {
+    use futures_util::future::join_all;
+    let t = TestStore::new(Backend::Sqlite).await;
+    execute_sql(
+        &t,
+        "CREATE TRIGGER poison BEFORE INSERT ON profiles WHEN NEW.user_id = 'poison' \
+         BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+    )
+    .await;
+    let s = &t.store;
+    s.create_room(&new_room("PSNR22", 100)).await.unwrap();
+    let mut users: Vec<String> = (0..99).map(|i| format!("p{i}")).collect();
+    users.insert(37, "poison".into());
+    let stored: Vec<Profile> = users.iter().map(|u| profile(u)).collect();
+    let profiles = join_all(stored.iter().map(|p| s.upsert_profile(p, 1)));
+    let seats = join_all(users.iter().map(|u| s.add_member("PSNR22", u, 2)));
+    let (profiles, seats) = tokio::join!(profiles, seats);
+
+    for (user, stored) in users.iter().zip(&profiles) {
+        match user.as_str() {
+            "poison" => assert!(stored.is_err(), "the poisoned profile is refused"),
+            _ => assert!(stored.is_ok(), "{user}: {stored:?}"),
+        }
+    }
+    assert_eq!(s.profile("poison").await.unwrap(), None);
+    assert_eq!(s.profile("p36").await.unwrap(), Some(profile("p36")));
+    assert!(seats
+        .iter()
+        .all(|seat| *seat.as_ref().unwrap() == AddMember::Added));
+    assert_eq!(s.room("PSNR22").await.unwrap().unwrap().member_count, 100);
+    t.finish().await;
 }
 
 async fn rooms_of_lists_most_recent_first(t: &TestStore) {
@@ -1242,6 +1363,7 @@ storage_suite!(
     joins_racing_a_rooms_creation_are_never_told_it_is_full,
     a_room_created_by_joining_holds_its_cap_and_no_more,
     rooms_of_lists_most_recent_first,
+    joins_and_profiles_written_together_each_get_their_own_outcome,
     messages_get_gapless_sequence_numbers_under_concurrency,
     history_reads_are_ordered_and_bounded,
     a_join_reads_the_room_as_its_member_sees_it,

@@ -5,16 +5,18 @@
 //! full, closed or missing", atomically. Both databases first look for the user's seat on a
 //! reader (`seat`, in `sql.rs`); for the insert, each gets the shape that is cheap for it:
 //!
-//! - SQLite runs the whole transaction as one call: a conditional `INSERT … RETURNING`, and
-//!   an `UPDATE` of the count that applies only when the insert did (`changes()`). Every
+//! - SQLite takes the seat with a conditional `INSERT … RETURNING` and an `UPDATE` of the
+//!   count that applies only when the insert did (`changes()`), sent as one text: every
 //!   statement sent separately is a hand-off to SQLite's worker thread and back, and a join
-//!   storm is mostly hand-offs. SQLite has one writing connection, so while a join holds
-//!   it nothing else writes, and a join that got no seat reads why on that connection.
+//!   storm is mostly hand-offs. A room's seats are taken in the join writer's transactions
+//!   (`join_writes.rs`), a batch of joins at a time; a party's in a transaction of its own.
+//!   SQLite has one writing connection, so while a seat is taken nothing else writes, and a
+//!   join that got no seat reads why on that connection, seeing what its insert saw.
 //! - PostgreSQL takes the seat with a conditional `UPDATE … RETURNING`, which it serialises
 //!   per row, then inserts; a join that gets no seat calls the row full only when a read
 //!   after the update shows it full (a row created meanwhile is tried again).
 
-use sqlx::{pool::PoolConnection, Postgres, Row, Sqlite};
+use sqlx::{pool::PoolConnection, Postgres, Row, Sqlite, SqliteConnection};
 
 use super::{Query, SqlStore};
 use crate::{core::model::AddMember, store::StoreResult};
@@ -30,8 +32,9 @@ pub(super) struct Seats {
     pub(super) held: &'static str,
     /// Reads how many seats are taken, of how many.
     count: &'static str,
-    /// SQLite: the whole join, in one transaction, returning a row when it seated the user.
-    seat_at_once: &'static str,
+    /// SQLite: takes the seat, in a transaction already open, returning a row when it
+    /// seated the user.
+    pub(super) seat: &'static str,
     /// SQLite: the whole leave, in one transaction, returning a row when there was a seat.
     unseat_at_once: &'static str,
     /// PostgreSQL: takes a seat if one is free.
@@ -51,13 +54,11 @@ pub(super) const ROOM_SEATS: Seats = Seats {
     count: "SELECT member_count AS taken, \
             CASE WHEN closed_at IS NULL THEN max_users ELSE 0 END AS capacity \
             FROM rooms WHERE id = $1",
-    seat_at_once: "BEGIN IMMEDIATE; \
-         INSERT INTO memberships (room_id, user_id, joined_at) SELECT $1, $2, $3 \
+    seat: "INSERT INTO memberships (room_id, user_id, joined_at) SELECT $1, $2, $3 \
          WHERE EXISTS (SELECT 1 FROM rooms \
          WHERE id = $1 AND member_count < max_users AND closed_at IS NULL) \
          ON CONFLICT (room_id, user_id) DO NOTHING RETURNING 1; \
-         UPDATE rooms SET member_count = member_count + 1 WHERE id = $1 AND changes() = 1; \
-         COMMIT",
+         UPDATE rooms SET member_count = member_count + 1 WHERE id = $1 AND changes() = 1",
     unseat_at_once: "BEGIN IMMEDIATE; \
          DELETE FROM memberships WHERE room_id = $1 AND user_id = $2 RETURNING 1; \
          UPDATE rooms SET member_count = member_count - 1 WHERE id = $1 AND changes() = 1; \
@@ -75,14 +76,12 @@ pub(super) const PARTY_SEATS: Seats = Seats {
     held: "SELECT 1 FROM party_players WHERE session_id = $1 AND user_id = $2",
     count: "SELECT player_count AS taken, max_players AS capacity FROM party_sessions \
             WHERE id = $1",
-    seat_at_once: "BEGIN IMMEDIATE; \
-         INSERT INTO party_players (session_id, user_id, username, ready, joined_at) \
+    seat: "INSERT INTO party_players (session_id, user_id, username, ready, joined_at) \
          SELECT $1, $2, $3, $4, $5 \
          WHERE EXISTS (SELECT 1 FROM party_sessions WHERE id = $1 AND player_count < max_players) \
          ON CONFLICT (session_id, user_id) DO NOTHING RETURNING 1; \
          UPDATE party_sessions SET player_count = player_count + 1 \
-         WHERE id = $1 AND changes() = 1; \
-         COMMIT",
+         WHERE id = $1 AND changes() = 1",
     unseat_at_once: "BEGIN IMMEDIATE; \
          DELETE FROM party_players WHERE session_id = $1 AND user_id = $2 RETURNING 1; \
          UPDATE party_sessions SET player_count = player_count - 1 \
@@ -95,6 +94,28 @@ pub(super) const PARTY_SEATS: Seats = Seats {
     leave: "DELETE FROM party_players WHERE session_id = $1 AND user_id = $2",
     release: "UPDATE party_sessions SET player_count = player_count - 1 WHERE id = $1",
 };
+
+impl Seats {
+    /// SQLite: why `seat` seated nobody in row `id`, read on the only writing connection
+    /// before anything else has written, so seeing what the insert saw.
+    pub(super) async fn why_unseated(
+        &self,
+        conn: &mut SqliteConnection,
+        id: &str,
+        user_id: &str,
+    ) -> StoreResult<AddMember> {
+        let held = sqlx::query(self.held).bind(id).bind(user_id);
+        if held.fetch_optional(&mut *conn).await?.is_some() {
+            return Ok(AddMember::AlreadyMember);
+        }
+        // No free seat: full (or closed), or no such row.
+        let count = sqlx::query(self.count).bind(id);
+        Ok(match count.fetch_optional(&mut *conn).await? {
+            Some(_) => AddMember::Full,
+            None => AddMember::NotFound,
+        })
+    }
+}
 
 /// What trying for a PostgreSQL seat came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,12 +149,31 @@ impl Writer {
     async fn run(&mut self, transaction: Query<'_, Sqlite>) -> StoreResult<bool> {
         self.running = true;
         let outcome = transaction.fetch_all(&mut *self.conn).await;
+        self.finish(outcome.map(|rows| !rows.is_empty())).await
+    }
+
+    /// Runs `statements` in a transaction of their own; whether they returned rows.
+    async fn run_in_transaction(&mut self, statements: Query<'_, Sqlite>) -> StoreResult<bool> {
+        self.running = true;
+        let conn = &mut *self.conn;
+        let outcome = async {
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+            let rows = statements.fetch_all(&mut *conn).await?;
+            sqlx::query("COMMIT").execute(&mut *conn).await?;
+            Ok::<_, sqlx::Error>(!rows.is_empty())
+        }
+        .await;
+        self.finish(outcome).await
+    }
+
+    /// Rolls a failed transaction back; the connection is free again.
+    async fn finish(&mut self, outcome: Result<bool, sqlx::Error>) -> StoreResult<bool> {
         if outcome.is_err() {
             // Harmless when no transaction is open.
             let _ = sqlx::query("ROLLBACK").execute(&mut *self.conn).await;
         }
         self.running = false;
-        Ok(!outcome?.is_empty())
+        Ok(outcome?)
     }
 }
 
@@ -146,8 +186,9 @@ impl Drop for Writer {
 }
 
 impl SqlStore<Sqlite> {
-    /// Seats `user_id` in row `id` with `seats.seat_at_once`, bound by `bind`, unless they
-    /// hold a seat or the row is full or missing (see `seat`, which calls it).
+    /// Seats `user_id` in row `id` with `seats.seat`, bound by `bind`, in a transaction of
+    /// its own, unless they hold a seat or the row is full or missing (see `seat`, which
+    /// calls it). A party's seats are taken here; a room's go through the join writer.
     pub(super) async fn insert_seat<'q>(
         &self,
         seats: &Seats,
@@ -156,20 +197,11 @@ impl SqlStore<Sqlite> {
         bind: impl FnOnce(&'static str) -> Query<'q, Sqlite>,
     ) -> StoreResult<AddMember> {
         let mut writer = Writer::take(self).await?;
-        if writer.run(bind(seats.seat_at_once)).await? {
+        if writer.run_in_transaction(bind(seats.seat)).await? {
             return Ok(AddMember::Added);
         }
-        // Still holding the only writer, so these see what the insert saw.
-        let held = sqlx::query(seats.held).bind(id).bind(user_id);
-        if held.fetch_optional(&mut *writer.conn).await?.is_some() {
-            return Ok(AddMember::AlreadyMember);
-        }
-        // The insert saw no free seat, and nothing has written since: full (or closed).
-        let count = sqlx::query(seats.count).bind(id);
-        Ok(match count.fetch_optional(&mut *writer.conn).await? {
-            Some(_) => AddMember::Full,
-            None => AddMember::NotFound,
-        })
+        // Still holding the only writer, so this sees what the insert saw.
+        seats.why_unseated(&mut writer.conn, id, user_id).await
     }
 
     /// Frees `user_id`'s seat in row `id`; `false` when they held none.

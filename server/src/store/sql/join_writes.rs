@@ -1,0 +1,172 @@
+//! Group commit for what sign-ins and joins write on SQLite: a new or changed profile, and
+//! a new member's seat. Every such write goes through one queue to one writer, which runs
+//! whatever has queued up since its last transaction in one transaction.
+//!
+//! A storm of joins writes twice a join. On SQLite each commit is a set of file locks and
+//! WAL writes, and it makes every reading connection drop its page cache and read its
+//! pages again at its next read (BENCHMARKS.md, twenty-fifth round). Committed a batch at
+//! a time, a storm pays those once a batch, while a lone join is written at once, as
+//! before.
+//!
+//! A caller learns its write's outcome only once it is committed. A write whose caller has
+//! gone (a client that left mid-join) is still made: a seat taken for a join nobody
+//! waits for is a membership like any other, which the user can leave.
+//!
+//! The writer runs on a thread of its own with a runtime of its own, as the message writer
+//! does (`store/append.rs`, which says why).
+
+use sqlx::{Pool, Sqlite, SqliteConnection};
+use tokio::sync::{mpsc, oneshot};
+
+use super::seats::ROOM_SEATS;
+use crate::{
+    core::model::{AddMember, Profile},
+    store::{StoreError, StoreResult},
+};
+
+/// Writes waiting for the writer. Past it, a sign-in or join waits for room in the queue,
+/// which slows a storm down instead of growing memory. Admission keeps far fewer in
+/// flight (`core::ADMISSIONS_IN_FLIGHT`), so it is reached only by callers that bypass it.
+pub const JOIN_WRITE_QUEUE_CAPACITY: usize = 1024;
+/// The most writes the writer takes from the queue for one transaction.
+pub const MAX_JOIN_WRITE_BATCH: usize = 64;
+
+/// A write a sign-in or join makes.
+pub(in crate::store) enum JoinWrite {
+    /// Creates or updates a profile (see `Store::upsert_profile`).
+    Profile { profile: Profile, now_ms: i64 },
+    /// Seats `user_id` in room `key` unless they hold a seat or it is full, closed or
+    /// missing (see `Store::add_member`).
+    Seat {
+        key: String,
+        user_id: String,
+        now_ms: i64,
+    },
+}
+
+/// What a write came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::store) enum Written {
+    Profile,
+    Seat(AddMember),
+}
+
+impl JoinWrite {
+    /// Makes the write in the writer's open transaction.
+    async fn run(&self, conn: &mut SqliteConnection) -> StoreResult<Written> {
+        match self {
+            Self::Profile { profile, now_ms } => {
+                sqlx::query(super::UPSERT_PROFILE)
+                    .bind(&profile.user_id)
+                    .bind(&profile.username)
+                    .bind(&profile.image_url)
+                    .bind(&profile.email)
+                    .bind(*now_ms)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(Written::Profile)
+            }
+            Self::Seat {
+                key,
+                user_id,
+                now_ms,
+            } => {
+                let seat = sqlx::query(ROOM_SEATS.seat)
+                    .bind(key)
+                    .bind(user_id)
+                    .bind(*now_ms);
+                let added = !seat.fetch_all(&mut *conn).await?.is_empty();
+                let outcome = match added {
+                    true => AddMember::Added,
+                    false => ROOM_SEATS.why_unseated(conn, key, user_id).await?,
+                };
+                Ok(Written::Seat(outcome))
+            }
+        }
+    }
+}
+
+struct Pending {
+    write: JoinWrite,
+    reply: oneshot::Sender<StoreResult<Written>>,
+}
+
+/// The sending end of the queue; the writer stops when it is dropped.
+pub(in crate::store) struct JoinWriteQueue {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl JoinWriteQueue {
+    /// Starts the writer on a thread of its own, writing through `writer`.
+    pub fn start(writer: Pool<Sqlite>) -> std::io::Result<Self> {
+        let (queue, receiver) = mpsc::channel(JOIN_WRITE_QUEUE_CAPACITY);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("confab-join-writer".into())
+            .spawn(move || runtime.block_on(write_batches(writer, receiver)))?;
+        Ok(Self { queue })
+    }
+
+    /// Makes `write`, in a transaction with whatever else is queued; its outcome once
+    /// committed.
+    pub async fn write(&self, write: JoinWrite) -> StoreResult<Written> {
+        let (reply, written) = oneshot::channel();
+        self.queue
+            .send(Pending { write, reply })
+            .await
+            .map_err(|_| gone())?;
+        written.await.map_err(|_| gone())?
+    }
+}
+
+fn gone() -> StoreError {
+    StoreError(anyhow::anyhow!("the join writer has stopped"))
+}
+
+async fn write_batches(writer: Pool<Sqlite>, mut receiver: mpsc::Receiver<Pending>) {
+    let mut pending = Vec::with_capacity(MAX_JOIN_WRITE_BATCH);
+    let mut written = Vec::with_capacity(MAX_JOIN_WRITE_BATCH);
+    while receiver.recv_many(&mut pending, MAX_JOIN_WRITE_BATCH).await > 0 {
+        written.clear();
+        match write_batch(&writer, &pending, &mut written).await {
+            Ok(()) => {
+                for (p, outcome) in pending.drain(..).zip(written.drain(..)) {
+                    let _ = p.reply.send(Ok(outcome));
+                }
+            }
+            Err(err) if pending.len() == 1 => {
+                if let Some(p) = pending.pop() {
+                    let _ = p.reply.send(Err(err));
+                }
+            }
+            // One failing write must not fail the others: each is tried alone.
+            Err(_) => {
+                for p in pending.drain(..) {
+                    written.clear();
+                    let outcome = write_batch(&writer, std::slice::from_ref(&p), &mut written)
+                        .await
+                        .and_then(|()| written.pop().ok_or_else(gone));
+                    let _ = p.reply.send(outcome);
+                }
+            }
+        }
+    }
+}
+
+/// Makes `batch`'s writes in one transaction, their outcomes pushed onto `written` in
+/// order. On an error nothing of it is kept: the dropped transaction rolls back.
+async fn write_batch(
+    writer: &Pool<Sqlite>,
+    batch: &[Pending],
+    written: &mut Vec<Written>,
+) -> StoreResult<()> {
+    // IMMEDIATE: the write lock from the start, so no statement has to upgrade to it.
+    let mut transaction = writer.begin_with("BEGIN IMMEDIATE").await?;
+    for p in batch {
+        written.push(p.write.run(&mut transaction).await?);
+    }
+    transaction.commit().await?;
+    Ok(())
+}
