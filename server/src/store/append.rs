@@ -55,12 +55,9 @@ impl AppendQueue {
     /// Starts the writer on a thread of its own; it stops when the queue is dropped.
     pub fn start(writer: impl MessageWriter) -> std::io::Result<Self> {
         let (queue, receiver) = mpsc::channel(APPEND_QUEUE_CAPACITY);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        std::thread::Builder::new()
-            .name("confab-message-writer".into())
-            .spawn(move || runtime.block_on(write_batches(writer, receiver)))?;
+        spawn_writer("confab-message-writer", move || {
+            write_batches(writer, receiver)
+        })?;
         Ok(Self { queue })
     }
 
@@ -74,6 +71,24 @@ impl AppendQueue {
             .await
             .map_err(|_| StoreError::writer_gone())
     }
+}
+
+/// Runs the writer `run` makes on a thread named `name`, with a runtime of its own (see
+/// above for why). The writer is made on that thread, so it need not be `Send`.
+pub(super) fn spawn_writer<F>(
+    name: &str,
+    run: impl FnOnce() -> F + Send + 'static,
+) -> std::io::Result<()>
+where
+    F: std::future::Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || runtime.block_on(run()))?;
+    Ok(())
 }
 
 async fn write_batches(writer: impl MessageWriter, mut receiver: mpsc::Receiver<Pending>) {

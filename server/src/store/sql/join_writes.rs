@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::seats::ROOM_SEATS;
 use crate::{
     core::model::{AddMember, Profile},
-    store::{StoreError, StoreResult},
+    store::{append::spawn_writer, StoreError, StoreResult},
 };
 
 /// Writes waiting for the writer. Past it, a sign-in or join waits for room in the queue,
@@ -100,12 +100,9 @@ impl JoinWriteQueue {
     /// Starts the writer on a thread of its own, writing through `writer`.
     pub fn start(writer: Pool<Sqlite>) -> std::io::Result<Self> {
         let (queue, receiver) = mpsc::channel(JOIN_WRITE_QUEUE_CAPACITY);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        std::thread::Builder::new()
-            .name("confab-join-writer".into())
-            .spawn(move || runtime.block_on(write_batches(writer, receiver)))?;
+        spawn_writer("confab-join-writer", move || {
+            write_batches(writer, receiver)
+        })?;
         Ok(Self { queue })
     }
 
