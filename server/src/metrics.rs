@@ -32,6 +32,9 @@ pub const MESSAGES_STORED: &str = "confab_messages_stored_total";
 pub const STORE_COMMIT_SECONDS: &str = "confab_store_commit_seconds";
 /// Chat messages stored per batch (histogram).
 pub const STORE_BATCH_SIZE: &str = "confab_store_batch_size";
+/// On SQLite, profiles and room seats written per transaction of the join writer
+/// (histogram).
+pub const JOIN_BATCH_SIZE: &str = "confab_store_join_batch_size";
 /// Actions refused by a rate limit, by `limit` (`messages`, `guest`, `ping`, `party`).
 pub const RATE_LIMITED: &str = "confab_rate_limited_total";
 /// Tokens refused, by `reason`.
@@ -75,9 +78,12 @@ pub fn handle() -> &'static PrometheusHandle {
                 .set_buckets_for_metric(Matcher::Full(name.into()), SECONDS_BUCKETS)
                 .expect("buckets are not empty");
         }
+        for name in [STORE_BATCH_SIZE, JOIN_BATCH_SIZE] {
+            builder = builder
+                .set_buckets_for_metric(Matcher::Full(name.into()), BATCH_BUCKETS)
+                .expect("buckets are not empty");
+        }
         let handle = builder
-            .set_buckets_for_metric(Matcher::Full(STORE_BATCH_SIZE.into()), BATCH_BUCKETS)
-            .expect("buckets are not empty")
             .install_recorder()
             .expect("no other metrics recorder is installed");
         describe();
@@ -133,6 +139,10 @@ fn describe() {
         "Time to store one batch of chat messages."
     );
     describe_histogram!(STORE_BATCH_SIZE, "Chat messages stored per batch.");
+    describe_histogram!(
+        JOIN_BATCH_SIZE,
+        "On SQLite, profiles and room seats written per transaction."
+    );
     describe_counter!(RATE_LIMITED, "Actions refused by a rate limit, by limit.");
     describe_counter!(AUTH_FAILURES, "Tokens refused, by reason.");
     describe_counter!(JWKS_REFRESHES, "JWKS fetches, by outcome.");

@@ -225,6 +225,11 @@ async fn metrics_count_what_a_scripted_session_did() {
     }
     assert_eq!(value(&during, "confab_messages_stored_total"), 3.0);
     assert_eq!(value(&during, "confab_store_batch_size_sum"), 3.0);
+    // Every sign-in of a new user wrote a profile, every join a seat: in batches of one or
+    // more.
+    let join_batches = value(&during, "confab_store_join_batch_size_count");
+    assert!(join_batches >= 1.0, "{join_batches}");
+    assert!(value(&during, "confab_store_join_batch_size_sum") >= join_batches);
     assert_eq!(
         value(
             &during,

@@ -125,10 +125,12 @@ fn gone() -> StoreError {
 async fn write_batches(writer: Pool<Sqlite>, mut receiver: mpsc::Receiver<Pending>) {
     let mut pending = Vec::with_capacity(MAX_JOIN_WRITE_BATCH);
     let mut written = Vec::with_capacity(MAX_JOIN_WRITE_BATCH);
+    let batch_size = metrics::histogram!(crate::metrics::JOIN_BATCH_SIZE);
     while receiver.recv_many(&mut pending, MAX_JOIN_WRITE_BATCH).await > 0 {
         written.clear();
         match write_batch(&writer, &pending, &mut written).await {
             Ok(()) => {
+                batch_size.record(written.len() as f64);
                 for (p, outcome) in pending.drain(..).zip(written.drain(..)) {
                     let _ = p.reply.send(Ok(outcome));
                 }
