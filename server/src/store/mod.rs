@@ -28,9 +28,10 @@ impl From<sqlx::Error> for StoreError {
 }
 
 impl StoreError {
-    /// The message writer stopped (it only does when the store is dropped).
+    /// A store writer (of messages, or of sign-ins and joins) stopped; it only does when the
+    /// store is dropped.
     pub(crate) fn writer_gone() -> Self {
-        Self(anyhow::anyhow!("the message writer has stopped"))
+        Self(anyhow::anyhow!("a store writer has stopped"))
     }
 }
 

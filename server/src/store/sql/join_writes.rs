@@ -113,13 +113,9 @@ impl JoinWriteQueue {
         self.queue
             .send(Pending { write, reply })
             .await
-            .map_err(|_| gone())?;
-        written.await.map_err(|_| gone())?
+            .map_err(|_| StoreError::writer_gone())?;
+        written.await.map_err(|_| StoreError::writer_gone())?
     }
-}
-
-fn gone() -> StoreError {
-    StoreError(anyhow::anyhow!("the join writer has stopped"))
 }
 
 async fn write_batches(writer: Pool<Sqlite>, mut receiver: mpsc::Receiver<Pending>) {
@@ -146,7 +142,7 @@ async fn write_batches(writer: Pool<Sqlite>, mut receiver: mpsc::Receiver<Pendin
                     written.clear();
                     let outcome = write_batch(&writer, std::slice::from_ref(&p), &mut written)
                         .await
-                        .and_then(|()| written.pop().ok_or_else(gone));
+                        .and_then(|()| written.pop().ok_or_else(StoreError::writer_gone));
                     let _ = p.reply.send(outcome);
                 }
             }
