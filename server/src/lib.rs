@@ -112,6 +112,7 @@ impl AppState {
         crate::metrics::handle();
         let options = store::StoreOptions {
             sqlite_synchronous: config.sqlite_synchronous,
+            sqlite_readers: config.sqlite_readers,
             ..store::StoreOptions::default()
         };
         let store = store::open_with(&database_url, options).await?;

@@ -20,9 +20,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Core;
 
-/// Sign-ins and joins running at once; more wait their turn. A few times the store's
-/// connections (1 writer and 4 readers on SQLite, 16 on PostgreSQL): enough to keep all of
-/// them busy, few enough that a query waits for a connection milliseconds, not seconds.
+/// Sign-ins and joins running at once; more wait their turn. Twice PostgreSQL's 16
+/// connections, and on SQLite (one connection by default, statements of a few tens of µs)
+/// a queue short enough that a query waits for the connection milliseconds, not seconds:
+/// enough to keep the store busy without queuing in it.
 pub const ADMISSIONS_IN_FLIGHT: usize = 32;
 
 /// A turn to run a sign-in or a join; the next waiting one runs when it is dropped.

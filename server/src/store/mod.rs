@@ -216,10 +216,26 @@ pub enum SqliteSynchronous {
 /// kept from waiting this long by admission (`core::admission`), not by this.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// SQLite connections that only read, beside the one that writes, by default: none. Reads
+/// then run on the writer's connection, one at a time between its transactions. A reading
+/// connection drops its page cache whenever another connection has committed (WAL), so in
+/// a storm of joins, which writes between most reads, every read went back to the disk;
+/// the writer's own connection keeps its cache across its commits. That made a join storm
+/// 40 % faster and left chat ingest as it was (BENCHMARKS.md, twenty-sixth round). Readers
+/// pay off only where long reads would otherwise hold up writes on a machine with cores to
+/// run them on.
+pub const DEFAULT_SQLITE_READERS: u32 = 0;
+
+/// The most reading SQLite connections [`StoreOptions::sqlite_readers`] may ask for: each
+/// is a thread and a page cache of its own.
+pub const MAX_SQLITE_READERS: u32 = 64;
+
 /// How the store is opened.
 #[derive(Debug, Clone, Copy)]
 pub struct StoreOptions {
     pub sqlite_synchronous: SqliteSynchronous,
+    /// See [`DEFAULT_SQLITE_READERS`]; at most [`MAX_SQLITE_READERS`].
+    pub sqlite_readers: u32,
     /// See [`ACQUIRE_TIMEOUT`].
     pub acquire_timeout: Duration,
 }
@@ -228,6 +244,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             sqlite_synchronous: SqliteSynchronous::default(),
+            sqlite_readers: DEFAULT_SQLITE_READERS,
             acquire_timeout: ACQUIRE_TIMEOUT,
         }
     }

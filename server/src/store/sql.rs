@@ -22,7 +22,7 @@ use sqlx::{
 
 use super::{
     append::{AppendQueue, MessageWriter, MAX_APPEND_BATCH},
-    OnStored, Rows, Store, StoreError, StoreOptions, StoreResult,
+    OnStored, Rows, Store, StoreError, StoreOptions, StoreResult, MAX_SQLITE_READERS,
 };
 use crate::core::model::{
     Account, AddMember, AuditEntry, Ban, DeletedMessage, Level, Member, Message, MessageKind,
@@ -30,8 +30,6 @@ use crate::core::model::{
     Profile, Room, RoomOnJoin, RoomSummary,
 };
 
-/// SQLite's reading connections; they run alongside the writer (WAL).
-const SQLITE_READERS: u32 = 4;
 const POSTGRES_POOL_SIZE: u32 = 16;
 
 mod join_writes;
@@ -44,7 +42,8 @@ use seats::{Seats, PARTY_SEATS, ROOM_SEATS};
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct SqlStore<DB: Database> {
-    /// Reads.
+    /// Reads. For SQLite, by default, the writer's own connection (see
+    /// `DEFAULT_SQLITE_READERS`), so no code may read through it while holding `writer`.
     pool: Pool<DB>,
     /// Writes. For SQLite, one connection: SQLite takes one writer at a time anyway, and
     /// writers queued here wait in order instead of retrying on a busy database (which
@@ -85,9 +84,16 @@ impl SqlStore<Sqlite> {
             .run(&writer)
             .await
             .context("cannot migrate the SQLite database")?;
-        let pool = open(SQLITE_READERS)
-            .await
-            .context("cannot open the SQLite database")?;
+        anyhow::ensure!(
+            options.sqlite_readers <= MAX_SQLITE_READERS,
+            "at most {MAX_SQLITE_READERS} SQLite readers"
+        );
+        let pool = match options.sqlite_readers {
+            0 => writer.clone(),
+            readers => open(readers)
+                .await
+                .context("cannot open the SQLite database")?,
+        };
         let appends = AppendQueue::start(SqliteMessageWriter {
             writer: writer.clone(),
         })
@@ -1366,21 +1372,54 @@ mod tests {
     /// The durability setting reaches every connection: the writer's and the readers'.
     #[tokio::test]
     async fn sqlite_synchronous_is_what_was_asked() {
-        for (asked, pragma) in [(SqliteSynchronous::Full, 2), (SqliteSynchronous::Normal, 1)] {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite://{}", dir.path().join("confab.db").display());
-            let options = StoreOptions {
-                sqlite_synchronous: asked,
-                ..StoreOptions::default()
-            };
-            let store = SqlStore::<Sqlite>::connect(&url, options).await.unwrap();
-            for pool in [&store.writer, &store.pool] {
-                let got: i64 = sqlx::query_scalar("PRAGMA synchronous")
-                    .fetch_one(pool)
-                    .await
-                    .unwrap();
-                assert_eq!(got, pragma, "{asked:?}");
+        for readers in [0, 2] {
+            for (asked, pragma) in [(SqliteSynchronous::Full, 2), (SqliteSynchronous::Normal, 1)] {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("confab.db").display());
+                let options = StoreOptions {
+                    sqlite_synchronous: asked,
+                    sqlite_readers: readers,
+                    ..StoreOptions::default()
+                };
+                let store = SqlStore::<Sqlite>::connect(&url, options).await.unwrap();
+                for pool in [&store.writer, &store.pool] {
+                    let got: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                        .fetch_one(pool)
+                        .await
+                        .unwrap();
+                    assert_eq!(got, pragma, "{asked:?} with {readers} readers");
+                }
             }
         }
+    }
+
+    /// With no readers, reads take the writer's one connection; with some, a pool of that
+    /// many beside it. More than the most allowed are refused.
+    #[tokio::test]
+    async fn sqlite_reads_run_where_the_options_say() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("confab.db").display());
+        let connect = |readers| {
+            let options = StoreOptions {
+                sqlite_readers: readers,
+                ..StoreOptions::default()
+            };
+            SqlStore::<Sqlite>::connect(&url, options)
+        };
+        let store = connect(0).await.unwrap();
+        assert_eq!(store.pool.options().get_max_connections(), 1);
+        // One pool: a connection taken from either is the other's only one.
+        let held = store.writer.acquire().await.unwrap();
+        assert_eq!(store.pool.num_idle(), 0);
+        drop(held);
+        drop(store);
+
+        let store = connect(3).await.unwrap();
+        assert_eq!(store.pool.options().get_max_connections(), 3);
+        assert_eq!(store.writer.options().get_max_connections(), 1);
+        drop(store);
+
+        let too_many = connect(super::MAX_SQLITE_READERS + 1).await;
+        assert!(too_many.is_err());
     }
 }

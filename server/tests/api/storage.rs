@@ -1,4 +1,5 @@
-//! One storage suite, run against SQLite and PostgreSQL.
+//! One storage suite, run against SQLite (reads on the writer's connection, and on readers
+//! of their own) and PostgreSQL.
 
 use std::sync::Arc;
 
@@ -1329,6 +1330,22 @@ macro_rules! storage_suite {
                 #[tokio::test]
                 async fn $case() {
                     let t = super::TestStore::new(super::Backend::Sqlite).await;
+                    super::$case(&t).await;
+                    t.finish().await;
+                }
+            )*
+        }
+        /// SQLite with reading connections beside the writer (by default reads run on the
+        /// writer's connection).
+        mod sqlite_readers {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let options = super::StoreOptions {
+                        sqlite_readers: 2,
+                        ..super::StoreOptions::default()
+                    };
+                    let t = super::TestStore::with_options(super::Backend::Sqlite, options).await;
                     super::$case(&t).await;
                     t.finish().await;
                 }
