@@ -221,9 +221,9 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// connection drops its page cache whenever another connection has committed (WAL), so in
 /// a storm of joins, which writes between most reads, every read went back to the disk;
 /// the writer's own connection keeps its cache across its commits. That made a join storm
-/// 40 % faster and left chat ingest as it was (BENCHMARKS.md, twenty-sixth round). Readers
-/// pay off only where long reads would otherwise hold up writes on a machine with cores to
-/// run them on.
+/// about 1.5 times as fast and left chat ingest as it was (BENCHMARKS.md, twenty-sixth
+/// round). Readers pay off only where long reads would otherwise hold up writes on a
+/// machine with cores to run them on.
 pub const DEFAULT_SQLITE_READERS: u32 = 0;
 
 /// The most reading SQLite connections [`StoreOptions::sqlite_readers`] may ask for: each
