@@ -59,6 +59,10 @@ pub struct SqlStore<DB: Database> {
 
 impl SqlStore<Sqlite> {
     pub async fn connect(url: &str, options: StoreOptions) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            options.sqlite_readers <= MAX_SQLITE_READERS,
+            "at most {MAX_SQLITE_READERS} SQLite readers"
+        );
         let synchronous = match options.sqlite_synchronous {
             super::SqliteSynchronous::Full => SqliteSynchronous::Full,
             super::SqliteSynchronous::Normal => SqliteSynchronous::Normal,
@@ -84,10 +88,6 @@ impl SqlStore<Sqlite> {
             .run(&writer)
             .await
             .context("cannot migrate the SQLite database")?;
-        anyhow::ensure!(
-            options.sqlite_readers <= MAX_SQLITE_READERS,
-            "at most {MAX_SQLITE_READERS} SQLite readers"
-        );
         let pool = match options.sqlite_readers {
             0 => writer.clone(),
             readers => open(readers)
