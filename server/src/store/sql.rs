@@ -52,8 +52,8 @@ pub struct SqlStore<DB: Database> {
     /// Chat messages, group-committed by the message writer (its own thread) on `writer`.
     appends: AppendQueue,
     /// SQLite: profiles and room seats, group-committed by the join writer (its own
-    /// thread) on `writer`. PostgreSQL writes them as they come: its commits do not empty
-    /// every reader's cache.
+    /// thread) on `writer`. PostgreSQL writes them as they come: its commits do not drop
+    /// other connections' caches, and it has a pool of connections to write on.
     join_writes: Option<JoinWriteQueue>,
 }
 
@@ -124,7 +124,7 @@ impl SqlStore<Sqlite> {
         self.write_for_join(write).await.map(|_| ())
     }
 
-    /// A member coming back is answered by a reader; a new one's seat is taken by the join
+    /// A member coming back is answered by a read; a new one's seat is taken by the join
     /// writer.
     async fn seat_member(&self, key: &str, user_id: &str, now_ms: i64) -> StoreResult<AddMember> {
         if self
@@ -261,7 +261,8 @@ const MEMBERS: &str =
 const MEMBER_FIELDS: &[&str] = &["user_id", "joined_at", "username", "image_url", "email"];
 const MEMBERS_ORDER: &str = "joined_at, user_id";
 /// Creates or updates a profile (`$1` to `$4`, changed at `$5`). An unchanged profile is not
-/// written: on SQLite every write makes each reading connection drop its page cache.
+/// written: on SQLite every write is a commit on the one writing connection (and drops the
+/// page cache of any reading connection that `--sqlite-readers` opened).
 const UPSERT_PROFILE: &str =
     "INSERT INTO profiles (user_id, username, image_url, email, updated_at) \
      VALUES ($1, $2, $3, $4, $5) \
@@ -938,7 +939,7 @@ macro_rules! impl_store {
 
             /// Seats `user_id` in row `id`, its statements bound by `bind`, unless they hold
             /// a seat already or the row is full or missing. A member coming back (most joins
-            /// after a restart) is answered by a reader, without taking the writer.
+            /// after a restart) is answered by a read, without a write transaction.
             async fn seat<'q>(
                 &self,
                 seats: &Seats,
@@ -952,17 +953,17 @@ macro_rules! impl_store {
                 self.insert_seat(seats, id, user_id, bind).await
             }
 
-            /// Whether `query` finds a row, on a reader.
+            /// Whether `query` finds a row, read through `pool`.
             async fn exists(&self, query: Query<'_, $db>) -> StoreResult<bool> {
                 Ok(query.fetch_optional(&self.pool).await?.is_some())
             }
 
-            /// The row `query` finds on a reader, if any, through `map`.
+            /// The row `query` finds through `pool`, if any, through `map`.
             async fn read_one<T>(&self, query: Query<'_, $db>, map: RowMap<$db, T>) -> StoreResult<Option<T>> {
                 query.fetch_optional(&self.pool).await?.as_ref().map(map).transpose()
             }
 
-            /// Every row `query` finds on a reader, through `map`.
+            /// Every row `query` finds through `pool`, through `map`.
             async fn read_all<T>(&self, query: Query<'_, $db>, map: RowMap<$db, T>) -> StoreResult<Vec<T>> {
                 query.fetch_all(&self.pool).await?.iter().map(map).collect()
             }

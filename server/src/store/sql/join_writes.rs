@@ -3,8 +3,8 @@
 //! whatever has queued up since its last transaction in one transaction.
 //!
 //! A storm of joins writes twice a join. On SQLite each commit is a set of file locks and
-//! WAL writes, and it makes every reading connection drop its page cache and read its
-//! pages again at its next read (BENCHMARKS.md, twenty-fifth round). Committed a batch at
+//! WAL writes, and it makes any reading connection (`--sqlite-readers`) drop its page
+//! cache and read its pages again at its next read (BENCHMARKS.md, twenty-fifth round). Committed a batch at
 //! a time, a storm pays those once a batch, while a lone join is written at once, as
 //! before.
 //!

@@ -2,8 +2,8 @@
 //! against its capacity.
 //!
 //! Taking a seat is "insert the user unless they hold one, and count it, unless the row is
-//! full, closed or missing", atomically. Both databases first look for the user's seat on a
-//! reader (`seat`, in `sql.rs`); for the insert, each gets the shape that is cheap for it:
+//! full, closed or missing", atomically. Both databases first look for the user's seat with a
+//! read (`seat`, in `sql.rs`); for the insert, each gets the shape that is cheap for it:
 //!
 //! - SQLite takes the seat with a conditional `INSERT … RETURNING` and an `UPDATE` of the
 //!   count that applies only when the insert did (`changes()`), sent as one text: every
