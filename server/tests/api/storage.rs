@@ -1323,39 +1323,27 @@ async fn read_positions_only_move_forward_and_summaries_show_unread(t: &TestStor
     assert!(s.room_summaries("nobody").await.unwrap().is_empty());
 }
 
+/// Options for SQLite with reading connections beside the writer (by default reads run on
+/// the writer's connection).
+fn with_sqlite_readers() -> StoreOptions {
+    StoreOptions {
+        sqlite_readers: 2,
+        ..StoreOptions::default()
+    }
+}
+
 macro_rules! storage_suite {
     ($($case:ident),* $(,)?) => {
-        mod sqlite {
+        storage_suite!(@on sqlite, Sqlite, confab_server::store::StoreOptions::default(); $($case),*);
+        storage_suite!(@on sqlite_readers, Sqlite, crate::storage::with_sqlite_readers(); $($case),*);
+        storage_suite!(@on postgres, Postgres, confab_server::store::StoreOptions::default(); $($case),*);
+    };
+    (@on $module:ident, $backend:ident, $options:expr; $($case:ident),*) => {
+        mod $module {
             $(
                 #[tokio::test]
                 async fn $case() {
-                    let t = super::TestStore::new(super::Backend::Sqlite).await;
-                    super::$case(&t).await;
-                    t.finish().await;
-                }
-            )*
-        }
-        /// SQLite with reading connections beside the writer (by default reads run on the
-        /// writer's connection).
-        mod sqlite_readers {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let options = super::StoreOptions {
-                        sqlite_readers: 2,
-                        ..super::StoreOptions::default()
-                    };
-                    let t = super::TestStore::with_options(super::Backend::Sqlite, options).await;
-                    super::$case(&t).await;
-                    t.finish().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let t = super::TestStore::new(super::Backend::Postgres).await;
+                    let t = super::TestStore::with_options(super::Backend::$backend, $options).await;
                     super::$case(&t).await;
                     t.finish().await;
                 }
