@@ -146,12 +146,12 @@ impl SqlStore<Sqlite> {
 
     async fn read_members(&self, key: &str) -> StoreResult<Vec<Member>> {
         static SQL: OnceLock<String> = OnceLock::new();
-        let sql = SQL.get_or_init(|| packed(MEMBERS, MEMBER_FIELDS, MEMBERS_ORDER));
+        let sql = SQL.get_or_init(packed_members);
         let packed: String = sqlx::query_scalar(sql)
             .bind(key)
             .fetch_one(&self.pool)
             .await?;
-        unpack(&packed, MEMBER_FIELDS, member_from_row)
+        unpack_members(&packed)
     }
 
     /// One statement: the room's row, with the rest as columns beside it, the lists packed.
@@ -172,7 +172,7 @@ impl SqlStore<Sqlite> {
                 MESSAGE_FIELDS,
                 "seq",
             );
-            let members = packed(MEMBERS, MEMBER_FIELDS, MEMBERS_ORDER);
+            let members = packed_members();
             format!(
                 "SELECT {ROOM_COLUMNS}, \
                  EXISTS (SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2) \
@@ -192,7 +192,7 @@ impl SqlStore<Sqlite> {
             return Ok(None);
         };
         let members = match row.optional_text("members")? {
-            Some(packed) => Some(unpack(&packed, MEMBER_FIELDS, member_from_row)?),
+            Some(packed) => Some(unpack_members(&packed)?),
             None => None,
         };
         Ok(Some(RoomOnJoin {
@@ -258,8 +258,8 @@ const MEMBERS: &str =
      COALESCE(p.image_url, '') AS image_url, COALESCE(p.email, '') AS email \
      FROM memberships m LEFT JOIN profiles p ON p.user_id = m.user_id \
      WHERE m.room_id = $1 ORDER BY m.joined_at, m.user_id";
+/// The fields of a packed member, in the order [`unpack_members`] reads them.
 const MEMBER_FIELDS: &[&str] = &["user_id", "joined_at", "username", "image_url", "email"];
-const MEMBERS_ORDER: &str = "joined_at, user_id";
 /// Creates or updates a profile (`$1` to `$4`, changed at `$5`). An unchanged profile is not
 /// written: on SQLite every write is a commit on the one writing connection (and drops the
 /// page cache of any reading connection that `--sqlite-readers` opened).
@@ -291,6 +291,16 @@ fn packed(select: &str, fields: &[&str], order: &str) -> String {
     format!(
         "SELECT json_group_array(json_array({}) ORDER BY {order}) FROM ({select})",
         fields.join(", ")
+    )
+}
+
+/// A room's members (`$1`) as one text, put in order by [`unpack_members`]. Not ordered
+/// in the aggregate, which would sort every member into a table of its own on each join
+/// although [`MEMBERS`] reads them in order from the `memberships_in_order` index.
+fn packed_members() -> String {
+    format!(
+        "SELECT json_group_array(json_array({})) FROM ({MEMBERS})",
+        MEMBER_FIELDS.join(", ")
     )
 }
 
@@ -354,6 +364,33 @@ fn unpack<T>(
     rows.into_iter()
         .map(|values| map(&PackedRow { fields, values }))
         .collect()
+}
+
+/// A packed member list decoded straight into members, its fields in [`MEMBER_FIELDS`]'s
+/// order, and put in the order they joined (then by id). A contract 000 join lists its
+/// whole room, so building a JSON value for every field of every member and looking each
+/// up by name cost as much as reading them.
+fn unpack_members(packed: &str) -> StoreResult<Vec<Member>> {
+    let mut rows: Vec<(String, i64, String, String, String)> =
+        serde_json::from_str(packed).map_err(|_| corrupt("packed members"))?;
+    // They usually arrive in this order already, which the sort finds in one pass: SQLite
+    // does not promise an aggregate's order unless it sorts the rows again itself.
+    rows.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    Ok(rows
+        .into_iter()
+        .map(
+            |(user_id, joined_at_ms, username, image_url, email)| Member {
+                profile: Profile {
+                    user_id,
+                    username,
+                    image_url,
+                    email,
+                },
+                joined_at_ms,
+                online: false,
+            },
+        )
+        .collect())
 }
 
 impl PackedRow {
@@ -1362,12 +1399,61 @@ impl_store!(Postgres);
 
 #[cfg(test)]
 mod tests {
-    use super::{SqlStore, Sqlite, MESSAGE_COLUMNS, MESSAGE_FIELDS};
+    use super::{
+        member_from_row, packed_members, unpack, unpack_members, SqlStore, Sqlite, MEMBER_FIELDS,
+        MESSAGE_COLUMNS, MESSAGE_FIELDS,
+    };
     use crate::store::{SqliteSynchronous, StoreOptions};
+    use sqlx::Row;
 
     #[test]
     fn packed_message_fields_are_the_message_columns() {
         assert_eq!(MESSAGE_FIELDS.join(", "), MESSAGE_COLUMNS);
+    }
+
+    /// Members decoded by position read what decoding by field name reads, and a packed
+    /// list of another shape is refused.
+    #[test]
+    fn packed_members_decode_by_position_as_by_name() {
+        let packed = r#"[["u1",1700,"Ann \"A\"","https://a/1.png","a@x"],["u2",1701,"u2","",""]]"#;
+        let by_position = unpack_members(packed).unwrap();
+        let by_name = unpack(packed, MEMBER_FIELDS, member_from_row).unwrap();
+        assert_eq!(by_position, by_name);
+        assert_eq!(by_position[0].profile.username, "Ann \"A\"");
+        assert_eq!(by_position[1].joined_at_ms, 1701);
+        assert!(unpack_members(r#"[["u1","Ann",1700]]"#).is_err());
+        let shuffled = r#"[["b",2,"b","",""],["c",1,"c","",""],["a",2,"a","",""]]"#;
+        let ids: Vec<String> = unpack_members(shuffled)
+            .unwrap()
+            .into_iter()
+            .map(|member| member.profile.user_id)
+            .collect();
+        assert_eq!(ids, ["c", "a", "b"], "joined first, then by id");
+        assert!(unpack_members("[]").unwrap().is_empty());
+    }
+
+    /// SQLite reads a room's members from the index that holds them in order: no member
+    /// is sorted, nor looked up in the table, however large the room.
+    #[tokio::test]
+    async fn sqlite_lists_members_without_sorting_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("confab.db").display());
+        let store = SqlStore::<Sqlite>::connect(&url, StoreOptions::default())
+            .await
+            .unwrap();
+        let explain = format!("EXPLAIN QUERY PLAN {}", packed_members());
+        let rows = sqlx::query(&explain)
+            .bind("ROOM")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        let plan: Vec<String> = rows.iter().map(|row| row.get("detail")).collect();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("SEARCH m USING COVERING INDEX memberships_in_order (room_id=?)"),
+            "{plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 
     /// The durability setting reaches every connection: the writer's and the readers'.

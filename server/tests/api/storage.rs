@@ -6,8 +6,8 @@ use std::sync::Arc;
 use crate::common::db::{drop_database, fresh_database_url, Backend};
 use confab_server::{
     core::model::{
-        AddMember, Level, MessageKind, NewMessage, NewRoom, Notification, Party, PartyPhase,
-        PartyPlayer, Phase, Profile,
+        AddMember, Level, Member, MessageKind, NewMessage, NewRoom, Notification, Party,
+        PartyPhase, PartyPlayer, Phase, Profile,
     },
     store::{self, Store, StoreOptions},
 };
@@ -834,6 +834,50 @@ async fn history_reads_are_ordered_and_bounded(t: &TestStore) {
     assert!(s.messages_before("HIST22", 1, 50).await.unwrap().is_empty());
 }
 
+/// Members are listed in the order they joined, and those who joined in the same
+/// millisecond by id, however their ids and profiles sort otherwise; both member reads
+/// agree, and a member with no stored profile is listed by id.
+async fn members_are_listed_in_the_order_they_joined(t: &TestStore) {
+    let s = &t.store;
+    s.create_room(&new_room("ORDER2", 10)).await.unwrap();
+    // (user, joined at): ids in reverse, two pairs joining in one millisecond.
+    let joins = [
+        ("m9", 10),
+        ("m7", 30),
+        ("m8", 20),
+        ("m2", 30),
+        ("m5", 20),
+        ("m1", 40),
+    ];
+    for (user, _) in &joins {
+        if *user != "m5" {
+            s.upsert_profile(&profile(user), 1).await.unwrap();
+        }
+    }
+    for (user, at) in joins {
+        assert_eq!(
+            s.add_member("ORDER2", user, at).await.unwrap(),
+            AddMember::Added
+        );
+    }
+    let expected = ["m9", "m5", "m8", "m2", "m7", "m1"];
+    let ids = |members: &[Member]| -> Vec<String> {
+        members.iter().map(|m| m.profile.user_id.clone()).collect()
+    };
+    let listed = s.members("ORDER2").await.unwrap();
+    assert_eq!(ids(&listed), expected);
+    let joined_at: Vec<i64> = listed.iter().map(|m| m.joined_at_ms).collect();
+    assert_eq!(joined_at, [10, 20, 20, 30, 30, 40]);
+    assert_eq!(listed[1].profile.username, "m5", "no profile: listed by id");
+    assert_eq!(listed[2].profile.username, "name-m8");
+    let view = s
+        .room_on_join("ORDER2", "m1", 0, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.members.as_deref(), Some(&listed[..]));
+}
+
 async fn a_join_reads_the_room_as_its_member_sees_it(t: &TestStore) {
     let s = &t.store;
     for user in ["u1", "u2"] {
@@ -1372,6 +1416,7 @@ storage_suite!(
     messages_get_gapless_sequence_numbers_under_concurrency,
     history_reads_are_ordered_and_bounded,
     a_join_reads_the_room_as_its_member_sees_it,
+    members_are_listed_in_the_order_they_joined,
     everything_survives_reopening,
     notifications_track_delivery_and_read_state,
     party_sessions_keep_players_in_order_and_within_capacity,
