@@ -165,3 +165,120 @@ async fn write_batch(
     transaction.commit().await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        core::model::NewRoom,
+        store::{sql::SqlStore, Store, StoreOptions},
+    };
+
+    fn profile_write(user_id: &str) -> Pending {
+        let profile = Profile {
+            user_id: user_id.into(),
+            username: format!("name-{user_id}"),
+            image_url: String::new(),
+            email: String::new(),
+        };
+        let (reply, _) = oneshot::channel();
+        Pending {
+            write: JoinWrite::Profile { profile, now_ms: 1 },
+            reply,
+        }
+    }
+
+    fn seat_write(key: &str, user_id: &str) -> Pending {
+        let (reply, _) = oneshot::channel();
+        let write = JoinWrite::Seat {
+            key: key.into(),
+            user_id: user_id.into(),
+            now_ms: 2,
+        };
+        Pending { write, reply }
+    }
+
+    /// Whether the writer's connection is outside any transaction: only then can a new one
+    /// begin on it.
+    async fn no_transaction_open(writer: &Pool<Sqlite>) -> bool {
+        let mut conn = writer.acquire().await.unwrap();
+        let began = sqlx::query("BEGIN").execute(&mut *conn).await.is_ok();
+        sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
+        began
+    }
+
+    /// A batch whose write fails keeps none of its writes and leaves no transaction open,
+    /// whether the failing write comes first, in the middle or last; the next batch is
+    /// written whole, each write with its own outcome.
+    #[tokio::test]
+    async fn a_failed_batch_is_rolled_back_and_the_next_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("confab.db").display());
+        let store = SqlStore::<Sqlite>::connect(&url, StoreOptions::default())
+            .await
+            .unwrap();
+        let room = NewRoom {
+            key: "SEATS1".into(),
+            name: "seats".into(),
+            room_type: "chat".into(),
+            max_users: 10,
+            host_id: "host".into(),
+            created_at_ms: 1,
+        };
+        assert!(store.create_room(&room).await.unwrap());
+        let writer = &store.writer;
+        sqlx::query(
+            "CREATE TRIGGER refuse_bad BEFORE INSERT ON profiles WHEN NEW.user_id = 'bad' \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
+        .execute(writer)
+        .await
+        .unwrap();
+
+        let batches = [
+            vec![profile_write("bad")],
+            vec![profile_write("bad"), seat_write("SEATS1", "a")],
+            vec![
+                seat_write("SEATS1", "a"),
+                profile_write("bad"),
+                profile_write("b"),
+            ],
+            vec![
+                profile_write("a"),
+                seat_write("SEATS1", "b"),
+                profile_write("bad"),
+            ],
+        ];
+        for batch in &batches {
+            let mut written = Vec::new();
+            assert!(write_batch(writer, batch, &mut written).await.is_err());
+            assert!(no_transaction_open(writer).await);
+        }
+        assert!(store.members("SEATS1").await.unwrap().is_empty());
+        assert_eq!(store.profile("a").await.unwrap(), None);
+
+        let batch = [
+            profile_write("a"),
+            seat_write("SEATS1", "a"),
+            seat_write("SEATS1", "a"),
+            seat_write("NOROOM", "a"),
+        ];
+        let mut written = Vec::new();
+        write_batch(writer, &batch, &mut written).await.unwrap();
+        assert_eq!(
+            written,
+            [
+                Written::Profile,
+                Written::Seat(AddMember::Added),
+                Written::Seat(AddMember::AlreadyMember),
+                Written::Seat(AddMember::NotFound),
+            ]
+        );
+        assert!(no_transaction_open(writer).await);
+        assert_eq!(store.members("SEATS1").await.unwrap().len(), 1);
+        assert_eq!(
+            store.profile("a").await.unwrap().unwrap().username,
+            "name-a"
+        );
+    }
+}
