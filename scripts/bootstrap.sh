@@ -50,6 +50,13 @@ ensure_cargo_tool() { # binary crate version [extra cargo install args...]
   cargo install --quiet "$crate" --version "$version" --force "$@"
 }
 
+# A tool that does little work per run (a build driver, not a compiler) is built without
+# optimisation or debug info: on two cores that takes minutes off a first run, and the
+# tool's own run time stays seconds.
+ensure_cargo_driver() { # binary crate version [extra cargo install args...]
+  CARGO_PROFILE_DEV_DEBUG=false ensure_cargo_tool "$@" --debug
+}
+
 ensure_wasm_opt() {
   local dir="$CONFAB_TOOLS/binaryen-$BINARYEN_VERSION"
   if [ -x "$dir/node_modules/.bin/wasm-opt" ]; then return; fi
@@ -96,7 +103,7 @@ ensure_cargo_tool wasm-bindgen wasm-bindgen-cli "$(wasm_bindgen_version)"
 # the dev loop build it, so that `cargo leptos build` keeps working. `no_downloads` makes
 # it use the wasm-bindgen and wasm-opt on PATH instead of fetching its own.
 ensure_cargo_leptos() {
-  ensure_cargo_tool cargo-leptos cargo-leptos "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
+  ensure_cargo_driver cargo-leptos cargo-leptos "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
 }
 
 case "$what" in
@@ -105,7 +112,7 @@ case "$what" in
     ensure_chromium
     ensure_node_test_packages
     ensure_cargo_leptos
-    ensure_cargo_tool cargo-fuzz cargo-fuzz "$CARGO_FUZZ_VERSION" --locked
+    ensure_cargo_driver cargo-fuzz cargo-fuzz "$CARGO_FUZZ_VERSION" --locked
     ;;
   dev) ensure_cargo_tool trunk trunk "$TRUNK_VERSION" --locked; ensure_cargo_leptos ;;
   cluster) ensure_haproxy ;;
@@ -115,7 +122,7 @@ case "$what" in
     ensure_node_test_packages
     ensure_cargo_tool trunk trunk "$TRUNK_VERSION" --locked
     ensure_cargo_leptos
-    ensure_cargo_tool cargo-fuzz cargo-fuzz "$CARGO_FUZZ_VERSION" --locked
+    ensure_cargo_driver cargo-fuzz cargo-fuzz "$CARGO_FUZZ_VERSION" --locked
     ;;
   *) echo "usage: $0 [run|test|dev|cluster|all]" >&2; exit 2 ;;
 esac

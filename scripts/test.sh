@@ -6,7 +6,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$CONFAB_ROOT"
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Each step says how long the run has taken so far, so a slow step shows in the log.
+step() { printf '\n\033[1m==> [%d:%02d] %s\033[0m\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
 step "tools"
 scripts/bootstrap.sh test
@@ -42,3 +43,5 @@ cargo test --manifest-path vendor/engineioxide/Cargo.toml --features __test_harn
 
 step "fuzzing (30 s a target)"
 scripts/fuzz.sh 30
+
+step "done"
