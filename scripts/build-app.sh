@@ -31,7 +31,8 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 profile_dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
 site=target/site
 
-# Leptos' type-erased views: about 5 % less wasm, and what cargo-leptos builds in debug.
+# Leptos' type-erased views: about 5 % less wasm. .cargo/config.toml sets the same flag, but a
+# RUSTFLAGS in the caller's environment replaces it there, so it is added here as well.
 RUSTFLAGS="${RUSTFLAGS:-} --cfg erase_components" \
   cargo build --locked -p confab-app --lib --target wasm32-unknown-unknown --profile "$profile"
 
