@@ -8,7 +8,11 @@
 //! append queue's writer (`append.rs`, on a thread of its own), in batches, through
 //! [`MessageWriter`].
 
-use std::{borrow::Cow, str::FromStr, sync::OnceLock};
+use std::{
+    borrow::Cow,
+    str::FromStr,
+    sync::{Arc, OnceLock},
+};
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -17,7 +21,7 @@ use sqlx::{
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
     },
-    Database, Pool, Postgres, Row, Sqlite,
+    Connection, Database, Pool, Postgres, Row, Sqlite, SqliteConnection,
 };
 
 use super::{
@@ -32,8 +36,11 @@ use crate::core::model::{
 
 const POSTGRES_POOL_SIZE: u32 = 16;
 
+mod connections;
 mod join_writes;
 mod seats;
+
+use connections::{Connections, OneConnection};
 
 use join_writes::{JoinWrite, JoinWriteQueue, Written};
 pub use join_writes::{JOIN_WRITE_QUEUE_CAPACITY, MAX_JOIN_WRITE_BATCH};
@@ -44,11 +51,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct SqlStore<DB: Database> {
     /// Reads. For SQLite, by default, the writer's own connection (see
     /// `DEFAULT_SQLITE_READERS`), so no code may read through it while holding `writer`.
-    pool: Pool<DB>,
+    pool: Connections<DB>,
     /// Writes. For SQLite, one connection: SQLite takes one writer at a time anyway, and
     /// writers queued here wait in order instead of retrying on a busy database (which
     /// halved the write rate in the ingest benchmark). For PostgreSQL, the same pool.
-    writer: Pool<DB>,
+    writer: Connections<DB>,
     /// Chat messages, group-committed by the message writer (its own thread) on `writer`.
     appends: AppendQueue,
     /// SQLite: profiles and room seats, group-committed by the join writer (its own
@@ -83,16 +90,21 @@ impl SqlStore<Sqlite> {
                 .acquire_timeout(options.acquire_timeout)
                 .connect_with(connect.clone())
         };
-        let writer = open(1).await.context("cannot open the SQLite database")?;
+        let mut conn = SqliteConnection::connect_with(&connect)
+            .await
+            .context("cannot open the SQLite database")?;
         MIGRATOR
-            .run(&writer)
+            .run(&mut conn)
             .await
             .context("cannot migrate the SQLite database")?;
+        let writer = Connections::One(Arc::new(OneConnection::new(conn, options.acquire_timeout)));
         let pool = match options.sqlite_readers {
             0 => writer.clone(),
-            readers => open(readers)
-                .await
-                .context("cannot open the SQLite database")?,
+            readers => Connections::Pool(
+                open(readers)
+                    .await
+                    .context("cannot open the SQLite database")?,
+            ),
         };
         let appends = AppendQueue::start(SqliteMessageWriter {
             writer: writer.clone(),
@@ -149,7 +161,7 @@ impl SqlStore<Sqlite> {
         let sql = SQL.get_or_init(packed_members);
         let packed: String = sqlx::query_scalar(sql)
             .bind(key)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.pool.acquire().await?)
             .await?;
         unpack_members(&packed)
     }
@@ -188,7 +200,10 @@ impl SqlStore<Sqlite> {
             .bind(user_id)
             .bind(to_i64(history as u64))
             .bind(with_members);
-        let Some(row) = query.fetch_optional(&self.pool).await? else {
+        let Some(row) = query
+            .fetch_optional(&mut *self.pool.acquire().await?)
+            .await?
+        else {
             return Ok(None);
         };
         let members = match row.optional_text("members")? {
@@ -214,7 +229,7 @@ impl SqlStore<Sqlite> {
         let row = sqlx::query(sql)
             .bind(user_id)
             .bind(with_rooms)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.pool.acquire().await?)
             .await?;
         let rooms = match row.optional_text("rooms")? {
             Some(packed) => Some(unpack(&packed, ROOMS_OF_FIELDS, |row| row.text("room_id"))?),
@@ -228,7 +243,7 @@ impl SqlStore<Sqlite> {
         let sql = SQL.get_or_init(|| packed(ROOMS_OF, ROOMS_OF_FIELDS, ROOMS_OF_ORDER));
         let packed: String = sqlx::query_scalar(sql)
             .bind(user_id)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.pool.acquire().await?)
             .await?;
         unpack(&packed, ROOMS_OF_FIELDS, |row| row.text("room_id"))
     }
@@ -246,7 +261,7 @@ impl SqlStore<Sqlite> {
             .bind(key)
             .bind(to_i64(window.seq()))
             .bind(to_i64(limit as u64))
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.pool.acquire().await?)
             .await?;
         unpack(&packed, MESSAGE_FIELDS, message_from_row)
     }
@@ -452,7 +467,10 @@ impl SqlStore<Postgres> {
     async fn read_account(&self, user_id: &str, with_rooms: bool) -> StoreResult<Account> {
         static SQL: OnceLock<String> = OnceLock::new();
         let sql = SQL.get_or_init(|| format!("{ACCOUNT} {ACCOUNT_FROM}"));
-        let row = sqlx::query(sql).bind(user_id).fetch_one(&self.pool).await?;
+        let row = sqlx::query(sql)
+            .bind(user_id)
+            .fetch_one(&mut *self.pool.acquire().await?)
+            .await?;
         let rooms = match with_rooms {
             true => Some(self.read_rooms_of(user_id).await?),
             false => None,
@@ -513,6 +531,7 @@ impl SqlStore<Postgres> {
             writer: pool.clone(),
         })
         .context("cannot start the message writer")?;
+        let pool = Connections::Pool(pool);
         Ok(Self {
             writer: pool.clone(),
             pool,
@@ -605,7 +624,7 @@ fn sqlite_chunk_sql(n: usize) -> &'static str {
 
 /// Writes chat messages to SQLite for the append queue.
 struct SqliteMessageWriter {
-    writer: Pool<Sqlite>,
+    writer: Connections<Sqlite>,
 }
 
 #[async_trait]
@@ -965,13 +984,13 @@ macro_rules! impl_store {
         impl SqlStore<$db> {
             /// Runs `query` on the writer.
             async fn write(&self, query: Query<'_, $db>) -> StoreResult<()> {
-                query.execute(&self.writer).await?;
+                query.execute(&mut *self.writer.acquire().await?).await?;
                 Ok(())
             }
 
             /// Runs `query` on the writer; whether it changed exactly one row.
             async fn changed_one(&self, query: Query<'_, $db>) -> StoreResult<bool> {
-                Ok(query.execute(&self.writer).await?.rows_affected() == 1)
+                Ok(query.execute(&mut *self.writer.acquire().await?).await?.rows_affected() == 1)
             }
 
             /// Seats `user_id` in row `id`, its statements bound by `bind`, unless they hold
@@ -992,17 +1011,17 @@ macro_rules! impl_store {
 
             /// Whether `query` finds a row, read through `pool`.
             async fn exists(&self, query: Query<'_, $db>) -> StoreResult<bool> {
-                Ok(query.fetch_optional(&self.pool).await?.is_some())
+                Ok(query.fetch_optional(&mut *self.pool.acquire().await?).await?.is_some())
             }
 
             /// The row `query` finds through `pool`, if any, through `map`.
             async fn read_one<T>(&self, query: Query<'_, $db>, map: RowMap<$db, T>) -> StoreResult<Option<T>> {
-                query.fetch_optional(&self.pool).await?.as_ref().map(map).transpose()
+                query.fetch_optional(&mut *self.pool.acquire().await?).await?.as_ref().map(map).transpose()
             }
 
             /// Every row `query` finds through `pool`, through `map`.
             async fn read_all<T>(&self, query: Query<'_, $db>, map: RowMap<$db, T>) -> StoreResult<Vec<T>> {
-                query.fetch_all(&self.pool).await?.iter().map(map).collect()
+                query.fetch_all(&mut *self.pool.acquire().await?).await?.iter().map(map).collect()
             }
 
             /// The party whose `column` is `value`.
@@ -1022,7 +1041,7 @@ macro_rules! impl_store {
                 let applied: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM _sqlx_migrations WHERE success",
                 )
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *self.pool.acquire().await?)
                 .await?;
                 let known = MIGRATOR.iter().count();
                 if usize::try_from(applied).unwrap_or(0) < known {
@@ -1041,7 +1060,7 @@ macro_rules! impl_store {
                 let deleted = sqlx::query(statement)
                     .bind(before_ms)
                     .bind(to_i64(limit as u64))
-                    .execute(&self.writer)
+                    .execute(&mut *self.writer.acquire().await?)
                     .await?;
                 Ok(deleted.rows_affected())
             }
@@ -1088,7 +1107,7 @@ macro_rules! impl_store {
                 .bind(Phase::Playing.as_str())
                 .bind(game_state)
                 .bind(Phase::Lobby.as_str())
-                .fetch_optional(&self.writer)
+                .fetch_optional(&mut *self.writer.acquire().await?)
                 .await?;
                 row.as_ref().map(room_from_row).transpose()
             }
@@ -1233,7 +1252,8 @@ macro_rules! impl_store {
             }
 
             async fn create_party(&self, party: &Party, host: &PartyPlayer) -> StoreResult<bool> {
-                let mut tx = self.writer.begin().await?;
+                let mut conn = self.writer.acquire().await?;
+                let mut tx = conn.begin().await?;
                 let created = sqlx::query(
                     "INSERT INTO party_sessions (id, code, host_id, phase, max_players, player_count, created_at) \
                      VALUES ($1, $2, $3, $4, $5, 1, $6) ON CONFLICT DO NOTHING",
@@ -1309,7 +1329,7 @@ macro_rules! impl_store {
             async fn delete_message(&self, id: &str) -> StoreResult<Option<DeletedMessage>> {
                 let row = sqlx::query("DELETE FROM messages WHERE id = $1 RETURNING room_id, seq")
                     .bind(id)
-                    .fetch_optional(&self.writer)
+                    .fetch_optional(&mut *self.writer.acquire().await?)
                     .await?;
                 row.map(|row| {
                     Ok(DeletedMessage {
@@ -1322,7 +1342,8 @@ macro_rules! impl_store {
             }
 
             async fn close_room(&self, key: &str, now_ms: i64) -> StoreResult<Option<Vec<String>>> {
-                let mut tx = self.writer.begin().await?;
+                let mut conn = self.writer.acquire().await?;
+                let mut tx = conn.begin().await?;
                 let closed = sqlx::query(
                     "UPDATE rooms SET closed_at = $2, member_count = 0 \
                      WHERE id = $1 AND closed_at IS NULL",
@@ -1399,9 +1420,11 @@ impl_store!(Postgres);
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::{
-        member_from_row, packed_members, unpack, unpack_members, SqlStore, Sqlite, MEMBER_FIELDS,
-        MESSAGE_COLUMNS, MESSAGE_FIELDS,
+        member_from_row, packed_members, unpack, unpack_members, Connections, SqlStore, Sqlite,
+        MEMBER_FIELDS, MESSAGE_COLUMNS, MESSAGE_FIELDS,
     };
     use crate::store::{SqliteSynchronous, StoreOptions};
     use sqlx::Row;
@@ -1444,7 +1467,7 @@ mod tests {
         let explain = format!("EXPLAIN QUERY PLAN {}", packed_members());
         let rows = sqlx::query(&explain)
             .bind("ROOM")
-            .fetch_all(&store.pool)
+            .fetch_all(&mut *store.pool.acquire().await.unwrap())
             .await
             .unwrap();
         let plan: Vec<String> = rows.iter().map(|row| row.get("detail")).collect();
@@ -1469,9 +1492,9 @@ mod tests {
                     ..StoreOptions::default()
                 };
                 let store = SqlStore::<Sqlite>::connect(&url, options).await.unwrap();
-                for pool in [&store.writer, &store.pool] {
+                for connections in [&store.writer, &store.pool] {
                     let got: i64 = sqlx::query_scalar("PRAGMA synchronous")
-                        .fetch_one(pool)
+                        .fetch_one(&mut *connections.acquire().await.unwrap())
                         .await
                         .unwrap();
                     assert_eq!(got, pragma, "{asked:?} with {readers} readers");
@@ -1494,16 +1517,19 @@ mod tests {
             SqlStore::<Sqlite>::connect(&url, options)
         };
         let store = connect(0).await.unwrap();
-        assert_eq!(store.pool.options().get_max_connections(), 1);
-        // One pool: a connection taken from either is the other's only one.
-        let held = store.writer.acquire().await.unwrap();
-        assert_eq!(store.pool.num_idle(), 0);
-        drop(held);
+        // One connection: taken by either, it is the other's too.
+        let (Connections::One(reads), Connections::One(writes)) = (&store.pool, &store.writer)
+        else {
+            panic!("no readers: reads and writes on the writer's one connection");
+        };
+        assert!(Arc::ptr_eq(reads, writes));
         drop(store);
 
         let store = connect(3).await.unwrap();
-        assert_eq!(store.pool.options().get_max_connections(), 3);
-        assert_eq!(store.writer.options().get_max_connections(), 1);
+        let (Connections::Pool(reads), Connections::One(_)) = (&store.pool, &store.writer) else {
+            panic!("readers: a pool of them beside the writer's one connection");
+        };
+        assert_eq!(reads.options().get_max_connections(), 3);
         drop(store);
 
         let too_many = connect(super::MAX_SQLITE_READERS + 1).await;

@@ -15,10 +15,10 @@
 //! The writer runs on a thread of its own with a runtime of its own, as the message writer
 //! does (`store/append.rs`, which says why).
 
-use sqlx::{Pool, Sqlite, SqliteConnection};
+use sqlx::{Connection, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::seats::ROOM_SEATS;
+use super::{connections::Connections, seats::ROOM_SEATS};
 use crate::{
     core::model::{AddMember, Profile},
     store::{append::spawn_writer, StoreError, StoreResult},
@@ -98,7 +98,7 @@ pub(in crate::store) struct JoinWriteQueue {
 
 impl JoinWriteQueue {
     /// Starts the writer on a thread of its own, writing through `writer`.
-    pub fn start(writer: Pool<Sqlite>) -> std::io::Result<Self> {
+    pub fn start(writer: Connections<Sqlite>) -> std::io::Result<Self> {
         let (queue, receiver) = mpsc::channel(JOIN_WRITE_QUEUE_CAPACITY);
         spawn_writer("confab-join-writer", move || {
             write_batches(writer, receiver)
@@ -118,7 +118,7 @@ impl JoinWriteQueue {
     }
 }
 
-async fn write_batches(writer: Pool<Sqlite>, mut receiver: mpsc::Receiver<Pending>) {
+async fn write_batches(writer: Connections<Sqlite>, mut receiver: mpsc::Receiver<Pending>) {
     let mut pending = Vec::with_capacity(MAX_JOIN_WRITE_BATCH);
     let mut written = Vec::with_capacity(MAX_JOIN_WRITE_BATCH);
     let batch_size = metrics::histogram!(crate::metrics::JOIN_BATCH_SIZE);
@@ -153,12 +153,13 @@ async fn write_batches(writer: Pool<Sqlite>, mut receiver: mpsc::Receiver<Pendin
 /// Makes `batch`'s writes in one transaction, their outcomes pushed onto `written` in
 /// order. On an error nothing of it is kept: the dropped transaction rolls back.
 async fn write_batch(
-    writer: &Pool<Sqlite>,
+    writer: &Connections<Sqlite>,
     batch: &[Pending],
     written: &mut Vec<Written>,
 ) -> StoreResult<()> {
     // IMMEDIATE: the write lock from the start, so no statement has to upgrade to it.
-    let mut transaction = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut conn = writer.acquire().await?;
+    let mut transaction = conn.begin_with("BEGIN IMMEDIATE").await?;
     for p in batch {
         written.push(p.write.run(&mut transaction).await?);
     }
@@ -200,7 +201,7 @@ mod tests {
 
     /// Whether the writer's connection is outside any transaction: only then can a new one
     /// begin on it.
-    async fn no_transaction_open(writer: &Pool<Sqlite>) -> bool {
+    async fn no_transaction_open(writer: &Connections<Sqlite>) -> bool {
         let mut conn = writer.acquire().await.unwrap();
         let began = sqlx::query("BEGIN").execute(&mut *conn).await.is_ok();
         sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
@@ -231,7 +232,7 @@ mod tests {
             "CREATE TRIGGER refuse_bad BEFORE INSERT ON profiles WHEN NEW.user_id = 'bad' \
              BEGIN SELECT RAISE(ABORT, 'refused'); END",
         )
-        .execute(writer)
+        .execute(&mut *writer.acquire().await.unwrap())
         .await
         .unwrap();
 

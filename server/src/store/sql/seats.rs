@@ -16,9 +16,9 @@
 //!   per row, then inserts; a join that gets no seat calls the row full only when a read
 //!   after the update shows it full (a row created meanwhile is tried again).
 
-use sqlx::{pool::PoolConnection, Postgres, Row, Sqlite, SqliteConnection};
+use sqlx::{Connection, Postgres, Row, Sqlite, SqliteConnection};
 
-use super::{Query, SqlStore};
+use super::{connections::Held, Query, SqlStore};
 use crate::{core::model::AddMember, store::StoreResult};
 
 /// Times a PostgreSQL join tries for a seat that its row says is free before it calls the
@@ -129,11 +129,11 @@ enum Seat {
 ///
 /// SQLite's worker runs the text's statements one by one and stops as soon as nobody waits
 /// for their results: a caller that goes away meanwhile (a request whose client left) would
-/// leave the transaction open for the writer's next user. Dropped while one runs, the
-/// connection is closed instead of going back to the pool, which rolls the transaction back
-/// before anyone else can write.
+/// leave the transaction open for the writer's next user. Dropped while one runs, it marks
+/// the connection so, and the next user rolls the transaction back before anything else
+/// (`connections.rs`).
 struct Writer {
-    conn: PoolConnection<Sqlite>,
+    conn: Held<Sqlite>,
     running: bool,
 }
 
@@ -180,7 +180,7 @@ impl Writer {
 impl Drop for Writer {
     fn drop(&mut self) {
         if self.running {
-            self.conn.close_on_drop();
+            self.conn.abandon_transaction();
         }
     }
 }
@@ -250,7 +250,8 @@ impl SqlStore<Postgres> {
         _user_id: &str,
         bind: impl FnOnce(&'static str) -> Query<'q, Postgres>,
     ) -> StoreResult<AddMember> {
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.acquire().await?;
+        let mut tx = conn.begin().await?;
         match Self::take_seat(&mut tx, seats, id).await? {
             Seat::Taken => {}
             Seat::Full => return Ok(AddMember::Full),
@@ -267,7 +268,8 @@ impl SqlStore<Postgres> {
 
     /// Frees `user_id`'s seat in row `id`; `false` when they held none.
     pub(super) async fn unseat(&self, seats: &Seats, id: &str, user_id: &str) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.acquire().await?;
+        let mut tx = conn.begin().await?;
         let leave = sqlx::query(seats.leave).bind(id).bind(user_id);
         let removed = leave.execute(&mut *tx).await?.rows_affected();
         if removed == 1 {
