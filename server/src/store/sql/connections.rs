@@ -202,30 +202,26 @@ mod tests {
         assert_eq!(waiting.await.unwrap(), 0);
     }
 
+    /// Runs `text` on a connection taken from `connections`, then abandons it as a holder
+    /// dropped mid-transaction does; how many rows `t` has for the next holder.
+    async fn abandon_after(connections: &Connections<Sqlite>, text: &str) -> i64 {
+        let mut held = connections.acquire().await.unwrap();
+        sqlx::query(text).execute(&mut *held).await.unwrap();
+        held.abandon_transaction();
+        drop(held);
+        rows(&mut connections.acquire().await.unwrap()).await
+    }
+
     /// A transaction its holder abandoned is rolled back before the next holder runs
     /// anything; one that was committed, or none at all, is left alone.
     #[tokio::test]
     async fn an_abandoned_transaction_is_rolled_back_for_the_next_holder() {
         let connections = one(Duration::from_secs(5)).await;
-        let mut held = connections.acquire().await.unwrap();
-        sqlx::query("BEGIN IMMEDIATE; INSERT INTO t VALUES (1)")
-            .execute(&mut *held)
-            .await
-            .unwrap();
-        held.abandon_transaction();
-        drop(held);
-
-        let mut held = connections.acquire().await.unwrap();
-        assert_eq!(rows(&mut held).await, 0);
-        // No transaction is open: a new one begins.
-        sqlx::query("BEGIN IMMEDIATE; INSERT INTO t VALUES (2); COMMIT")
-            .execute(&mut *held)
-            .await
-            .unwrap();
-        held.abandon_transaction();
-        drop(held);
-
-        let mut held = connections.acquire().await.unwrap();
-        assert_eq!(rows(&mut held).await, 1);
+        let open = "BEGIN IMMEDIATE; INSERT INTO t VALUES (1)";
+        assert_eq!(abandon_after(&connections, open).await, 0);
+        // No transaction was left open, so a new one begins; committed, it is kept.
+        let committed = "BEGIN IMMEDIATE; INSERT INTO t VALUES (2); COMMIT";
+        assert_eq!(abandon_after(&connections, committed).await, 1);
+        assert_eq!(abandon_after(&connections, "SELECT 1").await, 1);
     }
 }
