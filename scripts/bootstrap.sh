@@ -98,9 +98,9 @@ ensure_wasm_target
 ensure_wasm_opt
 # Its own lock file pins a crate that no longer builds, hence no --locked.
 ensure_cargo_tool wasm-bindgen wasm-bindgen-cli "$(wasm_bindgen_version)"
-# cargo-leptos is the slowest tool to build (about 9 minutes on two cores unoptimised, 12-15
-# optimised: it compiles swc, lightningcss and OpenSSL), and running
-# Confab does not need it: scripts/build-app.sh does its work for the app. The tests and
+# cargo-leptos is the slowest tool to build (it compiles swc, lightningcss and OpenSSL:
+# about 9 minutes on two cores unoptimised, 12-15 optimised), and running Confab does not
+# need it: scripts/build-app.sh does its work for the app. The tests and
 # the dev loop build it, so that `cargo leptos build` keeps working. `no_downloads` makes
 # it use the wasm-bindgen and wasm-opt on PATH instead of fetching its own.
 ensure_cargo_leptos() {

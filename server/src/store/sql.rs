@@ -8,11 +8,7 @@
 //! append queue's writer (`append.rs`, on a thread of its own), in batches, through
 //! [`MessageWriter`].
 
-use std::{
-    borrow::Cow,
-    str::FromStr,
-    sync::{Arc, OnceLock},
-};
+use std::{borrow::Cow, str::FromStr, sync::OnceLock};
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -97,7 +93,7 @@ impl SqlStore<Sqlite> {
             .run(&mut conn)
             .await
             .context("cannot migrate the SQLite database")?;
-        let writer = Connections::One(Arc::new(OneConnection::new(conn, options.acquire_timeout)));
+        let writer = Connections::One(OneConnection::new(conn, options.acquire_timeout));
         let pool = match options.sqlite_readers {
             0 => writer.clone(),
             readers => Connections::Pool(
@@ -1420,8 +1416,6 @@ impl_store!(Postgres);
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::{
         member_from_row, packed_members, unpack, unpack_members, Connections, SqlStore, Sqlite,
         MEMBER_FIELDS, MESSAGE_COLUMNS, MESSAGE_FIELDS,
@@ -1522,7 +1516,7 @@ mod tests {
         else {
             panic!("no readers: reads and writes on the writer's one connection");
         };
-        assert!(Arc::ptr_eq(reads, writes));
+        assert!(reads.is(writes));
         drop(store);
 
         let store = connect(3).await.unwrap();

@@ -29,14 +29,14 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 /// A pool, or one connection shared in turn.
 pub(in crate::store) enum Connections<DB: Database> {
     Pool(Pool<DB>),
-    One(Arc<OneConnection<DB>>),
+    One(OneConnection<DB>),
 }
 
 impl<DB: Database> Clone for Connections<DB> {
     fn clone(&self) -> Self {
         match self {
             Self::Pool(pool) => Self::Pool(pool.clone()),
-            Self::One(one) => Self::One(Arc::clone(one)),
+            Self::One(one) => Self::One(one.clone()),
         }
     }
 }
@@ -63,6 +63,21 @@ impl<DB: Database> OneConnection<DB> {
         Self {
             shared: Arc::new(Mutex::new(shared)),
             wait,
+        }
+    }
+
+    /// Whether `self` and `other` are the same connection.
+    #[cfg(test)]
+    pub fn is(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+impl<DB: Database> Clone for OneConnection<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            wait: self.wait,
         }
     }
 }
@@ -149,6 +164,8 @@ impl RollBack for SqliteConnection {
     }
 }
 
+// PostgreSQL's connections are pooled, never shared in turn; this is here because
+// `Connections` is one type for both databases.
 impl RollBack for PgConnection {
     fn roll_back(&mut self) -> RollBackFuture<'_> {
         // PostgreSQL warns, and succeeds, when no transaction is open.
@@ -170,7 +187,7 @@ mod tests {
             .execute(&mut conn)
             .await
             .unwrap();
-        Connections::One(Arc::new(OneConnection::new(conn, wait)))
+        Connections::One(OneConnection::new(conn, wait))
     }
 
     async fn rows(conn: &mut SqliteConnection) -> i64 {
